@@ -1,0 +1,111 @@
+"""Session-wide real infrastructure for the tests: NATS, PostgreSQL, a Kubernetes control plane.
+
+Nothing is mocked.  Each fixture starts the real server on a free loopback port, once
+per test session, and stops it at the end.  A component that cannot be started is a
+failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from kubetrade.embedded import NatsServer, PostgresServer
+from kubetrade.embedded.kube import KubeControlPlane
+from kubetrade.storage import migrate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """The real market data shared with the project (CI puts shared/ beside the clone)."""
+    explicit = os.environ.get("KUBETRADE_SHARED_DATA")
+    path = Path(explicit) if explicit else REPO.parent / "shared" / "data"
+    if not path.is_dir():
+        raise FileNotFoundError(f"real market data not found at {path}; set KUBETRADE_SHARED_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return shared_data_dir()
+
+
+# --- NATS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: NatsServer) -> str:
+    return nats_server.url
+
+
+@pytest.fixture
+async def nats_client(nats_url: str) -> AsyncIterator[object]:
+    import nats
+
+    nc = await nats.connect(nats_url)
+    yield nc
+    await nc.drain()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer(durable=False)  # its own temp folder, reachable by the postgres service user
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_server: PostgresServer) -> str:
+    """A fresh database for this test session with every migration applied."""
+    dsn = pg_server.create_database(f"kubetrade_test_{uuid.uuid4().hex[:8]}")
+    migrate.apply(dsn)
+    return dsn
+
+
+@pytest.fixture
+def fresh_db(pg_server: PostgresServer) -> str:
+    """An empty database of its own, for tests that need a blank slate (no migrations)."""
+    return pg_server.create_database(f"kubetrade_blank_{uuid.uuid4().hex[:8]}")
+
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeControlPlane]:
+    """etcd + kube-apiserver + controller manager + scheduler + kwok nodes, with the CRDs installed."""
+    plane = KubeControlPlane(tmp_path_factory.mktemp("kube"))
+    plane.start()
+    try:
+        plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        for crd in sorted((REPO / "crds").glob("*.yaml")):
+            name = crd.name.split("_", 1)[1].removesuffix(".yaml") + ".kubetrade.io"
+            plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        yield plane
+    finally:
+        plane.cleanup()
+
+
+@pytest.fixture
+def namespace(kube: KubeControlPlane) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)

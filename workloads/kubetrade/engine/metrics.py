@@ -1,0 +1,114 @@
+"""Performance metrics from the kernel's accumulators, and the deflated Sharpe ratio.
+
+The kernel keeps only running sums per strategy (no equity curve for 500 strategies x
+130k bars); everything a report needs is derived here from those sums in plain Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+import numpy.typing as npt
+
+from kubetrade.engine import backtest as bt
+
+EULER_GAMMA = 0.5772156649015329
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One strategy over one period.  Ratios are annualised with ``bars_per_year``."""
+
+    total_return: float
+    cagr: float
+    sharpe: float
+    sortino: float
+    max_drawdown: float
+    calmar: float
+    win_rate: float
+    profit_factor: float
+    exposure: float
+    trades: int
+    final_equity: float
+    bars: int
+    sharpe_per_bar: float
+    skew: float
+    kurtosis: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else (math.copysign(1e9, x) if not math.isnan(x) else 0.0)
+
+
+def from_accumulators(acc: npt.NDArray[np.float64], init_cash: float, bars_per_year: float) -> Metrics:
+    """Derive every metric from one accumulator row of :func:`kubetrade.engine.backtest.simulate`."""
+    n = acc[bt.A_NRET]
+    bars = int(n) + 1
+    final = float(acc[bt.A_FINAL])
+    total = final / init_cash - 1.0
+    mean = acc[bt.A_SUM] / n if n else 0.0
+    var = max(acc[bt.A_SUM2] / n - mean * mean, 0.0) if n else 0.0
+    sd = math.sqrt(var)
+    down = math.sqrt(acc[bt.A_DOWN2] / n) if n else 0.0
+    ann = math.sqrt(bars_per_year)
+    sharpe_bar = mean / sd if sd > 0 else 0.0
+    skew = kurt = 0.0
+    if sd > 0:
+        m3 = acc[bt.A_SUM3] / n - 3 * mean * acc[bt.A_SUM2] / n + 2 * mean**3
+        m4 = acc[bt.A_SUM4] / n - 4 * mean * acc[bt.A_SUM3] / n + 6 * mean**2 * acc[bt.A_SUM2] / n - 3 * mean**4
+        skew, kurt = m3 / sd**3, m4 / sd**4
+    years = bars / bars_per_year
+    cagr = (final / init_cash) ** (1.0 / years) - 1.0 if final > 0 and years > 0 else -1.0
+    maxdd = float(acc[bt.A_MAXDD])
+    trades = int(acc[bt.A_TRADES])
+    gross_loss = acc[bt.A_GROSS_LOSS]
+    return Metrics(
+        total_return=total,
+        cagr=_finite(cagr),
+        sharpe=sharpe_bar * ann,
+        sortino=mean / down * ann if down > 0 else 0.0,
+        max_drawdown=maxdd,
+        calmar=_finite(cagr / maxdd) if maxdd > 0 else 0.0,
+        win_rate=acc[bt.A_WINS] / trades if trades else 0.0,
+        profit_factor=_finite(acc[bt.A_GROSS_WIN] / gross_loss) if gross_loss > 0 else (
+            1e9 if acc[bt.A_GROSS_WIN] > 0 else 0.0),
+        exposure=acc[bt.A_BARS_IN] / bars if bars else 0.0,
+        trades=trades,
+        final_equity=final,
+        bars=bars,
+        sharpe_per_bar=sharpe_bar,
+        skew=skew,
+        kurtosis=kurt,
+    )
+
+
+def expected_max_sharpe(trial_sharpes: Sequence[float]) -> float:
+    """Sharpe (per bar) that the best of N unskilled trials reaches by luck (Bailey & López de Prado)."""
+    n = len(trial_sharpes)
+    if n < 2:
+        return 0.0
+    sd = float(np.std(np.asarray(trial_sharpes), ddof=1))
+    z = NormalDist()
+    return sd * ((1 - EULER_GAMMA) * z.inv_cdf(1 - 1 / n) + EULER_GAMMA * z.inv_cdf(1 - 1 / (n * math.e)))
+
+
+def deflated_sharpe(m: Metrics, benchmark_sharpe: float) -> float:
+    """Probability that the true per-bar Sharpe exceeds ``benchmark_sharpe`` (the luck level),
+
+    correcting for the sample length, skew and fat tails of the returns.  A strategy that
+    only looks good because many were tried scores near 0; ~0.95 or more is convincing.
+    """
+    if m.bars < 3:
+        return 0.0
+    sr = m.sharpe_per_bar
+    denom = 1 - m.skew * sr + (m.kurtosis - 1) / 4 * sr * sr
+    if denom <= 0:
+        return 0.0
+    return NormalDist().cdf((sr - benchmark_sharpe) * math.sqrt(m.bars - 1) / math.sqrt(denom))

@@ -1,0 +1,292 @@
+"""The Goal resource: a return target, and the daily evolution pipeline that chases it.
+
+The seed's automated workflow: every day at 03:00 UTC generate 500 strategies, backtest
+them on 90 days of history, send the top ~30 % to paper trading, watch them for one to
+two weeks, and promote the 2-10 best to live.  A Goal carries those settings; the
+operator turns them into a CronJob and a periodic review.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import Field, StringConstraints, model_validator
+
+from kubetrade.resources.base import (
+    Condition,
+    Currency,
+    ExchangeId,
+    LocalObjectReference,
+    Model,
+    Money,
+    PositiveFraction,
+    Resource,
+    Symbol,
+    Timeframe,
+    cel,
+    defaulted,
+)
+
+CronSchedule = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$", max_length=128
+    ),
+]
+
+
+class LabelSelectorRequirement(Model):
+    """A label selector requirement (as in Kubernetes)."""
+
+    key: str
+    """Label key."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the key relates to the values."""
+    values: list[str] = Field(default_factory=list)
+    """Values for In and NotIn."""
+
+
+class LabelSelector(Model):
+    """Which Strategy resources count towards the goal."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels a strategy must carry."""
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    """Further requirements."""
+
+
+class Target(Model):
+    """The return the goal aims for."""
+
+    capital: Money
+    """Capital the target is measured on."""
+    return_pct: Annotated[float, Field(gt=0, le=100)]
+    """Target return per period, as a fraction (0.08 = +8 %)."""
+    period: Literal["day", "week", "month", "quarter", "year"] = "month"
+    """Period the return is measured over."""
+    start_date: date | None = None
+    """When measurement starts; defaults to the goal's creation."""
+    deadline: date | None = None
+    """Date by which the target should be reached."""
+    max_drawdown_pct: PositiveFraction = 0.15
+    """Drawdown the user tolerates on the way; sizing backs off as it gets close."""
+    tolerance_pct: Annotated[float, Field(ge=0, le=1)] = 0.2
+    """How far behind the target path (as a fraction of the target) still counts as on track."""
+
+
+class PairSelection(Model):
+    """Automatic choice of the pairs the evolution works on."""
+
+    quote: Currency = "USDT"
+    """Quote currency of the candidate pairs."""
+    top_n: Annotated[int, Field(ge=1, le=200)] = 5
+    """How many pairs to keep after ranking by liquidity, volatility and trend."""
+    min_daily_volume: Annotated[float, Field(ge=0)] = 1e7
+    """Pairs trading less than this (in the quote currency) per day are skipped."""
+
+
+class EvolutionSettings(Model):
+    """The daily generate -> backtest -> paper -> live pipeline."""
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("self.minLive <= self.maxLive", "minLive must not exceed maxLive"),
+                cel("self.minPaperDays <= self.maxPaperDays", "minPaperDays must not exceed maxPaperDays"),
+                cel("has(self.symbols) || has(self.pairSelection)", "set symbols or pairSelection"),
+            ]
+        }
+    }
+
+    schedule: CronSchedule = "0 3 * * *"
+    """Cron schedule of the evolution run."""
+    time_zone: str = "Etc/UTC"
+    """Time zone of the schedule."""
+    suspend: bool = False
+    """Pause the schedule."""
+    exchange: ExchangeId = "binance"
+    """Exchange whose data the evolution uses."""
+    market: Literal["spot", "perpetual"] = "spot"
+    """Spot (long/flat) or perpetual (long/short) strategies."""
+    symbols: Annotated[list[Symbol], Field(max_length=200)] | None = None
+    """Pairs to evolve on; if unset, pairSelection chooses."""
+    pair_selection: PairSelection | None = None
+    """Automatic pair selection."""
+    timeframe: Timeframe = "5m"
+    """Timeframe of the evolved strategies."""
+    population: Annotated[int, Field(ge=10, le=100_000)] = 500
+    """Strategies generated per run."""
+    generations: Annotated[int, Field(ge=1, le=1000)] = 20
+    """Generations of the genetic search."""
+    backtest_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    """Days of history each strategy is backtested on."""
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    """Most recent fraction of the history held out for validation."""
+    min_trades: Annotated[int, Field(ge=1, le=100_000)] = 20
+    """Strategies with fewer trades are discarded."""
+    paper_fraction: PositiveFraction = 0.3
+    """Fraction of the survivors that enter paper trading."""
+    max_paper: Annotated[int, Field(ge=1, le=10_000)] = 50
+    """Most strategies in paper trading at once for this goal."""
+    min_paper_days: Annotated[int, Field(ge=0, le=365)] = 7
+    """Days a strategy paper-trades before it can be promoted."""
+    max_paper_days: Annotated[int, Field(ge=1, le=365)] = 14
+    """Days after which a paper strategy that was not promoted is retired."""
+    min_live: Annotated[int, Field(ge=0, le=1000)] = 2
+    """Fewest strategies to keep live (if enough qualify)."""
+    max_live: Annotated[int, Field(ge=1, le=1000)] = 10
+    """Most strategies live at once."""
+    seed: int | None = None
+    """Random seed, for reproducible runs; unset means a new seed every run."""
+
+
+class PromotionCriteria(Model):
+    """What a paper strategy must show before it goes live."""
+
+    min_sharpe: float = 1.0
+    """Lowest annualised Sharpe ratio of paper trading."""
+    max_drawdown_pct: PositiveFraction = 0.10
+    """Largest paper-trading drawdown."""
+    min_trades: Annotated[int, Field(ge=0)] = 10
+    """Fewest closed paper trades."""
+    min_return_pct: float = 0.0
+    """Lowest paper-trading return."""
+    max_backtest_gap: Annotated[float, Field(ge=0)] = 1.0
+    """Largest shortfall of paper Sharpe below backtest Sharpe (guards against overfit strategies)."""
+
+
+class ReviewSettings(Model):
+    """The periodic review that promotes and retires strategies."""
+
+    interval_seconds: Annotated[int, Field(ge=60, le=604_800)] = 3600
+    """How often the review runs."""
+    promote: PromotionCriteria = defaulted(PromotionCriteria)
+    """Promotion criteria."""
+    retire_below_sharpe: float = 0.0
+    """Live or paper strategies whose Sharpe falls below this (after their paper period) are retired."""
+    auto_promote: bool = True
+    """Promote automatically; if false, the review only reports candidates."""
+
+
+class GoalSpec(Model):
+    """A return target, which strategies count towards it, and how new ones are found."""
+
+    target: Target
+    """The target."""
+    risk_policy_ref: LocalObjectReference
+    """Policy applied to every strategy the goal creates, and checked before promotion."""
+    strategy_selector: LabelSelector | None = None
+    """Strategies that count; defaults to those the goal created."""
+    evolution: EvolutionSettings
+    """The daily evolution pipeline."""
+    review: ReviewSettings = defaulted(ReviewSettings)
+    """The promotion and retirement review."""
+    max_sizing_multiplier: Annotated[float, Field(gt=0, le=3)] = 1.5
+    """Upper bound of the goal-oriented sizing multiplier (always capped by the RiskPolicy too)."""
+
+    @model_validator(mode="after")
+    def _dates(self) -> Self:
+        t = self.target
+        if t.start_date and t.deadline and t.deadline <= t.start_date:
+            raise ValueError("target.deadline must be after target.startDate")
+        e = self.evolution
+        if e.min_live > e.max_live:
+            raise ValueError("evolution.minLive must not exceed evolution.maxLive")
+        if e.min_paper_days > e.max_paper_days:
+            raise ValueError("evolution.minPaperDays must not exceed evolution.maxPaperDays")
+        if not e.symbols and e.pair_selection is None:
+            raise ValueError("evolution needs symbols or pairSelection")
+        return self
+
+
+class RunSummary(Model):
+    """The outcome of one evolution run or review."""
+
+    time: datetime
+    """When it finished."""
+    generated: Annotated[int, Field(ge=0)] | None = None
+    """Strategies generated."""
+    survived: Annotated[int, Field(ge=0)] | None = None
+    """Strategies that passed the overfitting guards."""
+    to_paper: Annotated[int, Field(ge=0)] | None = None
+    """Strategies sent to paper trading."""
+    promoted: Annotated[int, Field(ge=0)] | None = None
+    """Strategies promoted to live."""
+    retired: Annotated[int, Field(ge=0)] | None = None
+    """Strategies retired."""
+    message: str | None = None
+    """Detail."""
+
+
+class PhaseCounts(Model):
+    """How many of the goal's strategies are in each phase."""
+
+    pending: Annotated[int, Field(ge=0)] = 0
+    """Pending."""
+    paper: Annotated[int, Field(ge=0)] = 0
+    """Paper trading."""
+    live: Annotated[int, Field(ge=0)] = 0
+    """Live trading."""
+    paused: Annotated[int, Field(ge=0)] = 0
+    """Paused."""
+    retired: Annotated[int, Field(ge=0)] = 0
+    """Retired."""
+    failed: Annotated[int, Field(ge=0)] = 0
+    """Failed."""
+
+
+class GoalStatus(Model):
+    """Progress towards the target."""
+
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    """The .metadata.generation this status reflects."""
+    equity: float | None = None
+    """Current equity of the counted strategies."""
+    return_pct: float | None = None
+    """Return since the start, as a fraction."""
+    progress_pct: float | None = None
+    """Return achieved as a fraction of the return targeted by now."""
+    on_track: bool | None = None
+    """Whether the return is within tolerance of the target path."""
+    sizing_multiplier: float | None = None
+    """Current goal-oriented position-sizing multiplier."""
+    phase_counts: PhaseCounts | None = None
+    """Strategies per phase."""
+    cron_job: str | None = None
+    """Name of the evolution CronJob."""
+    last_evolution: RunSummary | None = None
+    """Last evolution run."""
+    last_review: RunSummary | None = None
+    """Last review."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, OnTrack and Degraded conditions."""
+
+
+class Goal(Resource):
+    """A return target with the evolution pipeline and review that pursue it."""
+
+    kind_name: ClassVar[str] = "Goal"
+    plural: ClassVar[str] = "goals"
+    singular: ClassVar[str] = "goal"
+    short_names: ClassVar[tuple[str, ...]] = ("gl",)
+    spec_model: ClassVar[type[Model]] = GoalSpec
+    status_model: ClassVar[type[Model]] = GoalStatus
+    printer_columns: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"name": "Target", "type": "number", "jsonPath": ".spec.target.returnPct"},
+        {"name": "Per", "type": "string", "jsonPath": ".spec.target.period"},
+        {"name": "Return", "type": "number", "jsonPath": ".status.returnPct"},
+        {"name": "OnTrack", "type": "boolean", "jsonPath": ".status.onTrack"},
+        {"name": "Sizing", "type": "number", "jsonPath": ".status.sizingMultiplier"},
+        {"name": "Live", "type": "integer", "jsonPath": ".status.phaseCounts.live"},
+        {"name": "Paper", "type": "integer", "jsonPath": ".status.phaseCounts.paper"},
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.evolution.schedule", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    )
+
+    kind: Literal["Goal"] = "Goal"
+    spec: GoalSpec
+    status: GoalStatus | None = None

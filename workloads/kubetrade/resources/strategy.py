@@ -1,0 +1,194 @@
+"""The Strategy resource: one trading strategy and its runner."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import Field, StringConstraints, model_validator
+
+from kubetrade.resources.base import (
+    Condition,
+    ExchangeId,
+    LocalObjectReference,
+    Model,
+    Money,
+    Resource,
+    SecretReference,
+    Symbol,
+    Timeframe,
+    cel,
+    defaulted,
+)
+from kubetrade.resources.genome import Genome
+
+StrategyPhase = Literal["Pending", "Paper", "Live", "Paused", "Retired", "Failed"]
+TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+
+
+class ModelReference(Model):
+    """An ONNX price-prediction model the genome may use as a signal input."""
+
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    """Where the model is: a path in the image (file:///...), or configmap://NAME/KEY."""
+    sha256: Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{64}$")] | None = None
+    """Expected SHA-256 of the model file; the runner refuses a file that does not match."""
+
+
+class ExecutionSettings(Model):
+    """How orders are placed and what they are assumed to cost (also used by paper fills)."""
+
+    order_type: Literal["market", "limit"] = "market"
+    """Order type for entries and exits."""
+    fee_rate: Annotated[float, Field(ge=0, le=0.05)] = 0.001
+    """Fee per side as a fraction of notional (0.001 = 0.1 %)."""
+    slippage_bps: Annotated[float, Field(ge=0, le=500)] = 2.0
+    """Assumed slippage in basis points, applied against the order's side."""
+
+
+class StrategySpec(Model):
+    """What the strategy trades, how, with how much, and under which limits."""
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.genome) != has(self.template)",
+                    "exactly one of genome or template must be set",
+                ),
+                cel(
+                    "self.mode != 'live' || has(self.credentialsSecretRef)",
+                    "mode live needs credentialsSecretRef (exchange keys in a Secret)",
+                ),
+            ]
+        }
+    }
+
+    genome: Genome | None = None
+    """An evolved or hand-written rule-based strategy (exclusive with template)."""
+    template: TemplateName | None = None
+    """A named built-in strategy template, e.g. ema-crossover (exclusive with genome)."""
+    parameters: dict[str, float] = Field(default_factory=dict)
+    """Parameters of the template, e.g. {fast: 12, slow: 26}."""
+    model: ModelReference | None = None
+    """Optional ONNX price-prediction model used as a signal input."""
+    exchange: ExchangeId = "binance"
+    """ccxt exchange id the strategy trades on."""
+    market: Literal["spot", "perpetual"] = "spot"
+    """spot: long/flat; perpetual: long/short on USDT-margined perpetual futures."""
+    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=50)]
+    """Markets traded, as ccxt unified symbols (BTC/USDT, BTC/USDT:USDT)."""
+    timeframe: Timeframe = "5m"
+    """Candle timeframe the signals are computed on."""
+    mode: Literal["paper", "live"] = "paper"
+    """paper: simulated fills against live market data; live: real orders on the exchange."""
+    capital: Money
+    """Capital allocated to this strategy; its ledger never spends more."""
+    risk_policy_ref: LocalObjectReference
+    """The RiskPolicy whose limits apply."""
+    goal_ref: LocalObjectReference | None = None
+    """The Goal whose sizing multiplier applies, if any."""
+    credentials_secret_ref: SecretReference | None = None
+    """Exchange API keys, by Secret reference; required for live, mounted only for live."""
+    execution: ExecutionSettings = defaulted(ExecutionSettings)
+    """Order type and cost assumptions."""
+    paused: bool = False
+    """Stop opening positions; open positions keep their stops."""
+    warmup_bars: Annotated[int, Field(ge=0, le=100_000)] = 500
+    """Candles loaded from history before the first live signal."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.genome is None) == (self.template is None):
+            raise ValueError("exactly one of genome or template must be set")
+        if self.mode == "live" and self.credentials_secret_ref is None:
+            raise ValueError("mode live needs credentialsSecretRef (exchange keys in a Secret)")
+        return self
+
+
+class PerformanceSummary(Model):
+    """Performance figures of a backtest or of trading so far."""
+
+    pnl: float | None = None
+    """Profit and loss in the capital's currency."""
+    return_pct: float | None = None
+    """Return on allocated capital, as a fraction."""
+    sharpe: float | None = None
+    """Annualised Sharpe ratio."""
+    sortino: float | None = None
+    """Annualised Sortino ratio."""
+    max_drawdown: float | None = None
+    """Maximum drawdown from the equity peak, as a fraction."""
+    win_rate: float | None = None
+    """Fraction of closed trades that made money."""
+    trades: Annotated[int, Field(ge=0)] | None = None
+    """Number of closed trades."""
+    deflated_sharpe: float | None = None
+    """Probability that the Sharpe ratio is real after the number of trials (backtest only)."""
+
+
+class StrategyStatus(Model):
+    """What the operator and the runner observe about the strategy."""
+
+    phase: StrategyPhase = "Pending"
+    """Pending, Paper, Live, Paused, Retired or Failed."""
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    """The .metadata.generation this status reflects."""
+    runner: str | None = None
+    """Name of the runner workload."""
+    equity: float | None = None
+    """Current equity of the strategy's ledger."""
+    pnl: float | None = None
+    """Realised plus unrealised profit and loss."""
+    sharpe: float | None = None
+    """Annualised Sharpe ratio of live or paper trading so far."""
+    drawdown: float | None = None
+    """Current drawdown from the equity peak, as a fraction."""
+    max_drawdown: float | None = None
+    """Maximum drawdown so far, as a fraction."""
+    trades: Annotated[int, Field(ge=0)] | None = None
+    """Closed trades so far."""
+    open_positions: Annotated[int, Field(ge=0)] | None = None
+    """Positions currently open."""
+    last_signal_time: datetime | None = None
+    """Time of the last signal the runner computed."""
+    paper_since: datetime | None = None
+    """When paper trading started."""
+    live_since: datetime | None = None
+    """When the strategy was promoted to live."""
+    backtest: PerformanceSummary | None = None
+    """Backtest results the strategy was selected on."""
+    message: str | None = None
+    """A short explanation of the current phase."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, Progressing and Degraded conditions."""
+
+
+class Strategy(Resource):
+    """A trading strategy: its logic, markets, mode, capital and limits."""
+
+    kind_name: ClassVar[str] = "Strategy"
+    plural: ClassVar[str] = "strategies"
+    singular: ClassVar[str] = "strategy"
+    short_names: ClassVar[tuple[str, ...]] = ("strat", "strats")
+    spec_model: ClassVar[type[Model]] = StrategySpec
+    status_model: ClassVar[type[Model]] = StrategyStatus
+    printer_columns: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Symbol", "type": "string", "jsonPath": ".spec.symbols[0]", "priority": 1},
+        {"name": "TF", "type": "string", "jsonPath": ".spec.timeframe", "priority": 1},
+        {"name": "PnL", "type": "number", "jsonPath": ".status.pnl"},
+        {"name": "Sharpe", "type": "number", "jsonPath": ".status.sharpe"},
+        {"name": "Drawdown", "type": "number", "jsonPath": ".status.drawdown"},
+        {"name": "Trades", "type": "integer", "jsonPath": ".status.trades"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    )
+
+    kind: Literal["Strategy"] = "Strategy"
+    spec: StrategySpec
+    status: StrategyStatus | None = None

@@ -1,0 +1,1 @@
+"""Persistence: the SQL schema (migrations) and the code that reads and writes it."""
