@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Kubernetes control-plane binaries the test bed runs (kube-apiserver,
 # kube-controller-manager, kube-scheduler, etcd, kwok) from the Go module proxy at
-# pinned versions, and cache them under $KUBETRADE_CACHE (default ~/.cache/kubetrade).
+# pinned versions (plus a matching kubectl), and cache them under $KUBETRADE_CACHE (default ~/.cache/kubetrade).
 #
 # Why build: the machines this project runs on reach package registries only, and
 # k8s.io/kubernetes cannot be `go install`ed (its staging modules are replaced by
@@ -19,7 +19,7 @@ OUT="$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 have_all() {
-  for b in kube-apiserver kube-controller-manager kube-scheduler etcd kwok; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok; do
     [ -x "$OUT/$b" ] || return 1
   done
 }
@@ -36,7 +36,8 @@ trap 'rm -rf "$work"' EXIT
 log() { echo "[build-controlplane] $*" >&2; }
 
 # --- Kubernetes ---------------------------------------------------------------
-if [ ! -x "$OUT/kube-apiserver" ] || [ ! -x "$OUT/kube-controller-manager" ] || [ ! -x "$OUT/kube-scheduler" ]; then
+if [ ! -x "$OUT/kube-apiserver" ] || [ ! -x "$OUT/kube-controller-manager" ] || [ ! -x "$OUT/kube-scheduler" ] \
+   || [ ! -x "$OUT/kubectl" ]; then
   log "building Kubernetes $K8S_VERSION (cold build: tens of minutes)"
   gomod="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
   staging_minor="0.${K8S_VERSION#v1.}"   # v1.36.3 -> 0.36.3
@@ -66,7 +67,8 @@ GO
   (cd "$work/k8s" && go build -trimpath -ldflags "$ldflags" -o "$OUT/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler)
+      k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubectl)
 fi
 
 # --- etcd ---------------------------------------------------------------------

@@ -17,7 +17,9 @@ def test_examples_apply(kube, namespace) -> None:
     assert out.count("created") == len(list((REPO / "examples").glob("*.yaml"))), out
     listed = kube.kubectl("get", "kubetrade", "-n", namespace, "-o", "name").stdout.split()
     assert sorted(x.split("/")[0] for x in listed) == sorted(
-        ["collector.kubetrade.io"] * 3 + ["goal.kubetrade.io", "riskpolicy.kubetrade.io"] + ["strategy.kubetrade.io"] * 2
+        ["collector.kubetrade.io"] * 3
+        + ["goal.kubetrade.io", "riskpolicy.kubetrade.io"]
+        + ["strategy.kubetrade.io"] * 2
     )
 
 

@@ -63,7 +63,7 @@ def test_migrations_apply_once_and_refuse_edits(fresh_db: str, tmp_path) -> None
 def test_failed_migration_leaves_nothing_half_done(fresh_db: str, tmp_path) -> None:
     (tmp_path / "0001_ok.sql").write_text("CREATE TABLE ok (x int);")
     (tmp_path / "0002_bad.sql").write_text("CREATE TABLE half (x int); SELECT * FROM missing_table;")
-    with pytest.raises(migrate.MigrationError, match="0002_bad.sql failed"):
+    with pytest.raises(migrate.MigrationError, match=r"0002_bad\.sql failed"):
         migrate.apply(fresh_db, tmp_path)
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
@@ -72,7 +72,7 @@ def test_failed_migration_leaves_nothing_half_done(fresh_db: str, tmp_path) -> N
 
 def test_bad_migration_name(tmp_path) -> None:
     (tmp_path / "create stuff.sql").write_text("SELECT 1")
-    with pytest.raises(migrate.MigrationError, match="NNNN_description.sql"):
+    with pytest.raises(migrate.MigrationError, match=r"NNNN_description\.sql"):
         migrate.discover(tmp_path)
 
 

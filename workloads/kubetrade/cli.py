@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.resources.commands",
+    "kubetrade.api.commands",
+    "kubetrade.localstack.commands",
 )
 
 

@@ -27,7 +27,7 @@ from kubetrade.embedded.process import ManagedProcess, free_port, port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "testbed" / "build-controlplane.sh"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 
 
 def controlplane_bin_dir(build: bool = True) -> Path:
@@ -43,8 +43,10 @@ def controlplane_bin_dir(build: bool = True) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def kubectl_binary() -> str:
-    found = os.environ.get("KUBETRADE_KUBECTL") or shutil.which("kubectl")
+def kubectl_binary(bin_dir: Path | None = None) -> str:
+    """kubectl: $KUBETRADE_KUBECTL, the one built with the control plane, or PATH's."""
+    built = bin_dir / "kubectl" if bin_dir else None
+    found = os.environ.get("KUBETRADE_KUBECTL") or (str(built) if built and built.exists() else shutil.which("kubectl"))
     if not found:
         raise FileNotFoundError("kubectl not found on PATH (set KUBETRADE_KUBECTL)")
     return found
@@ -245,7 +247,7 @@ class KubeControlPlane:
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this control plane; raises with stderr when ``check`` and it fails."""
         proc = subprocess.run(
-            [kubectl_binary(), f"--kubeconfig={self.kubeconfig}", *args],
+            [kubectl_binary(self.bin_dir), f"--kubeconfig={self.kubeconfig}", *args],
             input=input,
             capture_output=True,
             text=True,

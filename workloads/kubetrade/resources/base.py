@@ -90,7 +90,7 @@ class SecretReference(Model):
     """Name of the Secret."""
     api_key_key: str = "apiKey"
     """Key in the Secret that holds the API key."""
-    secret_key: str = "secret"
+    secret_key: str = "secret"  # noqa: S105 - the name of a key in the Secret, not a secret
     """Key in the Secret that holds the API secret (HMAC key), where the provider needs one."""
 
 
@@ -134,7 +134,7 @@ class Resource(Model):
     spec_model: ClassVar[type[Model]]
     status_model: ClassVar[type[Model]]
 
-    api_version: Literal["kubetrade.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["kubetrade.io/v1alpha1"] = Field(default="kubetrade.io/v1alpha1", alias="apiVersion")
     kind: str
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -29,6 +29,10 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
 """Providers of the alternative sources; exchanges are any ccxt id."""
 
 
+def _one_minute() -> list[Timeframe]:
+    return ["1m"]
+
+
 class ReplaySettings(Model):
     """Play stored candles as if they arrived live."""
 
@@ -66,9 +70,7 @@ class CollectorSpec(Model):
     """Exchange the data is attributed to (defaults to provider for exchange sources, binance for replay)."""
     symbols: Annotated[list[Symbol], Field(max_length=500)] = Field(default_factory=list)
     """Markets to collect, as ccxt unified symbols."""
-    timeframes: Annotated[list[Timeframe], Field(min_length=1, max_length=11)] = Field(
-        default_factory=lambda: ["1m"]
-    )
+    timeframes: Annotated[list[Timeframe], Field(min_length=1, max_length=11)] = Field(default_factory=_one_minute)
     """Candle timeframes to collect."""
     topics: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=128)]], Field(max_length=100)] = (
         Field(default_factory=list)

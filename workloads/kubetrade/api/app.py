@@ -1,0 +1,101 @@
+"""The FastAPI application: lifespan-managed connections, health, metrics, routers."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+import kubetrade
+from kubetrade.api import health
+from kubetrade.api.middleware import RequestContextMiddleware
+from kubetrade.api.settings import Settings
+
+log = logging.getLogger("kubetrade.api")
+
+ROUTER_MODULES: tuple[str, ...] = ()
+"""Feature routers (``kubetrade.api.routes.<area>``), each exposing ``router``."""
+
+
+async def _connect_nats(url: str) -> object:
+    import nats
+
+    async def _disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def _reconnected() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        url,
+        name="kubetrade-api",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        disconnected_cb=_disconnected,
+        reconnected_cb=_reconnected,
+        connect_timeout=3,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.started = time.monotonic()
+        app.state.db_pool = None
+        app.state.nats = None
+        if settings.database_url:
+            from psycopg_pool import AsyncConnectionPool
+
+            # open(wait=False): the API starts and reports the database as down
+            # rather than refusing to start while PostgreSQL is restarting.
+            app.state.db_pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=10, open=False)
+            await app.state.db_pool.open(wait=False)
+        if settings.nats_url:
+            try:
+                app.state.nats = await _connect_nats(settings.nats_url)
+            except Exception as exc:
+                log.error("nats unreachable at start", extra={"error": type(exc).__name__})
+        log.info("api started", extra={"version": kubetrade.__version__})
+        try:
+            yield
+        finally:
+            if app.state.nats is not None:
+                await app.state.nats.drain()
+            if app.state.db_pool is not None:
+                await app.state.db_pool.close()
+
+    app = FastAPI(
+        title="kubetrade",
+        version=kubetrade.__version__,
+        description="Kubernetes-native autonomous crypto trading platform.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.started = time.monotonic()
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    for name in ROUTER_MODULES:
+        app.include_router(importlib.import_module(name).router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

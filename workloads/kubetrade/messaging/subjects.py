@@ -1,0 +1,92 @@
+"""NATS subjects and JetStream streams.
+
+Tokens that come from data (symbols, strategy names) are escaped so that a ``/``, a
+``.`` or a ``:`` in a ccxt symbol cannot add subject levels: ``BTC/USDT:USDT`` becomes
+``BTC_USDT_USDT``.
+
+=====================================================  ================================
+subject                                                 what
+=====================================================  ================================
+``md.<exchange>.<symbol>.candle.<timeframe>``           closed OHLCV candles
+``md.<exchange>.<symbol>.ticker``                       latest ticker
+``md.<exchange>.<symbol>.trades``                       public trades
+``alt.<source>.<provider>.<topic>``                     alternative data points
+``risk.check``                                          signal -> risk decision (request/reply)
+``risk.policy.<namespace>.<name>``                      policy updates (also in KV ``risk-policies``)
+``orders.<environment>.submit``                         approved orders to the executor
+``orders.<environment>.cancel``                         cancel requests
+``events.orders.<environment>.<strategy>``              order state changes and fills
+``events.strategy.<strategy>.state``                    runner state for the operator
+``events.alerts.<severity>``                            platform alerts
+``dlq.<original subject>``                              messages that could not be parsed
+=====================================================  ================================
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+# JetStream streams: name -> subjects it captures.
+STREAMS: dict[str, list[str]] = {
+    "MARKET_DATA": ["md.>"],
+    "ALT_DATA": ["alt.>"],
+    "ORDERS": ["orders.>"],
+    "EVENTS": ["events.>"],
+    "DLQ": ["dlq.>"],
+}
+
+RISK_CHECK = "risk.check"
+RISK_POLICY_BUCKET = "risk-policies"
+
+
+def token(value: str) -> str:
+    """Make a data value safe as one subject token."""
+    if not value:
+        raise ValueError("empty subject token")
+    return _UNSAFE.sub("_", value)
+
+
+def candle(exchange: str, symbol: str, timeframe: str) -> str:
+    return f"md.{token(exchange)}.{token(symbol)}.candle.{token(timeframe)}"
+
+
+def ticker(exchange: str, symbol: str) -> str:
+    return f"md.{token(exchange)}.{token(symbol)}.ticker"
+
+
+def trades(exchange: str, symbol: str) -> str:
+    return f"md.{token(exchange)}.{token(symbol)}.trades"
+
+
+def alt(source: str, provider: str, topic: str) -> str:
+    return f"alt.{token(source)}.{token(provider)}.{token(topic)}"
+
+
+def risk_policy(namespace: str, name: str) -> str:
+    return f"risk.policy.{token(namespace)}.{token(name)}"
+
+
+def order_submit(environment: str) -> str:
+    return f"orders.{token(environment)}.submit"
+
+
+def order_cancel(environment: str) -> str:
+    return f"orders.{token(environment)}.cancel"
+
+
+def order_events(environment: str, strategy: str = "*") -> str:
+    return f"events.orders.{token(environment)}.{strategy if strategy in ('*', '>') else token(strategy)}"
+
+
+def strategy_state(strategy: str) -> str:
+    return f"events.strategy.{token(strategy)}.state"
+
+
+def alerts(severity: str) -> str:
+    return f"events.alerts.{token(severity)}"
+
+
+def dead_letter(original: str) -> str:
+    return f"dlq.{original}"
