@@ -88,8 +88,12 @@ class Candles:
     def slice(self, start: int, stop: int) -> Candles:
         """Bars ``start:stop`` (copies, so a slice can outlive the full series)."""
         sl = slice(start, stop)
+
+        def cut(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+            return np.ascontiguousarray(a[sl])
+
         return Candles(
-            *(np.ascontiguousarray(getattr(self, n)[sl]) for n in HEADER),
+            cut(self.time), cut(self.open), cut(self.high), cut(self.low), cut(self.close), cut(self.volume),  # type: ignore[arg-type]
             symbol=self.symbol,
             timeframe=self.timeframe,
             source=f"{self.label}[{start}:{stop}]",
@@ -110,9 +114,11 @@ def from_arrays(
     check: bool = True,
 ) -> Candles:
     """Build :class:`Candles` from array-likes and (by default) :func:`validate` them."""
+    def f64(a: npt.ArrayLike) -> FloatArray:
+        return np.ascontiguousarray(a, dtype=np.float64)
+
     candles = Candles(
-        np.ascontiguousarray(time, dtype=np.int64),
-        *(np.ascontiguousarray(a, dtype=np.float64) for a in (open, high, low, close, volume)),
+        np.ascontiguousarray(time, dtype=np.int64), f64(open), f64(high), f64(low), f64(close), f64(volume),
         symbol=symbol,
         timeframe=timeframe,
         source=source,
@@ -193,7 +199,11 @@ def load_csv(path: str | os.PathLike[str], *, symbol: str = "", timeframe: str =
     symbol = symbol or (f"{name_symbol}:{name_symbol.split('/')[1]}" if perp and name_symbol else name_symbol)
     timeframe = timeframe or name_tf
     try:
-        raw = gzip.open(p, "rb").read() if p.suffix == ".gz" else p.read_bytes()
+        if p.suffix == ".gz":
+            with gzip.open(p, "rb") as f:
+                raw = f.read()
+        else:
+            raw = p.read_bytes()
     except OSError as e:
         raise CandleError(f"{p}: cannot read: {e}") from e
     text = raw.decode("utf-8")

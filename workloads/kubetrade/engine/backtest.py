@@ -1,4 +1,4 @@
-"""The backtest kernel: one bar step shared by the backtester and the live signal function.
+"""The backtest kernel: one bar loop shared by the backtester and the live signal function.
 
 Execution model (the contract a quant needs to know):
 
@@ -7,13 +7,15 @@ Execution model (the contract a quant needs to know):
   per side.  This is what the live runner does too: it decides when a candle closes and
   sends the order right away.
 * Stops are evaluated inside each later bar in a conservative order: first the open (a
-  gap through a stop fills at the open), then the stop-loss / trailing stop (the worse of
-  the two levels), then the take-profit; when one bar touches both a stop and the
-  take-profit, the stop wins.  The trailing stop's reference (the best price since entry)
-  is raised by the open before the check and by the bar's high/low only after it, so a
-  bar never lifts its own stop.  A bar that stopped a position out does not re-enter it.
+  gap through a stop fills at the open, a gap through the take-profit too), then the
+  stop-loss / trailing stop (whichever level is nearer the price), then the take-profit;
+  when one bar touches both a stop and the take-profit, the stop wins.  The trailing
+  stop's reference (the best price since entry) is raised by the open before the check
+  and by the bar's high/low only after it, so a bar never lifts its own stop.  A bar
+  that stopped a position out does not re-enter it.
 * Sizing: a position uses ``position_pct`` of current equity, fees included; long/short
   positions are linear (perpetual-style): equity = cash + signed quantity * price.
+  Perpetual funding payments and liquidation are not modelled (no leverage above 1).
 * Long while flat: entry rules; while long: exit rules close it, and (direction ``both``)
   short-entry rules reverse it.  Entry and short-entry firing together means no trade.
 
@@ -109,8 +111,8 @@ def _stop_exit(side, entry, extreme, o, h, lo, sl, tp, ts):  # type: ignore[no-u
 
 
 @njit(cache=True)
-def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
-             fee, slip, state, start, end, acc, equity_out, trades_out):  # type: ignore[no-untyped-def]
+def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  # type: ignore[no-untyped-def]
+             fee, slip, state, start, end, acc, equity_out, trades_out):
     """Advance one strategy over bars [start, end), each bar closed; the backtester and the live runner both call this.
 
     ``state`` (see :func:`new_state`) carries the position between calls, so the live
@@ -139,6 +141,7 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
     cap = trades_out.shape[0]
     # running sums stay in locals (registers) and are written to ``acc`` once at the end
     nret = s1 = s2 = s3 = s4 = down2 = maxdd = wins = gross_win = gross_loss = bars_in = 0.0
+    r = 0.0
     reason = NO_EXIT
     exit_px = np.nan
     opened = 0
@@ -262,7 +265,13 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
             entry_bar = i
             opened = want
             new_entry_px = fill
-        # 4. mark to market and metrics
+        # 4. mark to market and metrics; a bar spent flat without a trade changes nothing
+        if side == 0 and old_side == 0 and reason == NO_EXIT:
+            if rec_eq:
+                equity_out[i - start] = cash
+            if i > start:
+                nret += 1
+            continue
         eq = cash
         if side != 0:
             eq += side * qty * c[i]
@@ -281,7 +290,7 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
                 down2 += r2
         if eq > peak:
             peak = eq
-        elif peak > 0 and (peak - eq) / peak > maxdd:
+        elif eq < peak * (1.0 - maxdd) and peak > 0:
             maxdd = (peak - eq) / peak
         prev_eq = eq
     state[S_SIDE] = side
@@ -312,8 +321,8 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
 
 
 @njit(cache=True, parallel=True)
-def run_batch(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,
-              fee, slip, init_cash, start, end):  # type: ignore[no-untyped-def]
+def run_batch(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  # type: ignore[no-untyped-def]
+              fee, slip, init_cash, start, end):
     """Every strategy of a compiled batch over the same bars, in parallel; one accumulator row each."""
     n = rules.shape[0]
     acc = np.zeros((n, ACC_SIZE))

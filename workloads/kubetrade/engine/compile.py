@@ -3,9 +3,9 @@
 Compiling a batch collects every distinct operand series (an indicator output with its
 parameters, or a price column) into one :class:`FeaturePlan`; each series is computed once
 per candle set (:func:`build_features`) and shared by every strategy that mentions it.
-The rules become small integer/float tables that :func:`kubetrade.engine.backtest.bar_step`
-interprets.  :class:`LiveSignal` runs the very same tables and the very same ``bar_step``
-bar by bar, which is what makes backtest and live agree by construction.
+The rules become small integer/float tables that :func:`kubetrade.engine.backtest.simulate`
+interprets.  :class:`kubetrade.engine.live.LiveSignal` runs the very same tables through the
+very same ``simulate`` bar by bar, which is what makes backtest and live agree by construction.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from kubetrade.candles import Candles, FloatArray, from_arrays
+from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import backtest as bt
 from kubetrade.engine import indicators
 from kubetrade.resources.genome import Genome, Operand, RuleSet
@@ -74,7 +74,7 @@ class Program:
         return int(self.rules.shape[0])
 
     def take(self, s: int) -> tuple[npt.NDArray[np.generic], ...]:
-        """The tables of strategy ``s`` in ``bar_step`` argument order."""
+        """The tables of strategy ``s`` in ``simulate`` argument order."""
         return (self.rules[s], self.consts[s], self.nrules[s], self.combine[s], self.risk[s], self.direction[s])
 
 
@@ -142,7 +142,7 @@ def build_features(plan: FeaturePlan, candles: Candles, cache: dict[SeriesKey, F
     F = np.empty((len(plan.keys), len(candles)))
     for row, key in enumerate(plan.keys):
         if key not in cache:
-            kind, name, values, output = key
+            kind, name, values, _output = key
             if kind == "price":
                 cache[key] = candles.field(name)
             else:
@@ -152,53 +152,3 @@ def build_features(plan: FeaturePlan, candles: Candles, cache: dict[SeriesKey, F
                     cache[(kind, name, values, o)] = arr
         F[row] = cache[key]
     return F
-
-
-@dataclass
-class Signal:
-    """What the strategy did on one closed bar: the runner turns this into orders."""
-
-    bar: int
-    exit_reason: str
-    exit_price: float
-    opened: int
-    entry_price: float
-    position: int
-
-
-class LiveSignal:
-    """The live signal function of one genome: feed closed candles, get decisions.
-
-    It keeps the candles seen so far, recomputes the features with :func:`build_features`
-    and advances :func:`kubetrade.engine.backtest.bar_step` by the newest bar, so its
-    decisions are those of the backtest over the same history, bar for bar.  The strategy
-    runner keeps one per Strategy resource.
-    """
-
-    def __init__(self, genome: Genome, *, market: Market = "spot", fee: float = 0.0, slippage: float = 0.0,
-                 capital: float = 1.0) -> None:
-        self.plan, self.program = compile_genomes([genome], market=market)
-        self.fee, self.slippage = fee, slippage
-        self.state = bt.new_state(capital)
-        self._cols: list[list[float]] = [[] for _ in range(6)]
-        self._acc = np.zeros(bt.ACC_SIZE)
-        self._no_eq = np.empty(0)
-        self._no_trades = np.empty((0, bt.TRADE_SIZE))
-
-    @property
-    def position(self) -> int:
-        """+1 long, -1 short, 0 flat, as the strategy sees it after the last bar."""
-        return int(self.state[bt.S_SIDE])
-
-    def on_bar(self, time: int, open: float, high: float, low: float, close: float, volume: float) -> Signal:
-        """Feed one closed candle; get what the strategy does at its close."""
-        for col, v in zip(self._cols, (time, open, high, low, close, volume), strict=True):
-            col.append(v)
-        candles = from_arrays(*self._cols, check=False)
-        F = build_features(self.plan, candles)
-        i = len(candles) - 1
-        bt.simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
-                    self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades)
-        st = self.state
-        return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
-                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)

@@ -83,7 +83,8 @@ def resolve(name: str, params: Mapping[str, float], output: str | None = None) -
     known = {p.name for p in spec.params}
     if unknown := sorted(set(params) - known):
         raise IndicatorError(
-            f"indicator {name}: unknown parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known)) or 'none'}"
+            f"indicator {name}: unknown parameter(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(sorted(known)) or 'none'}"
         )
     values: dict[str, float] = {}
     for p in spec.params:

@@ -65,7 +65,8 @@ def from_accumulators(acc: npt.NDArray[np.float64], init_cash: float, bars_per_y
         m4 = acc[bt.A_SUM4] / n - 4 * mean * acc[bt.A_SUM3] / n + 6 * mean**2 * acc[bt.A_SUM2] / n - 3 * mean**4
         skew, kurt = m3 / sd**3, m4 / sd**4
     years = bars / bars_per_year
-    cagr = (final / init_cash) ** (1.0 / years) - 1.0 if final > 0 and years > 0 else -1.0
+    # via logs: a few days annualised can overflow a float power
+    cagr = math.expm1(min(math.log(final / init_cash) / years, 700.0)) if final > 0 and years > 0 else -1.0
     maxdd = float(acc[bt.A_MAXDD])
     trades = int(acc[bt.A_TRADES])
     gross_loss = acc[bt.A_GROSS_LOSS]

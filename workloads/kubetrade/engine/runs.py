@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,8 @@ def backtest(
     acc = np.zeros(bt.ACC_SIZE)
     equity = np.empty(e - s)
     trades = np.empty((min(max_trades, e - s + 1), bt.TRADE_SIZE))
-    n = bt.simulate(F, candles.open, candles.high, candles.low, candles.close, *program.take(0),
+    simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
+    n = simulate(F, candles.open, candles.high, candles.low, candles.close, *program.take(0),
                     costs.fee, costs.slippage, bt.new_state(costs.init_cash), s, e, acc, equity, trades)
     return Result(
         from_accumulators(acc, costs.init_cash, candles.bars_per_year),

@@ -36,7 +36,7 @@ def rsi_reversion(period: float = 14, low: float = 30, high: float = 70, stop_lo
     )
 
 
-TEMPLATES: dict[str, Callable[..., Genome]] = {"ema_cross": ema_cross, "rsi_reversion": rsi_reversion}
+TEMPLATES: dict[str, Callable[..., Genome]] = {"ema-crossover": ema_cross, "rsi-reversion": rsi_reversion}
 
 
 def expand(template: str, parameters: Mapping[str, float]) -> Genome:

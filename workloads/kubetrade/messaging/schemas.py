@@ -60,6 +60,14 @@ class Signal(Model):
     """True when the order only reduces or closes a position."""
     time: Millis
     mode: Literal["paper", "live"] = "paper"
+    order_type: Literal["market", "limit"] = "market"
+    """From the Strategy's execution settings; a limit order rests at ``price``."""
+    fee_rate: Annotated[float, Field(ge=0, le=0.05)] | None = None
+    """The Strategy's execution.feeRate (paper fills use it; default 0.001)."""
+    slippage_bps: Annotated[float, Field(ge=0, le=500)] | None = None
+    """The Strategy's execution.slippageBps (paper fills use it; default 2)."""
+    trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
+    """Trail the position's stop at this distance (else the policy's stopLoss setting)."""
 
 
 # --- orders and risk (issue 5) ---------------------------------------------------------------
@@ -154,3 +162,146 @@ class OrderEvent(Model):
     exchange_error: bool = False
     """True when the event reports an error from the exchange (counted by the error-burst breaker)."""
     time: Millis
+
+
+class StatusReport(Model):
+    """A workload's report about its resource, merged into the resource's status by the operator.
+
+    ``status`` holds fields of the kind's status model (e.g. ``pnl``, ``sharpe`` for a
+    Strategy; ``breaker`` for a RiskPolicy); the operator validates them against that model
+    and ignores the fields it owns itself (phase, conditions, observedGeneration).
+    """
+
+    kind: Literal["Strategy", "Collector", "RiskPolicy", "Goal"]
+    namespace: str
+    name: str
+    status: dict[str, object]
+    time: Millis
+
+
+class CloseStrategyRequest(Model):
+    """Operator -> executor: cancel a strategy's open orders and close (or hand over) its positions."""
+
+    strategy: str
+    namespace: str = "default"
+    action: Literal["close", "handover"] = "close"
+    handover_to: str | None = None
+    """With action handover: the strategy that takes the positions over."""
+
+
+class CloseStrategyResult(Model):
+    """Executor -> operator: what was done; ``ok`` false with a reason when it could not be."""
+
+    ok: bool
+    cancelled_orders: int = 0
+    closed_positions: int = 0
+    message: str = ""
+
+
+# --- market and alternative data (issue 4) ---------------------------------------------------
+
+
+class Ticker(Model):
+    """Latest ticker of a market, as a collector last saw it."""
+
+    exchange: ExchangeId
+    symbol: Symbol
+    time: Millis
+    last: Annotated[float, Field(gt=0)]
+    bid: Annotated[float, Field(gt=0)] | None = None
+    ask: Annotated[float, Field(gt=0)] | None = None
+    base_volume: Annotated[float, Field(ge=0)] | None = None
+    """24h volume in the base asset."""
+
+    def msg_id(self) -> str:
+        return f"{self.exchange}:{self.symbol}:ticker:{self.time}"
+
+
+class PublicTrade(Model):
+    """One public trade print of a market."""
+
+    exchange: ExchangeId
+    symbol: Symbol
+    id: str
+    time: Millis
+    price: Annotated[float, Field(gt=0)]
+    amount: Annotated[float, Field(gt=0)]
+    side: Side | None = None
+
+    def msg_id(self) -> str:
+        return f"{self.exchange}:{self.symbol}:trade:{self.id}"
+
+
+class AltPoint(Model):
+    """One alternative-data observation, the same shape for every provider.
+
+    ``topic`` is what was followed (a Glassnode metric, a subreddit, an index ticker, a
+    watched address), ``metric`` what was measured about it (value, mentions, sentiment,
+    close, usd); ``attrs`` keeps provider detail such as a transaction hash.
+    """
+
+    source: Literal["onchain", "social", "macro"]
+    provider: str
+    topic: str
+    metric: str
+    time: Millis
+    value: float
+    attrs: dict[str, str | float | int | bool] = Field(default_factory=dict)
+
+    def msg_id(self) -> str:
+        return f"{self.source}:{self.provider}:{self.topic}:{self.metric}:{self.time}"
+
+
+class CollectorHealth(Model):
+    """A collector's health, kept in the ``collector-health`` KV bucket under ``<namespace>.<name>``."""
+
+    namespace: str
+    name: str
+    source: str
+    provider: str
+    phase: Literal["Pending", "Running", "Suspended", "Disabled", "Failed"]
+    reason: str = ""
+    """Why the phase is what it is, e.g. NoCredentials; never a secret."""
+    last_sample_time: Millis | None = None
+    lag_seconds: float | None = None
+    samples_total: Annotated[int, Field(ge=0)] = 0
+    error_count: Annotated[int, Field(ge=0)] = 0
+    last_error: str | None = None
+    time: Millis
+
+
+class RiskControlRequest(Model):
+    """To the risk manager on ``control.risk``: reset a tripped breaker, or report metrics."""
+
+    action: Literal["reset-breaker", "metrics"]
+    environment: Environment | None = None
+    namespace: str | None = None
+    policy: str | None = None
+
+
+class PortfolioRisk(Model):
+    """One portfolio's live risk figures (a RiskPolicy in one environment)."""
+
+    environment: Environment
+    namespace: str
+    policy: str
+    policy_revision: int | None = None
+    equity: float
+    peak_equity: float
+    drawdown: float
+    daily_pnl_pct: float
+    gross_exposure: float
+    open_positions: int
+    var: float | None = None
+    cvar: float | None = None
+    breaker_open: bool
+    breaker_reason: str | None = None
+    kill_switch: bool = False
+    violations: int = 0
+    strategies: list[str] = Field(default_factory=list)
+
+
+class RiskControlReply(Model):
+    ok: bool
+    message: str = ""
+    portfolios: list[PortfolioRisk] = Field(default_factory=list)

@@ -19,6 +19,8 @@ subject                                                 what
 ``events.strategy.<strategy>.state``                    runner state for the operator
 ``events.alerts.<severity>``                            platform alerts
 ``dlq.<original subject>``                              messages that could not be parsed
+``status.<kind>.<namespace>.<name>``                    workload-reported status for the operator (core NATS)
+``control.orders.<environment>.close-strategy``         operator -> executor: close a strategy (request/reply)
 =====================================================  ================================
 """
 
@@ -39,6 +41,8 @@ STREAMS: dict[str, list[str]] = {
 
 RISK_CHECK = "risk.check"
 RISK_POLICY_BUCKET = "risk-policies"
+RISK_CONTROL = "control.risk"
+"""Request/reply to the risk manager: ``{"action": "reset-breaker" | "metrics", ...}`` (outside every stream)."""
 
 
 def token(value: str) -> str:
@@ -90,3 +94,31 @@ def alerts(severity: str) -> str:
 
 def dead_letter(original: str) -> str:
     return f"dlq.{original}"
+
+
+def status_report(kind: str, namespace: str = "*", name: str = "*") -> str:
+    """Status a workload reports about its resource; wildcards subscribe to many."""
+    parts = [token(kind.lower()) if kind not in ("*", ">") else kind]
+    parts += [p if p in ("*", ">") else token(p) for p in (namespace, name)]
+    return "status." + ".".join(parts)
+
+
+STATUS_ALL = "status.>"
+
+
+def close_strategy(environment: str) -> str:
+    """Request/reply, deliberately outside every stream (a stream would answer with a PubAck)."""
+    return f"control.orders.{token(environment)}.close-strategy"
+
+
+COLLECTOR_HEALTH_BUCKET = "collector-health"
+"""KV bucket: key ``<namespace>.<collector>`` -> CollectorHealth, read by the API and the risk manager."""
+
+
+def collector_health_key(namespace: str, name: str) -> str:
+    return f"{token(namespace)}.{token(name)}"
+
+
+def collector_control(namespace: str, name: str) -> str:
+    """Start/stop requests to a collector running outside Kubernetes (``kubetrade up``)."""
+    return f"control.collector.{token(namespace)}.{token(name)}"

@@ -17,6 +17,7 @@ from typing import Any
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_PLAIN = (str, int, float, bool, type(None), dict, list, tuple)
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,7 +37,8 @@ class JsonFormatter(logging.Formatter):
         if rid:
             entry["request_id"] = rid
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
+            # Only plain data: libraries attach whole objects (kopf its settings) that are noise.
+            if key not in _RESERVED and not key.startswith("_") and isinstance(value, _PLAIN):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -53,3 +55,6 @@ def configure(service: str, level: str = "INFO") -> None:
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).handlers[:] = []
         logging.getLogger(noisy).propagate = False
+    # kopf reports every successful handler and timer run at INFO: keep its warnings and errors.
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))

@@ -22,6 +22,7 @@ from kubetrade.resources.base import (
     Money,
     PositiveFraction,
     Resource,
+    SecretReference,
     Symbol,
     Timeframe,
     cel,
@@ -182,6 +183,9 @@ class GoalSpec(Model):
     """The daily evolution pipeline."""
     review: ReviewSettings = defaulted(ReviewSettings)
     """The promotion and retirement review."""
+    live_credentials_secret_ref: SecretReference | None = None
+    """Exchange keys given to strategies the review promotes to live; without it the review only reports
+    candidates."""
     max_sizing_multiplier: Annotated[float, Field(gt=0, le=3)] = 1.5
     """Upper bound of the goal-oriented sizing multiplier (always capped by the RiskPolicy too)."""
 

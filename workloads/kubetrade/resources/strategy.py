@@ -94,6 +94,8 @@ class StrategySpec(Model):
     """Order type and cost assumptions."""
     paused: bool = False
     """Stop opening positions; open positions keep their stops."""
+    retired: bool = False
+    """Retired: the runner is removed and no position is opened; the resource stays for the record."""
     warmup_bars: Annotated[int, Field(ge=0, le=100_000)] = 500
     """Candles loaded from history before the first live signal."""
 

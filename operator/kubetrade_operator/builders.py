@@ -1,0 +1,308 @@
+"""The child objects each kubetrade resource should have: pure functions, no I/O.
+
+Every child carries an owner reference to its resource (deleting the resource deletes
+it), the labels the operator watches it by, and, for pods, the "restricted" Pod
+Security settings and a hash of their configuration so that a config change rolls them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from kubetrade.resources import GROUP, VERSION, CollectorSpec, GoalSpec, StrategySpec
+from kubetrade.resources.base import SecretReference
+from kubetrade_operator.config import OperatorConfig
+
+MANAGED_BY = "kubetrade-operator"
+OWNER_KIND = "kubetrade.io/owner-kind"
+OWNER_NAME = "kubetrade.io/owner-name"
+CONFIG_HASH = "kubetrade.io/config-hash"
+CONFIG_DIR = "/etc/kubetrade"
+
+
+def label_value(name: str) -> str:
+    """Label values are at most 63 characters; longer names keep a prefix and a hash."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:52]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
+def child_name(prefix: str, name: str) -> str:
+    """``prefix-name``, shortened with a hash so that pod names derived from it stay valid."""
+    full = f"{prefix}-{name}"
+    if len(full) <= 52:
+        return full
+    return f"{full[:41]}-{hashlib.sha256(full.encode()).hexdigest()[:10]}"
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def labels(kind: str, name: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "kubetrade",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        OWNER_KIND: kind,
+        OWNER_NAME: label_value(name),
+    }
+
+
+def config_hash(data: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _metadata(name: str, namespace: str, kind: str, owner: str, uid: str, component: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels(kind, owner, component),
+        "ownerReferences": [owner_reference(kind, owner, uid)],
+    }
+
+
+def _restricted_container(name: str, cfg: OperatorConfig, args: list[str], env: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": cfg.image,
+        "imagePullPolicy": cfg.image_pull_policy,
+        "args": args,
+        "env": env,
+        "ports": [{"name": "metrics", "containerPort": 9090}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
+        "livenessProbe": {"httpGet": {"path": "/livez", "port": "metrics"}, "periodSeconds": 20, "failureThreshold": 6},
+        "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "768Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def _pod_spec(cfg: OperatorConfig, container: dict[str, Any], configmap: str, service_account: str) -> dict[str, Any]:
+    return {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": configmap}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+        ],
+    }
+
+
+def _common_env(cfg: OperatorConfig) -> list[dict[str, Any]]:
+    return [
+        {"name": "KUBETRADE_NATS_URL", "value": cfg.nats_url},
+        {
+            "name": "KUBETRADE_DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": cfg.database_secret, "key": "url"}},
+        },
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NUMBA_CACHE_DIR", "value": "/tmp/numba-cache"},
+    ]
+
+
+def _credential_env(prefix: str, ref: SecretReference) -> list[dict[str, Any]]:
+    return [
+        {"name": f"{prefix}_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.api_key_key}}},
+        {"name": f"{prefix}_SECRET", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.secret_key}}},
+    ]
+
+
+# --- Strategy -----------------------------------------------------------------------------
+
+
+def strategy_children(
+    name: str, namespace: str, uid: str, generation: int, spec: StrategySpec, cfg: OperatorConfig
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The runner's ConfigMap and its singleton Deployment (Recreate: never two runners at once)."""
+    resolved = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Strategy",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": generation},
+        "spec": spec.to_k8s(),
+    }
+    data = {"strategy.json": json.dumps(resolved, indent=2, sort_keys=True)}
+    cm_name = child_name("strategy", name)
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(cm_name, namespace, "Strategy", name, uid, "strategy-runner"),
+        "data": data,
+    }
+    env = [*_common_env(cfg), {"name": "KUBETRADE_ENVIRONMENT", "value": spec.mode}]
+    if spec.mode == "live" and spec.credentials_secret_ref is not None:
+        env += _credential_env("EXCHANGE", spec.credentials_secret_ref)  # mounted for live only
+    container = _restricted_container("runner", cfg, ["runner", "--config", f"{CONFIG_DIR}/strategy.json"], env)
+    pod_labels = labels("Strategy", name, "strategy-runner")
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(cm_name, namespace, "Strategy", name, uid, "strategy-runner"),
+        "spec": {
+            "replicas": 0 if spec.retired else 1,
+            "strategy": {"type": "Recreate"},
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": {OWNER_KIND: "Strategy", OWNER_NAME: label_value(name)}},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH: config_hash(data)}},
+                "spec": _pod_spec(cfg, container, cm_name, cfg.runner_service_account),
+            },
+        },
+    }
+    return configmap, deployment
+
+
+# --- Collector ----------------------------------------------------------------------------
+
+
+def collector_children(
+    name: str, namespace: str, uid: str, generation: int, spec: CollectorSpec, cfg: OperatorConfig
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    resolved = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Collector",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": generation},
+        "spec": spec.to_k8s(),
+    }
+    data = {"collector.json": json.dumps(resolved, indent=2, sort_keys=True)}
+    cm_name = child_name("collector", name)
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(cm_name, namespace, "Collector", name, uid, "collector"),
+        "data": data,
+    }
+    env = _common_env(cfg)
+    if spec.credentials_secret_ref is not None:
+        env += _credential_env("COLLECTOR", spec.credentials_secret_ref)
+    container = _restricted_container("collector", cfg, ["collect", "--config", f"{CONFIG_DIR}/collector.json"], env)
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(cm_name, namespace, "Collector", name, uid, "collector"),
+        "spec": {
+            "replicas": 0 if spec.suspend else 1,
+            "strategy": {"type": "Recreate"},
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": {OWNER_KIND: "Collector", OWNER_NAME: label_value(name)}},
+            "template": {
+                "metadata": {
+                    "labels": labels("Collector", name, "collector"),
+                    "annotations": {CONFIG_HASH: config_hash(data)},
+                },
+                "spec": _pod_spec(cfg, container, cm_name, cfg.runner_service_account),
+            },
+        },
+    }
+    return configmap, deployment
+
+
+# --- Goal ---------------------------------------------------------------------------------
+
+
+def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: OperatorConfig) -> dict[str, Any]:
+    """The daily evolution: a CronJob that never overlaps itself and gives up after three hours."""
+    evo = spec.evolution
+    cj_name = child_name("evolve", name)
+    env = [
+        *_common_env(cfg),
+        {"name": "KUBETRADE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+    container = _restricted_container("evolve", cfg, ["goal-evolution", "--goal", f"{namespace}/{name}"], env)
+    container.pop("readinessProbe")
+    container.pop("livenessProbe")
+    container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    container["resources"] = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+    pod_spec = {
+        "serviceAccountName": cfg.evolution_service_account,
+        "automountServiceAccountToken": True,  # it creates Strategy resources
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _metadata(cj_name, namespace, "Goal", name, uid, "evolution"),
+        "spec": {
+            "schedule": evo.schedule,
+            "timeZone": evo.time_zone,
+            "suspend": evo.suspend,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": labels("Goal", name, "evolution")},
+                "spec": {
+                    "backoffLimit": 1,
+                    "activeDeadlineSeconds": 3 * 3600,
+                    "ttlSecondsAfterFinished": 7 * 86400,
+                    "template": {"metadata": {"labels": labels("Goal", name, "evolution")}, "spec": pod_spec},
+                },
+            },
+        },
+    }
+
+
+# --- Per-namespace accounts -----------------------------------------------------------------
+
+
+def namespace_accounts(namespace: str, cfg: OperatorConfig) -> list[dict[str, Any]]:
+    """Service accounts child pods run as, in every namespace that has kubetrade resources.
+
+    Runners and collectors need no Kubernetes API access at all (no token is mounted).  The
+    evolution job creates and updates Strategy resources in its own namespace, nothing else.
+    """
+    meta = {"namespace": namespace, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": cfg.runner_service_account, **meta},
+            "automountServiceAccountToken": False,
+        },
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": cfg.evolution_service_account, **meta}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": cfg.evolution_service_account, **meta},
+            "rules": [
+                {
+                    "apiGroups": [GROUP],
+                    "resources": ["strategies"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update"],
+                },
+                {"apiGroups": [GROUP], "resources": ["goals", "riskpolicies"], "verbs": ["get", "list"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": cfg.evolution_service_account, **meta},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": cfg.evolution_service_account},
+            "subjects": [{"kind": "ServiceAccount", "name": cfg.evolution_service_account, "namespace": namespace}],
+        },
+    ]

@@ -1,0 +1,82 @@
+"""Collector -> a collector Deployment (scaled to zero while suspended) and its ConfigMap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from kubetrade.resources import GROUP, VERSION, CollectorSpec
+from kubetrade.resources.semantic import collector_problems
+from kubetrade_operator import builders, kube
+from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.metrics import reconciling
+from kubetrade_operator.runtime import RUNTIME
+
+
+def reconcile(body: dict[str, Any]) -> dict[str, Any]:
+    meta, status = body["metadata"], body.get("status") or {}
+    name, namespace, uid, gen = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
+    with reconciling("Collector"):
+        kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
+        conds = status.get("conditions")
+        try:
+            spec = CollectorSpec.model_validate(body.get("spec") or {})
+            problems = collector_problems(spec)
+        except ValidationError as exc:
+            spec, problems = None, [f"invalid spec: {exc.errors()[0]['msg']}"]
+        if spec is None or problems:
+            message = "; ".join(problems)
+            conds = set_condition(conds, "Ready", False, "InvalidSpec", message, gen)
+            conds = set_condition(conds, "Degraded", True, "InvalidSpec", message, gen)
+            return {"phase": "Failed", "observedGeneration": gen, "conditions": conds, "lastError": message}
+        configmap, deployment = builders.collector_children(name, namespace, uid, gen, spec, RUNTIME.config)
+        kube.apply(configmap)
+        observed = kube.apply(deployment)
+        available = ((observed.get("status") or {}).get("availableReplicas") or 0) >= 1
+        if spec.suspend:
+            phase = "Suspended"
+            conds = set_condition(conds, "Ready", False, "Suspended", "collector suspended", gen)
+        elif available:
+            # The collector itself reports Disabled (no key) through the status feed; keep that.
+            phase = str(status["phase"]) if status.get("phase") in ("Running", "Disabled") else "Running"
+            conds = set_condition(conds, "Ready", True, "CollectorReady", "collector available", gen)
+        else:
+            phase = "Pending"
+            conds = set_condition(conds, "Ready", False, "CollectorNotReady", "waiting for the collector", gen)
+        if status.get("phase") != phase:
+            kopf.event(kube.as_body(body), type="Normal", reason=f"Phase{phase}", message=f"collector {phase.lower()}")
+        return {
+            "phase": phase,
+            "observedGeneration": gen,
+            "workload": deployment["metadata"]["name"],
+            "conditions": conds,
+        }
+
+
+@kopf.on.create(GROUP, VERSION, "collectors")
+@kopf.on.update(GROUP, VERSION, "collectors")
+@kopf.on.resume(GROUP, VERSION, "collectors")
+def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    patch.status.update(reconcile(dict(body)))
+
+
+@kopf.timer(GROUP, VERSION, "collectors", interval=RUNTIME.config.resync_seconds, initial_delay=5, idle=5)
+def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    patch.status.update(reconcile(dict(body)))
+
+
+@kopf.on.event(
+    "apps",
+    "v1",
+    "deployments",
+    labels={"app.kubernetes.io/managed-by": builders.MANAGED_BY, builders.OWNER_KIND: "Collector"},
+)
+def on_collector_event(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
+    obj: dict[str, Any] = dict(event.get("object") or {})
+    for owner in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "Collector" and namespace:
+            body = kube.get_resource("collectors", namespace, owner["name"])
+            if body is not None and not body["metadata"].get("deletionTimestamp"):
+                kube.patch_status("collectors", namespace, owner["name"], reconcile(body))

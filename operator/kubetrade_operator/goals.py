@@ -1,0 +1,203 @@
+"""Goal -> the evolution CronJob, and the periodic review that promotes and retires strategies.
+
+The review's rules live in :mod:`kubetrade.lifecycle.review` (pure, documented there);
+this module gathers what they need from the cluster, applies their decisions to the
+Strategy resources, and leaves an Event and a status change for each one so that every
+promotion or retirement can be audited.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from kubetrade.lifecycle.progress import progress
+from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
+from kubetrade.resources import GROUP, VERSION, GoalSpec
+from kubetrade.resources.semantic import goal_problems
+from kubetrade_operator import builders, kube
+from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.metrics import LIFECYCLE_ACTIONS, reconciling
+from kubetrade_operator.runtime import RUNTIME
+
+GOAL_LABEL = "kubetrade.io/goal"
+PHASES = ("Pending", "Paper", "Live", "Paused", "Retired", "Failed")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def selector(spec: GoalSpec, name: str) -> str:
+    sel = spec.strategy_selector
+    if sel is None or (not sel.match_labels and not sel.match_expressions):
+        return f"{GOAL_LABEL}={name}"
+    parts = [f"{k}={v}" for k, v in sel.match_labels.items()]
+    for expr in sel.match_expressions:
+        if expr.operator == "In":
+            parts.append(f"{expr.key} in ({','.join(expr.values)})")
+        elif expr.operator == "NotIn":
+            parts.append(f"{expr.key} notin ({','.join(expr.values)})")
+        elif expr.operator == "Exists":
+            parts.append(expr.key)
+        else:
+            parts.append(f"!{expr.key}")
+    return ",".join(parts)
+
+
+def _view(s: dict[str, Any]) -> StrategyView:
+    st = s.get("status") or {}
+    phase = st.get("phase", "Pending")
+    capital = ((s.get("spec") or {}).get("capital") or {}).get("amount") or 0
+    pnl = st.get("pnl")
+    return StrategyView(
+        name=s["metadata"]["name"],
+        phase=phase,
+        since=_parse_time(st.get("liveSince") if phase == "Live" else st.get("paperSince")),
+        sharpe=st.get("sharpe"),
+        max_drawdown=st.get("maxDrawdown"),
+        trades=st.get("trades") or 0,
+        return_pct=(pnl / capital) if pnl is not None and capital else None,
+        backtest_sharpe=(st.get("backtest") or {}).get("sharpe"),
+    )
+
+
+def _gate(namespace: str, policy_name: str) -> PolicyGate:
+    policy = kube.get_resource("riskpolicies", namespace, policy_name)
+    if policy is None:
+        return PolicyGate(False, f"RiskPolicy {policy_name} not found")
+    if (policy.get("spec", {}).get("circuitBreaker") or {}).get("killSwitch"):
+        return PolicyGate(False, "kill switch on")
+    breaker = (policy.get("status") or {}).get("breaker") or {}
+    if breaker.get("state") == "Open":
+        return PolicyGate(False, f"circuit breaker open ({breaker.get('reason') or 'tripped'})")
+    return PolicyGate(True)
+
+
+def run_review(body: dict[str, Any], spec: GoalSpec, now: datetime) -> dict[str, Any]:
+    """Review the goal's strategies, apply the decisions, return the goal's status fields."""
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    members = kube.list_resources("strategies", namespace, selector(spec, name))
+    views = [_view(s) for s in members]
+    decisions = review(
+        views,
+        spec.review,
+        spec.evolution,
+        spec.target.max_drawdown_pct,
+        _gate(namespace, spec.risk_policy_ref.name),
+        spec.live_credentials_secret_ref is not None,
+        now,
+    )
+    by_name = {s["metadata"]["name"]: s for s in members}
+    promoted = retired = 0
+    for d in decisions:
+        target = by_name[d.name]
+        if d.action == "promote":
+            ref = spec.live_credentials_secret_ref
+            assert ref is not None
+            kube.patch_spec(
+                "strategies", namespace, d.name, {"spec": {"mode": "live", "credentialsSecretRef": ref.to_k8s()}}
+            )
+            kopf.info(kube.as_body(target), reason="PromotedToLive", message=f"by goal {name}: {d.reason}")
+            kopf.info(kube.as_body(body), reason="PromotedToLive", message=f"{d.name}: {d.reason}")
+            promoted += 1
+        elif d.action == "retire":
+            kube.patch_spec("strategies", namespace, d.name, {"spec": {"retired": True}})
+            kopf.info(kube.as_body(target), reason="Retired", message=f"by goal {name}: {d.reason}")
+            kopf.info(kube.as_body(body), reason="Retired", message=f"{d.name}: {d.reason}")
+            retired += 1
+        LIFECYCLE_ACTIONS.labels(d.action).inc()
+    counts = {p.lower(): 0 for p in PHASES}
+    for v in views:
+        counts[v.phase.lower()] = counts.get(v.phase.lower(), 0) + 1
+    counts["live"] += promoted
+    counts["paper"] -= promoted
+    candidates = sum(1 for d in decisions if d.action == "candidate")
+    summary = {
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "promoted": promoted,
+        "retired": retired,
+        "message": f"{len(views)} strategies reviewed, {candidates} candidates waiting",
+    }
+    status: dict[str, Any] = {"phaseCounts": counts, "lastReview": summary}
+    equity = _goal_equity(members, spec)
+    if equity is not None:
+        created = _parse_time(meta.get("creationTimestamp")) or now
+        p = progress(spec.target, equity, spec.target.start_date or created.date(), now)
+        status.update(
+            {"equity": p.equity, "returnPct": p.return_pct, "progressPct": p.progress_pct, "onTrack": p.on_track}
+        )
+    return status
+
+
+def _goal_equity(members: list[dict[str, Any]], spec: GoalSpec) -> float | None:
+    """The target capital grown by the counted strategies' combined return on their allocation.
+
+    None while no Paper or Live strategy has reported a PnL yet.
+    """
+    alloc = pnl = 0.0
+    for s in members:
+        st = s.get("status") or {}
+        if st.get("phase") in ("Paper", "Live") and st.get("pnl") is not None:
+            alloc += ((s.get("spec") or {}).get("capital") or {}).get("amount") or 0.0
+            pnl += st["pnl"]
+    if not alloc:
+        return None
+    return spec.target.capital.amount * (1 + pnl / alloc)
+
+
+def reconcile(body: dict[str, Any], review_due: bool) -> dict[str, Any]:
+    meta, status = body["metadata"], body.get("status") or {}
+    name, namespace, uid, gen = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
+    with reconciling("Goal"):
+        kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
+        conds = status.get("conditions")
+        try:
+            spec = GoalSpec.model_validate(body.get("spec") or {})
+            problems = goal_problems(spec)
+        except ValidationError as exc:
+            spec, problems = None, [f"invalid spec: {exc.errors()[0]['msg']}"]
+        if spec is None or problems:
+            message = "; ".join(problems)
+            conds = set_condition(conds, "Ready", False, "InvalidSpec", message, gen)
+            conds = set_condition(conds, "Degraded", True, "InvalidSpec", message, gen)
+            return {"observedGeneration": gen, "conditions": conds}
+        cronjob = builders.goal_cronjob(name, namespace, uid, spec, RUNTIME.config)
+        kube.apply(cronjob)
+        out: dict[str, Any] = {"observedGeneration": gen, "cronJob": cronjob["metadata"]["name"]}
+        conds = set_condition(
+            conds, "Ready", True, "Scheduled", f"evolution scheduled '{spec.evolution.schedule}'", gen
+        )
+        conds = set_condition(conds, "Degraded", False, "AsExpected", "", gen)
+        if review_due:
+            out.update(run_review(body, spec, datetime.now(UTC)))
+            if "onTrack" in out:
+                conds = set_condition(
+                    conds, "OnTrack", bool(out["onTrack"]), "Progress", f"return {out['returnPct']:.2%} of capital", gen
+                )
+        out["conditions"] = conds
+        return out
+
+
+def _review_due(body: dict[str, Any]) -> bool:
+    status = body.get("status") or {}
+    last = _parse_time((status.get("lastReview") or {}).get("time"))
+    interval = ((body.get("spec") or {}).get("review") or {}).get("intervalSeconds", 3600)
+    return last is None or (datetime.now(UTC) - last).total_seconds() >= interval
+
+
+@kopf.on.create(GROUP, VERSION, "goals")
+@kopf.on.update(GROUP, VERSION, "goals")
+@kopf.on.resume(GROUP, VERSION, "goals")
+def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    patch.status.update(reconcile(dict(body), review_due=False))
+
+
+@kopf.timer(GROUP, VERSION, "goals", interval=min(30.0, RUNTIME.config.resync_seconds), initial_delay=2)
+def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """Resync the CronJob and, when the review interval has passed, run the review."""
+    patch.status.update(reconcile(dict(body), review_due=_review_due(dict(body))))

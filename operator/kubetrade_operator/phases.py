@@ -1,0 +1,95 @@
+"""A Strategy's phase and conditions, from what the operator observed (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetrade_operator.conditions import set_condition
+
+
+@dataclass(frozen=True)
+class StrategyObservation:
+    generation: int
+    mode: str
+    paused: bool
+    retired: bool
+    problems: list[str] = field(default_factory=list)
+    """Why the spec cannot run (genome does not compile, ...); empty when it can."""
+    policy_found: bool = True
+    breaker_open: bool = False
+    breaker_reason: str = ""
+    desired_replicas: int = 1
+    available_replicas: int = 0
+    updated_replicas: int = 0
+    runner_healthy: bool | None = None
+    """What the runner last reported about itself (None: nothing yet)."""
+
+
+@dataclass(frozen=True)
+class StrategyVerdict:
+    phase: str
+    message: str
+    conditions: list[dict[str, Any]]
+
+
+def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now: str | None = None) -> StrategyVerdict:
+    gen = obs.generation
+    ready = obs.available_replicas >= 1 and obs.updated_replicas >= 1
+    if obs.problems:
+        phase, message = "Failed", "; ".join(obs.problems)
+    elif not obs.policy_found:
+        phase, message = "Pending", "RiskPolicy not found: no runner starts without one"
+    elif obs.retired:
+        phase, message = "Retired", "retired: runner removed"
+    elif obs.paused or obs.breaker_open:
+        phase = "Paused"
+        message = f"circuit breaker open: {obs.breaker_reason}" if obs.breaker_open else "paused by spec"
+    elif not ready:
+        phase, message = "Pending", "waiting for the runner to become ready"
+    else:
+        phase, message = ("Live" if obs.mode == "live" else "Paper"), f"{obs.mode} trading"
+
+    conds = conditions
+    if phase == "Failed":
+        conds = set_condition(conds, "Ready", False, "InvalidSpec", message, gen, now)
+        conds = set_condition(conds, "Degraded", True, "InvalidSpec", message, gen, now)
+        conds = set_condition(conds, "Progressing", False, "InvalidSpec", "fix the spec", gen, now)
+        return StrategyVerdict(phase, message, conds)
+    if not obs.policy_found:
+        conds = set_condition(conds, "Ready", False, "RiskPolicyMissing", message, gen, now)
+        conds = set_condition(conds, "Degraded", True, "RiskPolicyMissing", message, gen, now)
+        conds = set_condition(conds, "Progressing", False, "RiskPolicyMissing", message, gen, now)
+        return StrategyVerdict(phase, message, conds)
+    if obs.retired:
+        conds = set_condition(conds, "Ready", False, "Retired", message, gen, now)
+        conds = set_condition(conds, "Progressing", False, "Retired", message, gen, now)
+        conds = set_condition(conds, "Degraded", False, "Retired", "", gen, now)
+        return StrategyVerdict(phase, message, conds)
+
+    conds = set_condition(
+        conds,
+        "Ready",
+        ready,
+        "RunnerReady" if ready else "RunnerNotReady",
+        "runner available" if ready else "runner not available yet",
+        gen,
+        now,
+    )
+    rolling = obs.updated_replicas < obs.desired_replicas or not ready
+    conds = set_condition(
+        conds,
+        "Progressing",
+        rolling,
+        "RollingOut" if rolling else "RolloutComplete",
+        "runner rolling out" if rolling else "runner up to date",
+        gen,
+        now,
+    )
+    if obs.runner_healthy is False:
+        conds = set_condition(conds, "Degraded", True, "RunnerUnhealthy", "runner reports unhealthy", gen, now)
+    elif obs.breaker_open:
+        conds = set_condition(conds, "Degraded", True, "BreakerOpen", message, gen, now)
+    else:
+        conds = set_condition(conds, "Degraded", False, "AsExpected", "", gen, now)
+    return StrategyVerdict(phase, message, conds)

@@ -1,0 +1,123 @@
+"""RiskPolicy -> published to the risk manager through the NATS key-value bucket ``risk-policies``.
+
+The risk manager watches the bucket, so a policy change takes effect without a restart
+(hot reload).  Keys are ``<namespace>.<name>``; the value is the policy spec with its
+generation.  A periodic sync removes keys whose policy is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from kubetrade.messaging import subjects
+from kubetrade.resources import GROUP, VERSION, RiskPolicySpec
+from kubetrade_operator import kube, strategies
+from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.metrics import reconciling
+from kubetrade_operator.runtime import RUNTIME
+
+log = logging.getLogger("kubetrade.operator.riskpolicy")
+
+
+def policy_key(namespace: str, name: str) -> str:
+    return f"{subjects.token(namespace)}.{subjects.token(name)}"
+
+
+async def _bucket() -> Any:
+    nc = RUNTIME.nats
+    if nc is None or not nc.is_connected:
+        raise kopf.TemporaryError("NATS is not reachable; the policy is not published yet", delay=10)
+    js = nc.jetstream()
+    try:
+        return await js.key_value(subjects.RISK_POLICY_BUCKET)
+    except Exception:
+        return await js.create_key_value(bucket=subjects.RISK_POLICY_BUCKET, history=5)
+
+
+async def publish(body: dict[str, Any]) -> dict[str, Any]:
+    meta, status = body["metadata"], body.get("status") or {}
+    name, namespace, gen = meta["name"], meta["namespace"], meta.get("generation", 1)
+    with reconciling("RiskPolicy"):
+        try:
+            spec = RiskPolicySpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            message = f"invalid spec: {exc.errors()[0]['msg']}"
+            conds = set_condition(status.get("conditions"), "Ready", False, "InvalidSpec", message, gen)
+            return {"conditions": conds}
+        value = {"namespace": namespace, "name": name, "generation": gen, "spec": spec.to_k8s()}
+        kv = await _bucket()
+        revision = await kv.put(policy_key(namespace, name), json.dumps(value).encode())
+        conds = set_condition(
+            status.get("conditions"), "Ready", True, "Published", f"published as revision {revision}", gen
+        )
+        if status.get("observedGeneration") != gen:
+            kopf.event(
+                kube.as_body(body),
+                type="Normal",
+                reason="PolicyPublished",
+                message=f"generation {gen} -> revision {revision}",
+            )
+        return {"observedGeneration": gen, "publishedRevision": revision, "conditions": conds}
+
+
+@kopf.on.create(GROUP, VERSION, "riskpolicies")
+@kopf.on.update(GROUP, VERSION, "riskpolicies")
+@kopf.on.resume(GROUP, VERSION, "riskpolicies")
+async def on_change(body: kopf.Body, patch: kopf.Patch, namespace: str | None, name: str, **_: Any) -> None:
+    patch.status.update(await publish(dict(body)))
+    # A kill switch flip changes which strategies are paused.
+    await _repause(namespace or "default", name)
+
+
+@kopf.timer(GROUP, VERSION, "riskpolicies", interval=RUNTIME.config.resync_seconds, initial_delay=5, idle=5)
+async def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    patch.status.update(await publish(dict(body)))
+
+
+@kopf.on.delete(GROUP, VERSION, "riskpolicies", optional=True)
+async def on_delete(namespace: str | None, name: str, **_: Any) -> None:
+    try:
+        kv = await _bucket()
+        await kv.delete(policy_key(namespace or "default", name))
+    except Exception as exc:  # optional: the periodic sync removes it later
+        log.warning("could not unpublish policy", extra={"policy": f"{namespace}/{name}", "error": str(exc)})
+
+
+async def _repause(namespace: str, policy: str) -> None:
+    """Reconcile the strategies under a policy: a tripped breaker or kill switch pauses them."""
+    import asyncio
+
+    def _work() -> None:
+        for s in kube.list_resources("strategies", namespace):
+            if (s.get("spec") or {}).get("riskPolicyRef", {}).get("name") == policy:
+                strategies.reconcile_by_name(namespace, s["metadata"]["name"])
+
+    await asyncio.to_thread(_work)
+
+
+async def prune_orphans() -> int:
+    """Delete published policies whose RiskPolicy no longer exists; returns how many."""
+    import asyncio
+
+    kv = await _bucket()
+    try:
+        keys = await kv.keys()
+    except Exception:
+        return 0  # empty bucket
+    existing = await asyncio.to_thread(
+        lambda: {
+            policy_key(p["metadata"]["namespace"], p["metadata"]["name"])
+            for p in kube.list_cluster_resources("riskpolicies")
+        }
+    )
+    removed = 0
+    for key in keys:
+        if key not in existing:
+            await kv.delete(key)
+            removed += 1
+    return removed

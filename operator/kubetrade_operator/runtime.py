@@ -1,0 +1,24 @@
+"""Process-wide state of the operator: its config and its NATS connection.
+
+kopf passes a ``memo`` to handlers, but sync handlers run in threads and the status feed
+runs outside any handler; one small module-level holder keeps them all on the same
+objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubetrade_operator.config import OperatorConfig
+
+
+@dataclass
+class Runtime:
+    config: OperatorConfig = field(default_factory=OperatorConfig.from_env)
+    nats: Any = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+RUNTIME = Runtime()

@@ -1,0 +1,93 @@
+"""Workload status -> resource status.
+
+Runners, collectors and the risk manager publish :class:`StatusReport` messages on
+``status.<kind>.<namespace>.<name>``.  The feed validates each against the kind's status
+model and merges it into the resource's status subresource; fields the operator owns
+(phase, conditions, observedGeneration, ...) are never taken from a workload.  A report
+that does not parse is dead-lettered with the reason, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.schemas import StatusReport
+from kubetrade.resources import BY_KIND
+from kubetrade_operator import kube
+from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.metrics import STATUS_REPORTS
+
+log = logging.getLogger("kubetrade.operator.statusfeed")
+
+PLURALS = {kind: model.plural for kind, model in BY_KIND.items()}
+OPERATOR_OWNED = {
+    "phase",
+    "conditions",
+    "observedGeneration",
+    "runner",
+    "workload",
+    "publishedRevision",
+    "paperSince",
+    "liveSince",
+    "cronJob",
+    "lastReview",
+    "phaseCounts",
+}
+COLLECTOR_PHASES = {"Running", "Disabled", "Failed"}
+
+
+def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any]:
+    """The status patch a report asks for, validated; raises ValueError when it does not fit."""
+    model = BY_KIND[report.kind].status_model
+    wanted = {k: v for k, v in report.status.items() if k not in OPERATOR_OWNED}
+    try:
+        parsed = model.model_validate(wanted)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValueError(f"{report.kind} status {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
+    patch: dict[str, Any] = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    if report.kind == "Collector" and report.status.get("phase") in COLLECTOR_PHASES:
+        phase = str(report.status["phase"])
+        patch["phase"] = phase
+        gen = current.get("observedGeneration")
+        reason = str(report.status.get("reason") or ("NoCredentials" if phase == "Disabled" else phase))
+        message = str(report.status.get("lastError") or report.status.get("message") or "")
+        patch["conditions"] = set_condition(
+            current.get("conditions"), "Disabled", phase == "Disabled", reason, message, gen
+        )
+    return patch
+
+
+async def _handle(msg: Any) -> None:
+    try:
+        report = codec.decode(StatusReport, msg.data)
+        body = await asyncio.to_thread(kube.get_resource, PLURALS[report.kind], report.namespace, report.name)
+        if body is None:
+            STATUS_REPORTS.labels(report.kind, "unknown_object").inc()
+            return
+        patch = merge_fields(report, body.get("status") or {})
+        await asyncio.to_thread(kube.patch_status, PLURALS[report.kind], report.namespace, report.name, patch)
+        STATUS_REPORTS.labels(report.kind, "applied").inc()
+        before = ((body.get("status") or {}).get("breaker") or {}).get("state")
+        after = (patch.get("breaker") or {}).get("state")
+        if report.kind == "RiskPolicy" and after and after != before:
+            from kubetrade_operator.riskpolicies import _repause
+
+            await _repause(report.namespace, report.name)
+    except (codec.BadMessage, ValueError) as exc:
+        STATUS_REPORTS.labels("invalid", "dead_lettered").inc()
+        log.warning("bad status report", extra={"subject": msg.subject, "error": str(exc)})
+        await codec.dead_letter(msg._client, msg.subject, msg.data, str(exc))
+    except Exception as exc:
+        STATUS_REPORTS.labels("unknown", "error").inc()
+        log.error("status report not applied", extra={"subject": msg.subject, "error": repr(exc)})
+
+
+async def subscribe(nc: Any) -> Any:
+    """Subscribe the feed; a queue group keeps it to one replica even if two run briefly."""
+    return await nc.subscribe(subjects.STATUS_ALL, queue="kubetrade-operator", cb=_handle)

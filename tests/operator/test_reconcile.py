@@ -1,0 +1,330 @@
+"""The operator against the real control plane: children, status, drift, deletion, policies, goals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import nats
+import pytest
+import yaml
+
+from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult, StatusReport
+from tests.operator.conftest import wait_status
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.kube
+
+
+def apply(kube, namespace: str, *docs: dict | str) -> None:
+    text = "\n---\n".join(d if isinstance(d, str) else yaml.safe_dump(d) for d in docs)
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=text)
+
+
+def example(name: str) -> dict:
+    return yaml.safe_load((REPO / "examples" / name).read_text())
+
+
+def strategy(name: str, **spec) -> dict:
+    doc = example("strategy-ema-rsi.yaml")
+    doc["metadata"] = {"name": name}
+    doc["spec"].pop("goalRef", None)
+    doc["spec"].update(spec)
+    return doc
+
+
+def ready(status: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+
+
+def test_strategy_gets_singleton_runner_and_configmap(kube, namespace, operator) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), strategy("alpha"))
+    body = wait_status(kube, "strategy", "alpha", namespace, lambda s, _: s.get("phase") == "Paper" and ready(s))
+    status = body["status"]
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    assert status["paperSince"]
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded"}
+    assert "kubetrade.io/finalizer" in body["metadata"]["finalizers"]
+
+    dep = kube.get_json("deployment", "strategy-alpha", "-n", namespace)
+    owner = dep["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "Strategy", "alpha", body["metadata"]["uid"], True
+    )
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] and not pod["automountServiceAccountToken"]
+    container = pod["containers"][0]
+    assert container["args"] == ["runner", "--config", "/etc/kubetrade/strategy.json"]
+    assert container["securityContext"]["readOnlyRootFilesystem"]
+    env = {e["name"] for e in container["env"]}
+    assert "EXCHANGE_API_KEY" not in env, "paper runners never see exchange credentials"
+
+    cm = kube.get_json("configmap", "strategy-alpha", "-n", namespace)
+    resolved = json.loads(cm["data"]["strategy.json"])
+    assert resolved["spec"]["symbols"] == ["BTC/USDT"] and resolved["spec"]["execution"]["feeRate"] == 0.001
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == body["metadata"]["uid"]
+
+    events = kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=alpha").stdout
+    assert "PhasePaper" in events
+
+
+def test_live_strategy_mounts_credentials_only_by_secret_reference(kube, namespace, operator) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), example("strategy-live-eth.yaml"))
+    wait_status(kube, "strategy", "eth-ema-crossover", namespace, lambda s, _: s.get("phase") == "Live")
+    dep = kube.get_json("deployment", "strategy-eth-ema-crossover", "-n", namespace)
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EXCHANGE_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "binance-credentials", "key": "apiKey"}
+    assert env["EXCHANGE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "binance-credentials", "key": "secret"}
+    assert "value" not in env["EXCHANGE_API_KEY"]
+
+
+def test_edit_rolls_the_runner(kube, namespace, operator) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), strategy("beta"))
+    wait_status(kube, "strategy", "beta", namespace, lambda s, _: s.get("phase") == "Paper")
+    before = kube.get_json("deployment", "strategy-beta", "-n", namespace)
+    hash_before = before["spec"]["template"]["metadata"]["annotations"]["kubetrade.io/config-hash"]
+    kube.kubectl("patch", "strategy", "beta", "-n", namespace, "--type=merge", "-p", '{"spec":{"timeframe":"15m"}}')
+    body = wait_status(kube, "strategy", "beta", namespace, lambda s, b: s.get("observedGeneration") == 2)
+    assert body["metadata"]["generation"] == 2
+    after = kube.get_json("deployment", "strategy-beta", "-n", namespace)
+    assert after["spec"]["template"]["metadata"]["annotations"]["kubetrade.io/config-hash"] != hash_before
+    cm = json.loads(kube.get_json("configmap", "strategy-beta", "-n", namespace)["data"]["strategy.json"])
+    assert cm["spec"]["timeframe"] == "15m"
+    kube.wait_for(
+        lambda: len(kube.get_json("replicasets", "-n", namespace, "-l", "kubetrade.io/owner-name=beta")["items"]) == 2,
+        30, "a second ReplicaSet for the new config",
+    )
+
+
+def test_drift_in_children_is_repaired(kube, namespace, operator) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), strategy("gamma"))
+    wait_status(kube, "strategy", "gamma", namespace, lambda s, _: s.get("phase") == "Paper")
+    kube.kubectl("scale", "deployment", "strategy-gamma", "-n", namespace, "--replicas=3")
+    kube.wait_for(
+        lambda: kube.get_json("deployment", "strategy-gamma", "-n", namespace)["spec"]["replicas"] == 1,
+        30, "replicas back to 1",
+    )
+    kube.kubectl("patch", "configmap", "strategy-gamma", "-n", namespace, "--type=merge",
+                 "-p", '{"data":{"strategy.json":"{}"}}')
+    kube.wait_for(
+        lambda: kube.get_json("configmap", "strategy-gamma", "-n", namespace)["data"]["strategy.json"] != "{}",
+        30, "configmap restored",
+    )
+    kube.kubectl("delete", "deployment", "strategy-gamma", "-n", namespace)
+    kube.wait_for(
+        lambda: kube.kubectl("get", "deployment", "strategy-gamma", "-n", namespace, check=False).returncode == 0,
+        30, "deployment recreated",
+    )
+    wait_status(kube, "strategy", "gamma", namespace, lambda s, _: s.get("phase") == "Paper" and ready(s))
+
+
+def test_invalid_semantics_are_rejected_by_the_webhook(kube, namespace, operator) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"))
+    cases = [
+        (strategy("bad-ind", genome={"entry": {"rules": [{"left": {"indicator": "nosuch"}, "op": "gt",
+                                                             "right": {"value": 1}}]}}), "nosuch"),
+        (strategy("bad-exchange", exchange="notanexchange"), "unknown exchange 'notanexchange'"),
+        (strategy("bad-perp", market="perpetual"), "is a spot symbol; perpetuals are BASE/QUOTE:SETTLE"),
+        (strategy("bad-template", genome=None, template="nosuchtemplate"), "unknown strategy template"),
+    ]
+    goal = example("goal.yaml")
+    goal["spec"]["evolution"]["schedule"] = "61 3 * * *"
+    cases.append((goal, "61 outside 0-59"))
+    zone = example("goal.yaml")
+    zone["spec"]["evolution"]["timeZone"] = "Mars/Olympus"
+    cases.append((zone, "unknown time zone"))
+    for doc, expected in cases:
+        if doc["spec"].get("genome", 1) is None:
+            del doc["spec"]["genome"]
+        proc = kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False)
+        assert proc.returncode != 0, f"accepted {doc['metadata']['name']}"
+        assert "denied the request" in proc.stderr and expected in proc.stderr, proc.stderr
+
+
+def test_missing_policy_holds_the_runner_back(kube, namespace, operator) -> None:
+    apply(kube, namespace, strategy("orphan", riskPolicyRef={"name": "absent"}))
+    body = wait_status(kube, "strategy", "orphan", namespace, lambda s, _: s.get("phase") == "Pending"
+                       and any(c["reason"] == "RiskPolicyMissing" for c in s.get("conditions", [])))
+    assert "RiskPolicy not found" in body["status"]["message"]
+    assert kube.kubectl("get", "deployment", "strategy-orphan", "-n", namespace, check=False).returncode != 0
+    policy = example("riskpolicy.yaml")
+    policy["metadata"]["name"] = "absent"
+    apply(kube, namespace, policy)
+    wait_status(kube, "strategy", "orphan", namespace, lambda s, _: s.get("phase") == "Paper")
+
+
+def test_collector_deployment_and_suspend(kube, namespace, operator) -> None:
+    apply(kube, namespace, example("collector-replay.yaml"))
+    wait_status(kube, "collector", "replay-binance", namespace, lambda s, _: s.get("phase") == "Running")
+    dep = kube.get_json("deployment", "collector-replay-binance", "-n", namespace)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["args"][0] == "collect"
+    kube.kubectl("patch", "collector", "replay-binance", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    wait_status(kube, "collector", "replay-binance", namespace, lambda s, _: s.get("phase") == "Suspended")
+    assert kube.get_json("deployment", "collector-replay-binance", "-n", namespace)["spec"]["replicas"] == 0
+
+
+def test_goal_gets_its_evolution_cronjob(kube, namespace, operator) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), example("goal.yaml"))
+    wait_status(kube, "goal", "monthly-8pct", namespace, lambda s, _: s.get("cronJob") == "evolve-monthly-8pct")
+    cj = kube.get_json("cronjob", "evolve-monthly-8pct", "-n", namespace)
+    assert cj["spec"]["schedule"] == "0 3 * * *" and cj["spec"]["timeZone"] == "Etc/UTC"
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    args = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["goal-evolution", "--goal", f"{namespace}/monthly-8pct"]
+    kube.kubectl("patch", "goal", "monthly-8pct", "-n", namespace, "--type=merge",
+                 "-p", '{"spec":{"evolution":{"schedule":"30 4 * * 1-5","suspend":true}}}')
+    kube.wait_for(
+        lambda: kube.get_json("cronjob", "evolve-monthly-8pct", "-n", namespace)["spec"]["schedule"] == "30 4 * * 1-5",
+        30, "schedule updated",
+    )
+    assert kube.get_json("cronjob", "evolve-monthly-8pct", "-n", namespace)["spec"]["suspend"] is True
+    role = kube.get_json("role", "kubetrade-evolution", "-n", namespace)
+    assert role["rules"][0]["resources"] == ["strategies"]
+
+
+async def _kv_value(nats_url: str, key: str):
+    nc = await nats.connect(nats_url)
+    try:
+        kv = await nc.jetstream().key_value(subjects.RISK_POLICY_BUCKET)
+        try:
+            entry = await kv.get(key)
+        except Exception:
+            return None
+        return json.loads(entry.value)
+    finally:
+        await nc.close()
+
+
+async def _report(nats_url: str, report: StatusReport) -> None:
+    nc = await nats.connect(nats_url)
+    await nc.publish(subjects.status_report(report.kind, report.namespace, report.name), codec.encode(report))
+    await nc.flush()
+    await nc.close()
+
+
+def test_risk_policy_is_published_hot_and_breaker_pauses_strategies(kube, namespace, operator, nats_url) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), strategy("delta"))
+    wait_status(kube, "riskpolicy", "default", namespace, lambda s, _: s.get("publishedRevision"))
+    key = f"{namespace}.default"
+    value = asyncio.run(_kv_value(nats_url, key))
+    assert value["generation"] == 1 and value["spec"]["strategyLimits"]["maxPositionPct"] == 0.2
+
+    kube.kubectl("patch", "riskpolicy", "default", "-n", namespace, "--type=merge",
+                 "-p", '{"spec":{"strategyLimits":{"maxPositionPct":0.1}}}')
+    wait_status(kube, "riskpolicy", "default", namespace, lambda s, _: s.get("observedGeneration") == 2)
+    assert asyncio.run(_kv_value(nats_url, key))["spec"]["strategyLimits"]["maxPositionPct"] == 0.1
+
+    wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paper")
+    asyncio.run(_report(nats_url, StatusReport(
+        kind="RiskPolicy", namespace=namespace, name="default", time=int(time.time() * 1000),
+        status={"breaker": {"state": "Open", "reason": "maxDrawdownPct", "since": "2026-01-01T00:00:00Z"},
+                "currentDrawdown": 0.16},
+    )))
+    body = wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paused")
+    assert "maxDrawdownPct" in body["status"]["message"]
+    assert kube.get_json("riskpolicy", "default", "-n", namespace)["status"]["currentDrawdown"] == 0.16
+    asyncio.run(_report(nats_url, StatusReport(
+        kind="RiskPolicy", namespace=namespace, name="default", time=int(time.time() * 1000),
+        status={"breaker": {"state": "Closed"}},
+    )))
+    wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paper")
+
+    kube.kubectl("patch", "riskpolicy", "default", "-n", namespace, "--type=merge",
+                 "-p", '{"spec":{"circuitBreaker":{"killSwitch":true}}}')
+    body = wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paused")
+    assert "kill switch" in body["status"]["message"]
+
+    kube.kubectl("delete", "riskpolicy", "default", "-n", namespace)
+    kube.wait_for(lambda: asyncio.run(_kv_value(nats_url, key)) is None, 30, "policy unpublished")
+
+
+def test_runner_reports_reach_the_status_and_bad_reports_are_dead_lettered(
+    kube, namespace, operator, nats_url
+) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), strategy("epsilon"))
+    wait_status(kube, "strategy", "epsilon", namespace, lambda s, _: s.get("phase") == "Paper")
+    asyncio.run(_report(nats_url, StatusReport(
+        kind="Strategy", namespace=namespace, name="epsilon", time=int(time.time() * 1000),
+        status={"pnl": 42.5, "sharpe": 1.9, "drawdown": 0.02, "trades": 7, "phase": "Live", "equity": 2042.5},
+    )))
+    body = wait_status(kube, "strategy", "epsilon", namespace, lambda s, _: s.get("trades") == 7)
+    assert body["status"]["pnl"] == 42.5 and body["status"]["phase"] == "Paper", "phase is the operator's"
+    row = kube.kubectl("get", "strategy", "epsilon", "-n", namespace, "--no-headers").stdout.split()
+    assert row[1:7] == ["paper", "Paper", "42.5", "1.9", "0.02", "7"]
+
+    async def bad_report() -> tuple[bytes, dict]:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        sub = await js.subscribe("dlq.status.>", ordered_consumer=True)
+        await nc.publish(subjects.status_report("Strategy", namespace, "epsilon"), b'{"kind":"Strategy","oops":1}')
+        msg = await sub.next_msg(timeout=20)
+        await nc.close()
+        return msg.data, dict(msg.headers or {})
+
+    data, headers = asyncio.run(bad_report())
+    assert data == b'{"kind":"Strategy","oops":1}'
+    assert "StatusReport" in headers["Kubetrade-Dlq-Reason"]
+    assert 'kubetrade_operator_status_reports_total{kind="Strategy",result="applied"}' in operator.metrics()
+
+
+class ExecutorStandIn:
+    """Answers close-strategy requests on real NATS the way the executor's control endpoint does."""
+
+    def __init__(self, nats_url: str, ok: bool = True) -> None:
+        self.nats_url, self.ok, self.requests = nats_url, ok, []
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        nc = await nats.connect(self.nats_url)
+
+        async def handle(msg) -> None:
+            req = codec.decode(CloseStrategyRequest, msg.data)
+            self.requests.append(req)
+            reply = CloseStrategyResult(ok=self.ok, cancelled_orders=2, closed_positions=1,
+                                        message="" if self.ok else "exchange unreachable")
+            await msg.respond(codec.encode(reply))
+
+        await nc.subscribe(subjects.close_strategy("paper"), cb=handle)
+        await stop.wait()
+        await nc.close()
+
+
+def test_deletion_closes_positions_through_the_executor(kube, namespace, operator, nats_url) -> None:
+    apply(kube, namespace, example("riskpolicy.yaml"), strategy("zeta"), strategy("eta"))
+    wait_status(kube, "strategy", "zeta", namespace, lambda s, _: s.get("phase") == "Paper")
+    wait_status(kube, "strategy", "eta", namespace, lambda s, _: s.get("phase") == "Paper")
+
+    # No executor answers: deletion waits and says why, in the status and in an Event.
+    kube.kubectl("delete", "strategy", "eta", "-n", namespace, "--wait=false")
+    body = wait_status(kube, "strategy", "eta", namespace, lambda s, _: "deletion waits" in (s.get("message") or ""))
+    assert body["metadata"]["deletionTimestamp"]
+    kube.wait_for(lambda: "CloseBlocked" in kube.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=eta").stdout, 30, "CloseBlocked event")
+
+    async def scenario() -> list:
+        stand_in = ExecutorStandIn(nats_url)
+        stop = asyncio.Event()
+        task = asyncio.create_task(stand_in.serve(stop))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(kube.kubectl, "delete", "strategy", "zeta", "-n", namespace, "--timeout=60s")
+        stop.set()
+        await task
+        return stand_in.requests
+
+    requests = asyncio.run(scenario())
+    assert [(r.strategy, r.namespace, r.action) for r in requests] == [("zeta", namespace, "close")]
+    assert kube.kubectl("get", "strategy", "zeta", "-n", namespace, check=False).returncode != 0
+    kube.wait_for(lambda: "cancelled 2 orders, closed 1 positions" in kube.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=zeta").stdout, 30, "PositionsClosed")
+    kube.wait_for(
+        lambda: kube.kubectl("get", "deployment", "strategy-zeta", "-n", namespace, check=False).returncode != 0,
+        60, "the runner garbage-collected with its Strategy",
+    )
+
+    # The escape hatch, for an executor that is gone for good.
+    kube.kubectl("annotate", "strategy", "eta", "-n", namespace, "kubetrade.io/skip-close-on-delete=true")
+    kube.wait_for(lambda: kube.kubectl("get", "strategy", "eta", "-n", namespace, check=False).returncode != 0,
+                  60, "eta deleted after the skip annotation")

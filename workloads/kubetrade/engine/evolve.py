@@ -1,0 +1,250 @@
+"""NSGA-II evolution of genomes (return against drawdown) with guards against overfitting.
+
+The search only ever sees the training part of each candle set (the first
+``train_fraction`` of the bars).  Survivors must also trade enough on the held-out
+validation part, they are ranked on validation results, and each carries a deflated
+Sharpe ratio that discounts its training Sharpe by the number of genomes tried.
+Everything random draws from one seeded generator, and the kernels are deterministic,
+so the same seed and data give the same strategies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from deap import base, tools
+
+from kubetrade.candles import Candles, FloatArray
+from kubetrade.engine import genes
+from kubetrade.engine.compile import FeaturePlan, SeriesKey, build_features, compile_genomes
+from kubetrade.engine.metrics import Metrics, deflated_sharpe, expected_max_sharpe
+from kubetrade.engine.runs import Costs, run_program
+from kubetrade.resources.genome import Genome
+from kubetrade.resources.goal import EvolutionSettings
+
+Progress = Callable[[int, int, str], None]
+
+
+class FitnessReturnDrawdown(base.Fitness):  # type: ignore[misc]
+    """Maximise the mean training return, minimise the worst training drawdown."""
+
+    weights = (1.0, -1.0)
+
+
+@dataclass
+class Individual:
+    spec: genes.Spec
+    fitness: FitnessReturnDrawdown = field(default_factory=FitnessReturnDrawdown)
+
+    @property
+    def key(self) -> str:
+        return json.dumps(self.spec, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    population: int = 500
+    generations: int = 10
+    seed: int = 42
+    train_fraction: float = 0.7
+    min_trades: int = 30
+    """Fewest closed trades (all candle sets together) on the training part; validation needs its share."""
+    top: int = 150
+    """Most survivors to return (the best first)."""
+    top_fraction: float = 1.0
+    """Fraction of the survivors to return before ``top`` caps it (a Goal's paperFraction)."""
+    market: Literal["spot", "perpetual"] = "spot"
+    costs: Costs = field(default_factory=Costs)
+    crossover_prob: float = 0.7
+    mutation_prob: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.population < 8 or self.population % 4:
+            raise ValueError(
+                f"population {self.population} must be a multiple of 4 and at least 8 (NSGA-II tournament)")
+        if self.generations < 0:
+            raise ValueError("generations must be >= 0")
+        if not 0.2 <= self.train_fraction <= 0.9:
+            raise ValueError(f"train fraction {self.train_fraction} must be within [0.2, 0.9]")
+        if not 0 < self.top_fraction <= 1:
+            raise ValueError(f"top fraction {self.top_fraction} must be within (0, 1]")
+
+    @classmethod
+    def from_goal(cls, evo: EvolutionSettings, costs: Costs, seed: int) -> EvolveConfig:
+        """The search a Goal's ``spec.evolution`` asks for (population rounded up to a multiple of 4).
+
+        ``seed`` is used when the Goal leaves its seed unset (a new one every run).
+        """
+        return cls(population=-(-evo.population // 4) * 4, generations=evo.generations,
+                   seed=evo.seed if evo.seed is not None else seed, train_fraction=1 - evo.validation_fraction,
+                   min_trades=evo.min_trades, top=evo.max_paper, top_fraction=evo.paper_fraction,
+                   market=evo.market, costs=costs)
+
+
+@dataclass
+class Survivor:
+    genome: Genome
+    train: dict[str, Metrics]
+    validation: dict[str, Metrics]
+    deflated_sharpe: float
+
+    @property
+    def validation_return(self) -> float:
+        return float(np.mean([m.total_return for m in self.validation.values()]))
+
+    @property
+    def validation_drawdown(self) -> float:
+        return max(m.max_drawdown for m in self.validation.values())
+
+    @property
+    def validation_sharpe(self) -> float:
+        return float(np.mean([m.sharpe for m in self.validation.values()]))
+
+
+@dataclass
+class EvolveResult:
+    survivors: list[Survivor]
+    trials: int
+    evaluations: int
+    generations: int
+    datasets: list[str]
+
+
+class _Evaluator:
+    """Backtests batches of genomes on every candle set, sharing one feature plan and cache."""
+
+    def __init__(self, data: Sequence[Candles], cfg: EvolveConfig) -> None:
+        self.data, self.cfg = data, cfg
+        self.plan = FeaturePlan()
+        self.caches: list[dict[SeriesKey, FloatArray]] = [{} for _ in data]
+        self.features: list[FloatArray] = [np.empty((0, len(c))) for c in data]
+        self.splits = [int(len(c) * cfg.train_fraction) for c in data]
+        self.train_sharpes: list[list[float]] = [[] for _ in data]
+
+    def run(self, genomes: Sequence[Genome], part: Literal["train", "validation"], *, trials: bool = False,
+            ) -> list[dict[str, Metrics]]:
+        """Metrics per genome and candle set; ``trials`` records training Sharpes for the deflation."""
+        _, program = compile_genomes(genomes, market=self.cfg.market, plan=self.plan)
+        out: list[dict[str, Metrics]] = [{} for _ in genomes]
+        for d, c in enumerate(self.data):
+            if self.features[d].shape[0] < len(self.plan.keys):
+                self.features[d] = build_features(self.plan, c, self.caches[d])
+            start, end = (0, self.splits[d]) if part == "train" else (self.splits[d], len(c))
+            metrics = run_program(self.plan, program, c, self.cfg.costs, start=start, end=end,
+                                  features=self.features[d])
+            for g, m in enumerate(metrics):
+                out[g][c.symbol or c.label] = m
+                if trials:
+                    self.train_sharpes[d].append(m.sharpe_per_bar)
+        return out
+
+
+def _fitness(metrics: dict[str, Metrics], min_trades: int) -> tuple[float, float]:
+    if sum(m.trades for m in metrics.values()) < min_trades:
+        return -1.0, 1.0  # dominated by anything that trades
+    return (float(np.mean([m.total_return for m in metrics.values()])),
+            max(m.max_drawdown for m in metrics.values()))
+
+
+def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None = None) -> EvolveResult:
+    """Run the search and return the ranked survivors (best first, at most ``cfg.top``)."""
+    if not data:
+        raise ValueError("evolve needs at least one candle set")
+    rng = random.Random(cfg.seed)
+    random.seed(cfg.seed)  # deap's selection operators draw from the module-level generator
+    ev = _Evaluator(data, cfg)
+    seen: dict[str, tuple[float, float]] = {}
+    evaluations = 0
+    report = progress or (lambda done, total, msg: None)
+    both = cfg.market == "perpetual"
+
+    def evaluate(pop: list[Individual]) -> None:
+        nonlocal evaluations
+        todo: dict[str, Individual] = {}
+        for ind in pop:
+            if ind.key in seen:
+                ind.fitness.values = seen[ind.key]
+            else:
+                todo.setdefault(ind.key, ind)
+        if todo:
+            batch = list(todo.values())
+            results = ev.run([genes.to_genome(i.spec) for i in batch], "train", trials=True)
+            evaluations += len(batch)
+            for ind, res in zip(batch, results, strict=True):
+                seen[ind.key] = _fitness(res, cfg.min_trades)
+        for ind in pop:
+            ind.fitness.values = seen[ind.key]
+
+    pop = [Individual(genes.random_spec(rng, both_sides=both)) for _ in range(cfg.population)]
+    evaluate(pop)
+    pop = tools.selNSGA2(pop, cfg.population)
+    report(0, cfg.generations, f"generation 0: {len(seen)} genomes tried")
+    for gen in range(1, cfg.generations + 1):
+        parents = tools.selTournamentDCD(pop, len(pop))
+        offspring = [Individual(dict(p.spec)) for p in parents]
+        for a, b in zip(offspring[::2], offspring[1::2], strict=True):
+            if rng.random() < cfg.crossover_prob:
+                a.spec, b.spec = genes.crossover(a.spec, b.spec, rng)
+        for ind in offspring:
+            if rng.random() < cfg.mutation_prob:
+                ind.spec = genes.mutate(ind.spec, rng)
+        evaluate(offspring)
+        pop = tools.selNSGA2(pop + offspring, cfg.population)
+        best = max(ind.fitness.values[0] for ind in pop)
+        report(gen, cfg.generations, f"generation {gen}: {len(seen)} genomes tried, best train return {best:+.2%}")
+    return _select(pop, ev, cfg, len(seen), evaluations)
+
+
+def _select(pop: list[Individual], ev: _Evaluator, cfg: EvolveConfig, trials: int, evaluations: int) -> EvolveResult:
+    unique = list({ind.key: ind for ind in pop if ind.fitness.values[0] > -1.0}.values())
+    genomes = [genes.to_genome(i.spec) for i in unique]
+    labels = [c.symbol or c.label for c in ev.data]
+    if not genomes:
+        return EvolveResult([], trials, evaluations, cfg.generations, labels)
+    train = ev.run(genomes, "train")
+    valid = ev.run(genomes, "validation")
+    luck = [expected_max_sharpe(s) for s in ev.train_sharpes]
+    val_share = (1 - cfg.train_fraction) / cfg.train_fraction
+    min_val_trades = max(1, math.ceil(cfg.min_trades * val_share))
+    survivors = []
+    behaviours: set[tuple[Metrics, ...]] = set()
+    for g, tr, va in zip(genomes, train, valid, strict=True):
+        if sum(m.trades for m in va.values()) < min_val_trades:
+            continue
+        # genomes that differ only in rules that never decide anything trade identically: keep one
+        behaviour = (*tr.values(), *va.values())
+        if behaviour in behaviours:
+            continue
+        behaviours.add(behaviour)
+        dsr = min(deflated_sharpe(tr[lab], luck[d]) for d, lab in enumerate(labels))
+        survivors.append(Survivor(g, tr, va, dsr))
+    # rank: non-dominated fronts on validation (return up, drawdown down), then deflated Sharpe
+    holders = []
+    for s in survivors:
+        h = Individual({})
+        h.fitness.values = (s.validation_return, s.validation_drawdown)
+        holders.append((h, s))
+    fronts = tools.sortNondominated([h for h, _ in holders], len(holders)) if holders else []
+    front_of = {id(h): f for f, front in enumerate(fronts) for h in front}
+    holders.sort(key=lambda hs: (front_of[id(hs[0])], -hs[1].deflated_sharpe, -hs[1].validation_return))
+    keep = min(cfg.top, math.ceil(len(holders) * cfg.top_fraction))
+    return EvolveResult([s for _, s in holders][:keep], trials, evaluations, cfg.generations, labels)
+
+
+def summary_row(rank: int, s: Survivor) -> dict[str, Any]:
+    """The figures a person wants in a table."""
+    return {
+        "rank": rank,
+        "train_return": float(np.mean([m.total_return for m in s.train.values()])),
+        "val_return": s.validation_return,
+        "val_max_dd": s.validation_drawdown,
+        "val_sharpe": s.validation_sharpe,
+        "val_trades": sum(m.trades for m in s.validation.values()),
+        "deflated_sharpe": s.deflated_sharpe,
+    }

@@ -1,0 +1,99 @@
+"""The live signal function: one genome, fed closed candles one at a time.
+
+It compiles the genome with the same compiler as the backtester, recomputes the features
+with the same :func:`~kubetrade.engine.compile.build_features` over the candles it holds,
+and advances the same :func:`~kubetrade.engine.backtest.simulate` by exactly the newest
+bar, carrying the position state between calls.  Its decisions are therefore the
+backtest's over the same candles, bar for bar (``tests/engine/test_live_parity.py``).
+
+Indicators with memory (EMA, RSI, ATR, ...) depend on where their history starts, so
+parity holds for the same first candle; a runner primes it with ``Strategy.spec.warmupBars``
+of history, long enough for those values to converge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
+from kubetrade.engine import backtest as bt
+from kubetrade.engine.compile import Market, build_features, compile_genomes
+from kubetrade.resources.genome import Genome
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What the strategy did on the close of one bar; the runner turns it into orders."""
+
+    bar: int
+    exit_reason: str
+    """"" (none), signal, stop-loss, trailing-stop, take-profit or reverse."""
+    exit_price: float
+    opened: int
+    """+1 opened long, -1 opened short, 0 nothing opened."""
+    entry_price: float
+    position: int
+    """Position after the bar: +1 long, -1 short, 0 flat."""
+
+
+class LiveSignal:
+    """Decisions of one genome on a growing series of closed candles."""
+
+    def __init__(self, genome: Genome, *, market: Market = "spot", timeframe: str = "", fee: float = 0.0,
+                 slippage: float = 0.0, capital: float = 1.0) -> None:
+        self.plan, self.program = compile_genomes([genome], market=market)
+        self.fee, self.slippage = fee, slippage
+        self.bar_ms = timeframe_ms(timeframe) if timeframe else 0
+        self.state = bt.new_state(capital)
+        self._cols: list[list[float]] = [[] for _ in range(6)]
+        self._acc = np.zeros(bt.ACC_SIZE)
+        self._no_eq = np.empty(0)
+        self._no_trades = np.empty((0, bt.TRADE_SIZE))
+        self._simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
+
+    @property
+    def position(self) -> int:
+        """+1 long, -1 short, 0 flat, as the strategy sees it after the last bar."""
+        return int(self.state[bt.S_SIDE])
+
+    def prime(self, history: Candles) -> None:
+        """Load history without trading it (a fresh runner starts flat, whatever the past bars said)."""
+        if self._cols[0]:
+            raise RuntimeError("prime() must come before the first on_bar()")
+        for col, name in zip(self._cols, ("time", "open", "high", "low", "close", "volume"), strict=True):
+            col.extend(float(v) for v in getattr(history, name))
+        if not self.bar_ms and len(history) > 1:
+            self.bar_ms = history.bar_ms
+
+    def _check(self, time: int, o: float, h: float, lo: float, c: float, v: float) -> None:
+        when = f"bar at {np.datetime64(int(time), 'ms')}Z"
+        if not all(math.isfinite(x) for x in (o, h, lo, c, v)) or min(o, h, lo, c) <= 0 or v < 0:
+            raise CandleError(f"{when}: prices must be positive and finite, volume non-negative: "
+                              f"{o}, {h}, {lo}, {c}, {v}")
+        if lo > min(o, c) or h < max(o, c):
+            raise CandleError(f"{when}: low {lo} / high {h} do not bracket open {o} / close {c}")
+        if self._cols[0]:
+            step = time - int(self._cols[0][-1])
+            if step <= 0:
+                raise CandleError(f"{when}: not after the previous bar (duplicate or out of order)")
+            if self.bar_ms and step != self.bar_ms:
+                raise CandleError(f"{when}: {step // self.bar_ms - 1} bar(s) missing before it (gap)")
+            self.bar_ms = self.bar_ms or step
+
+    def on_bar(self, time: int, open: float, high: float, low: float, close: float, volume: float) -> Signal:
+        """Feed one closed candle; get what the strategy does at its close."""
+        self._check(time, open, high, low, close, volume)
+        for col, v in zip(self._cols, (time, open, high, low, close, volume), strict=True):
+            col.append(v)
+        candles = from_arrays(*self._cols, check=False)
+        F = build_features(self.plan, candles)
+        i = len(candles) - 1
+        self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
+                       self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades)
+        st = self.state
+        return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
+                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)

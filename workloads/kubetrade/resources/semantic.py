@@ -1,0 +1,150 @@
+"""Checks a schema cannot express: does the genome compile, is the cron valid, does the
+exchange exist, does the symbol fit the market.
+
+The admission webhook, the API and ``kubetrade validate`` all call these, so a
+resource is judged the same way wherever it enters.  Each function returns a list of
+problems, each naming the field, empty when all is well.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from kubetrade.resources.collector import CollectorSpec
+from kubetrade.resources.goal import GoalSpec
+from kubetrade.resources.strategy import StrategySpec
+
+_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    (
+        "month",
+        1,
+        12,
+        {
+            m: i + 1
+            for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+        },
+    ),
+    ("day of week", 0, 7, {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}),
+)
+_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+
+
+def cron_problems(expr: str) -> list[str]:
+    """Problems with a standard five-field cron expression (as Kubernetes CronJobs accept)."""
+    expr = expr.strip()
+    if expr in _MACROS:
+        return []
+    if expr.upper().startswith(("TZ=", "CRON_TZ=")):
+        return ["time zones go in timeZone, not in the schedule"]
+    fields = expr.split()
+    if len(fields) != 5:
+        return [f"needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"]
+    problems = []
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.split(","):
+            problem = _cron_part(part.lower(), low, high, names)
+            if problem:
+                problems.append(f"{name} {text!r}: {problem}")
+    return problems
+
+
+def _cron_value(token: str, low: int, high: int, names: dict[str, int]) -> int:
+    value = names[token] if token in names else int(token) if token.isdigit() else None
+    if value is None:
+        raise ValueError(f"{token!r} is not a number")
+    if not low <= value <= high:
+        raise ValueError(f"{value} outside {low}-{high}")
+    return value
+
+
+def _cron_part(part: str, low: int, high: int, names: dict[str, int]) -> str | None:
+    base, _, step = part.partition("/")
+    try:
+        if step and (not step.isdigit() or int(step) == 0):
+            return f"step {step!r} must be a positive number"
+        if base in ("*", "?"):
+            return None
+        start, dash, end = base.partition("-")
+        first = _cron_value(start, low, high, names)
+        if dash:
+            last = _cron_value(end, low, high, names)
+            if last < first:
+                return f"range {base} runs backwards"
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _known_exchanges() -> set[str]:
+    import ccxt
+
+    return set(ccxt.exchanges)
+
+
+_PERP = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
+
+
+def exchange_problems(field: str, exchange: str | None) -> list[str]:
+    if exchange is None or exchange in _known_exchanges():
+        return []
+    return [f"{field}: unknown exchange {exchange!r} (not a ccxt exchange id)"]
+
+
+def symbol_problems(field: str, symbols: Iterable[str], market: str) -> list[str]:
+    problems = []
+    for i, symbol in enumerate(symbols):
+        perpetual = bool(_PERP.match(symbol))
+        if market == "perpetual" and not perpetual:
+            problems.append(f"{field}[{i}]: {symbol!r} is a spot symbol; perpetuals are BASE/QUOTE:SETTLE")
+        if market == "spot" and perpetual:
+            problems.append(f"{field}[{i}]: {symbol!r} is a perpetual symbol but market is spot")
+    return problems
+
+
+def strategy_problems(spec: StrategySpec) -> list[str]:
+    """Everything wrong with a Strategy spec beyond its schema."""
+    from kubetrade.engine.compile import GenomeError, compile_genomes
+    from kubetrade.engine.templates import expand
+
+    problems = exchange_problems("spec.exchange", spec.exchange)
+    problems += symbol_problems("spec.symbols", spec.symbols, spec.market)
+    if spec.mode == "live" and spec.credentials_secret_ref is None:
+        problems.append("spec.credentialsSecretRef: live mode needs exchange credentials in a Secret")
+    genome = spec.genome
+    if spec.template is not None:
+        try:
+            genome = expand(spec.template, spec.parameters)
+        except ValueError as exc:
+            problems.append(f"spec.template: {exc}")
+    if genome is not None:
+        try:
+            compile_genomes([genome], market=spec.market, names=["spec.genome"])
+        except (GenomeError, ValueError) as exc:
+            problems.append(f"genome does not compile: {exc}")
+    return problems
+
+
+def goal_problems(spec: GoalSpec) -> list[str]:
+    evo = spec.evolution
+    problems = [f"spec.evolution.schedule: {p}" for p in cron_problems(evo.schedule)]
+    problems += exchange_problems("spec.evolution.exchange", evo.exchange)
+    problems += symbol_problems("spec.evolution.symbols", evo.symbols or [], evo.market)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(evo.time_zone)
+    except (KeyError, ValueError):
+        problems.append(f"spec.evolution.timeZone: unknown time zone {evo.time_zone!r}")
+    return problems
+
+
+def collector_problems(spec: CollectorSpec) -> list[str]:
+    problems: list[str] = []
+    if spec.source == "exchange":
+        problems += exchange_problems("spec.provider", spec.provider)
+    problems += exchange_problems("spec.exchange", spec.exchange)
+    return problems
