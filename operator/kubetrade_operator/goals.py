@@ -14,8 +14,10 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from kubetrade.alerts.alertmanager import emit_in_background, goal_reached, promoted_to_live
 from kubetrade.lifecycle.progress import progress
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
+from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, GoalSpec
 from kubetrade.resources.semantic import goal_problems
 from kubetrade_operator import builders, kube
@@ -104,6 +106,7 @@ def run_review(body: dict[str, Any], spec: GoalSpec, now: datetime) -> dict[str,
             )
             kopf.info(kube.as_body(target), reason="PromotedToLive", message=f"by goal {name}: {d.reason}")
             kopf.info(kube.as_body(body), reason="PromotedToLive", message=f"{d.name}: {d.reason}")
+            emit_in_background(promoted_to_live(namespace, d.name, name, d.reason))
             promoted += 1
         elif d.action == "retire":
             kube.patch_spec("strategies", namespace, d.name, {"spec": {"retired": True}})
@@ -131,6 +134,9 @@ def run_review(body: dict[str, Any], spec: GoalSpec, now: datetime) -> dict[str,
         status.update(
             {"equity": p.equity, "returnPct": p.return_pct, "progressPct": p.progress_pct, "onTrack": p.on_track}
         )
+        if p.return_pct >= spec.target.return_pct:
+            period = (spec.target.start_date or created.date()).isoformat()
+            emit_in_background(goal_reached(namespace, name, p.return_pct, spec.target.return_pct, period))
     return status
 
 
@@ -201,3 +207,6 @@ def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     """Resync the CronJob and, when the review interval has passed, run the review."""
     patch.status.update(reconcile(dict(body), review_due=_review_due(dict(body))))
+    meta = body.get("metadata") or {}
+    export_status("Goal", meta.get("namespace", ""), meta.get("name", ""),
+                  {**(body.get("status") or {}), **patch.status}, body.get("spec"))

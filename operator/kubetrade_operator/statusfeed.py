@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport
+from kubetrade.observability.metrics import export_status
 from kubetrade.resources import BY_KIND
 from kubetrade_operator import kube
 from kubetrade_operator.conditions import set_condition
@@ -73,6 +74,8 @@ async def _handle(msg: Any) -> None:
         patch = merge_fields(report, body.get("status") or {})
         await asyncio.to_thread(kube.patch_status, PLURALS[report.kind], report.namespace, report.name, patch)
         STATUS_REPORTS.labels(report.kind, "applied").inc()
+        export_status(report.kind, report.namespace, report.name, {**(body.get("status") or {}), **patch},
+                      body.get("spec"))
         before = ((body.get("status") or {}).get("breaker") or {}).get("state")
         after = (patch.get("breaker") or {}).get("state")
         if report.kind == "RiskPolicy" and after and after != before:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult
+from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, StrategySpec
 from kubetrade.resources.semantic import strategy_problems
 from kubetrade_operator import builders, kube
@@ -118,6 +119,9 @@ def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 @kopf.timer(GROUP, VERSION, "strategies", interval=RUNTIME.config.resync_seconds, initial_delay=5, idle=5)
 def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     patch.status.update(reconcile(dict(body)))
+    meta = body.get("metadata") or {}
+    export_status("Strategy", meta.get("namespace", ""), meta.get("name", ""),
+                  {**(body.get("status") or {}), **patch.status}, body.get("spec"))
 
 
 def reconcile_by_name(namespace: str, name: str) -> None:

@@ -35,16 +35,27 @@ class OperatorProcess:
         self.process = ManagedProcess(
             name,
             [
-                sys.executable, "-m", "kubetrade_operator.main",
-                "--metrics-port", str(self.metrics_port),
-                "--health-port", str(free_port()),
-                "--webhook-port", str(self.webhook_port),
-                "--webhook-addr", "127.0.0.1",
-                "--webhook-host", "127.0.0.1",
-                "--webhook-cert", str(cert),
-                "--webhook-key", str(key),
-                "--webhook-ca", str(ca.cert_path),
-                "--log-level", "info",
+                sys.executable,
+                "-m",
+                "kubetrade_operator.main",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--health-port",
+                str(free_port()),
+                "--webhook-port",
+                str(self.webhook_port),
+                "--webhook-addr",
+                "127.0.0.1",
+                "--webhook-host",
+                "127.0.0.1",
+                "--webhook-cert",
+                str(cert),
+                "--webhook-key",
+                str(key),
+                "--webhook-ca",
+                str(ca.cert_path),
+                "--log-level",
+                "info",
             ],
             workdir / f"{name}.log",
             env=env,
@@ -80,8 +91,9 @@ def operator(kube, nats_url, tmp_path_factory) -> Iterator[OperatorProcess]:
     op.start()
     # The webhook configuration is created by the operator; wait until the API server uses it.
     kube.wait_for(
-        lambda: kube.kubectl("get", "validatingwebhookconfiguration", "validate.kubetrade.io", check=False).returncode
-        == 0,
+        lambda: (
+            kube.kubectl("get", "validatingwebhookconfiguration", "validate.kubetrade.io", check=False).returncode == 0
+        ),
         60,
         "the validating webhook configuration",
     )

@@ -52,7 +52,10 @@ def test_strategy_gets_singleton_runner_and_configmap(kube, namespace, operator)
     dep = kube.get_json("deployment", "strategy-alpha", "-n", namespace)
     owner = dep["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
-        "Strategy", "alpha", body["metadata"]["uid"], True
+        "Strategy",
+        "alpha",
+        body["metadata"]["uid"],
+        True,
     )
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
     pod = dep["spec"]["template"]["spec"]
@@ -96,7 +99,8 @@ def test_edit_rolls_the_runner(kube, namespace, operator) -> None:
     assert cm["spec"]["timeframe"] == "15m"
     kube.wait_for(
         lambda: len(kube.get_json("replicasets", "-n", namespace, "-l", "kubetrade.io/owner-name=beta")["items"]) == 2,
-        30, "a second ReplicaSet for the new config",
+        30,
+        "a second ReplicaSet for the new config",
     )
 
 
@@ -106,18 +110,22 @@ def test_drift_in_children_is_repaired(kube, namespace, operator) -> None:
     kube.kubectl("scale", "deployment", "strategy-gamma", "-n", namespace, "--replicas=3")
     kube.wait_for(
         lambda: kube.get_json("deployment", "strategy-gamma", "-n", namespace)["spec"]["replicas"] == 1,
-        30, "replicas back to 1",
+        30,
+        "replicas back to 1",
     )
-    kube.kubectl("patch", "configmap", "strategy-gamma", "-n", namespace, "--type=merge",
-                 "-p", '{"data":{"strategy.json":"{}"}}')
+    kube.kubectl(
+        "patch", "configmap", "strategy-gamma", "-n", namespace, "--type=merge", "-p", '{"data":{"strategy.json":"{}"}}'
+    )
     kube.wait_for(
         lambda: kube.get_json("configmap", "strategy-gamma", "-n", namespace)["data"]["strategy.json"] != "{}",
-        30, "configmap restored",
+        30,
+        "configmap restored",
     )
     kube.kubectl("delete", "deployment", "strategy-gamma", "-n", namespace)
     kube.wait_for(
         lambda: kube.kubectl("get", "deployment", "strategy-gamma", "-n", namespace, check=False).returncode == 0,
-        30, "deployment recreated",
+        30,
+        "deployment recreated",
     )
     wait_status(kube, "strategy", "gamma", namespace, lambda s, _: s.get("phase") == "Paper" and ready(s))
 
@@ -125,8 +133,13 @@ def test_drift_in_children_is_repaired(kube, namespace, operator) -> None:
 def test_invalid_semantics_are_rejected_by_the_webhook(kube, namespace, operator) -> None:
     apply(kube, namespace, example("riskpolicy.yaml"))
     cases = [
-        (strategy("bad-ind", genome={"entry": {"rules": [{"left": {"indicator": "nosuch"}, "op": "gt",
-                                                             "right": {"value": 1}}]}}), "nosuch"),
+        (
+            strategy(
+                "bad-ind",
+                genome={"entry": {"rules": [{"left": {"indicator": "nosuch"}, "op": "gt", "right": {"value": 1}}]}},
+            ),
+            "nosuch",
+        ),
         (strategy("bad-exchange", exchange="notanexchange"), "unknown exchange 'notanexchange'"),
         (strategy("bad-perp", market="perpetual"), "is a spot symbol; perpetuals are BASE/QUOTE:SETTLE"),
         (strategy("bad-template", genome=None, template="nosuchtemplate"), "unknown strategy template"),
@@ -147,8 +160,15 @@ def test_invalid_semantics_are_rejected_by_the_webhook(kube, namespace, operator
 
 def test_missing_policy_holds_the_runner_back(kube, namespace, operator) -> None:
     apply(kube, namespace, strategy("orphan", riskPolicyRef={"name": "absent"}))
-    body = wait_status(kube, "strategy", "orphan", namespace, lambda s, _: s.get("phase") == "Pending"
-                       and any(c["reason"] == "RiskPolicyMissing" for c in s.get("conditions", [])))
+    body = wait_status(
+        kube,
+        "strategy",
+        "orphan",
+        namespace,
+        lambda s, _: (
+            s.get("phase") == "Pending" and any(c["reason"] == "RiskPolicyMissing" for c in s.get("conditions", []))
+        ),
+    )
     assert "RiskPolicy not found" in body["status"]["message"]
     assert kube.kubectl("get", "deployment", "strategy-orphan", "-n", namespace, check=False).returncode != 0
     policy = example("riskpolicy.yaml")
@@ -162,7 +182,9 @@ def test_collector_deployment_and_suspend(kube, namespace, operator) -> None:
     wait_status(kube, "collector", "replay-binance", namespace, lambda s, _: s.get("phase") == "Running")
     dep = kube.get_json("deployment", "collector-replay-binance", "-n", namespace)
     assert dep["spec"]["template"]["spec"]["containers"][0]["args"][0] == "collect"
-    kube.kubectl("patch", "collector", "replay-binance", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    kube.kubectl(
+        "patch", "collector", "replay-binance", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
     wait_status(kube, "collector", "replay-binance", namespace, lambda s, _: s.get("phase") == "Suspended")
     assert kube.get_json("deployment", "collector-replay-binance", "-n", namespace)["spec"]["replicas"] == 0
 
@@ -175,11 +197,20 @@ def test_goal_gets_its_evolution_cronjob(kube, namespace, operator) -> None:
     assert cj["spec"]["concurrencyPolicy"] == "Forbid"
     args = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args == ["goal-evolution", "--goal", f"{namespace}/monthly-8pct"]
-    kube.kubectl("patch", "goal", "monthly-8pct", "-n", namespace, "--type=merge",
-                 "-p", '{"spec":{"evolution":{"schedule":"30 4 * * 1-5","suspend":true}}}')
+    kube.kubectl(
+        "patch",
+        "goal",
+        "monthly-8pct",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"evolution":{"schedule":"30 4 * * 1-5","suspend":true}}}',
+    )
     kube.wait_for(
         lambda: kube.get_json("cronjob", "evolve-monthly-8pct", "-n", namespace)["spec"]["schedule"] == "30 4 * * 1-5",
-        30, "schedule updated",
+        30,
+        "schedule updated",
     )
     assert kube.get_json("cronjob", "evolve-monthly-8pct", "-n", namespace)["spec"]["suspend"] is True
     role = kube.get_json("role", "kubetrade-evolution", "-n", namespace)
@@ -213,28 +244,62 @@ def test_risk_policy_is_published_hot_and_breaker_pauses_strategies(kube, namesp
     value = asyncio.run(_kv_value(nats_url, key))
     assert value["generation"] == 1 and value["spec"]["strategyLimits"]["maxPositionPct"] == 0.2
 
-    kube.kubectl("patch", "riskpolicy", "default", "-n", namespace, "--type=merge",
-                 "-p", '{"spec":{"strategyLimits":{"maxPositionPct":0.1}}}')
+    kube.kubectl(
+        "patch",
+        "riskpolicy",
+        "default",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"strategyLimits":{"maxPositionPct":0.1}}}',
+    )
     wait_status(kube, "riskpolicy", "default", namespace, lambda s, _: s.get("observedGeneration") == 2)
     assert asyncio.run(_kv_value(nats_url, key))["spec"]["strategyLimits"]["maxPositionPct"] == 0.1
 
     wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paper")
-    asyncio.run(_report(nats_url, StatusReport(
-        kind="RiskPolicy", namespace=namespace, name="default", time=int(time.time() * 1000),
-        status={"breaker": {"state": "Open", "reason": "maxDrawdownPct", "since": "2026-01-01T00:00:00Z"},
-                "currentDrawdown": 0.16},
-    )))
+    asyncio.run(
+        _report(
+            nats_url,
+            StatusReport(
+                kind="RiskPolicy",
+                namespace=namespace,
+                name="default",
+                time=int(time.time() * 1000),
+                status={
+                    "breaker": {"state": "Open", "reason": "maxDrawdownPct", "since": "2026-01-01T00:00:00Z"},
+                    "currentDrawdown": 0.16,
+                },
+            ),
+        )
+    )
     body = wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paused")
     assert "maxDrawdownPct" in body["status"]["message"]
     assert kube.get_json("riskpolicy", "default", "-n", namespace)["status"]["currentDrawdown"] == 0.16
-    asyncio.run(_report(nats_url, StatusReport(
-        kind="RiskPolicy", namespace=namespace, name="default", time=int(time.time() * 1000),
-        status={"breaker": {"state": "Closed"}},
-    )))
+    asyncio.run(
+        _report(
+            nats_url,
+            StatusReport(
+                kind="RiskPolicy",
+                namespace=namespace,
+                name="default",
+                time=int(time.time() * 1000),
+                status={"breaker": {"state": "Closed"}},
+            ),
+        )
+    )
     wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paper")
 
-    kube.kubectl("patch", "riskpolicy", "default", "-n", namespace, "--type=merge",
-                 "-p", '{"spec":{"circuitBreaker":{"killSwitch":true}}}')
+    kube.kubectl(
+        "patch",
+        "riskpolicy",
+        "default",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"circuitBreaker":{"killSwitch":true}}}',
+    )
     body = wait_status(kube, "strategy", "delta", namespace, lambda s, _: s.get("phase") == "Paused")
     assert "kill switch" in body["status"]["message"]
 
@@ -242,15 +307,21 @@ def test_risk_policy_is_published_hot_and_breaker_pauses_strategies(kube, namesp
     kube.wait_for(lambda: asyncio.run(_kv_value(nats_url, key)) is None, 30, "policy unpublished")
 
 
-def test_runner_reports_reach_the_status_and_bad_reports_are_dead_lettered(
-    kube, namespace, operator, nats_url
-) -> None:
+def test_runner_reports_reach_the_status_and_bad_reports_are_dead_lettered(kube, namespace, operator, nats_url) -> None:
     apply(kube, namespace, example("riskpolicy.yaml"), strategy("epsilon"))
     wait_status(kube, "strategy", "epsilon", namespace, lambda s, _: s.get("phase") == "Paper")
-    asyncio.run(_report(nats_url, StatusReport(
-        kind="Strategy", namespace=namespace, name="epsilon", time=int(time.time() * 1000),
-        status={"pnl": 42.5, "sharpe": 1.9, "drawdown": 0.02, "trades": 7, "phase": "Live", "equity": 2042.5},
-    )))
+    asyncio.run(
+        _report(
+            nats_url,
+            StatusReport(
+                kind="Strategy",
+                namespace=namespace,
+                name="epsilon",
+                time=int(time.time() * 1000),
+                status={"pnl": 42.5, "sharpe": 1.9, "drawdown": 0.02, "trades": 7, "phase": "Live", "equity": 2042.5},
+            ),
+        )
+    )
     body = wait_status(kube, "strategy", "epsilon", namespace, lambda s, _: s.get("trades") == 7)
     assert body["status"]["pnl"] == 42.5 and body["status"]["phase"] == "Paper", "phase is the operator's"
     row = kube.kubectl("get", "strategy", "epsilon", "-n", namespace, "--no-headers").stdout.split()
@@ -283,8 +354,9 @@ class ExecutorStandIn:
         async def handle(msg) -> None:
             req = codec.decode(CloseStrategyRequest, msg.data)
             self.requests.append(req)
-            reply = CloseStrategyResult(ok=self.ok, cancelled_orders=2, closed_positions=1,
-                                        message="" if self.ok else "exchange unreachable")
+            reply = CloseStrategyResult(
+                ok=self.ok, cancelled_orders=2, closed_positions=1, message="" if self.ok else "exchange unreachable"
+            )
             await msg.respond(codec.encode(reply))
 
         await nc.subscribe(subjects.close_strategy("paper"), cb=handle)
@@ -301,8 +373,14 @@ def test_deletion_closes_positions_through_the_executor(kube, namespace, operato
     kube.kubectl("delete", "strategy", "eta", "-n", namespace, "--wait=false")
     body = wait_status(kube, "strategy", "eta", namespace, lambda s, _: "deletion waits" in (s.get("message") or ""))
     assert body["metadata"]["deletionTimestamp"]
-    kube.wait_for(lambda: "CloseBlocked" in kube.kubectl(
-        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=eta").stdout, 30, "CloseBlocked event")
+    kube.wait_for(
+        lambda: (
+            "CloseBlocked"
+            in kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=eta").stdout
+        ),
+        30,
+        "CloseBlocked event",
+    )
 
     async def scenario() -> list:
         stand_in = ExecutorStandIn(nats_url)
@@ -317,14 +395,95 @@ def test_deletion_closes_positions_through_the_executor(kube, namespace, operato
     requests = asyncio.run(scenario())
     assert [(r.strategy, r.namespace, r.action) for r in requests] == [("zeta", namespace, "close")]
     assert kube.kubectl("get", "strategy", "zeta", "-n", namespace, check=False).returncode != 0
-    kube.wait_for(lambda: "cancelled 2 orders, closed 1 positions" in kube.kubectl(
-        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=zeta").stdout, 30, "PositionsClosed")
+    kube.wait_for(
+        lambda: (
+            "cancelled 2 orders, closed 1 positions"
+            in kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=zeta").stdout
+        ),
+        30,
+        "PositionsClosed",
+    )
     kube.wait_for(
         lambda: kube.kubectl("get", "deployment", "strategy-zeta", "-n", namespace, check=False).returncode != 0,
-        60, "the runner garbage-collected with its Strategy",
+        60,
+        "the runner garbage-collected with its Strategy",
     )
 
     # The escape hatch, for an executor that is gone for good.
     kube.kubectl("annotate", "strategy", "eta", "-n", namespace, "kubetrade.io/skip-close-on-delete=true")
-    kube.wait_for(lambda: kube.kubectl("get", "strategy", "eta", "-n", namespace, check=False).returncode != 0,
-                  60, "eta deleted after the skip annotation")
+    kube.wait_for(
+        lambda: kube.kubectl("get", "strategy", "eta", "-n", namespace, check=False).returncode != 0,
+        60,
+        "eta deleted after the skip annotation",
+    )
+
+
+def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator, nats_url) -> None:
+    """A controlled set of paper strategies with known performance; the review applies the documented rules."""
+    apply(kube, namespace, example("riskpolicy.yaml"))
+    perf = {
+        "star": {"sharpe": 2.6, "trades": 14, "maxDrawdown": 0.04, "pnl": 90.0},
+        "solid": {"sharpe": 1.8, "trades": 11, "maxDrawdown": 0.06, "pnl": 40.0},
+        "third": {"sharpe": 1.4, "trades": 12, "maxDrawdown": 0.05, "pnl": 20.0},
+        "loser": {"sharpe": -0.7, "trades": 12, "maxDrawdown": 0.08, "pnl": -60.0},
+        "unsure": {"sharpe": 0.6, "trades": 4, "maxDrawdown": 0.02, "pnl": 3.0},
+    }
+    for name in perf:
+        doc = strategy(name)
+        doc["metadata"]["labels"] = {"kubetrade.io/goal": "review-me"}
+        apply(kube, namespace, doc)
+    for name, fields in perf.items():
+        wait_status(kube, "strategy", name, namespace, lambda s, _: s.get("phase") == "Paper")
+        asyncio.run(
+            _report(
+                nats_url,
+                StatusReport(
+                    kind="Strategy",
+                    namespace=namespace,
+                    name=name,
+                    time=int(time.time() * 1000),
+                    status=fields,
+                ),
+            )
+        )
+        wait_status(kube, "strategy", name, namespace, lambda s, _, t=fields["trades"]: s.get("trades") == t)
+
+    goal = example("goal.yaml")
+    goal["metadata"] = {"name": "review-me"}
+    goal["spec"]["strategySelector"] = {"matchLabels": {"kubetrade.io/goal": "review-me"}}
+    goal["spec"]["evolution"].update({"minPaperDays": 0, "maxLive": 2})
+    goal["spec"]["review"] = {
+        "intervalSeconds": 3600,
+        "promote": {"minSharpe": 1.0, "maxDrawdownPct": 0.1, "minTrades": 10},
+    }
+    goal["spec"]["liveCredentialsSecretRef"] = {"name": "binance-credentials"}
+    apply(kube, namespace, goal)
+
+    body = wait_status(kube, "goal", "review-me", namespace, lambda s, _: s.get("lastReview"))
+    review_status = body["status"]["lastReview"]
+    assert (review_status["promoted"], review_status["retired"]) == (2, 1), review_status
+
+    def spec_of(name: str) -> dict:
+        return kube.get_json("strategy", name, "-n", namespace)["spec"]
+
+    assert (
+        spec_of("star")["mode"] == "live" and spec_of("star")["credentialsSecretRef"]["name"] == "binance-credentials"
+    )
+    assert spec_of("solid")["mode"] == "live"
+    assert spec_of("third")["mode"] == "paper", "maxLive 2 leaves the third candidate in paper"
+    assert spec_of("loser")["retired"] is True
+    assert spec_of("unsure")["mode"] == "paper" and not spec_of("unsure").get("retired")
+
+    wait_status(kube, "strategy", "star", namespace, lambda s, _: s.get("phase") == "Live")
+    wait_status(kube, "strategy", "loser", namespace, lambda s, _: s.get("phase") == "Retired")
+    kube.wait_for(
+        lambda: kube.get_json("deployment", "strategy-loser", "-n", namespace)["spec"]["replicas"] == 0,
+        30,
+        "the retired runner scaled to zero",
+    )
+    events = kube.kubectl("get", "events", "-n", namespace).stdout
+    assert events.count("PromotedToLive") >= 4  # one on each strategy, one on the goal, per promotion
+    assert "Retired" in events and "paper Sharpe -0.70 < 0.0" in events
+    counts = body["status"]["phaseCounts"]
+    assert counts["live"] == 2 and counts["paper"] == 3
+    assert body["status"]["returnPct"] is not None and "onTrack" in body["status"]

@@ -1,0 +1,171 @@
+"""The operator's pure decisions: review rules, phases, child objects, cron checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubetrade.lifecycle.progress import progress
+from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
+from kubetrade.resources import Goal, Strategy
+from kubetrade.resources.semantic import cron_problems, strategy_problems
+from kubetrade_operator import builders
+from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.config import OperatorConfig
+from kubetrade_operator.phases import StrategyObservation, judge
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def goal(**evolution) -> Goal:
+    doc = yaml.safe_load((REPO / "examples" / "goal.yaml").read_text())
+    doc["spec"]["evolution"].update(evolution)
+    return Goal.parse(doc)
+
+
+def view(name: str, phase: str = "Paper", days: float = 10, **kw) -> StrategyView:
+    base = {"sharpe": 1.5, "max_drawdown": 0.05, "trades": 20, "return_pct": 0.03, "backtest_sharpe": 1.8}
+    base.update(kw)
+    return StrategyView(name=name, phase=phase, since=NOW - timedelta(days=days), **base)
+
+
+def decide(views, gate=PolicyGate(True), credentials=True, **evolution):
+    g = goal(**evolution).spec
+    return {d.name: (d.action, d.reason) for d in review(views, g.review, g.evolution, 0.15, gate, credentials, NOW)}
+
+
+def test_best_candidates_fill_the_live_slots_in_sharpe_order() -> None:
+    out = decide([view("a", sharpe=1.2), view("b", sharpe=2.5), view("c", sharpe=1.9)], maxLive=2)
+    assert out["b"][0] == "promote" and out["c"][0] == "promote"
+    assert out["a"] == ("candidate", out["a"][1]) and "maxLive 2 reached" in out["a"][1]
+
+
+def test_live_strategies_take_slots_and_weak_ones_retire() -> None:
+    views = [view("live-ok", "Live", sharpe=1.1), view("live-bad", "Live", sharpe=-0.4), view("p", sharpe=2.0)]
+    out = decide(views, maxLive=2)
+    assert out["live-ok"][0] == "keep"
+    assert out["live-bad"][0] == "retire" and "live Sharpe -0.40" in out["live-bad"][1]
+    assert out["p"][0] == "promote"  # the retired one freed a slot
+
+
+def test_live_drawdown_beyond_tolerance_retires() -> None:
+    out = decide([view("deep", "Live", sharpe=2.0, max_drawdown=0.2)])
+    assert out["deep"][0] == "retire" and "drawdown 20.0%" in out["deep"][1]
+
+
+def test_young_paper_strategies_keep_trading() -> None:
+    out = decide([view("young", days=2, sharpe=5)], minPaperDays=7)
+    assert out["young"] == ("keep", "paper for 2.0 of 7 days")
+
+
+@pytest.mark.parametrize(
+    ("kw", "why"),
+    [
+        ({"sharpe": 0.5}, "Sharpe 0.50 < 1.00"),
+        ({"max_drawdown": 0.12}, "drawdown 12.0% > 10.0%"),
+        ({"trades": 3}, "3 trades < 10"),
+        ({"return_pct": -0.01}, "return -1.00% < 0.00%"),
+        ({"sharpe": 1.1, "backtest_sharpe": 3.0}, "trails backtest 3.00"),
+        ({"sharpe": None}, "no Sharpe ratio yet"),
+    ],
+)
+def test_each_promotion_criterion_blocks(kw, why) -> None:
+    action, reason = decide([view("x", **kw)])["x"]
+    assert action == "keep" and why in reason
+
+
+def test_paper_period_ends_in_retirement() -> None:
+    out = decide([view("old", days=15, sharpe=0.5)], maxPaperDays=14)
+    assert out["old"][0] == "retire" and "paper period over" in out["old"][1]
+    out = decide([view("losing", days=8, sharpe=-1.0)])
+    assert out["losing"][0] == "retire" and "paper Sharpe -1.00 < 0.0" in out["losing"][1]
+
+
+@pytest.mark.parametrize(
+    ("gate", "credentials", "why"),
+    [
+        (PolicyGate(False, "kill switch on"), True, "risk policy does not allow live trading: kill switch on"),
+        (PolicyGate(True), False, "no liveCredentialsSecretRef"),
+    ],
+)
+def test_promotion_needs_policy_and_credentials(gate, credentials, why) -> None:
+    action, reason = decide([view("best", sharpe=3)], gate=gate, credentials=credentials)["best"]
+    assert action == "candidate" and why in reason
+
+
+def test_other_phases_are_left_alone() -> None:
+    assert decide([view("p", "Paused"), view("r", "Retired"), view("f", "Failed")]) == {}
+
+
+def test_progress_against_compounding_target() -> None:
+    target = goal().spec.target  # +8 % a month on 10,000
+    start = (NOW - timedelta(days=365.25 / 12)).date()
+    on = progress(target, 10_800, start, NOW)
+    assert on.expected_return_pct == pytest.approx(0.08, abs=0.003)  # start is a date: up to a day more
+    assert on.on_track and on.progress_pct == pytest.approx(1.0, abs=0.05)
+    behind = progress(target, 10_300, start, NOW)  # 3 % of an expected 8 %, tolerance 25 %
+    assert not behind.on_track
+    fresh = progress(target, 9_990, NOW.date(), NOW)
+    assert fresh.on_track and fresh.progress_pct is None
+
+
+def test_phase_judgement() -> None:
+    base = {"generation": 3, "mode": "paper", "paused": False, "retired": False}
+    assert judge(StrategyObservation(**base, available_replicas=1, updated_replicas=1), None).phase == "Paper"
+    assert judge(StrategyObservation(**base), None).phase == "Pending"
+    failed = judge(StrategyObservation(**base, problems=["genome does not compile: x"]), None)
+    assert failed.phase == "Failed" and failed.message == "genome does not compile: x"
+    assert {c["type"]: c["status"] for c in failed.conditions} == {
+        "Ready": "False",
+        "Degraded": "True",
+        "Progressing": "False",
+    }
+    paused = judge(
+        StrategyObservation(
+            **base, breaker_open=True, breaker_reason="maxDrawdownPct", available_replicas=1, updated_replicas=1
+        ),
+        None,
+    )
+    assert paused.phase == "Paused" and "maxDrawdownPct" in paused.message
+    assert all(c["observedGeneration"] == 3 for c in paused.conditions)
+
+
+def test_condition_transition_time_moves_only_on_change() -> None:
+    first = set_condition(None, "Ready", True, "A", "", 1, now="2026-01-01T00:00:00Z")
+    same = set_condition(first, "Ready", True, "B", "again", 2, now="2026-02-01T00:00:00Z")
+    flipped = set_condition(same, "Ready", False, "C", "", 3, now="2026-03-01T00:00:00Z")
+    assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z" and same[0]["reason"] == "B"
+    assert flipped[0]["lastTransitionTime"] == "2026-03-01T00:00:00Z"
+
+
+def test_long_names_stay_valid_for_kubernetes() -> None:
+    name = "s-" + "x" * 120
+    assert len(builders.child_name("strategy", name)) <= 52
+    assert len(builders.label_value(name)) <= 63
+    assert builders.child_name("strategy", name) != builders.child_name("strategy", name + "y")
+
+
+def test_paused_runner_keeps_running_and_retired_one_stops() -> None:
+    doc = yaml.safe_load((REPO / "examples" / "strategy-ema-rsi.yaml").read_text())
+    cfg = OperatorConfig()
+    doc["spec"]["paused"] = True
+    _, dep = builders.strategy_children("s", "ns", "uid-1", 1, Strategy.parse(doc).spec, cfg)
+    assert dep["spec"]["replicas"] == 1
+    doc["spec"]["retired"] = True
+    _, dep = builders.strategy_children("s", "ns", "uid-1", 2, Strategy.parse(doc).spec, cfg)
+    assert dep["spec"]["replicas"] == 0
+
+
+def test_semantic_checks() -> None:
+    assert cron_problems("0 3 * * *") == []
+    assert cron_problems("0 25 * * *") == ["hour '25': 25 outside 0-23"]
+    assert cron_problems("TZ=UTC 0 3 * * *") == ["time zones go in timeZone, not in the schedule"]
+    doc = yaml.safe_load((REPO / "examples" / "strategy-ema-rsi.yaml").read_text())
+    assert strategy_problems(Strategy.parse(doc).spec) == []
+    doc["spec"]["genome"]["entry"]["rules"][0]["left"] = {"indicator": "rsi", "params": {"period": 0}}
+    problems = strategy_problems(Strategy.parse(doc).spec)
+    assert len(problems) == 1 and problems[0].startswith("genome does not compile") and "period" in problems[0]
