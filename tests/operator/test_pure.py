@@ -33,7 +33,10 @@ def view(name: str, phase: str = "Paper", days: float = 10, **kw) -> StrategyVie
     return StrategyView(name=name, phase=phase, since=NOW - timedelta(days=days), **base)
 
 
-def decide(views, gate=PolicyGate(True), credentials=True, **evolution):
+OPEN = PolicyGate(True)
+
+
+def decide(views, gate=OPEN, credentials=True, **evolution):
     g = goal(**evolution).spec
     return {d.name: (d.action, d.reason) for d in review(views, g.review, g.evolution, 0.15, gate, credentials, NOW)}
 
