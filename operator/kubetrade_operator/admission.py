@@ -1,5 +1,8 @@
 """Validating admission webhook: semantic checks beyond the CRD schema.
 
+The handlers are async on purpose: the checks take microseconds, and a sync handler would
+queue behind reconciliations for a worker thread while the API server waits on every write.
+
 The schema (with its CEL rules) already refuses malformed resources; the webhook refuses
 well-formed ones that cannot work: a genome that does not compile, an unknown template,
 exchange or time zone, an invalid cron, a spot symbol on a perpetual market, live mode
@@ -30,15 +33,15 @@ def _check(model: Any, spec: Any, problems_of: Any) -> None:
 
 
 @kopf.on.validate(GROUP, VERSION, "strategies", operations=["CREATE", "UPDATE"], ignore_failures=True)
-def validate_strategy(spec: kopf.Spec, **_: Any) -> None:
+async def validate_strategy(spec: kopf.Spec, **_: Any) -> None:
     _check(StrategySpec, spec, strategy_problems)
 
 
 @kopf.on.validate(GROUP, VERSION, "goals", operations=["CREATE", "UPDATE"], ignore_failures=True)
-def validate_goal(spec: kopf.Spec, **_: Any) -> None:
+async def validate_goal(spec: kopf.Spec, **_: Any) -> None:
     _check(GoalSpec, spec, goal_problems)
 
 
 @kopf.on.validate(GROUP, VERSION, "collectors", operations=["CREATE", "UPDATE"], ignore_failures=True)
-def validate_collector(spec: kopf.Spec, **_: Any) -> None:
+async def validate_collector(spec: kopf.Spec, **_: Any) -> None:
     _check(CollectorSpec, spec, collector_problems)

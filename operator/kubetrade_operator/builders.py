@@ -58,6 +58,23 @@ def labels(kind: str, name: str, component: str) -> dict[str, str]:
     }
 
 
+def deployment_signature(dep: dict[str, Any]) -> tuple[Any, ...]:
+    """What the operator owns in a Deployment and would repair: scale, rollout strategy, config, images."""
+    spec = dep.get("spec") or {}
+    pod = spec.get("template") or {}
+    return (
+        spec.get("replicas"),
+        (spec.get("strategy") or {}).get("type"),
+        ((pod.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH),
+        tuple(c.get("image") for c in (pod.get("spec") or {}).get("containers") or []),
+    )
+
+
+def deployment_drifted(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
+    """Whether someone changed what the operator owns in a Deployment."""
+    return deployment_signature(desired) != deployment_signature(actual)
+
+
 def config_hash(data: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -208,5 +208,10 @@ def tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     """Resync the CronJob and, when the review interval has passed, run the review."""
     patch.status.update(reconcile(dict(body), review_due=_review_due(dict(body))))
     meta = body.get("metadata") or {}
-    export_status("Goal", meta.get("namespace", ""), meta.get("name", ""),
-                  {**(body.get("status") or {}), **patch.status}, body.get("spec"))
+    export_status(
+        "Goal",
+        meta.get("namespace", ""),
+        meta.get("name", ""),
+        {**(body.get("status") or {}), **patch.status},
+        body.get("spec"),
+    )

@@ -14,7 +14,15 @@ import kopf
 from prometheus_client import start_http_server
 
 from kubetrade.messaging.streams import ensure_streams
-from kubetrade_operator import admission, collectors, goals, riskpolicies, statusfeed, strategies  # noqa: F401
+from kubetrade_operator import (  # noqa: F401 - importing registers the handlers
+    admission,
+    collectors,
+    goals,
+    resourcemetrics,
+    riskpolicies,
+    statusfeed,
+    strategies,
+)
 from kubetrade_operator.arguments import add_arguments
 from kubetrade_operator.leader import LeaseElector
 from kubetrade_operator.runtime import RUNTIME

@@ -74,8 +74,9 @@ async def _handle(msg: Any) -> None:
         patch = merge_fields(report, body.get("status") or {})
         await asyncio.to_thread(kube.patch_status, PLURALS[report.kind], report.namespace, report.name, patch)
         STATUS_REPORTS.labels(report.kind, "applied").inc()
-        export_status(report.kind, report.namespace, report.name, {**(body.get("status") or {}), **patch},
-                      body.get("spec"))
+        export_status(
+            report.kind, report.namespace, report.name, {**(body.get("status") or {}), **patch}, body.get("spec")
+        )
         before = ((body.get("status") or {}).get("breaker") or {}).get("state")
         after = (patch.get("breaker") or {}).get("state")
         if report.kind == "RiskPolicy" and after and after != before:

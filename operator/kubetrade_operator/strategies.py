@@ -30,6 +30,17 @@ log = logging.getLogger("kubetrade.operator.strategy")
 
 SKIP_CLOSE = "kubetrade.io/skip-close-on-delete"
 
+# What this process last applied to, and saw of, each runner: a watch event that shows the
+# same owned fields and the same readiness needs no API call at all.  Empty after a restart,
+# so the first event of every runner is reconciled in full.
+_applied: dict[tuple[str, str], tuple[Any, ...]] = {}
+_ready_seen: dict[tuple[str, str], bool] = {}
+
+
+def _ready(dep: dict[str, Any] | None) -> bool:
+    st = (dep or {}).get("status") or {}
+    return (st.get("availableReplicas") or 0) >= 1 and (st.get("updatedReplicas") or 0) >= 1
+
 
 def _breaker(policy: dict[str, Any] | None) -> tuple[bool, str]:
     if policy is None:
@@ -42,8 +53,12 @@ def _breaker(policy: dict[str, Any] | None) -> tuple[bool, str]:
     return False, ""
 
 
-def reconcile(body: dict[str, Any]) -> dict[str, Any]:
-    """Apply the children of one Strategy and return the status fields to write."""
+def reconcile(body: dict[str, Any], seen: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply the children of one Strategy and return the status fields that change.
+
+    ``seen`` is the runner Deployment as a watch event just delivered it: when it has not
+    drifted from what it should be, nothing is written to it and only the status follows.
+    """
     meta, status = body["metadata"], body.get("status") or {}
     name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
     with reconciling("Strategy"):
@@ -60,8 +75,14 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
         if runnable:
             assert spec is not None
             configmap, deployment = builders.strategy_children(name, namespace, uid, generation, spec, RUNTIME.config)
-            kube.apply(configmap)
-            observed: dict[str, Any] | None = kube.apply(deployment)
+            observed: dict[str, Any] | None
+            if seen is not None and not builders.deployment_drifted(deployment, seen):
+                observed = seen
+            else:
+                kube.apply(configmap)
+                observed = kube.apply(deployment)
+            _applied[(namespace, dep_name)] = builders.deployment_signature(deployment)
+            _ready_seen[(namespace, dep_name)] = _ready(observed)
         else:
             observed = kube.get_deployment(namespace, dep_name)
             if observed and (observed.get("spec") or {}).get("replicas"):
@@ -106,7 +127,7 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
         if verdict.phase != status.get("phase"):
             kind = "Warning" if verdict.phase == "Failed" else "Normal"
             kopf.event(kube.as_body(body), type=kind, reason=f"Phase{verdict.phase}", message=verdict.message)
-        return patch
+        return {k: v for k, v in patch.items() if status.get(k) != v}
 
 
 @kopf.on.create(GROUP, VERSION, "strategies")
@@ -120,15 +141,22 @@ def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     patch.status.update(reconcile(dict(body)))
     meta = body.get("metadata") or {}
-    export_status("Strategy", meta.get("namespace", ""), meta.get("name", ""),
-                  {**(body.get("status") or {}), **patch.status}, body.get("spec"))
+    export_status(
+        "Strategy",
+        meta.get("namespace", ""),
+        meta.get("name", ""),
+        {**(body.get("status") or {}), **patch.status},
+        body.get("spec"),
+    )
 
 
-def reconcile_by_name(namespace: str, name: str) -> None:
+def reconcile_by_name(namespace: str, name: str, seen: dict[str, Any] | None = None) -> None:
     body = kube.get_resource("strategies", namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    kube.patch_status("strategies", namespace, name, reconcile(body))
+    changes = reconcile(body, seen)
+    if changes:
+        kube.patch_status("strategies", namespace, name, changes)
 
 
 @kopf.on.event(
@@ -140,9 +168,17 @@ def reconcile_by_name(namespace: str, name: str) -> None:
 def on_runner_event(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
     """A runner changed or vanished: reconcile its Strategy now rather than at the next resync."""
     obj: dict[str, Any] = dict(event.get("object") or {})
+    seen = None if event.get("type") == "DELETED" else obj
+    key = (namespace or "", (obj.get("metadata") or {}).get("name", ""))
+    if (
+        seen is not None
+        and _applied.get(key) == builders.deployment_signature(obj)
+        and _ready_seen.get(key) == _ready(obj)
+    ):
+        return  # nothing the operator owns changed, and readiness is as last recorded
     for owner in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if owner.get("kind") == "Strategy" and namespace:
-            reconcile_by_name(namespace, owner["name"])
+            reconcile_by_name(namespace, owner["name"], seen)
 
 
 @kopf.on.delete(GROUP, VERSION, "strategies")

@@ -60,8 +60,8 @@ FAKE_NODE = {
         "labels": {"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
     },
     "status": {
-        "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+        "allocatable": {"cpu": "256", "memory": "1Ti", "pods": "1000"},
+        "capacity": {"cpu": "256", "memory": "1Ti", "pods": "1000"},
     },
 }
 

@@ -29,16 +29,29 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-# rule table columns
-LEFT, OP, RIGHT = 0, 1, 2
-# comparison codes (index in kubetrade.resources.genome.Comparison order)
-GT, LT, GE, LE, XABOVE, XBELOW = 0, 1, 2, 3, 4, 5
-# rule sets
-ENTRY, EXIT, SHORT_ENTRY, SHORT_EXIT = 0, 1, 2, 3
-# risk columns
-STOP_LOSS, TAKE_PROFIT, TRAILING, POSITION = 0, 1, 2, 3
-# directions
-LONG, SHORT, BOTH = 0, 1, 2
+from kubetrade.engine.codes import (  # noqa: F401 - re-exported for the kernels and their callers
+    BOTH,
+    ENTRY,
+    EXIT,
+    GE,
+    GT,
+    LE,
+    LEFT,
+    LONG,
+    LT,
+    OP,
+    POSITION,
+    RIGHT,
+    SHORT,
+    SHORT_ENTRY,
+    SHORT_EXIT,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    TRAILING,
+    XABOVE,
+    XBELOW,
+)
+
 # state vector
 (S_SIDE, S_QTY, S_CASH, S_ENTRY_PX, S_EXTREME, S_ENTRY_BAR, S_CASH_BEFORE,
  S_LAST_REASON, S_LAST_EXIT_PX, S_LAST_OPENED, S_LAST_ENTRY_PX) = range(11)

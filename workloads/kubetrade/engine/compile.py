@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kubetrade.candles import Candles, FloatArray
-from kubetrade.engine import backtest as bt
+from kubetrade.engine import codes as bt
 from kubetrade.engine import indicators
 from kubetrade.resources.genome import Genome, Operand, RuleSet
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from kubetrade.candles import Candles, FloatArray
-from kubetrade.engine import kernels as k
 
 
 class IndicatorError(ValueError):
@@ -124,6 +124,23 @@ def _period(default: int, low: int = 2, high: int = 1000) -> tuple[Param, ...]:
     return (Param("period", default, low, high),)
 
 
+class _Kernels:
+    """The numba kernels, imported on first use: the registry (names, parameters, checks) is
+    needed without them wherever a genome is only validated."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        from kubetrade.engine import kernels
+
+        return getattr(kernels, name)  # type: ignore[no-any-return]
+
+
+k = _Kernels()
+
+
+def _kernel(name: str) -> Callable[..., Any]:
+    return lambda *a: getattr(k, name)(*a)
+
+
 def _one(fn: Callable[..., FloatArray]) -> Compute:
     return lambda *a: (fn(*a),)
 
@@ -132,16 +149,16 @@ def _macd_rule(p: Mapping[str, float]) -> str | None:
     return None if p["fast"] < p["slow"] else f"fast ({p['fast']:g}) must be shorter than slow ({p['slow']:g})"
 
 
-register(IndicatorSpec("sma", ("close",), _period(20), ("value",), _one(k.sma), lambda p: int(p["period"]) - 1,
+register(IndicatorSpec("sma", ("close",), _period(20), ("value",), _one(_kernel("sma")), lambda p: int(p["period"]) - 1,
                        description="simple moving average of the close"))
-register(IndicatorSpec("ema", ("close",), _period(20), ("value",), _one(k.ema), lambda p: int(p["period"]) - 1,
+register(IndicatorSpec("ema", ("close",), _period(20), ("value",), _one(_kernel("ema")), lambda p: int(p["period"]) - 1,
                        description="exponential moving average of the close, seeded with the SMA"))
-register(IndicatorSpec("rsi", ("close",), _period(14), ("value",), _one(k.rsi), lambda p: int(p["period"]),
+register(IndicatorSpec("rsi", ("close",), _period(14), ("value",), _one(_kernel("rsi")), lambda p: int(p["period"]),
                        description="Wilder's relative strength index, 0..100"))
 register(IndicatorSpec(
     "macd", ("close",),
     (Param("fast", 12, 2, 500), Param("slow", 26, 3, 1000), Param("signal", 9, 2, 500)),
-    ("macd", "signal", "hist"), k.macd,
+    ("macd", "signal", "hist"), _kernel("macd"),
     lambda p: int(p["slow"]) + int(p["signal"]) - 2, _macd_rule,
     description="MACD line, signal line and histogram"))
 register(IndicatorSpec(
@@ -150,14 +167,14 @@ register(IndicatorSpec(
     ("middle", "upper", "lower"), lambda x, p, u, d: (lambda r: (r[1], r[0], r[2]))(k.bbands(x, p, u, d)),
     lambda p: int(p["period"]) - 1,
     description="Bollinger Bands: SMA and population standard deviation bands"))
-register(IndicatorSpec("atr", ("high", "low", "close"), _period(14, 1), ("value",), _one(k.atr),
+register(IndicatorSpec("atr", ("high", "low", "close"), _period(14, 1), ("value",), _one(_kernel("atr")),
                        lambda p: int(p["period"]), description="Wilder's average true range"))
 register(IndicatorSpec(
     "stoch", ("high", "low", "close"),
     (Param("fastk", 14, 1, 1000), Param("slowk", 3, 1, 100), Param("slowd", 3, 1, 100)),
-    ("k", "d"), k.stoch, lambda p: int(p["fastk"] + p["slowk"] + p["slowd"]) - 3,
+    ("k", "d"), _kernel("stoch"), lambda p: int(p["fastk"] + p["slowk"] + p["slowd"]) - 3,
     description="slow stochastic %K and %D, 0..100"))
-register(IndicatorSpec("obv", ("close", "volume"), (), ("value",), _one(k.obv), lambda p: 0,
+register(IndicatorSpec("obv", ("close", "volume"), (), ("value",), _one(_kernel("obv")), lambda p: 0,
                        description="on-balance volume"))
-register(IndicatorSpec("vwap", ("high", "low", "close", "volume"), _period(60, 1), ("value",), _one(k.vwap),
+register(IndicatorSpec("vwap", ("high", "low", "close", "volume"), _period(60, 1), ("value",), _one(_kernel("vwap")),
                        lambda p: int(p["period"]) - 1, description="rolling volume-weighted typical price"))
