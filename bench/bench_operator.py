@@ -65,8 +65,15 @@ def run() -> dict[str, Any]:
 
             # Baseline: raw writes of the same count and size.
             size = len(json.dumps(_strategy(0)))
-            cms = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i:04d}"},
-                    "data": {"x": "y" * size}} for i in range(COUNT)]
+            cms = [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"cm-{i:04d}"},
+                    "data": {"x": "y" * size},
+                }
+                for i in range(COUNT)
+            ]
             (work / "cms.yaml").write_text(yaml.safe_dump_all(cms))
             t0 = time.perf_counter()
             kube.kubectl("apply", "--server-side", "-n", "baseline", "-f", str(work / "cms.yaml"), timeout=600)
@@ -75,23 +82,63 @@ def run() -> dict[str, Any]:
             ca = CertificateAuthority(work / "webhook")
             cert, key = ca.issue("webhook", "kubetrade-webhook", server=True, hosts=("127.0.0.1",))
             webhook_port, metrics_port = free_port(), free_port()
-            env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig), KUBETRADE_NATS_URL=nats.url,
-                       KUBETRADE_OPERATOR_NAMESPACE="default", KUBETRADE_RESYNC_SECONDS="60")
-            webhook_args = [
-                "--webhook-port", str(webhook_port), "--webhook-addr", "127.0.0.1", "--webhook-host", "127.0.0.1",
-                "--webhook-cert", str(cert), "--webhook-key", str(key), "--webhook-ca", str(ca.cert_path),
-            ] if WEBHOOK else []
-            op = ManagedProcess("operator", [
-                sys.executable, "-m", "kubetrade_operator.main", "--metrics-port", str(metrics_port),
-                "--health-port", str(free_port()), *webhook_args, "--log-level", "warning",
-            ], work / "operator.log", env=env)
+            env = dict(
+                os.environ,
+                KUBECONFIG=str(kube.kubeconfig),
+                KUBETRADE_NATS_URL=nats.url,
+                KUBETRADE_OPERATOR_NAMESPACE="default",
+                KUBETRADE_RESYNC_SECONDS="60",
+            )
+            webhook_args = (
+                [
+                    "--webhook-port",
+                    str(webhook_port),
+                    "--webhook-addr",
+                    "127.0.0.1",
+                    "--webhook-host",
+                    "127.0.0.1",
+                    "--webhook-cert",
+                    str(cert),
+                    "--webhook-key",
+                    str(key),
+                    "--webhook-ca",
+                    str(ca.cert_path),
+                ]
+                if WEBHOOK
+                else []
+            )
+            op = ManagedProcess(
+                "operator",
+                [
+                    sys.executable,
+                    "-m",
+                    "kubetrade_operator.main",
+                    "--metrics-port",
+                    str(metrics_port),
+                    "--health-port",
+                    str(free_port()),
+                    *webhook_args,
+                    "--log-level",
+                    "warning",
+                ],
+                work / "operator.log",
+                env=env,
+            )
             op.start()
             try:
                 op.wait_ready(lambda: port_open(metrics_port), 60)
                 if WEBHOOK:
                     op.wait_ready(lambda: port_open(webhook_port), 60)
-                    kube.wait_for(lambda: kube.kubectl("get", "validatingwebhookconfiguration",
-                                                       "validate.kubetrade.io", check=False).returncode == 0, 60, "webhook")
+                    kube.wait_for(
+                        lambda: (
+                            kube.kubectl(
+                                "get", "validatingwebhookconfiguration", "validate.kubetrade.io", check=False
+                            ).returncode
+                            == 0
+                        ),
+                        60,
+                        "webhook",
+                    )
                 policy = yaml.safe_load((REPO / "examples" / "riskpolicy.yaml").read_text())
                 docs = [policy] + [_strategy(i) for i in range(COUNT)]
                 (work / "strategies.yaml").write_text(yaml.safe_dump_all(docs))
@@ -101,14 +148,22 @@ def run() -> dict[str, Any]:
                 with_status = ready = None
                 deadline = t0 + 900
                 while time.perf_counter() < deadline and ready is None:
-                    if with_status is None and _count(kube, lambda s: s.get("phase") in ("Pending", "Paper")
-                                                      and s.get("observedGeneration") == 1) == COUNT:
+                    if (
+                        with_status is None
+                        and _count(
+                            kube, lambda s: s.get("phase") in ("Pending", "Paper") and s.get("observedGeneration") == 1
+                        )
+                        == COUNT
+                    ):
                         with_status = time.perf_counter() - t0
                     if with_status is not None and _count(kube, lambda s: s.get("phase") == "Paper") == COUNT:
                         ready = time.perf_counter() - t0
                     time.sleep(1)
-                deployments = len(json.loads(kube.kubectl("get", "deployments", "-n", "bench", "-o", "json",
-                                                          timeout=300).stdout)["items"])
+                deployments = len(
+                    json.loads(kube.kubectl("get", "deployments", "-n", "bench", "-o", "json", timeout=300).stdout)[
+                        "items"
+                    ]
+                )
                 peak = _peak_rss_mb(op.proc.pid)  # type: ignore[union-attr]
             finally:
                 op.stop()
