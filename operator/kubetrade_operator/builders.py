@@ -291,7 +291,8 @@ def namespace_accounts(namespace: str, cfg: OperatorConfig) -> list[dict[str, An
     """Service accounts child pods run as, in every namespace that has kubetrade resources.
 
     Runners and collectors need no Kubernetes API access at all (no token is mounted).  The
-    evolution job creates and updates Strategy resources in its own namespace, nothing else.
+    evolution job creates and updates Strategy resources in its own namespace, nothing else:
+    a RoleBinding to the ``kubetrade-evolution`` ClusterRole (installed with the operator).
     """
     meta = {"namespace": namespace, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}}
     return [
@@ -304,22 +305,9 @@ def namespace_accounts(namespace: str, cfg: OperatorConfig) -> list[dict[str, An
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": cfg.evolution_service_account, **meta}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": cfg.evolution_service_account, **meta},
-            "rules": [
-                {
-                    "apiGroups": [GROUP],
-                    "resources": ["strategies"],
-                    "verbs": ["get", "list", "watch", "create", "patch", "update"],
-                },
-                {"apiGroups": [GROUP], "resources": ["goals", "riskpolicies"], "verbs": ["get", "list"]},
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
             "metadata": {"name": cfg.evolution_service_account, **meta},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": cfg.evolution_service_account},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kubetrade-evolution"},
             "subjects": [{"kind": "ServiceAccount", "name": cfg.evolution_service_account, "namespace": namespace}],
         },
     ]

@@ -17,7 +17,9 @@ from kubetrade.embedded.process import port_open
 
 
 class OperatorProcess:
-    def __init__(self, kube, nats_url: str, workdir: Path, name: str = "operator") -> None:
+    def __init__(
+        self, kube, nats_url: str, workdir: Path, name: str = "operator", kubeconfig: Path | None = None
+    ) -> None:
         self.kube = kube
         self.workdir = workdir
         ca = CertificateAuthority(workdir / "webhook-pki", name="kubetrade-webhook-ca")
@@ -26,7 +28,7 @@ class OperatorProcess:
         self.metrics_port = free_port()
         env = dict(os.environ)
         env.update(
-            KUBECONFIG=str(kube.kubeconfig),
+            KUBECONFIG=str(kubeconfig or kube.kubeconfig),
             KUBETRADE_NATS_URL=nats_url,
             KUBETRADE_IMAGE="kubetrade:test",
             KUBETRADE_OPERATOR_NAMESPACE="default",
@@ -87,6 +89,7 @@ class OperatorProcess:
 
 @pytest.fixture(scope="module")
 def operator(kube, nats_url, tmp_path_factory) -> Iterator[OperatorProcess]:
+    install_evolution_role(kube)
     op = OperatorProcess(kube, nats_url, tmp_path_factory.mktemp("operator"))
     op.start()
     # The webhook configuration is created by the operator; wait until the API server uses it.
@@ -100,6 +103,13 @@ def operator(kube, nats_url, tmp_path_factory) -> Iterator[OperatorProcess]:
     yield op
     op.stop()
     kube.kubectl("delete", "validatingwebhookconfiguration", "validate.kubetrade.io", "--ignore-not-found")
+
+
+def install_evolution_role(kube) -> None:
+    """What the Helm chart installs beside the operator: the ClusterRole evolution jobs are bound to."""
+    from kubetrade_operator.rbac import evolution_cluster_role
+
+    kube.kubectl("apply", "-f", "-", input=json.dumps(evolution_cluster_role()))
 
 
 def wait_status(kube, kind: str, name: str, namespace: str, predicate, timeout: float = 60.0) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.operator.conftest import OperatorProcess, wait_status
+from tests.operator.conftest import OperatorProcess, install_evolution_role, wait_status
 from tests.operator.test_reconcile import apply, example, strategy
 
 pytestmark = pytest.mark.kube
@@ -77,3 +77,52 @@ def test_restart_mid_reconcile_converges_without_duplicates(kube, nats_url, name
         assert events.count('"reason": "PhasePaper"') >= len(names)
     finally:
         restarted.stop()
+
+
+def test_operator_works_with_exactly_its_documented_permissions(kube, nats_url, namespace, tmp_path) -> None:
+    """Run the operator as a ServiceAccount bound to rbac.RULES only: least privilege that is enough."""
+    import json
+
+    from kubetrade_operator.rbac import cluster_role
+
+    install_evolution_role(kube)
+    role = cluster_role("kubetrade-operator-test")
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "operator", "namespace": "default"}}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "kubetrade-operator-test"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]},
+        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": "default"}],
+    }
+    kube.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, sa, binding]})
+    )
+    token = kube.kubectl("create", "token", "operator", "-n", "default", "--duration=1h").stdout.strip()
+    config = json.loads(kube.kubeconfig.read_text())
+    config["users"] = [{"name": "operator", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "operator"
+    restricted = tmp_path / "operator.kubeconfig"
+    restricted.write_text(json.dumps(config))
+    for verb, what in (("get", "secrets"), ("delete", "deployments"), ("create", "strategies"), ("create", "roles")):
+        answer = kube.kubectl("auth", "can-i", verb, what, f"--kubeconfig={restricted}", check=False).stdout.strip()
+        assert answer == "no", f"the operator may {verb} {what}"
+
+    op = OperatorProcess(kube, nats_url, tmp_path / "e", name="op-e", kubeconfig=restricted)
+    op.start()
+    try:
+        apply(
+            kube,
+            namespace,
+            example("riskpolicy.yaml"),
+            strategy("least"),
+            example("goal.yaml"),
+            example("collector-replay.yaml"),
+        )
+        wait_status(kube, "strategy", "least", namespace, lambda s, _: s.get("phase") == "Paper")
+        wait_status(kube, "goal", "monthly-8pct", namespace, lambda s, _: s.get("cronJob"))
+        wait_status(kube, "collector", "replay-binance", namespace, lambda s, _: s.get("phase") == "Running")
+        wait_status(kube, "riskpolicy", "default", namespace, lambda s, _: s.get("publishedRevision"))
+        assert "Forbidden" not in op.log() and "forbidden" not in op.log()
+    finally:
+        op.stop()

@@ -213,8 +213,13 @@ def test_goal_gets_its_evolution_cronjob(kube, namespace, operator) -> None:
         "schedule updated",
     )
     assert kube.get_json("cronjob", "evolve-monthly-8pct", "-n", namespace)["spec"]["suspend"] is True
-    role = kube.get_json("role", "kubetrade-evolution", "-n", namespace)
-    assert role["rules"][0]["resources"] == ["strategies"]
+    binding = kube.get_json("rolebinding", "kubetrade-evolution", "-n", namespace)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "kubetrade-evolution",
+    }
+    assert binding["subjects"][0]["name"] == "kubetrade-evolution"
 
 
 async def _kv_value(nats_url: str, key: str):
