@@ -123,6 +123,7 @@ def test_operator_works_with_exactly_its_documented_permissions(kube, nats_url, 
         wait_status(kube, "goal", "monthly-8pct", namespace, lambda s, _: s.get("cronJob"))
         wait_status(kube, "collector", "replay-binance", namespace, lambda s, _: s.get("phase") == "Running")
         wait_status(kube, "riskpolicy", "default", namespace, lambda s, _: s.get("publishedRevision"))
-        assert "Forbidden" not in op.log() and "forbidden" not in op.log()
+        denials = [line for line in op.log().splitlines() if "system:serviceaccount:default:operator" in line]
+        assert not denials, denials[0][:500]  # an RBAC denial names the user; terminating namespaces do not
     finally:
         op.stop()
