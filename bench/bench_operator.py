@@ -48,10 +48,9 @@ def _count(kube: Any, predicate: Any) -> int:
 
 def run() -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "workloads"))
-    from kubetrade.embedded import ManagedProcess, NatsServer, free_port
+    from kubetrade.embedded import NatsServer
     from kubetrade.embedded.kube import KubeControlPlane
-    from kubetrade.embedded.pki import CertificateAuthority
-    from kubetrade.embedded.process import port_open
+    from kubetrade.embedded.operator import OperatorProcess
 
     with tempfile.TemporaryDirectory() as tmp, NatsServer() as nats:
         work = Path(tmp)
@@ -79,56 +78,12 @@ def run() -> dict[str, Any]:
             kube.kubectl("apply", "--server-side", "-n", "baseline", "-f", str(work / "cms.yaml"), timeout=600)
             baseline = time.perf_counter() - t0
 
-            ca = CertificateAuthority(work / "webhook")
-            cert, key = ca.issue("webhook", "kubetrade-webhook", server=True, hosts=("127.0.0.1",))
-            webhook_port, metrics_port = free_port(), free_port()
-            env = dict(
-                os.environ,
-                KUBECONFIG=str(kube.kubeconfig),
-                KUBETRADE_NATS_URL=nats.url,
-                KUBETRADE_OPERATOR_NAMESPACE="default",
-                KUBETRADE_RESYNC_SECONDS="60",
-            )
-            webhook_args = (
-                [
-                    "--webhook-port",
-                    str(webhook_port),
-                    "--webhook-addr",
-                    "127.0.0.1",
-                    "--webhook-host",
-                    "127.0.0.1",
-                    "--webhook-cert",
-                    str(cert),
-                    "--webhook-key",
-                    str(key),
-                    "--webhook-ca",
-                    str(ca.cert_path),
-                ]
-                if WEBHOOK
-                else []
-            )
-            op = ManagedProcess(
-                "operator",
-                [
-                    sys.executable,
-                    "-m",
-                    "kubetrade_operator.main",
-                    "--metrics-port",
-                    str(metrics_port),
-                    "--health-port",
-                    str(free_port()),
-                    *webhook_args,
-                    "--log-level",
-                    "warning",
-                ],
-                work / "operator.log",
-                env=env,
+            op = OperatorProcess(
+                kube.kubeconfig, nats.url, work / "operator", webhook=WEBHOOK, resync_seconds=60, log_level="warning"
             )
             op.start()
             try:
-                op.wait_ready(lambda: port_open(metrics_port), 60)
                 if WEBHOOK:
-                    op.wait_ready(lambda: port_open(webhook_port), 60)
                     kube.wait_for(
                         lambda: (
                             kube.kubectl(
@@ -164,7 +119,7 @@ def run() -> dict[str, Any]:
                         "items"
                     ]
                 )
-                peak = _peak_rss_mb(op.proc.pid)  # type: ignore[union-attr]
+                peak = _peak_rss_mb(op.pid or 0)
             finally:
                 op.stop()
         finally:

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from kubetrade.resources import GROUP, VERSION, CollectorSpec, GoalSpec, StrategySpec
-from kubetrade.resources.base import SecretReference
+from kubetrade.resources.base import Model, SecretReference
 from kubetrade_operator.config import OperatorConfig
 
 MANAGED_BY = "kubetrade-operator"
@@ -149,90 +149,89 @@ def _credential_env(prefix: str, ref: SecretReference) -> list[dict[str, Any]]:
 # --- Strategy -----------------------------------------------------------------------------
 
 
-def strategy_children(
-    name: str, namespace: str, uid: str, generation: int, spec: StrategySpec, cfg: OperatorConfig
+def _workload(
+    kind: str,
+    component: str,
+    name: str,
+    namespace: str,
+    uid: str,
+    generation: int,
+    spec: Model,
+    cfg: OperatorConfig,
+    role: str,
+    env: list[dict[str, Any]],
+    replicas: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The runner's ConfigMap and its singleton Deployment (Recreate: never two runners at once)."""
+    """A ConfigMap with the resolved resource and a singleton Deployment running ``kubetrade <role>`` on it.
+
+    ``Recreate``: the old pod is gone before the new one starts, so there are never two.
+    """
     resolved = {
         "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Strategy",
+        "kind": kind,
         "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": generation},
         "spec": spec.to_k8s(),
     }
-    data = {"strategy.json": json.dumps(resolved, indent=2, sort_keys=True)}
-    cm_name = child_name("strategy", name)
+    config_file = f"{kind.lower()}.json"
+    data = {config_file: json.dumps(resolved, indent=2, sort_keys=True)}
+    obj_name = child_name(kind.lower(), name)
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(cm_name, namespace, "Strategy", name, uid, "strategy-runner"),
+        "metadata": _metadata(obj_name, namespace, kind, name, uid, component),
         "data": data,
     }
-    env = [*_common_env(cfg), {"name": "KUBETRADE_ENVIRONMENT", "value": spec.mode}]
-    if spec.mode == "live" and spec.credentials_secret_ref is not None:
-        env += _credential_env("EXCHANGE", spec.credentials_secret_ref)  # mounted for live only
-    container = _restricted_container("runner", cfg, ["runner", "--config", f"{CONFIG_DIR}/strategy.json"], env)
-    pod_labels = labels("Strategy", name, "strategy-runner")
+    container = _restricted_container(component, cfg, [role, "--config", f"{CONFIG_DIR}/{config_file}"], env)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(cm_name, namespace, "Strategy", name, uid, "strategy-runner"),
+        "metadata": _metadata(obj_name, namespace, kind, name, uid, component),
         "spec": {
-            "replicas": 0 if spec.retired else 1,
+            "replicas": replicas,
             "strategy": {"type": "Recreate"},
             "revisionHistoryLimit": 3,
-            "selector": {"matchLabels": {OWNER_KIND: "Strategy", OWNER_NAME: label_value(name)}},
+            "selector": {"matchLabels": {OWNER_KIND: kind, OWNER_NAME: label_value(name)}},
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH: config_hash(data)}},
-                "spec": _pod_spec(cfg, container, cm_name, cfg.runner_service_account),
+                "metadata": {"labels": labels(kind, name, component), "annotations": {CONFIG_HASH: config_hash(data)}},
+                "spec": _pod_spec(cfg, container, obj_name, cfg.runner_service_account),
             },
         },
     }
     return configmap, deployment
 
 
-# --- Collector ----------------------------------------------------------------------------
+def strategy_children(
+    name: str, namespace: str, uid: str, generation: int, spec: StrategySpec, cfg: OperatorConfig
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The runner's ConfigMap and singleton Deployment; exchange keys are mounted for live only."""
+    env = [*_common_env(cfg), {"name": "KUBETRADE_ENVIRONMENT", "value": spec.mode}]
+    if spec.mode == "live" and spec.credentials_secret_ref is not None:
+        env += _credential_env("EXCHANGE", spec.credentials_secret_ref)
+    return _workload(
+        "Strategy",
+        "strategy-runner",
+        name,
+        namespace,
+        uid,
+        generation,
+        spec,
+        cfg,
+        "runner",
+        env,
+        0 if spec.retired else 1,
+    )
 
 
 def collector_children(
     name: str, namespace: str, uid: str, generation: int, spec: CollectorSpec, cfg: OperatorConfig
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    resolved = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Collector",
-        "metadata": {"name": name, "namespace": namespace, "uid": uid, "generation": generation},
-        "spec": spec.to_k8s(),
-    }
-    data = {"collector.json": json.dumps(resolved, indent=2, sort_keys=True)}
-    cm_name = child_name("collector", name)
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _metadata(cm_name, namespace, "Collector", name, uid, "collector"),
-        "data": data,
-    }
+    """The collector's ConfigMap and Deployment, scaled to zero while suspended."""
     env = _common_env(cfg)
     if spec.credentials_secret_ref is not None:
         env += _credential_env("COLLECTOR", spec.credentials_secret_ref)
-    container = _restricted_container("collector", cfg, ["collect", "--config", f"{CONFIG_DIR}/collector.json"], env)
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(cm_name, namespace, "Collector", name, uid, "collector"),
-        "spec": {
-            "replicas": 0 if spec.suspend else 1,
-            "strategy": {"type": "Recreate"},
-            "revisionHistoryLimit": 3,
-            "selector": {"matchLabels": {OWNER_KIND: "Collector", OWNER_NAME: label_value(name)}},
-            "template": {
-                "metadata": {
-                    "labels": labels("Collector", name, "collector"),
-                    "annotations": {CONFIG_HASH: config_hash(data)},
-                },
-                "spec": _pod_spec(cfg, container, cm_name, cfg.runner_service_account),
-            },
-        },
-    }
-    return configmap, deployment
+    return _workload(
+        "Collector", "collector", name, namespace, uid, generation, spec, cfg, "collect", env, 0 if spec.suspend else 1
+    )
 
 
 # --- Goal ---------------------------------------------------------------------------------

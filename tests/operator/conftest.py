@@ -3,88 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kubetrade.embedded import ManagedProcess, free_port
-from kubetrade.embedded.pki import CertificateAuthority
-from kubetrade.embedded.process import port_open
+from kubetrade.embedded.operator import OperatorProcess as _OperatorProcess
 
 
-class OperatorProcess:
-    def __init__(
-        self, kube, nats_url: str, workdir: Path, name: str = "operator", kubeconfig: Path | None = None
-    ) -> None:
-        self.kube = kube
-        self.workdir = workdir
-        ca = CertificateAuthority(workdir / "webhook-pki", name="kubetrade-webhook-ca")
-        cert, key = ca.issue("webhook", "kubetrade-webhook", server=True, hosts=("127.0.0.1", "localhost"))
-        self.webhook_port = free_port()
-        self.metrics_port = free_port()
-        env = dict(os.environ)
-        env.update(
-            KUBECONFIG=str(kubeconfig or kube.kubeconfig),
-            KUBETRADE_NATS_URL=nats_url,
-            KUBETRADE_IMAGE="kubetrade:test",
-            KUBETRADE_OPERATOR_NAMESPACE="default",
-            KUBETRADE_RESYNC_SECONDS="5",
-        )
-        self.process = ManagedProcess(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "kubetrade_operator.main",
-                "--metrics-port",
-                str(self.metrics_port),
-                "--health-port",
-                str(free_port()),
-                "--webhook-port",
-                str(self.webhook_port),
-                "--webhook-addr",
-                "127.0.0.1",
-                "--webhook-host",
-                "127.0.0.1",
-                "--webhook-cert",
-                str(cert),
-                "--webhook-key",
-                str(key),
-                "--webhook-ca",
-                str(ca.cert_path),
-                "--log-level",
-                "info",
-            ],
-            workdir / f"{name}.log",
-            env=env,
-        )
+class OperatorProcess(_OperatorProcess):
+    """The operator process against the test control plane (optionally as another user)."""
 
-    def start(self, wait_webhook: bool = True) -> None:
-        self.process.start()
-        self.process.wait_ready(lambda: port_open(self.metrics_port), 60)
-        if wait_webhook:
-            self.process.wait_ready(lambda: port_open(self.webhook_port), 60)
-
-    def stop(self) -> None:
-        self.process.stop(timeout=30)
-
-    def kill(self) -> None:
-        import signal
-
-        self.process.stop(timeout=10, sig=signal.SIGKILL)
-
-    def metrics(self) -> str:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-
-    def log(self) -> str:
-        return self.process.log_path.read_text(errors="replace")
+    def __init__(self, kube, nats_url: str, workdir: Path, name: str = "operator", kubeconfig: Path | None = None):
+        super().__init__(kubeconfig or kube.kubeconfig, nats_url, workdir, name=name)
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from kubetrade.embedded.pki import CertificateAuthority, service_account_keys
-from kubetrade.embedded.process import ManagedProcess, free_port, port_open
+from kubetrade.embedded.process import ManagedProcess, Service, free_port, port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "testbed" / "build-controlplane.sh"
@@ -66,7 +65,7 @@ FAKE_NODE = {
 }
 
 
-class KubeControlPlane:
+class KubeControlPlane(Service):
     """etcd + kube-apiserver (+ controller manager, scheduler, kwok nodes) on 127.0.0.1."""
 
     def __init__(
@@ -278,12 +277,3 @@ class KubeControlPlane:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()

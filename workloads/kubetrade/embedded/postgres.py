@@ -15,10 +15,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from kubetrade.embedded.process import ManagedProcess, free_port
+from kubetrade.embedded.process import ManagedProcess, Service, free_port
 
 SERVICE_USER = "kubetrade-pg"
 
@@ -59,7 +57,7 @@ def _service_user() -> str | None:
     return SERVICE_USER
 
 
-class PostgresServer:
+class PostgresServer(Service):
     """A PostgreSQL cluster in ``data_dir`` (created if empty), served on 127.0.0.1."""
 
     def __init__(self, data_dir: Path | None = None, port: int | None = None, durable: bool = True) -> None:
@@ -190,12 +188,3 @@ class PostgresServer:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()

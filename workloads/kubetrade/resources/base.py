@@ -123,6 +123,14 @@ class Condition(Model):
     """The .metadata.generation the condition was computed from."""
 
 
+def conditions_field() -> Any:
+    """A status's conditions: a list keyed by ``type`` (server-side apply merges it per condition)."""
+    return Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
 class Resource(Model):
     """A whole custom resource: apiVersion, kind, metadata, spec, status."""
 

@@ -16,6 +16,7 @@ from kubetrade.resources.base import (
     Symbol,
     Timeframe,
     cel,
+    conditions_field,
 )
 
 Source = Literal["exchange", "replay", "onchain", "social", "macro"]
@@ -120,10 +121,7 @@ class CollectorStatus(Model):
     """Errors since the collector started."""
     last_error: str | None = None
     """The last error, without secrets."""
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: list[Condition] = conditions_field()
     """Ready, Disabled and Degraded conditions."""
 
 

@@ -26,6 +26,7 @@ from kubetrade.resources.base import (
     Symbol,
     Timeframe,
     cel,
+    conditions_field,
     defaulted,
 )
 
@@ -263,10 +264,7 @@ class GoalStatus(Model):
     """Last evolution run."""
     last_review: RunSummary | None = None
     """Last review."""
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: list[Condition] = conditions_field()
     """Ready, OnTrack and Degraded conditions."""
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from kubetrade.resources.base import Condition, Fraction, Model, PositiveFraction, Resource, defaulted
+from kubetrade.resources.base import Condition, Fraction, Model, PositiveFraction, Resource, conditions_field, defaulted
 
 
 class StrategyLimits(Model):
@@ -140,10 +140,7 @@ class RiskPolicyStatus(Model):
     """Number of refused or reduced signals."""
     last_violation: Violation | None = None
     """The most recent one."""
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: list[Condition] = conditions_field()
     """Ready and Degraded conditions."""
 
 

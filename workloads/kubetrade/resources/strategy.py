@@ -18,6 +18,7 @@ from kubetrade.resources.base import (
     Symbol,
     Timeframe,
     cel,
+    conditions_field,
     defaulted,
 )
 from kubetrade.resources.genome import Genome
@@ -162,10 +163,7 @@ class StrategyStatus(Model):
     """Backtest results the strategy was selected on."""
     message: str | None = None
     """A short explanation of the current phase."""
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-    )
+    conditions: list[Condition] = conditions_field()
     """Ready, Progressing and Degraded conditions."""
 
 
