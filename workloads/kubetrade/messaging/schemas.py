@@ -68,6 +68,8 @@ class Signal(Model):
     """The Strategy's execution.slippageBps (paper fills use it; default 2)."""
     trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
     """Trail the position's stop at this distance (else the policy's stopLoss setting)."""
+    dry_run: bool = False
+    """Only ask what the risk manager would decide: nothing is reserved or submitted."""
 
 
 # --- orders and risk (issue 5) ---------------------------------------------------------------
@@ -305,3 +307,19 @@ class RiskControlReply(Model):
     ok: bool
     message: str = ""
     portfolios: list[PortfolioRisk] = Field(default_factory=list)
+
+
+class AlertEvent(Model):
+    """An alert raised or resolved by a user-defined condition, on ``events.alerts.<severity>``."""
+
+    name: str
+    severity: Literal["info", "warning", "critical"]
+    status: Literal["firing", "resolved"]
+    rule_id: str | None = None
+    namespace: str | None = None
+    target: str | None = None
+    """Strategy or Goal name, or ``exchange:symbol`` for a price."""
+    metric: str | None = None
+    value: float | None = None
+    message: str = ""
+    time: Millis

@@ -11,6 +11,8 @@ subject                                                 what
 ``md.<exchange>.<symbol>.ticker``                       latest ticker
 ``md.<exchange>.<symbol>.trades``                       public trades
 ``alt.<source>.<provider>.<topic>``                     alternative data points
+``control.collector.<namespace>.<name>``                pause/resume a local collector (``stop``/``start``)
+KV ``collector-health``, key ``<namespace>.<name>``     each collector's health (CollectorHealth)
 ``risk.check``                                          signal -> risk decision (request/reply)
 ``risk.policy.<namespace>.<name>``                      policy updates (also in KV ``risk-policies``)
 ``orders.<environment>.submit``                         approved orders to the executor
@@ -122,3 +124,12 @@ def collector_health_key(namespace: str, name: str) -> str:
 def collector_control(namespace: str, name: str) -> str:
     """Start/stop requests to a collector running outside Kubernetes (``kubetrade up``)."""
     return f"control.collector.{token(namespace)}.{token(name)}"
+
+
+GOAL_SIZING_BUCKET = "goal-sizing"
+"""KV bucket: key ``<namespace>.<goal>`` -> ``{"multiplier": float, "detail": str}``, the goal-oriented sizing
+multiplier (Goal.status.sizingMultiplier) that the goal's strategy runners apply; absent means 1.0."""
+
+
+def goal_sizing_key(namespace: str, goal: str) -> str:
+    return f"{token(namespace)}.{token(goal)}"

@@ -81,9 +81,11 @@ class Limits:
     that keeps calling before that time is banned with 418 for ``ban_seconds``.
     """
 
-    def __init__(self, weight_per_minute: int = 6000, ban_seconds: int = 120) -> None:
+    def __init__(self, weight_per_minute: int = 6000, ban_seconds: int = 120, window_seconds: int = 60) -> None:
         self.weight_per_minute = weight_per_minute
         self.ban_seconds = ban_seconds
+        self.window_seconds = window_seconds
+        """60 on Binance; a test shortens it so that a Retry-After is seconds, not a minute."""
         self._lock = threading.Lock()
         self._minute = 0
         self._used = 0
@@ -95,7 +97,7 @@ class Limits:
     @property
     def used(self) -> int:
         with self._lock:
-            return self._used if self._minute == int(time.time() // 60) else 0
+            return self._used if self._minute == int(time.time() // self.window_seconds) else 0
 
     def reset(self) -> None:
         with self._lock:
@@ -106,7 +108,7 @@ class Limits:
         """Add a request's weight; return the minute's total or raise :class:`RateLimited`."""
         now = time.time()
         with self._lock:
-            minute = int(now // 60)
+            minute = int(now // self.window_seconds)
             if minute != self._minute:
                 self._minute, self._used = minute, 0
             if now < self._banned_until:
@@ -118,7 +120,7 @@ class Limits:
                 self.rejected_418 += 1
                 raise RateLimited(418, self.ban_seconds, self._used)
             if self._used + weight > self.weight_per_minute:
-                self._retry_until = (minute + 1) * 60.0
+                self._retry_until = (minute + 1) * float(self.window_seconds)
                 self.rejected_429 += 1
                 raise RateLimited(429, int(self._retry_until - now) + 1, self._used)
             self._used += weight
@@ -129,7 +131,8 @@ class Limits:
 class Fault:
     """A planned misbehaviour for the next ``times`` requests whose path starts with ``path``.
 
-    ``status`` answers with that HTTP status and ``body``; ``delay`` sleeps first (longer than
+    ``status`` answers with that HTTP status, ``body`` (JSON, or text if a str) and ``headers``
+    (e.g. ``Retry-After``); ``delay`` sleeps first (longer than
     the client's timeout makes a timeout); ``rewrite`` transforms the JSON the endpoint would
     have returned (malformed, out-of-order or duplicated rows).
     """
@@ -138,6 +141,7 @@ class Fault:
     times: int = 1
     status: int | None = None
     body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     rewrite: Callable[[Any], Any] | None = None
     hits: int = 0
@@ -191,6 +195,21 @@ class Series:
         """Number of bars whose open time is at or before now (the last may be in progress)."""
         return int(np.searchsorted(self.candles.time, now_ms, side="right"))
 
+    def bar(self, i: int, now_ms: int) -> tuple[int, float, float, float, float, float]:
+        """Bar ``i`` as seen at ``now_ms``: a bar still in progress is shown as far as it has got.
+
+        Close and volume are interpolated by the elapsed fraction, so a collector that
+        stored an open bar as final would be caught out by the later, different, final bar.
+        """
+        c = self.candles
+        t = int(c.time[i])
+        o, h, low, cl, v = (float(c.open[i]), float(c.high[i]), float(c.low[i]), float(c.close[i]), float(c.volume[i]))
+        if t + self.interval_ms > now_ms:
+            frac = (now_ms - t) / self.interval_ms
+            cl = round(o + (cl - o) * frac, 8)
+            h, low, v = max(o, cl), min(o, cl), round(v * frac, 8)
+        return t, o, h, low, cl, v
+
 
 @dataclass
 class ExchangeState:
@@ -229,7 +248,7 @@ class ExchangeState:
         if best is None:
             return None
         n = best.visible(now)
-        return float(best.candles.close[n - 1]) if n else None
+        return best.bar(n - 1, now)[4] if n else None
 
 
 def _split(market_id: str) -> tuple[str, str]:

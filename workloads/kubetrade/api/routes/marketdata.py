@@ -1,0 +1,240 @@
+"""Market data over HTTP: latest candles, history with keyset pages, indicators, bulk exports.
+
+Every read goes through :mod:`kubetrade.storage.history`, so a timeframe that is not
+stored is rolled up (continuous aggregate on TimescaleDB, ``date_bin`` on PostgreSQL)
+the same way for every route.  Symbols in paths may be written ``BTC/USDT``, ``BTC-USDT``
+or ``BTC_USDT``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import Field
+
+from kubetrade.api.deps import Connection
+from kubetrade.candles import CandleError, from_arrays, timeframe_ms
+from kubetrade.engine import indicators
+from kubetrade.resources.base import Model, Timeframe
+from kubetrade.storage import export, history
+from kubetrade.storage.candles import SeriesKey
+
+router = APIRouter(tags=["market data"])
+
+MAX_LIMIT = 5000
+Exchange = Annotated[str, Query(pattern=r"^[a-z][a-z0-9]{1,31}$", description="ccxt exchange id")]
+TimeParam = Annotated[datetime | None, Query(description="ISO 8601 time or UTC milliseconds")]
+
+
+class CandleRow(Model):
+    time: int
+    """Open time, UTC ms."""
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class History(Model):
+    exchange: str
+    symbol: str
+    timeframe: str
+    source: str = Field(description="stored, cagg:<tf> (TimescaleDB) or date_bin:<base> (rolled up at query time)")
+    candles: list[CandleRow]
+    next: int | None = Field(default=None, description="Pass as `start` for the next page; absent on the last.")
+
+
+_UNIFIED = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}(:[A-Z0-9]{2,15})?$")
+
+
+def symbol_of(raw: str) -> str:
+    """``BTC-USDT``/``BTC_USDT``/``BTC/USDT`` -> ``BTC/USDT`` (ccxt's unified form), or a 422."""
+    s = raw.strip().upper()
+    if "/" not in s:
+        for sep in ("-", "_"):
+            if sep in s:
+                base, _, quote = s.partition(sep)
+                s = f"{base}/{quote}"
+                break
+    if not _UNIFIED.match(s):
+        raise HTTPException(
+            422, f"symbol {raw!r}: write it as BASE/QUOTE, BASE-QUOTE or BASE_QUOTE (e.g. BTC-USDT), letters and digits"
+        )
+    return s
+
+
+def _bounds(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    lo = start or datetime(1970, 1, 1, tzinfo=UTC)
+    hi = end or datetime(9999, 1, 1, tzinfo=UTC)
+    if lo.tzinfo is None or hi.tzinfo is None:
+        raise HTTPException(422, "start/end need a time zone (e.g. 2024-01-01T00:00:00Z) or UTC milliseconds")
+    if hi <= lo:
+        raise HTTPException(422, f"end ({hi.isoformat()}) must be after start ({lo.isoformat()})")
+    return lo, hi
+
+
+def _rows(rows: list[tuple[Any, ...]]) -> list[CandleRow]:
+    return [CandleRow(time=int(r[0]), open=r[1], high=r[2], low=r[3], close=r[4], volume=r[5]) for r in rows]
+
+
+@router.get(
+    "/api/v1/historical/{symbol:path}",
+    response_class=Response,
+    responses={200: {"model": History, "description": "Candles, oldest first"}},
+)
+async def historical(
+    symbol: str,
+    conn: Connection,
+    exchange: Exchange = "binance",
+    timeframe: Timeframe = "1h",
+    start: TimeParam = None,
+    end: TimeParam = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
+) -> Response:
+    """Candles in [start, end), oldest first, at most ``limit``; ``next`` continues after the last one.
+
+    The page is encoded straight from the database rows (the shape is :class:`History`): building
+    and re-validating a thousand models per request cost more than the query itself.
+    """
+    key = SeriesKey(exchange, symbol_of(symbol), timeframe)
+    lo, hi = _bounds(start, end)
+    rows, source = await history.page(conn, key, lo, hi, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    page: dict[str, Any] = {
+        "exchange": exchange,
+        "symbol": key.symbol,
+        "timeframe": timeframe,
+        "source": source,
+        "candles": [
+            {
+                "time": int(r[0]),
+                "open": float(r[1]),
+                "high": float(r[2]),
+                "low": float(r[3]),
+                "close": float(r[4]),
+                "volume": float(r[5]),
+            }
+            for r in rows
+        ],
+    }
+    if more:
+        page["next"] = int(rows[-1][0]) + timeframe_ms(timeframe)
+    return Response(json.dumps(page, separators=(",", ":")), media_type="application/json")
+
+
+class Latest(Model):
+    symbol: str
+    candle: CandleRow | None
+    age_seconds: float | None = Field(description="Seconds since the newest candle closed: staleness at a glance.")
+
+
+@router.get("/api/v1/market-data", response_model=list[Latest])
+async def market_data(
+    conn: Connection,
+    symbols: Annotated[str, Query(description="comma-separated")],
+    exchange: Exchange = "binance",
+    timeframe: Timeframe = "1m",
+) -> list[Latest]:
+    """The newest stored candle of each symbol, and how old it is."""
+    out = []
+    now = datetime.now(UTC).timestamp() * 1000
+    tf = timeframe_ms(timeframe)
+    for raw in symbols.split(","):
+        sym = symbol_of(raw)
+        cur = await conn.execute(history.LATEST_SQL, {"exchange": exchange, "symbol": sym, "timeframe": timeframe})
+        row = await cur.fetchone()
+        candle = _rows([row])[0] if row else None
+        out.append(
+            Latest(symbol=sym, candle=candle, age_seconds=max(0.0, (now - candle.time - tf) / 1000) if candle else None)
+        )
+    return out
+
+
+class IndicatorRequest(Model):
+    name: str
+    params: dict[str, float] = Field(default_factory=dict)
+
+
+class IndicatorsQuery(Model):
+    exchange: str = "binance"
+    symbol: str
+    timeframe: Timeframe = "1h"
+    end: datetime | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 200
+    indicators: Annotated[list[IndicatorRequest], Field(min_length=1, max_length=20)]
+
+
+class IndicatorsResult(Model):
+    symbol: str
+    timeframe: str
+    time: list[int]
+    values: dict[str, dict[str, list[float | None]]]
+    """indicator name -> output -> values aligned with ``time`` (null during warm-up)."""
+
+
+@router.post("/api/v1/indicators", response_model=IndicatorsResult)
+async def compute_indicators(body: IndicatorsQuery, conn: Connection) -> IndicatorsResult:
+    """Indicators over the newest ``limit`` candles, with enough history before them to warm up."""
+    key = SeriesKey(body.exchange, symbol_of(body.symbol), body.timeframe)
+    try:
+        warmup = max(indicators.lookback(i.name, i.params) for i in body.indicators)
+    except indicators.IndicatorError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    rows, _ = await history.tail(conn, key, body.end or datetime(9999, 1, 1, tzinfo=UTC), body.limit + warmup)
+    if not rows:
+        raise HTTPException(404, f"no {body.timeframe} candles stored for {key.symbol} on {body.exchange}")
+    cols = list(zip(*rows, strict=True))
+    try:
+        candles = from_arrays(*cols, symbol=key.symbol, timeframe=body.timeframe, check=False)
+        values = {i.name: indicators.compute(i.name, candles, i.params) for i in body.indicators}
+    except (indicators.IndicatorError, CandleError) as exc:
+        raise HTTPException(422, str(exc)) from exc
+    keep = slice(-min(body.limit, len(rows)), None)
+    return IndicatorsResult(
+        symbol=key.symbol,
+        timeframe=body.timeframe,
+        time=[int(t) for t in cols[0][keep]],
+        values={
+            n: {o: [None if not math.isfinite(x) else float(x) for x in np.asarray(a)[keep]] for o, a in outs.items()}
+            for n, outs in values.items()
+        },
+    )
+
+
+@router.get("/api/v1/bulk")
+async def bulk(
+    request: Request,
+    symbol: str,
+    exchange: Exchange = "binance",
+    timeframe: Timeframe = "1h",
+    start: TimeParam = None,
+    end: TimeParam = None,
+    format: Literal["csv", "parquet"] = "csv",
+) -> StreamingResponse:
+    """Every candle in [start, end) as CSV or Parquet, streamed from a server-side cursor."""
+    pool = getattr(request.app.state, "db_pool", None)
+    if pool is None:
+        raise HTTPException(503, "the API has no database configured")
+    key = SeriesKey(exchange, symbol_of(symbol), timeframe)
+    lo, hi = _bounds(start, end)
+
+    async def body() -> Any:
+        async with pool.connection() as conn:
+            rows = history.stream(conn, key, lo, hi)
+            encode = export.parquet_chunks if format == "parquet" else export.csv_chunks
+            async for chunk in encode(rows, key.symbol):
+                yield chunk
+
+    name = f"{key.symbol.replace('/', '_')}-{timeframe}.{format}"
+    media = "application/vnd.apache.parquet" if format == "parquet" else "text/csv"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return StreamingResponse(body(), media_type=media, headers=disposition)
