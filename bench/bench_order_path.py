@@ -1,0 +1,305 @@
+"""Signal -> risk decision -> paper fill recorded, over real NATS and PostgreSQL.
+
+The risk manager and the paper executor run as their own processes (``kubetrade
+risk-manager``, ``kubetrade executor --environment paper``), as in a deployment.  This
+process is the load: 100 strategies sending signals at a fixed total rate (open loop: a
+slow system is not allowed to slow the load down), each a ``risk.check`` request; the
+end-to-end time is from sending the signal to receiving the executor's ``filled`` event,
+which it publishes only after the fill is committed to PostgreSQL.  Market data ticks
+every 100 ms and 120 days of daily candles are loaded first, so every decision evaluates
+VaR/CVaR and correlation on real-sized histories.
+
+Baseline in the same run: a bare NATS request/reply round trip and a bare PostgreSQL
+INSERT commit, the floor any order path over these two pays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RATE = int(os.environ.get("BENCH_ORDER_RATE", "1000"))
+SECONDS = float(os.environ.get("BENCH_ORDER_SECONDS", "10"))
+STRATEGIES = 100
+SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+PRICES = {"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 100.0}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+async def _bench(root: Path) -> dict[str, Any]:
+    import nats
+
+    from kubetrade.embedded import NatsServer, PostgresServer
+    from kubetrade.executor import store
+    from kubetrade.messaging import codec, subjects
+    from kubetrade.messaging.schemas import Candle, OrderEvent, RiskDecision, Signal, Ticker
+    from kubetrade.risk import policies
+    from kubetrade.storage import migrate
+
+    pg = PostgresServer(root / "pg", durable=True)
+    ns = NatsServer(root / "nats")
+    await asyncio.to_thread(pg.start)
+    ns.start()
+    dsn = pg.create_database("bench")
+    migrate.apply(dsn)
+    procs: list[subprocess.Popen[bytes]] = []
+    nc = await nats.connect(ns.url)
+    try:
+        conn = await store.connect(dsn)
+        for i in range(STRATEGIES):
+            await store.allocate(conn, "paper", f"s{i:03d}", 1_000_000.0, risk_policy="default")
+        # baseline: a bare INSERT commit
+        await conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, v double precision)")
+        floor_pg = []
+        for _ in range(300):
+            t = time.perf_counter()
+            await conn.execute("INSERT INTO bench_floor (v) VALUES (1)")
+            floor_pg.append((time.perf_counter() - t) * 1000)
+        await conn.close()
+
+        async def echo(msg: Any) -> None:
+            await msg.respond(msg.data)
+
+        await nc.subscribe("bench.echo", cb=echo)
+        floor_nats = []
+        for _ in range(300):
+            t = time.perf_counter()
+            await nc.request("bench.echo", b"x" * 300, timeout=2)
+            floor_nats.append((time.perf_counter() - t) * 1000)
+
+        kv = await policies.bucket(nc.jetstream())
+        await kv.put(
+            policies.key("default", "default"),
+            json.dumps(
+                {
+                    "namespace": "default",
+                    "name": "default",
+                    "spec": {
+                        "portfolioLimits": {
+                            "maxOpenPositions": 1000,
+                            "varLimitPct": 0.5,
+                            "cvarLimitPct": 0.5,
+                            "maxCorrelation": 1.0,
+                        }
+                    },
+                }
+            ).encode(),
+        )
+        procs += _spawn(root, dsn, ns.url)
+        # history: 120 daily candles per symbol, so VaR/CVaR and correlation are evaluated on every decision
+        rng = random.Random(3)
+        day = 86_400_000
+        start = (int(time.time() * 1000) // day - 121) * day
+
+        async def candles() -> None:
+            for sym in SYMBOLS:
+                px = PRICES[sym]
+                for d in range(120):
+                    px *= math.exp(rng.gauss(0, 0.03))
+                    c = Candle(
+                        exchange="binance",
+                        symbol=sym,
+                        timeframe="1d",
+                        time=start + d * day,
+                        open=px,
+                        high=px * 1.01,
+                        low=px * 0.99,
+                        close=px,
+                        volume=1.0,
+                    )
+                    await nc.publish(subjects.candle("binance", sym, "1d"), codec.encode(c))
+                c = Candle(
+                    exchange="binance",
+                    symbol=sym,
+                    timeframe="1d",
+                    time=start + 120 * day,
+                    open=PRICES[sym],
+                    high=PRICES[sym],
+                    low=PRICES[sym],
+                    close=PRICES[sym],
+                    volume=1.0,
+                )
+                await nc.publish(subjects.candle("binance", sym, "1d"), codec.encode(c))
+
+        stop_ticks = asyncio.Event()
+
+        async def ticks() -> None:
+            while not stop_ticks.is_set():
+                for sym in SYMBOLS:
+                    t = Ticker(exchange="binance", symbol=sym, time=int(time.time() * 1000), last=PRICES[sym])
+                    await nc.publish(subjects.ticker("binance", sym), codec.encode(t))
+                await asyncio.sleep(0.1)
+
+        sent: dict[str, float] = {}
+        filled: dict[str, float] = {}
+        decided: list[float] = []
+        outcomes: dict[str, int] = {}
+
+        expected: list[int] = []
+        all_filled = asyncio.Event()
+
+        async def on_event(msg: Any) -> None:
+            e = codec.decode(OrderEvent, msg.data)
+            if e.status == "filled" and e.client_order_id in sent and e.client_order_id not in filled:
+                filled[e.client_order_id] = time.perf_counter()
+                if expected and len(filled) >= expected[0]:
+                    all_filled.set()
+
+        await nc.subscribe(subjects.order_events("paper", ">"), cb=on_event)
+        ticker_task = asyncio.create_task(ticks())
+        # wait for both processes: a signal for a known strategy gets a real decision once all is up
+        deadline = time.monotonic() + 120
+        probe = 0
+        while True:
+            await candles() if probe % 20 == 0 else None
+            probe += 1
+            try:
+                sig = Signal(
+                    strategy="s000",
+                    client_order_id=f"probe-{probe}",
+                    exchange="binance",
+                    symbol="BTC/USDT",
+                    side="buy",
+                    quantity=0.0001,
+                    price=50_000,
+                    time=int(time.time() * 1000),
+                )
+                reply = await nc.request(subjects.RISK_CHECK, codec.encode(sig), timeout=2)
+                r = codec.decode(RiskDecision, reply.data)
+                if r.approved:
+                    conn = await store.connect(dsn)
+                    row = await store.get(conn, sig.client_order_id)
+                    await conn.close()
+                    if row is not None and row["status"] == "filled":
+                        break
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"risk manager / executor did not come up; see {root / 'procs.log'}")
+            await asyncio.sleep(0.25)
+
+        async def one(i: int) -> None:
+            strategy = f"s{i % STRATEGIES:03d}"
+            sym = SYMBOLS[i % len(SYMBOLS)]
+            coid = f"b-{i:07d}"
+            sig = Signal(
+                strategy=strategy,
+                client_order_id=coid,
+                exchange="binance",
+                symbol=sym,
+                side="buy",
+                quantity=round(10.0 / PRICES[sym], 6),
+                price=PRICES[sym],
+                time=int(time.time() * 1000),
+            )
+            t = time.perf_counter()
+            sent[coid] = t
+            try:
+                reply = await nc.request(subjects.RISK_CHECK, codec.encode(sig), timeout=10)
+                d = codec.decode(RiskDecision, reply.data)
+                decided.append((time.perf_counter() - t) * 1000)
+                key = "approved" if d.approved else f"rejected:{d.rule}"
+            except Exception as exc:
+                key = f"error:{type(exc).__name__}"
+                sent.pop(coid, None)
+            outcomes[key] = outcomes.get(key, 0) + 1
+
+        total = int(RATE * SECONDS)
+        tasks = []
+        t0 = time.perf_counter()
+        for i in range(total):
+            target = t0 + i / RATE
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        send_seconds = time.perf_counter() - t0
+        await asyncio.gather(*tasks)
+        expected.append(outcomes.get("approved", 0))
+        if len(filled) < expected[0]:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_filled.wait(), 60)
+        elapsed = max(filled.values(), default=t0) - t0
+        stop_ticks.set()
+        await ticker_task
+        e2e = [(filled[c] - sent[c]) * 1000 for c in filled]
+        return {
+            "signals": total,
+            "target_rate_per_s": RATE,
+            "strategies": STRATEGIES,
+            "achieved_send_rate_per_s": round(total / send_seconds, 1),
+            "outcomes": outcomes,
+            "fills_recorded": len(filled),
+            "throughput_fills_per_s": round(len(filled) / elapsed, 1) if elapsed > 0 else None,
+            "decision_ms_p50": round(pct(decided, 0.5), 3),
+            "decision_ms_p99": round(pct(decided, 0.99), 3),
+            "e2e_ms_p50": round(pct(e2e, 0.5), 3),
+            "e2e_ms_p95": round(pct(e2e, 0.95), 3),
+            "e2e_ms_p99": round(pct(e2e, 0.99), 3),
+            "e2e_ms_max": round(max(e2e, default=float("nan")), 3),
+            "target_p99_ms": 5.0,
+            "baseline_nats_request_ms_p50": round(pct(floor_nats, 0.5), 3),
+            "baseline_pg_commit_ms_p50": round(pct(floor_pg, 0.5), 3),
+            "e2e_p50_over_baseline": round(pct(e2e, 0.5) / (pct(floor_nats, 0.5) + 2 * pct(floor_pg, 0.5)), 2),
+            "postgres": "durable (fsync on, synchronous_commit on)",
+            "cpus": os.cpu_count(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        }
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        await nc.drain()
+        ns.cleanup()
+        pg.cleanup()
+
+
+def _spawn(root: Path, dsn: str, nats_url: str) -> list[subprocess.Popen[bytes]]:
+    """The risk manager and the paper executor as their own processes, as deployed."""
+    env = dict(os.environ, KUBETRADE_DATABASE_URL=dsn, KUBETRADE_NATS_URL=nats_url)
+    log = open(root / "procs.log", "ab")  # noqa: SIM115 - handed to the children
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", module, *argv, "--log-level", "warning"], env=env, stdout=log, stderr=log
+        )
+        for module, argv in (
+            ("kubetrade.risk", ["risk-manager"]),
+            ("kubetrade.executor", ["executor", "--environment", "paper"]),
+        )
+    ]
+
+
+def run() -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="kubetrade-bench-orders-"))
+    os.chmod(root, 0o755)  # PostgreSQL may run as its service user, who must reach the folder
+    try:
+        return asyncio.run(_bench(root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for k, v in run().items():
+        print(f"{k:32} {v}")

@@ -1,0 +1,139 @@
+"""The risk manager over real NATS and PostgreSQL, with the paper executor behind it:
+request/reply decisions, hot reload of the policy from NATS KV, idempotent retries,
+bad input, and stops that close a position with no strategy runner alive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+
+from kubetrade.executor import store
+from kubetrade.executor.service import Executor
+from kubetrade.executor.venues import PaperVenue
+from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
+from kubetrade.risk import policies
+from kubetrade.risk.service import RiskManager
+from tests.orders.conftest import now_ms, tick, wait_for
+
+
+async def publish_policy(nc, spec: dict, name: str = "default") -> int:
+    kv = await policies.bucket(nc.jetstream())
+    value = {"namespace": "default", "name": name, "generation": 1, "spec": spec}
+    return await kv.put(policies.key("default", name), json.dumps(value).encode())
+
+
+def signal(coid: str, qty: float, side: str = "buy", price: float = 50_000.0, **kw) -> Signal:
+    return Signal(
+        strategy="alpha",
+        client_order_id=coid,
+        exchange="binance",
+        symbol="BTC/USDT",
+        side=side,
+        quantity=qty,
+        price=price,
+        time=now_ms(),
+        **kw,
+    )
+
+
+async def ask(nc, sig: Signal) -> RiskDecision:
+    reply = await nc.request(subjects.RISK_CHECK, codec.encode(sig), timeout=10)
+    return codec.decode(RiskDecision, reply.data)
+
+
+@contextlib.asynccontextmanager
+async def stack(dsn: str, url: str):
+    rm = RiskManager(dsn, url, refresh_seconds=0.2)
+    ex = Executor("paper", dsn, url, PaperVenue(), sync_seconds=0.3)
+    tasks = [asyncio.create_task(rm.run()), asyncio.create_task(ex.run())]
+
+    async def ready():
+        for t in tasks:
+            if t.done():
+                t.result()
+        return rm.ready.is_set() and ex.ready.is_set()
+
+    try:
+        await wait_for(ready)
+        yield rm, ex
+    finally:
+        rm.stopping.set()
+        ex.stopping.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+
+async def test_signals_get_decisions_policies_reload_and_stops_fire(orders_dsn, own_nats, nc) -> None:
+    conn = await store.connect(orders_dsn)
+    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
+    async with stack(orders_dsn, own_nats.url) as (rm, _ex):
+        await tick(nc, 50_000.0)
+        await wait_for(lambda: _has(rm, "BTC/USDT"))
+        # 1 BTC = 50k on 10k capital: cut to 20 % of capital (0.04 BTC), the rule named
+        d = await ask(nc, signal("r-1", 1.0))
+        assert d.approved and d.quantity == pytest.approx(0.04, rel=1e-6) and d.rule == "maxPositionPct"
+        assert d.stop_price == pytest.approx(49_000.0) and d.policy == "default/default"
+        filled = await wait_for(lambda: _status(conn, "r-1", "filled"))
+        assert filled["quantity"] == pytest.approx(0.04, rel=1e-6)
+        # a retried request (lost reply) gets the same answer and no second order
+        again = await ask(nc, signal("r-1", 1.0))
+        assert again == d
+        # the position is at its limit now: a further buy is rejected by the same rule
+        d2 = await ask(nc, signal("r-2", 0.01))
+        assert not d2.approved and d2.rule == "maxPositionPct"
+        # hot reload: the kill switch stops new positions without a restart ...
+        rev = await publish_policy(nc, {"circuitBreaker": {"killSwitch": True}})
+        await wait_for(lambda: _revision(rm, rev))
+        d3 = await ask(nc, signal("r-3", 0.001, price=50_000.0))
+        assert not d3.approved and d3.rule == "killSwitch" and d3.policy_revision == rev
+        # ... a bad revision is refused and the kill switch stays on
+        kv = await policies.bucket(nc.jetstream())
+        await kv.put(policies.key("default", "default"), b'{"spec": {"portfolioLimits": {"maxDrawdownPct": 7}}}')
+        await wait_for(lambda: _refused(rm))
+        assert not (await ask(nc, signal("r-4", 0.001))).approved
+        # bad input: answered with the reason, dead-lettered, nothing crashes
+        reply = await nc.request(subjects.RISK_CHECK, b'{"strategy": "alpha"}', timeout=10)
+        assert "error" in json.loads(reply.data)
+        # a strategy without a ledger is refused
+        ghost = signal("r-5", 0.001).model_copy(update={"strategy": "ghost"})
+        assert (await ask(nc, ghost)).rule == "allocation"
+        # stops hold with no runner: the price falls through 49,000 and the position is closed
+        await tick(nc, 48_900.0)
+        await wait_for(lambda: _flat(conn))
+        assert rm.stops.triggered == 1
+        cur = await conn.execute("SELECT * FROM orders WHERE reduce_only ORDER BY id")
+        closes = await cur.fetchall()
+        assert len(closes) == 1 and closes[0]["status"] == "filled" and closes[0]["client_order_id"].startswith("stop-")
+        # metrics over NATS (what GET /api/v1/risk/metrics serves)
+        m = await nc.request(subjects.RISK_CONTROL, codec.encode(RiskControlRequest(action="metrics")), timeout=10)
+        metrics = codec.decode(RiskControlReply, m.data)
+        assert metrics.ok and metrics.portfolios[0].kill_switch and metrics.portfolios[0].violations >= 3
+    await conn.close()
+
+
+async def _has(rm, symbol):
+    return symbol in rm.feed.symbols
+
+
+async def _revision(rm, rev):
+    pub = rm.policies.get("default", "default")
+    return pub is not None and pub.revision == rev
+
+
+async def _refused(rm):
+    return bool(rm.policies.refused)
+
+
+async def _status(conn, coid, status):
+    row = await store.get(conn, coid)
+    return row if row is not None and row["status"] == status else None
+
+
+async def _flat(conn):
+    cur = await conn.execute("SELECT quantity FROM positions WHERE strategy = 'alpha'")
+    row = await cur.fetchone()
+    return row is not None and row["quantity"] == 0

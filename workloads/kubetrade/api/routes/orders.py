@@ -1,0 +1,189 @@
+"""``/api/v1/orders``, ``/api/v1/positions``, ``/api/v1/trades``: the executor's record.
+
+Reads come from PostgreSQL (the executor's source of truth).  Writes never touch the
+database directly: a new order is a signal sent to the risk manager (so a person's order
+passes the same limits as a strategy's), a cancel is a message on the executor's cancel
+stream.  Both answer 202 with what was asked; the order's fate is read back by id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from psycopg.rows import dict_row
+from pydantic import Field
+
+from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.schemas import CancelRequest, ClientOrderId, RiskDecision, Side, Signal
+from kubetrade.resources.base import ExchangeId, Model, Symbol
+
+router = APIRouter(prefix="/api/v1", tags=["orders"])
+Env = Literal["paper", "live"]
+
+
+class NewOrder(Model):
+    """A manual order; it goes through the risk manager like any strategy's signal."""
+
+    strategy: str
+    namespace: str = "default"
+    environment: Env = "paper"
+    exchange: ExchangeId = "binance"
+    symbol: Symbol
+    side: Side
+    type: Literal["market", "limit"] = "market"
+    quantity: float = Field(gt=0)
+    price: float = Field(gt=0)
+    stop_price: float | None = Field(default=None, gt=0)
+    reduce_only: bool = False
+    client_order_id: ClientOrderId | None = None
+    """Give one to make retries of this request safe; one is generated otherwise."""
+
+
+def _pool(request: Request) -> Any:
+    pool = request.app.state.db_pool
+    if pool is None:
+        raise HTTPException(503, "no database configured (KUBETRADE_DATABASE_URL)")
+    return pool
+
+
+def _nats(request: Request) -> Any:
+    nc = request.app.state.nats
+    if nc is None or not nc.is_connected:
+        raise HTTPException(503, "NATS is not reachable")
+    return nc
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+async def _rows(request: Request, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    async with _pool(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)
+        return [_jsonable(r) for r in await cur.fetchall()]
+
+
+@router.post("/orders", status_code=202)
+async def create_order(body: NewOrder, request: Request) -> dict[str, Any]:
+    coid = body.client_order_id or f"api-{uuid.uuid4().hex[:28]}"
+    signal = Signal(
+        strategy=body.strategy,
+        namespace=body.namespace,
+        client_order_id=coid,
+        exchange=body.exchange,
+        symbol=body.symbol,
+        side=body.side,
+        quantity=body.quantity,
+        price=body.price,
+        stop_price=body.stop_price,
+        reduce_only=body.reduce_only,
+        time=int(time.time() * 1000),
+        mode=body.environment,
+        order_type=body.type,
+    )
+    try:
+        reply = await _nats(request).request(subjects.RISK_CHECK, codec.encode(signal), timeout=5)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(
+            503, f"risk manager did not answer ({type(exc).__name__}); retry with clientOrderId {coid}"
+        ) from exc
+    decision = codec.decode(RiskDecision, reply.data)
+    return {"clientOrderId": coid, "decision": decision.model_dump(by_alias=True, exclude_none=True)}
+
+
+@router.get("/orders")
+async def list_orders(
+    request: Request,
+    environment: Env | None = None,
+    strategy: str | None = None,
+    status: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    return await _rows(
+        request,
+        "SELECT * FROM orders WHERE (%s::text IS NULL OR environment = %s) AND (%s::text IS NULL OR strategy = %s) "
+        "AND (%s::text IS NULL OR status = %s) ORDER BY id DESC LIMIT %s",
+        (environment, environment, strategy, strategy, status, status, limit),
+    )
+
+
+async def _order(request: Request, order_id: str) -> dict[str, Any]:
+    rows = await _rows(
+        request, "SELECT * FROM orders WHERE client_order_id = %s OR id::text = %s", (order_id, order_id)
+    )
+    if not rows:
+        raise HTTPException(404, f"no order with client order id or id {order_id!r}")
+    return rows[0]
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, request: Request) -> dict[str, Any]:
+    order = await _order(request, order_id)
+    order["fills"] = await _rows(request, "SELECT * FROM fills WHERE order_id = %s ORDER BY id", (order["id"],))
+    order["events"] = await _rows(
+        request,
+        "SELECT status, detail, time FROM order_events WHERE client_order_id = %s ORDER BY id",
+        (order["client_order_id"],),
+    )
+    return order
+
+
+@router.delete("/orders/{order_id}", status_code=202)
+async def cancel_order(order_id: str, request: Request) -> dict[str, Any]:
+    order = await _order(request, order_id)
+    if order["status"] in ("filled", "cancelled", "rejected", "expired"):
+        raise HTTPException(409, f"order {order['client_order_id']} is already {order['status']}")
+    req = CancelRequest(
+        client_order_id=order["client_order_id"], environment=order["environment"], time=int(time.time() * 1000)
+    )
+    await (
+        _nats(request)
+        .jetstream()
+        .publish(
+            subjects.order_cancel(order["environment"]),
+            codec.encode(req),
+            headers={"Nats-Msg-Id": f"cancel-{req.client_order_id}"},
+        )
+    )
+    return {"clientOrderId": req.client_order_id, "cancel": "requested"}
+
+
+@router.get("/positions")
+async def positions(
+    request: Request,
+    environment: Env | None = None,
+    strategy: str | None = None,
+    include_flat: bool = False,
+) -> list[dict[str, Any]]:
+    rows = await _rows(
+        request,
+        "SELECT * FROM positions WHERE (%s::text IS NULL OR environment = %s) AND (%s::text IS NULL OR strategy = %s) "
+        "AND (%s OR quantity <> 0) ORDER BY environment, namespace, strategy, symbol",
+        (environment, environment, strategy, strategy, include_flat),
+    )
+    for r in rows:
+        mark = r.get("mark_price") or r["average_price"]
+        r["unrealised_pnl"] = (mark - r["average_price"]) * r["quantity"] if r["quantity"] else 0.0
+    return rows
+
+
+@router.get("/trades")
+async def trades(
+    request: Request,
+    environment: Env | None = None,
+    strategy: str | None = None,
+    symbol: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    return await _rows(
+        request,
+        "SELECT * FROM fills WHERE (%s::text IS NULL OR environment = %s) AND (%s::text IS NULL OR strategy = %s) "
+        "AND (%s::text IS NULL OR symbol = %s) ORDER BY id DESC LIMIT %s",
+        (environment, environment, strategy, strategy, symbol, symbol, limit),
+    )

@@ -1,0 +1,155 @@
+"""``/api/v1/risk``: ask for a decision, read the risk figures, read and set the limits.
+
+The risk manager answers over NATS (``risk.check``, ``control.risk``); when it does not,
+metrics fall back to what it last saved in the database, marked as such.  Limits are the
+RiskPolicy resources: in a cluster the resource is the source of truth (PUT answers 409
+and says to edit it); without one (``kubetrade up``) PUT writes the policy to the NATS KV
+bucket the risk manager hot-reloads from, exactly as the operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from psycopg.rows import dict_row
+from pydantic import ValidationError
+
+from kubetrade import cluster
+from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
+from kubetrade.resources.base import DNS1123Name, Model
+from kubetrade.resources.riskpolicy import RiskPolicySpec
+
+router = APIRouter(prefix="/api/v1/risk", tags=["risk"])
+log = logging.getLogger("kubetrade.api.risk")
+
+
+class PolicyUpdate(Model):
+    namespace: DNS1123Name = "default"
+    name: DNS1123Name
+    spec: dict[str, Any]
+
+
+def _nats(request: Request) -> Any:
+    nc = request.app.state.nats
+    if nc is None or not nc.is_connected:
+        raise HTTPException(503, "NATS is not reachable")
+    return nc
+
+
+@router.post("/check")
+async def check(signal: Signal, request: Request) -> dict[str, Any]:
+    """What the risk manager would decide on this signal - a dry run: nothing is reserved or
+    submitted (orders are placed with ``POST /api/v1/orders``, which passes the same checks)."""
+    signal = signal.model_copy(update={"dry_run": True})
+    try:
+        reply = await _nats(request).request(subjects.RISK_CHECK, codec.encode(signal), timeout=5)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(503, f"risk manager did not answer ({type(exc).__name__})") from exc
+    return codec.decode(RiskDecision, reply.data).model_dump(by_alias=True, exclude_none=True)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> dict[str, Any]:
+    nc = request.app.state.nats
+    if nc is not None and nc.is_connected:
+        try:
+            msg = await nc.request(subjects.RISK_CONTROL, codec.encode(RiskControlRequest(action="metrics")), timeout=3)
+            reply = codec.decode(RiskControlReply, msg.data)
+            return {
+                "source": "risk-manager",
+                "portfolios": [p.model_dump(by_alias=True, exclude_none=True) for p in reply.portfolios],
+            }
+        except Exception as exc:  # fall back to the saved state below
+            log.info("risk manager did not answer; serving saved state", extra={"error": type(exc).__name__})
+    pool = request.app.state.db_pool
+    if pool is None:
+        raise HTTPException(503, "neither the risk manager nor the database is reachable")
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM risk_state ORDER BY environment, namespace, policy")
+        rows = await cur.fetchall()
+    return {
+        "source": "database",
+        "portfolios": [
+            {
+                "environment": r["environment"],
+                "namespace": r["namespace"],
+                "policy": r["policy"],
+                "peakEquity": r["peak_equity"],
+                "dayStartEquity": r["day_start_equity"],
+                "breakerOpen": r["breaker_open"],
+                "breakerReason": r["breaker_reason"],
+                "violations": r["violations"],
+            }
+            for r in rows
+        ],
+    }
+
+
+async def _bucket(request: Request) -> Any:
+    from kubetrade.risk.policies import bucket
+
+    return await bucket(_nats(request).jetstream())
+
+
+@router.get("/limits")
+async def limits(request: Request) -> list[dict[str, Any]]:
+    kv = await _bucket(request)
+    try:
+        keys = await kv.keys()
+    except Exception:  # an empty bucket has no keys
+        return []
+    out = []
+    for k in keys:
+        entry = await kv.get(k)
+        doc = json.loads(entry.value)
+        out.append({"key": k, "revision": entry.revision, **doc})
+    return out
+
+
+@router.put("/limits")
+async def set_limits(body: PolicyUpdate, request: Request) -> dict[str, Any]:
+    try:
+        spec = RiskPolicySpec.model_validate(body.spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise HTTPException(422, f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from exc
+    if cluster.configured():
+        raise HTTPException(
+            409,
+            f"in a cluster the RiskPolicy resource is the source of truth: "
+            f"kubectl -n {body.namespace} edit riskpolicy {body.name}",
+        )
+    from kubetrade.risk.policies import key
+
+    kv = await _bucket(request)
+    value = {"namespace": body.namespace, "name": body.name, "generation": None, "spec": spec.to_k8s()}
+    revision = await kv.put(key(body.namespace, body.name), json.dumps(value).encode())
+    return {"key": key(body.namespace, body.name), "revision": revision, "spec": spec.to_k8s()}
+
+
+class BreakerReset(Model):
+    environment: Literal["paper", "live"] | None = None
+    namespace: str | None = None
+    policy: str | None = None
+
+
+@router.post("/breaker/reset")
+async def reset_breaker(body: BreakerReset, request: Request) -> dict[str, Any]:
+    """Close circuit breakers tripped by drawdown (a person's decision; the equity peak restarts from now)."""
+    req = RiskControlRequest(
+        action="reset-breaker", environment=body.environment, namespace=body.namespace, policy=body.policy
+    )
+    try:
+        msg = await _nats(request).request(subjects.RISK_CONTROL, codec.encode(req), timeout=5)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(503, f"risk manager did not answer ({type(exc).__name__})") from exc
+    reply = codec.decode(RiskControlReply, msg.data)
+    return reply.model_dump(by_alias=True, exclude_none=True)

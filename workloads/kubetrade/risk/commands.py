@@ -1,0 +1,75 @@
+"""``kubetrade risk-manager``: run the risk manager, or reset a tripped breaker.
+
+::
+
+    kubetrade risk-manager                                  # serve risk.check, watch stops
+    kubetrade risk-manager reset-breaker --environment live --policy default
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("risk-manager", help="run the risk manager (signals -> decisions, stops)")
+    parser.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"))
+    parser.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"))
+    parser.add_argument("--refresh-seconds", type=float, default=1.0)
+    parser.add_argument("--log-level", default="info")
+    parser.set_defaults(func=_run)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    reset = actions.add_parser("reset-breaker", help="close a breaker tripped by drawdown (a person's decision)")
+    reset.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"))
+    reset.add_argument("--environment", choices=("paper", "live"))
+    reset.add_argument("--namespace")
+    reset.add_argument("--policy")
+    reset.set_defaults(func=_reset)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kubetrade.observability.logging import configure
+    from kubetrade.risk.service import RiskManager
+    from kubetrade.storage import migrate
+
+    if not args.database_url:
+        print("risk-manager: --database-url (or KUBETRADE_DATABASE_URL) is required")
+        return 2
+    configure("risk-manager", args.log_level)
+    migrate.apply(args.database_url)
+
+    async def main() -> None:
+        rm = RiskManager(args.database_url, args.nats_url, refresh_seconds=args.refresh_seconds)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, rm.stopping.set)
+        await rm.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    import nats
+
+    from kubetrade.messaging import codec, subjects
+    from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest
+
+    async def main() -> RiskControlReply:
+        nc = await nats.connect(args.nats_url)
+        try:
+            req = RiskControlRequest(
+                action="reset-breaker", environment=args.environment, namespace=args.namespace, policy=args.policy
+            )
+            msg = await nc.request(subjects.RISK_CONTROL, codec.encode(req), timeout=10)
+            return codec.decode(RiskControlReply, msg.data)
+        finally:
+            await nc.drain()
+
+    reply = asyncio.run(main())
+    print(reply.message)
+    return 0 if reply.ok else 1

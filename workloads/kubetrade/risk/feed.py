@@ -1,0 +1,93 @@
+"""Market data as the risk manager and the paper venue need it: last price, when it came,
+the last candle's move, and return histories for correlation and VaR.
+
+Reads candles, tickers and public trades from ``md.>`` (core NATS: only the newest value
+matters here, a replay would be stale by definition).  A message that does not parse is
+ignored here; the collector's own consumers dead-letter it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kubetrade.messaging import codec
+from kubetrade.messaging.schemas import Candle, PublicTrade, Ticker
+
+DAY_MS = 86_400_000
+
+
+def price_of(subject: str, data: bytes) -> tuple[str, str, float, int] | None:
+    """(exchange, symbol, price, time ms) of a market-data message, or None."""
+    try:
+        if ".candle." in subject:
+            c = codec.decode(Candle, data)
+            return c.exchange, c.symbol, c.close, c.time
+        if subject.endswith(".ticker"):
+            t = codec.decode(Ticker, data)
+            return t.exchange, t.symbol, t.last, t.time
+        if subject.endswith(".trades"):
+            p = codec.decode(PublicTrade, data)
+            return p.exchange, p.symbol, p.price, p.time
+    except codec.BadMessage:
+        return None
+    return None
+
+
+@dataclass
+class SymbolHistory:
+    price: float = 0.0
+    seen_ms: int = 0
+    last_move: float = 0.0
+    last_candle: int = -1
+    closes: deque[float] = field(default_factory=lambda: deque(maxlen=10_001))
+    day: int = -1
+    day_close: float = 0.0
+    daily: deque[float] = field(default_factory=lambda: deque(maxlen=1_001))
+
+
+class MarketFeed:
+    """Per-symbol market view, updated from ``md.>`` messages; exported into PortfolioState."""
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, SymbolHistory] = {}
+
+    def on_message(
+        self, subject: str, data: bytes, received_ms: int | None = None
+    ) -> tuple[str, str, float, int] | None:
+        """Take one market-data message in; returns what :func:`price_of` read from it (decoded once)."""
+        got = price_of(subject, data)
+        if got is None:
+            return None
+        _, symbol, price, t = got
+        h = self.symbols.setdefault(symbol, SymbolHistory())
+        h.price = price
+        h.seen_ms = received_ms if received_ms is not None else int(time.time() * 1000)
+        if ".candle." in subject:
+            self.on_candle(symbol, t, price)  # a candle's time is its open time, its price the close
+        return got
+
+    def on_candle(self, symbol: str, time_ms: int, close: float) -> None:
+        h = self.symbols.setdefault(symbol, SymbolHistory())
+        if time_ms <= h.last_candle:
+            return  # a replayed or out-of-order candle says nothing new
+        if h.closes:
+            h.last_move = abs(close / h.closes[-1] - 1.0)
+        h.closes.append(close)
+        h.last_candle = time_ms
+        day = time_ms // DAY_MS
+        if h.day >= 0 and day != h.day and h.day_close > 0:
+            h.daily.append(h.day_close)
+        h.day = day
+        h.day_close = close
+
+    def bar_returns(self, symbol: str) -> np.ndarray:
+        c = np.asarray(self.symbols[symbol].closes, dtype=float)
+        return c[1:] / c[:-1] - 1.0 if len(c) > 1 else np.empty(0)
+
+    def daily_returns(self, symbol: str) -> np.ndarray:
+        d = np.asarray(self.symbols[symbol].daily, dtype=float)
+        return d[1:] / d[:-1] - 1.0 if len(d) > 1 else np.empty(0)

@@ -1,0 +1,121 @@
+"""RiskPolicy specs as the operator publishes them in the NATS KV bucket ``risk-policies``.
+
+Hot reload: a watcher replaces a policy the moment a new revision is written; decisions
+after that use it (each decision names the revision it used).  A value that does not
+parse is refused and the previous revision stays in force - a typo must never loosen or
+drop limits.  A deleted policy is gone: its strategies are rejected until one is published
+(no policy, no trading).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubetrade.messaging import subjects
+from kubetrade.resources.riskpolicy import RiskPolicySpec
+
+log = logging.getLogger("kubetrade.risk.policies")
+
+
+@dataclass(frozen=True)
+class Published:
+    namespace: str
+    name: str
+    spec: RiskPolicySpec
+    revision: int
+    generation: int | None = None
+
+
+def key(namespace: str, name: str) -> str:
+    return f"{subjects.token(namespace)}.{subjects.token(name)}"
+
+
+def parse(entry_key: str, value: bytes, revision: int) -> Published:
+    """A KV value -> Published; raises ValueError with the reason when it is not a valid policy."""
+    try:
+        doc = json.loads(value)
+        spec = RiskPolicySpec.model_validate(doc.get("spec") or {})
+    except (ValueError, ValidationError, AttributeError) as exc:
+        raise ValueError(f"policy {entry_key} revision {revision}: {str(exc)[:300]}") from exc
+    ns, _, name = entry_key.partition(".")
+    return Published(doc.get("namespace", ns), doc.get("name", name), spec, revision, doc.get("generation"))
+
+
+async def bucket(js: Any) -> Any:
+    try:
+        return await js.key_value(subjects.RISK_POLICY_BUCKET)
+    except Exception:
+        return await js.create_key_value(bucket=subjects.RISK_POLICY_BUCKET, history=5)
+
+
+class PolicyStore:
+    def __init__(self) -> None:
+        self.policies: dict[str, Published] = {}
+        self.refused: dict[str, str] = {}
+        self.changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def get(self, namespace: str, name: str) -> Published | None:
+        return self.policies.get(key(namespace, name))
+
+    def on_entry(self, entry_key: str, value: bytes | None, revision: int, operation: str | None) -> None:
+        if operation in ("DEL", "PURGE") or value is None:
+            self.policies.pop(entry_key, None)
+            log.warning("policy removed", extra={"policy": entry_key})
+        else:
+            try:
+                self.policies[entry_key] = parse(entry_key, value, revision)
+                self.refused.pop(entry_key, None)
+                log.info("policy loaded", extra={"policy": entry_key, "revision": revision})
+            except ValueError as exc:
+                self.refused[entry_key] = str(exc)
+                log.error("policy refused; previous revision stays", extra={"error": str(exc)})
+        self.changed.set()
+
+    async def start(self, js: Any) -> None:
+        kv = await bucket(js)
+        watcher = await kv.watchall()
+        first = True
+
+        async def loop() -> None:
+            async for entry in watcher:
+                if entry is None:
+                    continue
+                self.on_entry(entry.key, entry.value, entry.revision, getattr(entry, "operation", None))
+
+        # the initial values arrive first, then a None marker; wait for them before serving
+        while first:
+            entry = await watcher.updates(timeout=5)
+            if entry is None:
+                first = False
+            else:
+                self.on_entry(entry.key, entry.value, entry.revision, getattr(entry, "operation", None))
+        self._task = asyncio.create_task(loop())
+
+    async def resync(self, js: Any) -> None:
+        """Re-read the whole bucket: the watch is a convenience, this is the guarantee (e.g. after a NATS restart)."""
+        kv = await bucket(js)
+        try:
+            keys = await kv.keys()
+        except Exception:  # nats-py raises when the bucket is empty
+            keys = []
+        for k in keys:
+            entry = await kv.get(k)
+            held = self.policies.get(k)
+            if held is None or held.revision != entry.revision:
+                self.on_entry(k, entry.value, entry.revision, None)
+        for k in set(self.policies) - set(keys):
+            self.on_entry(k, None, 0, "DEL")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

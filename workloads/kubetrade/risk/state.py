@@ -1,0 +1,143 @@
+"""What a risk decision looks at: a snapshot of one portfolio (the strategies under one
+RiskPolicy, in one environment) and of the market.
+
+Plain data, no I/O.  Holdings include quantities the risk manager approved but the
+executor has not filled yet (reservations), so a burst of signals cannot slip past a
+limit by arriving before the first fill does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Key = tuple[str, str]
+"""(strategy, symbol)"""
+
+
+@dataclass
+class Breaker:
+    """The portfolio's circuit breaker (system level)."""
+
+    open: bool = False
+    reason: str | None = None
+    since_ms: int = 0
+    manual_reset: bool = False
+    """Drawdown trips stay open until someone resets them; error bursts close after the cooldown."""
+
+
+@dataclass
+class PortfolioState:
+    """One portfolio as the risk manager sees it at decision time."""
+
+    capital: dict[str, float] = field(default_factory=dict)
+    """Allocated capital per strategy (the executor's ledgers)."""
+    equity: float = 0.0
+    """Portfolio equity: capital + realised + unrealised PnL - fees, summed over strategies."""
+    peak_equity: float = 0.0
+    day_start_equity: float = 0.0
+    """Equity at 00:00 UTC today."""
+    holdings: dict[Key, float] = field(default_factory=dict)
+    """Signed base quantity per (strategy, symbol), filled plus reserved."""
+    prices: dict[str, float] = field(default_factory=dict)
+    """Last market price per symbol."""
+    last_data_ms: dict[str, int] = field(default_factory=dict)
+    """When market data for the symbol last arrived."""
+    last_move: dict[str, float] = field(default_factory=dict)
+    """Absolute return of the symbol's last candle (close/previous close - 1), for the anomaly trigger."""
+    bar_returns: dict[str, np.ndarray] = field(default_factory=dict)
+    """Recent per-bar returns per symbol, oldest first (correlation)."""
+    daily_returns: dict[str, np.ndarray] = field(default_factory=dict)
+    """Recent daily returns per symbol, oldest first (VaR and CVaR)."""
+    exchange_errors_ms: list[int] = field(default_factory=list)
+    """Times of recent exchange errors reported by the executor."""
+    breaker: Breaker = field(default_factory=Breaker)
+    correlations: dict[tuple[str, str, int], float | None] = field(default_factory=dict)
+    """Memo of pairwise correlations; cleared whenever ``bar_returns`` are replaced."""
+
+    def position(self, strategy: str, symbol: str) -> float:
+        return self.holdings.get((strategy, symbol), 0.0)
+
+    def symbol_quantity(self, symbol: str) -> float:
+        """Net quantity of a symbol across every strategy of the portfolio."""
+        return sum(q for (_, s), q in self.holdings.items() if s == symbol)
+
+    def open_positions(self) -> int:
+        return sum(1 for q in self.holdings.values() if q != 0.0)
+
+    def mark(self, symbol: str, fallback: float) -> float:
+        return self.prices.get(symbol, fallback)
+
+    def strategy_gross(self, strategy: str, fallback_price: float, symbol: str) -> float:
+        """Gross exposure of one strategy, valued at market (``fallback_price`` for ``symbol``)."""
+        total = 0.0
+        for (strat, sym), qty in self.holdings.items():
+            if strat == strategy and qty != 0.0:
+                price = fallback_price if sym == symbol else self.prices.get(sym, 0.0)
+                total += abs(qty) * price
+        return total
+
+    def portfolio_gross(self, fallback_price: float, symbol: str) -> float:
+        net: dict[str, float] = {}
+        for (_, sym), qty in self.holdings.items():
+            net[sym] = net.get(sym, 0.0) + qty
+        return sum(abs(q) * (fallback_price if s == symbol else self.prices.get(s, 0.0)) for s, q in net.items())
+
+    def net_values(self, symbol: str, price: float) -> dict[str, float]:
+        """Signed value of each symbol's net position, ``symbol`` valued at ``price``."""
+        values: dict[str, float] = {}
+        for (_, sym), qty in self.holdings.items():
+            if qty != 0.0:
+                values[sym] = values.get(sym, 0.0) + qty * (price if sym == symbol else self.prices.get(sym, 0.0))
+        return values
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Everything the sizing rules need about the holdings, from one pass over them."""
+
+    position: float
+    """The strategy's signed position in the signal's symbol."""
+    open_positions: int
+    strategy_gross: float
+    """The strategy's gross exposure, the signal's symbol valued at the decision price."""
+    net: dict[str, float]
+    """Net quantity per symbol across the portfolio."""
+    net_values: dict[str, float]
+    """Signed value per symbol, the signal's symbol valued at the decision price."""
+    portfolio_gross: float
+    long_symbols: frozenset[str]
+    short_symbols: frozenset[str]
+
+
+def exposure(state: PortfolioState, strategy: str, symbol: str, price: float) -> Exposure:
+    position = 0.0
+    open_positions = 0
+    strategy_gross = 0.0
+    net: dict[str, float] = {}
+    longs: set[str] = set()
+    shorts: set[str] = set()
+    prices = state.prices
+    for (strat, sym), qty in state.holdings.items():
+        if qty == 0.0:
+            continue
+        open_positions += 1
+        px = price if sym == symbol else prices.get(sym, 0.0)
+        if strat == strategy:
+            strategy_gross += abs(qty) * px
+            if sym == symbol:
+                position = qty
+        net[sym] = net.get(sym, 0.0) + qty
+        (longs if qty > 0 else shorts).add(sym)
+    values = {s: q * (price if s == symbol else prices.get(s, 0.0)) for s, q in net.items()}
+    return Exposure(
+        position,
+        open_positions,
+        strategy_gross,
+        net,
+        values,
+        sum(abs(v) for v in values.values()),
+        frozenset(longs),
+        frozenset(shorts),
+    )

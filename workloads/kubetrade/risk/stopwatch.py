@@ -1,0 +1,141 @@
+"""The stop-loss manager: watches every open position's stop on each price, in the risk
+manager's process, so stops hold even when a strategy's runner is gone.
+
+A triggered stop becomes a reduce-only market order through the ordinary path (JetStream,
+executor, ledger) with a client order id derived from the position and its stop
+generation: a repeated trigger (every tick below the stop, a restart) sends the same id,
+which JetStream and the database each refuse to double.  Trailing levels are written back
+to ``positions`` so a restarted risk manager resumes from the tightened stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.schemas import OrderRequest
+from kubetrade.resources.riskpolicy import StopLossSettings
+from kubetrade.risk import stops
+
+log = logging.getLogger("kubetrade.risk.stops")
+Row = dict[str, Any]
+
+
+class StopWatch:
+    def __init__(self) -> None:
+        self.stops: dict[tuple[str, str, str, str], stops.Stop] = {}
+        """(environment, namespace, strategy, symbol) -> stop"""
+        self.exchange: dict[tuple[str, str, str, str], str] = {}
+        self.closing: set[str] = set()
+        self.moved: set[tuple[str, str, str, str]] = set()
+        self.triggered = 0
+
+    def load(self, rows: list[Row], settings_for: Any) -> None:
+        """Positions from the database; ``settings_for(env, ns, strategy)`` gives the policy's StopLossSettings."""
+        fresh: dict[tuple[str, str, str, str], stops.Stop] = {}
+        for r in rows:
+            key = (r["environment"], r["namespace"], r["strategy"], r["symbol"])
+            settings: StopLossSettings | None = settings_for(r["environment"], r["namespace"], r["strategy"])
+            if settings is None or not settings.enforce_without_runner or float(r["quantity"]) == 0:
+                continue
+            old = self.stops.get(key)
+            qty = float(r["quantity"])
+            entry = float(r["average_price"])
+            stop = stops.initial(settings, r["strategy"], r["symbol"], qty, entry, r["stop_price"], r["trailing_pct"])
+            stop = stops.Stop(
+                stop.strategy,
+                stop.symbol,
+                qty,
+                entry,
+                stop.stop,
+                float(r["best_price"] or entry),
+                stop.trailing_pct,
+                int(r["stop_generation"]),
+            )
+            if old is not None and old.entry == entry and (old.quantity > 0) == (qty > 0):
+                # keep what this process has already tightened but not yet written back
+                tighter = max(old.stop, stop.stop) if qty > 0 else min(old.stop, stop.stop)
+                stop = stops.Stop(
+                    stop.strategy,
+                    stop.symbol,
+                    qty,
+                    entry,
+                    tighter,
+                    old.best,
+                    stop.trailing_pct,
+                    max(old.generation, stop.generation),
+                )
+            fresh[key] = stop
+            self.exchange[key] = r["exchange"]
+        self.stops = fresh
+
+    async def on_price(self, js: Any, symbol: str, price: float) -> int:
+        """Move stops for ``symbol``; submit closing orders for those hit.  Returns how many were sent."""
+        sent = 0
+        for key, stop in list(self.stops.items()):
+            if key[3] != symbol:
+                continue
+            moved = stops.on_price(stop, price)
+            if moved is not stop:
+                self.stops[key] = moved
+                self.moved.add(key)
+            if not stops.triggered(moved, price):
+                continue
+            coid = stops.close_order_id(moved)
+            if coid in self.closing:
+                continue
+            env, ns, strategy, sym = key
+            order = OrderRequest(
+                client_order_id=coid,
+                strategy=strategy,
+                namespace=ns,
+                environment=env,
+                exchange=self.exchange.get(key, "binance"),
+                symbol=sym,
+                side="sell" if moved.quantity > 0 else "buy",
+                quantity=abs(moved.quantity),
+                price=price,
+                reduce_only=True,
+                time=int(time.time() * 1000),
+            )
+            self.closing.add(coid)  # before the await: a concurrent price must not send it again
+            try:
+                await js.publish(subjects.order_submit(env), codec.encode(order), headers={"Nats-Msg-Id": coid})
+            except Exception:
+                self.closing.discard(coid)  # not in the stream: the next price tries again, same id
+                raise
+            self.triggered += 1
+            sent += 1
+            log.warning(
+                "stop triggered",
+                extra={
+                    "strategy": strategy,
+                    "symbol": sym,
+                    "stop": moved.stop,
+                    "price": price,
+                    "client_order_id": coid,
+                },
+            )
+        return sent
+
+    async def save(self, conn: AsyncConnection[Row]) -> None:
+        """Write tightened trailing stops back (monotonic in SQL too: a stop never loosens)."""
+        for key in list(self.moved):
+            stop = self.stops.get(key)
+            self.moved.discard(key)
+            if stop is None:
+                continue
+            env, ns, strategy, symbol = key
+            await conn.execute(
+                """UPDATE positions SET
+                     stop_price = CASE WHEN quantity > 0 THEN GREATEST(COALESCE(stop_price, %(s)s), %(s)s)
+                                       ELSE LEAST(COALESCE(stop_price, %(s)s), %(s)s) END,
+                     best_price = %(b)s
+                   WHERE environment = %(e)s AND namespace = %(n)s AND strategy = %(t)s AND symbol = %(y)s
+                     AND average_price = %(a)s""",
+                {"s": stop.stop, "b": stop.best, "e": env, "n": ns, "t": strategy, "y": symbol, "a": stop.entry},
+            )
