@@ -1,14 +1,18 @@
-"""Run the platform locally: embedded NATS and PostgreSQL, the resources, the API.
+"""Run the platform locally: embedded NATS and PostgreSQL, then the pipeline of
+:mod:`kubetrade.localstack.pipeline` (history, evolution, risk, executor, runners, replay, API).
 
-State (the database, the JetStream store) lives in a folder (``.kubetrade/`` by
-default) and survives restarts, as a cluster's volumes would.
+``state_dir`` (``.kubetrade/``) keeps the logs, the evolved manifests, the effective
+resources, the local API key and the run's summary; each run starts a fresh database and
+JetStream store, because a run replays the same bundled candles and must not meet its own past.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kubetrade.embedded import NatsServer, PostgresServer, free_port
+from kubetrade.localstack.pipeline import PipelineOptions, Stack, run_pipeline
 from kubetrade.localstack.resources import ResourceSet, load
 from kubetrade.storage import migrate
 
@@ -29,6 +34,14 @@ class UpOptions:
     api_port: int = 8000
     duration: float | None = None
     """Stop after this many seconds (for scripted runs); None runs until Ctrl-C."""
+    speed: float | None = None
+    """Replay speed; None takes each replay Collector's own."""
+    live_days: float = 7.0
+    population: int = 48
+    generations: int = 4
+    max_evolved: int = 3
+    seed: int = 7
+    evolve: bool = True
 
 
 def _resource_table(rs: ResourceSet) -> Table:
@@ -68,20 +81,7 @@ def _resource_table(rs: ResourceSet) -> Table:
 def _pick_port(preferred: int) -> int:
     from kubetrade.embedded.process import port_open
 
-    return preferred if not port_open(preferred) else free_port()
-
-
-async def _serve_api(port: int, stop: asyncio.Event) -> None:
-    import uvicorn
-
-    from kubetrade.api import create_app
-
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task
+    return preferred if preferred and not port_open(preferred) else free_port()
 
 
 def run(opts: UpOptions, console: Console | None = None) -> int:
@@ -100,8 +100,13 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
 
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     opts.state_dir.chmod(0o755)
+    # every run is a fresh, reproducible session over the bundled candles: a JetStream store that
+    # remembered last run's message ids would silently drop this run's candles as duplicates
+    shutil.rmtree(opts.state_dir / "nats", ignore_errors=True)
     nats = NatsServer(opts.state_dir / "nats")
-    pg = PostgresServer(opts.state_dir / "pg")
+    # the database is fresh each run too, so it lives in a temp folder the PostgreSQL service user can always
+    # reach (a state folder under a private home directory may not be traversable by it)
+    pg = PostgresServer(durable=False)
     started = time.monotonic()
     try:
         with console.status("starting NATS (JetStream)"):
@@ -109,15 +114,20 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
         console.print(f"[green]✓[/green] NATS      {nats.url}")
         with console.status("starting PostgreSQL"):
             pg.start()
-            applied = migrate.apply(pg.dsn())
-        console.print(f"[green]✓[/green] PostgreSQL 127.0.0.1:{pg.port} ({len(applied)} migrations applied now)")
+            dsn = pg.create_database("kubetrade_local")
+            applied = migrate.apply(dsn)
+        console.print(f"[green]✓[/green] PostgreSQL 127.0.0.1:{pg.port} (fresh database, {len(applied)} migrations)")
 
-        os.environ["KUBETRADE_DATABASE_URL"] = pg.dsn()
+        os.environ["KUBETRADE_DATABASE_URL"] = dsn
         os.environ["KUBETRADE_NATS_URL"] = nats.url
         port = _pick_port(opts.api_port)
-        console.print(f"[green]✓[/green] API       http://127.0.0.1:{port}")
-        console.print("            health /health, metrics /metrics, OpenAPI docs /docs")
-        console.print(f"state in {opts.state_dir}; press Ctrl-C to stop")
+        endpoints = opts.state_dir / "endpoints.json"
+        endpoints.write_text(json.dumps({"api": f"http://127.0.0.1:{port}", "nats": nats.url, "database": dsn}))
+        endpoints.chmod(0o600)
+        stack = Stack(rs, PipelineOptions(opts.state_dir, port, opts.duration, opts.speed, opts.live_days,
+                                          opts.population, opts.generations, opts.max_evolved, opts.seed,
+                                          opts.evolve),
+                      console, nats.url, dsn, api_url=f"http://127.0.0.1:{port}")
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -126,13 +136,14 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
                 loop.add_signal_handler(sig, stop.set)
             if opts.duration is not None:
                 loop.call_later(opts.duration, stop.set)
-            await _serve_api(port, stop)
+            await run_pipeline(stack, stop)
 
         asyncio.run(main())
-        console.print(f"stopped cleanly after {time.monotonic() - started:.0f}s")
+        console.print(f"stopped cleanly after {time.monotonic() - started:.0f}s; summary in "
+                      f"{opts.state_dir / 'summary.json'}")
         return 0
     finally:
         with contextlib.suppress(Exception):
-            pg.stop()
+            pg.cleanup()
         with contextlib.suppress(Exception):
             nats.stop()

@@ -1,0 +1,130 @@
+"""Backtest/paper parity: real candles replayed through the runner (with the real risk manager
+and paper executor as processes) give the backtester's trades, trade for trade."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from kubetrade.candles import load_csv
+from kubetrade.data import SAMPLE_DIR
+from kubetrade.embedded import free_port
+from kubetrade.embedded.process import ManagedProcess
+from kubetrade.engine.runs import Costs, backtest
+from kubetrade.engine.templates import ema_cross
+from kubetrade.executor import store
+from kubetrade.localstack.services import (
+    kubetrade_argv,
+    publish_policy,
+    risk_metrics,
+    start_executor,
+    start_risk_manager,
+)
+from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.schemas import Candle, StatusReport
+from kubetrade.storage.candles import SeriesKey, ingest
+from tests.runtime.conftest import eventually
+
+WARMUP, LIVE = 400, 900
+PERMISSIVE = {
+    "strategyLimits": {"maxPositionPct": 1.0, "maxRiskPerTradePct": 1.0},
+    "portfolioLimits": {"maxDrawdownPct": 1.0, "dailyLossLimitPct": 1.0, "maxSymbolExposurePct": 1.0,
+                        "maxGrossExposurePct": 1.0, "maxCorrelation": 1.0, "varLimitPct": 1.0, "cvarLimitPct": 1.0},
+    "stopLoss": {"defaultStopPct": 0.9, "trailing": False, "enforceWithoutRunner": False},
+    "circuitBreaker": {"priceAnomalyPct": 1.0, "staleDataSeconds": 86400},
+}
+
+
+def strategy_doc(genome: dict, **spec) -> dict:
+    return {"apiVersion": "kubetrade.io/v1alpha1", "kind": "Strategy",
+            "metadata": {"name": "parity", "namespace": "default", "uid": "u-1"},
+            "spec": {"symbols": ["BTC/USDT"], "timeframe": "5m", "mode": "paper", "capital": {"amount": 10_000},
+                     "riskPolicyRef": {"name": "loose"}, "warmupBars": WARMUP, "genome": genome,
+                     "execution": {"feeRate": 0.001, "slippageBps": 2}} | spec}
+
+
+async def test_paper_runner_trades_exactly_like_the_backtest(tmp_path, runtime_nats, runtime_dsn, rnc) -> None:
+    candles = load_csv(SAMPLE_DIR / "BTC_USDT-5m.csv.gz").slice(20_000, 20_000 + WARMUP + LIVE)
+    genome = ema_cross(5, 20).model_copy(update={"position_pct": 0.5})
+    costs = Costs(fee=0.001, slippage=0.0002, init_cash=10_000)
+    expected = backtest(genome, candles, costs, start=WARMUP).trades
+    assert len(expected) >= 10
+
+    conn = await store.connect(runtime_dsn)
+    async with await psycopg.AsyncConnection.connect(runtime_dsn, autocommit=True) as plain:
+        await ingest(plain, SeriesKey("binance", "BTC/USDT", "5m"), candles.slice(0, WARMUP))
+    await store.allocate(conn, "paper", "parity", 10_000, risk_policy="loose")
+    await publish_policy(rnc, "default", "loose", PERMISSIVE)
+    risk = start_risk_manager(runtime_nats.url, runtime_dsn, tmp_path, refresh_seconds=0.2)
+    executor = start_executor(runtime_nats.url, runtime_dsn, tmp_path)
+    config = tmp_path / "strategy.json"
+    config.write_text(json.dumps(strategy_doc(genome.to_k8s())))
+    runner = ManagedProcess("runner", kubetrade_argv("runner", "--config", str(config), "--port", str(free_port()),
+                                                     "--status-min-interval", "0"),
+                            tmp_path / "runner.log", env={**__import__("os").environ,
+                                                          "KUBETRADE_NATS_URL": runtime_nats.url,
+                                                          "KUBETRADE_DATABASE_URL": runtime_dsn,
+                                                          "KUBETRADE_ENVIRONMENT": "paper"})
+    reports: list[StatusReport] = []
+
+    async def on_status(msg) -> None:
+        reports.append(codec.decode(StatusReport, msg.data))
+
+    await rnc.subscribe(subjects.status_report("Strategy", "default", "parity"), cb=on_status)
+    try:
+        async def risk_knows():
+            reply = await risk_metrics(rnc)
+            return any("parity" in p.strategies for p in reply.portfolios)
+
+        await eventually(risk_knows)
+        runner.start()
+        runner.wait_ready(lambda: "runner started" in runner.log_path.read_text(), 120)
+        # the runner logs its start only once the server has its subscriptions (it flushes first)
+        js = rnc.jetstream()
+        bar = 300_000
+        for i in range(WARMUP, WARMUP + LIVE):
+            c = Candle(exchange="binance", symbol="BTC/USDT", timeframe="5m", time=int(candles.time[i]),
+                       open=candles.open[i], high=candles.high[i], low=candles.low[i], close=candles.close[i],
+                       volume=candles.volume[i])
+            await js.publish(subjects.candle("binance", "BTC/USDT", "5m"), codec.encode(c),
+                             headers={"Nats-Msg-Id": c.msg_id()})
+            close = (c.time + bar) // 1000
+
+            async def processed(close=close):
+                return any(r.status.get("lastSignalTime") and
+                           int(__import__("datetime").datetime.fromisoformat(
+                               str(r.status["lastSignalTime"]).replace("Z", "+00:00")).timestamp()) >= close
+                           for r in reports[-3:])
+            await eventually(processed, timeout=60, interval=0.01)
+        runner.stop(timeout=30)
+        assert runner.proc is not None and runner.proc.returncode == 0, runner.log_tail()
+    finally:
+        runner.stop()
+        executor.stop()
+        risk.stop()
+
+    # the executor's record: fills per order, entries and exits paired in order
+    cur = await conn.execute("SELECT o.client_order_id, o.side, f.quantity, f.price, f.fee FROM fills f "
+                             "JOIN orders o ON o.id = f.order_id WHERE o.strategy = 'parity' ORDER BY f.id")
+    fills = await cur.fetchall()
+    time_of = {int(t): i for i, t in enumerate(candles.time)}
+    paper = []
+    for entry, exit_ in zip(fills[::2], fills[1::2], strict=False):
+        assert entry["side"] == "buy" and exit_["side"] == "sell"
+        eb, xb = (time_of[int(f["client_order_id"].split("-")[2])] for f in (entry, exit_))
+        pnl = exit_["quantity"] * exit_["price"] - exit_["fee"] - entry["quantity"] * entry["price"] - entry["fee"]
+        paper.append((eb, xb, entry["quantity"], entry["price"], exit_["price"], pnl))
+    want = [(t.entry_bar, t.exit_bar, t.qty, t.entry_price, t.exit_price, t.pnl) for t in expected]
+    assert len(paper) == len(want)
+    for got, exp in zip(paper, want, strict=True):
+        assert got[:2] == exp[:2]
+        assert got[2:] == pytest.approx(exp[2:], rel=1e-9, abs=1e-6)
+    # the runner's own report agrees with the record
+    last = reports[-1].status
+    assert last["trades"] == len(want)
+    ledger = await (await conn.execute("SELECT cash FROM ledgers WHERE strategy = 'parity'")).fetchone()
+    open_qty = len(fills) % 2 and fills[-1]["quantity"]
+    assert last["equity"] == pytest.approx(ledger["cash"] + open_qty * candles.close[-1], rel=1e-9)
+    await conn.close()

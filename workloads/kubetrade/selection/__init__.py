@@ -1,0 +1,1 @@
+"""Choosing what to trade: pair selection for the evolution."""

@@ -1,0 +1,1 @@
+"""Position sizing: the goal-oriented multiplier and the policy-capped position fraction."""
