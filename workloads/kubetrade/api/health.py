@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 import kubetrade
 from kubetrade import cluster
+from kubetrade.observability.metrics import DEPENDENCY_UP
 
 router = APIRouter(tags=["health"])
 
@@ -70,6 +71,9 @@ async def health(request: Request, response: Response) -> Health:
     names = ("postgres", "nats", "kubernetes")
     results = await asyncio.gather(*(_check(p, state) for p in (_postgres, _nats, _kubernetes)))
     deps = dict(zip(names, results, strict=True))
+    for dep, result in deps.items():
+        if result != "not configured":
+            DEPENDENCY_UP.labels(dep).set(1 if result == "connected" else 0)
     ok = all(v in ("connected", "not configured") for v in deps.values())
     if not ok:
         response.status_code = 503

@@ -19,6 +19,22 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     """Origins allowed by CORS (KUBETRADE_CORS_ORIGINS, comma-separated)."""
     service: str = "api"
+    api_key_pepper: str = field(default="", repr=False)
+    """Server-side secret mixed into every API-key hash (KUBETRADE_API_KEY_PEPPER, from a Secret)."""
+    rate_limit_per_key: int = 600
+    """Requests per key per rate window (KUBETRADE_RATE_LIMIT_PER_KEY); a key may carry its own."""
+    rate_limit_per_address: int = 1200
+    """Requests per client address per rate window (KUBETRADE_RATE_LIMIT_PER_ADDRESS)."""
+    rate_window_seconds: int = 60
+    """Length of a rate-limit window (KUBETRADE_RATE_WINDOW_SECONDS)."""
+    namespace: str = "default"
+    """Namespace of resources when a request names none (KUBETRADE_NAMESPACE; in a pod: its own)."""
+    image: str = "kubetrade:latest"
+    """Image of Jobs the API starts, e.g. backtests (KUBETRADE_IMAGE)."""
+    job_env_secret: str | None = None
+    """Secret whose keys become the environment of Jobs the API starts (KUBETRADE_JOB_ENV_SECRET)."""
+    alert_evaluation: bool = True
+    """Evaluate user-defined alert conditions in this process (KUBETRADE_ALERT_EVALUATION=0 turns it off)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -26,4 +42,22 @@ class Settings:
             database_url=os.environ.get("KUBETRADE_DATABASE_URL"),
             nats_url=os.environ.get("KUBETRADE_NATS_URL"),
             cors_origins=_list(os.environ.get("KUBETRADE_CORS_ORIGINS")),
+            api_key_pepper=os.environ.get("KUBETRADE_API_KEY_PEPPER", ""),
+            rate_limit_per_key=int(os.environ.get("KUBETRADE_RATE_LIMIT_PER_KEY", "600")),
+            rate_limit_per_address=int(os.environ.get("KUBETRADE_RATE_LIMIT_PER_ADDRESS", "1200")),
+            rate_window_seconds=int(os.environ.get("KUBETRADE_RATE_WINDOW_SECONDS", "60")),
+            namespace=os.environ.get("KUBETRADE_NAMESPACE") or _pod_namespace() or "default",
+            image=os.environ.get("KUBETRADE_IMAGE", "kubetrade:latest"),
+            job_env_secret=os.environ.get("KUBETRADE_JOB_ENV_SECRET") or None,
+            alert_evaluation=os.environ.get("KUBETRADE_ALERT_EVALUATION", "1") not in ("0", "false", "no"),
         )
+
+
+def _pod_namespace() -> str | None:
+    """The pod's own namespace, from its service account, when running in Kubernetes."""
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None

@@ -1,0 +1,76 @@
+"""The API served by real uvicorn over the session's PostgreSQL and NATS, and keys to call it with."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from kubetrade.api import create_app, keys
+from kubetrade.api.settings import Settings
+from tests.support.server import serving
+
+PEPPER = "test-pepper-not-a-secret"
+
+
+def make_key(dsn: str, scopes: list[str], name: str = "test", rate_limit: int | None = None) -> tuple[str, str]:
+    """(key id, key) created straight in the database, as ``kubetrade api-keys create`` does."""
+
+    async def create() -> tuple[str, str]:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            stored, key = await keys.create(conn, name, scopes, PEPPER, rate_limit)
+            return stored.id, key
+
+    return asyncio.run(create())
+
+
+def revoke_key(dsn: str, key_id: str) -> None:
+    async def revoke() -> None:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await keys.revoke(conn, key_id)
+
+    asyncio.run(revoke())
+
+
+@dataclass
+class Api:
+    url: str
+    dsn: str
+    admin: str
+    """A key with every scope."""
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"X-API-Key": key or self.admin}
+
+
+@pytest.fixture
+def local_env(monkeypatch):
+    """No cluster: strategies live in the database (the local stack)."""
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+
+def settings_for(dsn: str, nats_url: str | None, **overrides) -> Settings:
+    base = dict(database_url=dsn, nats_url=nats_url, api_key_pepper=PEPPER, rate_limit_per_key=1_000_000,
+                rate_limit_per_address=1_000_000, namespace=f"ns-{uuid.uuid4().hex[:8]}")
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def own_db(fresh_db) -> str:
+    """A migrated database of this test's own (shared counters such as the address limit start at zero)."""
+    from kubetrade.storage import migrate
+
+    migrate.apply(fresh_db)
+    return fresh_db
+
+
+@pytest.fixture
+def api(pg_dsn, nats_url, local_env) -> Iterator[Api]:
+    with serving(create_app(settings_for(pg_dsn, nats_url))) as url:
+        yield Api(url, pg_dsn, make_key(pg_dsn, ["read", "trade", "admin"], "admin")[1])
