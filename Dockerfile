@@ -12,11 +12,22 @@ RUN pip install --no-cache-dir uv \
 FROM python:3.11-slim
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin kubetrade
 COPY --from=build /usr/local /usr/local
-# numba caches compiled kernels here; the image build warms the cache once `kubetrade warmup` exists.
-ENV NUMBA_CACHE_DIR=/opt/kubetrade/numba-cache \
+# Compile every numba kernel now, into the image: no pod ever compiles on a hot path.
+# NUMBA_CPU_NAME=generic makes the cache valid on any x86-64 node, not just the build host.
+# numba only uses a *writable* cache directory, so at run time each process copies this
+# seed into its $NUMBA_CACHE_DIR (an emptyDir under /tmp) before it imports a kernel
+# (kubetrade.engine.warmcache); the root filesystem stays read-only.
+ENV NUMBA_CPU_NAME=generic \
+    NUMBA_CACHE_DIR=/opt/kubetrade/numba-cache \
+    KUBETRADE_NUMBA_CACHE_SEED=/opt/kubetrade/numba-cache \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-RUN mkdir -p /opt/kubetrade/numba-cache && chmod -R a+rX /opt/kubetrade
+RUN mkdir -p /opt/kubetrade/numba-cache \
+ && kubetrade warmup \
+ && chmod -R a+rX /opt/kubetrade
+# Pods override NUMBA_CACHE_DIR with a writable path (the chart and the operator set
+# /tmp/numba-cache); without an override the seed is used in place where writable.
+ENV NUMBA_CACHE_DIR=/tmp/numba-cache
 USER 10001
 ENTRYPOINT ["kubetrade"]
 CMD ["api"]

@@ -1,0 +1,309 @@
+"""The Helm chart, tested with a real Helm against the real test kube-apiserver.
+
+What a user relies on: a bare ``helm install`` works; wrong values are refused with the
+path of the value; every pod passes the "restricted" Pod Security Standard (enforced by
+the API server, not just inspected); the optional objects (ServiceMonitors, rules,
+AlertmanagerConfig, cert-manager certificates) validate against their real CRDs; upgrades
+keep generated secrets; uninstall keeps the CRDs; RBAC grants what the operator needs and
+no more.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrade.embedded.kube import KubeControlPlane
+from tests.chart.conftest import CHART, REPO, Helm
+
+VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "external-db": [
+        "database.bundled=false", "database.external.existingSecret=pg-dsn",
+        "nats.bundled=false", "nats.external.url=nats://nats.messaging.svc:4222",
+    ],
+    "live-executor-off": ["executors.live.enabled=false"],
+    "cert-manager": ["webhook.certManager.enabled=true"],
+    "observability": [
+        "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true",
+        "alerting.alertmanagerConfig.enabled=true", "alerting.alertmanagerUrl=http://alertmanager.monitoring:9093",
+        "tracing.enabled=true", "tracing.otlpEndpoint=http://otel-collector.monitoring:4318",
+        *(f"alerting.alertmanagerConfig.receivers.{r}.enabled=true"
+          for r in ("email", "telegram", "discord", "slack", "webhook", "sms")),
+        "alerting.alertmanagerConfig.receivers.telegram.chatId=-1001234567890",
+        "alerting.alertmanagerConfig.receivers.email.to=oncall@example.org",
+        "alerting.alertmanagerConfig.receivers.email.from=kubetrade@example.org",
+        "alerting.alertmanagerConfig.receivers.email.smarthost=smtp.example.org:587",
+    ],
+    "highly-available": ["operator.replicas=2", "api.replicas=3", "nats.replicas=3"],
+    "minimal": ["webhook.enabled=false", "networkPolicy.enabled=false", "api.enabled=false",
+                "dashboards.enabled=false", "crds.install=false"],
+}
+
+POD_OWNERS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+
+
+def _sets(args: list[str]) -> list[str]:
+    out = []
+    for s in args:
+        out += ["--set", s]
+    return out
+
+
+def _pod_templates(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"]) for d in docs if d["kind"] in POD_OWNERS]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_lint_passes_for_every_variant(helm: Helm, variant: str) -> None:
+    out = helm.run("lint", str(CHART), "--strict", *_sets(VARIANTS[variant]))
+    assert "1 chart(s) linted, 0 chart(s) failed" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("api.replicas=two", "at '/api/replicas': got string, want integer"),
+        ("logLevel=loud", "at '/logLevel': value must be one of 'debug', 'info', 'warning', 'error'"),
+        ("apii.port=1", "additional properties 'apii' not allowed"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
+        ("tracing.samplerRatio=2", "at '/tracing/samplerRatio'"),
+        ("nats.replicas=2", "at '/nats/replicas'"),  # two NATS nodes cannot form a JetStream quorum
+        ("database.bundled=false", "at '/database/external/existingSecret'"),
+        ("tracing.enabled=true", "at '/tracing/otlpEndpoint'"),
+        ("nats.storage=lots", "at '/nats/storage'"),
+    ],
+)
+def test_schema_rejects_wrong_values_naming_the_value(helm: Helm, bad: str, message: str) -> None:
+    out = helm.run("template", "kt", str(CHART), "--set", bad, check=False)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
+def _leaves(values: Any, path: str = "") -> list[str]:
+    if isinstance(values, dict) and values and not path.endswith(("resources", "Selector", "issuerRef")):
+        return [p for k, v in values.items() for p in _leaves(v, f"{path}.{k}" if path else k)]
+    return [path]
+
+
+def test_every_value_is_documented_in_values_and_schema() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    text = (CHART / "values.yaml").read_text()
+    missing = []
+    for path in _leaves(values):
+        node = schema
+        for key in path.split("."):
+            node = node["properties"][key]
+        if not node.get("description"):
+            missing.append(path)
+        leaf = path.split(".")[-1]
+        # the key's line is preceded (directly, or after continuation lines) by a "# --" comment
+        lines = text.splitlines()
+        idx = [i for i, line in enumerate(lines) if line.strip().startswith(f"{leaf}:")]
+        documented = any(
+            any(lines[j].strip().startswith("# --") for j in range(max(0, i - 4), i)) for i in idx
+        )
+        if not documented:
+            missing.append(f"{path} (no '# --' comment)")
+    assert not missing, f"undocumented values: {missing}"
+
+
+def test_pods_are_restricted_with_read_only_root_filesystems(helm: Helm) -> None:
+    for variant, args in VARIANTS.items():
+        for where, template in _pod_templates(helm.template(*args)):
+            spec = template["spec"]
+            psc = spec.get("securityContext") or {}
+            assert psc.get("runAsNonRoot") is True, (variant, where)
+            assert psc.get("seccompProfile") == {"type": "RuntimeDefault"}, (variant, where)
+            assert not spec.get("hostNetwork") and not spec.get("hostPID"), (variant, where)
+            for c in spec["containers"] + spec.get("initContainers", []):
+                sc = c["securityContext"]
+                assert sc["allowPrivilegeEscalation"] is False, (variant, where, c["name"])
+                assert sc["readOnlyRootFilesystem"] is True, (variant, where, c["name"])
+                assert sc["capabilities"] == {"drop": ["ALL"]}, (variant, where, c["name"])
+                assert c.get("resources", {}).get("requests"), (variant, where, c["name"])
+
+
+def test_crds_are_the_generated_ones_upgradable_and_kept_on_uninstall(helm: Helm) -> None:
+    rendered = {d["metadata"]["name"]: d for d in helm.template() if d["kind"] == "CustomResourceDefinition"}
+    source = {}
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        source[doc["metadata"]["name"]] = doc
+    assert rendered.keys() == source.keys()
+    for name, doc in source.items():
+        assert rendered[name]["spec"] == doc["spec"], f"{name}: chart CRD differs from crds/"
+        assert rendered[name]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert not any(d["kind"] == "CustomResourceDefinition" for d in helm.template("crds.install=false"))
+
+
+def test_generated_chart_files_are_up_to_date() -> None:
+    """Dashboards and RBAC rules are generated from code (scripts/generate-chart-files.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate", REPO / "scripts" / "generate-chart-files.py")
+    assert spec is not None and spec.loader is not None
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    for name, text in generate.rbac_files().items():
+        assert (CHART / "files" / "rbac" / name).read_text() == text, f"run scripts/generate-chart-files.py ({name})"
+
+
+def test_operator_cluster_role_is_the_operator_s_own_rules(helm: Helm) -> None:
+    from kubetrade_operator import rbac
+
+    roles = {d["metadata"]["name"]: d for d in helm.template() if d["kind"] == "ClusterRole"}
+    assert roles["kubetrade-operator"]["rules"] == rbac.cluster_role()["rules"]
+    assert roles["kubetrade-evolution"]["rules"] == rbac.evolution_cluster_role()["rules"]
+
+
+def test_no_credentials_in_values_or_rendered_objects(helm: Helm) -> None:
+    """Secrets are referenced by name; the only Secrets the chart writes are generated ones."""
+    for variant, args in VARIANTS.items():
+        for d in helm.template(*args):
+            if d["kind"] == "Secret":
+                assert d["metadata"]["name"].endswith(("-db", "-webhook-cert")), (variant, d["metadata"]["name"])
+            for _where, template in _pod_templates([d]) if d["kind"] in POD_OWNERS else []:
+                for c in template["spec"]["containers"]:
+                    for env in c.get("env", []):
+                        if env["name"] == "KUBETRADE_DATABASE_SECRET":
+                            continue  # the *name* of the Secret child pods read the DSN from
+                        if any(w in env["name"] for w in ("PASSWORD", "SECRET", "API_KEY", "DATABASE_URL")):
+                            assert "valueFrom" in env, (variant, c["name"], env["name"])
+            for rule in d.get("rules", []) if d["kind"] in ("Role", "ClusterRole") else []:
+                assert "secrets" not in rule.get("resources", []), (variant, d["metadata"]["name"], rule)
+
+
+@pytest.mark.kube
+def test_every_variant_applies_to_the_real_api_server(
+    helm: Helm, kube: KubeControlPlane, third_party_crds: list[str], namespace: str
+) -> None:
+    """Server-side dry run: the API server validates every object against its real schema."""
+    for variant, args in VARIANTS.items():
+        manifest = helm.run("template", f"kt-{variant[:12]}", str(CHART), "--namespace", namespace,
+                            *_sets(args)).stdout
+        out = kube.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-n", namespace,
+                           "-f", "-", input=manifest, check=False)
+        assert out.returncode == 0, f"{variant}:\n{out.stderr}"
+        kinds = {line.split("/")[0] for line in out.stdout.splitlines() if line.strip()}
+        if variant == "observability":
+            assert {"servicemonitor.monitoring.coreos.com", "podmonitor.monitoring.coreos.com",
+                    "prometheusrule.monitoring.coreos.com",
+                    "alertmanagerconfig.monitoring.coreos.com"} <= kinds, kinds
+        if variant == "cert-manager":
+            assert {"certificate.cert-manager.io", "issuer.cert-manager.io"} <= kinds, kinds
+
+
+def _persistent_volumes(kube: KubeControlPlane, tmp: Path, count: int, size: str) -> list[str]:
+    """Pre-provisioned volumes for the StatefulSets' claims (the test cluster has no provisioner)."""
+    names = [f"kt-pv-{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    docs = [{"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": n},
+             "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                      "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": str(tmp / n)}}}
+            for n in names]
+    kube.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(d) for d in docs))
+    return names
+
+
+def _secret(kube: KubeControlPlane, namespace: str, name: str) -> dict[str, str]:
+    data = kube.get_json("secret", name, "-n", namespace)["data"]
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+@pytest.mark.kube
+@pytest.mark.slow
+def test_install_upgrade_uninstall_for_real_under_restricted_pod_security(
+    helm: Helm, kube: KubeControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """A bare install in a namespace that *enforces* the restricted standard comes up.
+
+    The controllers create the pods, so PodSecurity admission rejects any pod that does
+    not meet the standard and the install never becomes ready; kwok runs the admitted
+    pods on its simulated nodes.
+    """
+    kube.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
+                 "pod-security.kubernetes.io/enforce-version=latest")
+    # the namespace really enforces it: a pod without the settings is refused
+    bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"},
+            "spec": {"containers": [{"name": "c", "image": "kubetrade:0.1.0"}]}}
+    refused = kube.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(bare), check=False)
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
+    pvs = _persistent_volumes(kube, tmp_path, 2, "20Gi")
+    release = f"kt{uuid.uuid4().hex[:6]}"
+    try:
+        # --take-ownership: the test bed installed the CRDs already (with kubectl).
+        helm.run("install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "180s",
+                 "--take-ownership", kubeconfig=kube.kubeconfig)
+        deployments = kube.get_json("deployments", "-n", namespace)["items"]
+        assert {d["metadata"]["name"] for d in deployments} == {
+            f"{release}-{c}" for c in ("operator", "api", "risk-manager", "executor-paper", "executor-live")}
+        for d in deployments:
+            assert d["status"].get("availableReplicas") == d["spec"]["replicas"], d["metadata"]["name"]
+        for s in kube.get_json("statefulsets", "-n", namespace)["items"]:
+            assert s["status"].get("readyReplicas") == s["spec"]["replicas"], s["metadata"]["name"]
+        db = _secret(kube, namespace, f"{release}-db")
+        cert = _secret(kube, namespace, f"{release}-webhook-cert")
+        assert len(db["password"]) == 32 and db["password"] in db["url"]
+        assert cert["tls.crt"].startswith("-----BEGIN CERTIFICATE-----")
+
+        # least privilege, asked of the API server's own RBAC authorizer
+        operator_sa = f"system:serviceaccount:{namespace}:{release}-operator"
+        api_sa = f"system:serviceaccount:{namespace}:{release}-api"
+        allowed = {
+            (operator_sa, "create", "deployments.apps", None): "yes",
+            (operator_sa, "patch", "strategies.kubetrade.io/status", None): "yes",
+            (operator_sa, "create", "cronjobs.batch", None): "yes",
+            (operator_sa, "patch", "validatingwebhookconfigurations", "validate.kubetrade.io"): "yes",
+            (operator_sa, "bind", "clusterroles.rbac.authorization.k8s.io", "kubetrade-evolution"): "yes",
+            (operator_sa, "bind", "clusterroles.rbac.authorization.k8s.io", "cluster-admin"): "no",
+            (operator_sa, "create", "strategies.kubetrade.io", None): "no",  # only evolution jobs create them
+            (operator_sa, "get", "secrets", None): "no",
+            (operator_sa, "delete", "namespaces", None): "no",
+            (api_sa, "list", "strategies.kubetrade.io", None): "yes",
+            (api_sa, "patch", "strategies.kubetrade.io", None): "no",
+            (api_sa, "get", "secrets", None): "no",
+        }
+        for (who, verb, resource, name), expected in allowed.items():
+            target = f"{resource}/{name}" if name else resource
+            got = kube.kubectl("auth", "can-i", verb, target, f"--as={who}", "-n", namespace, check=False).stdout
+            assert got.strip() == expected, f"{who} {verb} {target}: {got.strip()}, expected {expected}"
+
+        # an upgrade keeps the generated password and certificate (lookup), so nothing flaps
+        helm.run("upgrade", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "180s",
+                 "--set", "logLevel=debug", kubeconfig=kube.kubeconfig)
+        assert _secret(kube, namespace, f"{release}-db") == db
+        assert _secret(kube, namespace, f"{release}-webhook-cert") == cert
+        operator = kube.get_json("deployment", f"{release}-operator", "-n", namespace)
+        assert "--log-level=debug" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    finally:
+        helm.run("uninstall", release, "--namespace", namespace, "--wait", check=False, kubeconfig=kube.kubeconfig)
+        kube.kubectl("delete", "pv", *pvs, "--wait=false", check=False)
+    # the CRDs - and with them every user's resources - survive an uninstall
+    for crd in ("strategies", "goals", "riskpolicies", "collectors"):
+        kube.kubectl("get", "crd", f"{crd}.kubetrade.io")
+    assert kube.kubectl("get", "validatingwebhookconfiguration", "validate.kubetrade.io", check=False).returncode != 0
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_bundled_nats_configuration_is_accepted_by_nats_server(helm: Helm, tmp_path: Path, replicas: int) -> None:
+    """The rendered nats.conf, checked by the real nats-server (``-t``: test the configuration)."""
+    import os
+    import subprocess
+
+    from kubetrade.embedded.nats import nats_server_binary
+
+    docs = helm.template(f"nats.replicas={replicas}")
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kubetrade-nats")
+    conf = tmp_path / "nats.conf"
+    conf.write_text(config["data"]["nats.conf"].replace("/data/jetstream", str(tmp_path / "js")))
+    out = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "POD_NAME": "kubetrade-nats-0"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ("cluster {" in config["data"]["nats.conf"]) == (replicas > 1)

@@ -1,0 +1,165 @@
+"""Alert rules, Alertmanager routing and Grafana dashboards, checked with the real tools.
+
+``promtool`` and ``amtool`` come from the Debian packages (scripts/testbed/install-monitoring.sh).
+Every query a dashboard panel or a rule runs must parse, and every metric it names must
+exist in the code: a dashboard that silently shows "No data" because a metric was renamed
+fails here instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrade.observability import dashboards
+from tests.observability.promql import PROMETHEUS_OWN, REPO, metric_names_in, metrics_in_code
+
+CHART = REPO / "charts" / "kubetrade"
+RULES = CHART / "files" / "prometheus" / "kubetrade-rules.yaml"
+AM_CONFIG = CHART / "files" / "alertmanager" / "alertmanager.yaml"
+DASHBOARDS = CHART / "files" / "dashboards"
+
+
+def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def code_metrics() -> tuple[set[str], list[str]]:
+    return metrics_in_code()
+
+
+def test_rules_load_in_promtool() -> None:
+    out = run("promtool", "check", "rules", RULES)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS: 15 rules found" in out.stdout
+
+
+def test_rules_unit_tests_pass() -> None:
+    """Each alert fires on the input that should fire it and stays quiet next to it."""
+    out = run("promtool", "test", "rules", REPO / "tests" / "observability" / "rules_test.yaml")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout
+
+
+def test_every_alert_has_a_unit_test_and_the_seed_severities() -> None:
+    rules = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+    tested = set(re.findall(r"alertname: (\w+)", (REPO / "tests" / "observability" / "rules_test.yaml").read_text()))
+    assert {r["alert"] for r in rules} <= tested
+    assert {r["labels"]["severity"] for r in rules} == {"critical", "warning", "info"}
+    assert {r["labels"]["category"] for r in rules} == {"system", "trading", "risk", "data"}
+
+
+def test_alertmanager_config_is_valid_for_amtool() -> None:
+    out = run("amtool", "check-config", AM_CONFIG)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "5 inhibit rules" in out.stdout and "5 receivers" in out.stdout
+
+
+def test_alertmanager_routes_by_priority() -> None:
+    """amtool's own routing test: which receivers an alert with these labels reaches."""
+    cases = {
+        "alertname=KubetradeCircuitBreakerTripped severity=critical": "kubetrade-webhook,kubetrade-critical",
+        "alertname=KubetradeLargeLoss severity=warning": "kubetrade-webhook,kubetrade-warning",
+        "alertname=KubetradePromotedToLive severity=info": "kubetrade-webhook,kubetrade-info",
+        "alertname=SomethingElse severity=none": "kubetrade-default",
+    }
+    for labels, receivers in cases.items():
+        out = run("amtool", "config", "routes", "test", "--config.file", AM_CONFIG, *labels.split())
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == receivers, (labels, out.stdout)
+
+
+def test_prometheusrule_in_the_chart_is_the_tested_file() -> None:
+    """The chart's PrometheusRule renders .Files.Get of the same file (no second copy)."""
+    template = (CHART / "templates" / "monitoring.yaml").read_text()
+    assert '.Files.Get "files/prometheus/kubetrade-rules.yaml"' in template
+
+
+def test_shipped_dashboards_are_the_generated_ones() -> None:
+    rendered = dashboards.render()
+    shipped = {p.name: p.read_text() for p in DASHBOARDS.glob("*.json")}
+    assert shipped == rendered, "run: .venv/bin/python scripts/generate-chart-files.py"
+    titles = {json.loads(t)["title"] for t in rendered.values()}
+    assert titles == {"kubetrade / System overview", "kubetrade / Strategies", "kubetrade / Goals",
+                      "kubetrade / Risk", "kubetrade / Data sources"}
+
+
+def _dashboard_queries() -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board: dict[str, Any] = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                out.append((f"{path.name}: {panel['title']}", target["expr"]))
+        for var in board["templating"]["list"]:
+            q = var.get("query")
+            if isinstance(q, dict):
+                m = re.fullmatch(r"label_values\((.*),\s*\w+\)", q["query"])
+                assert m, q
+                out.append((f"{path.name}: variable {var['name']}", m.group(1)))
+    return out
+
+
+def _grafana_to_promql(expr: str) -> str:
+    """Grafana's variables as Prometheus would see them after interpolation."""
+    expr = expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+    return re.sub(r"\$\{?(\w+)\}?", ".*", expr)
+
+
+def test_every_panel_query_parses(tmp_path: Path) -> None:
+    """promtool parses each query as the expression of a recording rule."""
+    queries = _dashboard_queries()
+    assert len(queries) >= 40
+    rules = {"groups": [{"name": "dashboards", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": _grafana_to_promql(expr)} for i, (_, expr) in enumerate(queries)
+    ]}]}
+    path = tmp_path / "dashboards-as-rules.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    out = run("promtool", "check", "rules", path)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_metric_a_panel_or_rule_uses_exists_in_the_code(code_metrics: tuple[set[str], list[str]]) -> None:
+    names, failures = code_metrics
+    used: dict[str, set[str]] = {}
+    for where, expr in _dashboard_queries():
+        for name in metric_names_in(_grafana_to_promql(expr)):
+            used.setdefault(name, set()).add(where)
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            for name in metric_names_in(rule["expr"]):
+                used.setdefault(name, set()).add(f"rule {rule['alert']}")
+    missing = {n: sorted(w) for n, w in used.items() if n not in names and n not in PROMETHEUS_OWN}
+    assert not missing, f"metrics used but not defined in the code: {missing}\nimport failures: {failures}"
+    # the lexer itself finds what it should (a test that can fail the other way, too)
+    assert metric_names_in('sum by (le) (rate(kubetrade_x_bucket{a="b"}[5m])) > 1.5e9 and on (n) up') == {
+        "kubetrade_x_bucket", "up"}
+
+
+def test_metric_names_follow_the_convention(code_metrics: tuple[set[str], list[str]]) -> None:
+    """kubetrade_ prefix; units in the name; no label that could carry a secret or grow without bound."""
+    from prometheus_client import REGISTRY
+
+    metrics_in_code()  # every module imported
+    forbidden_labels = {"key", "secret", "token", "password", "url", "error", "message", "client_order_id",
+                        "order_id", "price", "trace_id", "request_id", "path"}
+    problems = []
+    for collector, names in list(REGISTRY._collector_to_names.items()):
+        labels = set(getattr(collector, "_labelnames", ()))
+        for name in names:
+            if not name.startswith("kubetrade_"):
+                continue
+            if labels & forbidden_labels:
+                problems.append(f"{name}: labels {sorted(labels & forbidden_labels)}")
+            if re.search(r"_(ms|millis|milliseconds|percent|pct)($|_)", name):
+                problems.append(f"{name}: use base units (_seconds, _ratio)")
+            if ("duration" in name or "latency" in name) and "_seconds" not in name:
+                problems.append(f"{name}: durations are in _seconds")
+    assert not problems, problems
