@@ -8,6 +8,8 @@ promotion or retirement can be audited.
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,13 +19,17 @@ from pydantic import ValidationError
 from kubetrade.alerts.alertmanager import emit_in_background, goal_reached, promoted_to_live
 from kubetrade.lifecycle.progress import progress
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
+from kubetrade.messaging import subjects
 from kubetrade.observability.metrics import export_status
-from kubetrade.resources import GROUP, VERSION, GoalSpec
+from kubetrade.resources import GROUP, VERSION, GoalSpec, RiskPolicySpec
 from kubetrade.resources.semantic import goal_problems
+from kubetrade.sizing.goal import goal_sizing_multiplier
 from kubetrade_operator import builders, kube
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.metrics import LIFECYCLE_ACTIONS, reconciling
-from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.runtime import RUNTIME, submit
+
+log = logging.getLogger("kubetrade.operator.goal")
 
 GOAL_LABEL = "kubetrade.io/goal"
 PHASES = ("Pending", "Paper", "Live", "Paused", "Retired", "Failed")
@@ -130,14 +136,48 @@ def run_review(body: dict[str, Any], spec: GoalSpec, now: datetime) -> dict[str,
     equity = _goal_equity(members, spec)
     if equity is not None:
         created = _parse_time(meta.get("creationTimestamp")) or now
-        p = progress(spec.target, equity, spec.target.start_date or created.date(), now)
+        start = spec.target.start_date or created.date()
+        p = progress(spec.target, equity, start, now)
+        peak = max(equity, (body.get("status") or {}).get("peakEquity") or equity)
+        multiplier = _sizing(namespace, name, spec, equity, peak, now, start)
         status.update(
-            {"equity": p.equity, "returnPct": p.return_pct, "progressPct": p.progress_pct, "onTrack": p.on_track}
+            {
+                "equity": p.equity,
+                "peakEquity": peak,
+                "returnPct": p.return_pct,
+                "progressPct": p.progress_pct,
+                "onTrack": p.on_track,
+                "sizingMultiplier": multiplier,
+            }
         )
         if p.return_pct >= spec.target.return_pct:
             period = (spec.target.start_date or created.date()).isoformat()
             emit_in_background(goal_reached(namespace, name, p.return_pct, spec.target.return_pct, period))
     return status
+
+
+def _sizing(namespace: str, name: str, spec: GoalSpec, equity: float, peak: float, now: datetime, start: Any) -> float:
+    """The goal-oriented sizing multiplier, published where the goal's runners read it (NATS KV)."""
+    policy_body = kube.get_resource("riskpolicies", namespace, spec.risk_policy_ref.name)
+    policy = RiskPolicySpec.model_validate(policy_body["spec"]) if policy_body else None
+    multiplier = goal_sizing_multiplier(spec, equity, peak, now, start, policy)
+    try:
+        submit(_publish_sizing(namespace, name, multiplier))
+    except Exception as exc:  # the status still shows it; runners keep their last value or 1.0
+        log.warning("sizing multiplier not published", extra={"goal": f"{namespace}/{name}", "error": repr(exc)})
+    return multiplier
+
+
+async def _publish_sizing(namespace: str, name: str, multiplier: float) -> None:
+    nc = RUNTIME.nats
+    if nc is None or not nc.is_connected:
+        raise RuntimeError("NATS not connected")
+    js = nc.jetstream()
+    try:
+        kv = await js.key_value(subjects.GOAL_SIZING_BUCKET)
+    except Exception:
+        kv = await js.create_key_value(bucket=subjects.GOAL_SIZING_BUCKET, history=5)
+    await kv.put(subjects.goal_sizing_key(namespace, name), json.dumps({"multiplier": multiplier}).encode())
 
 
 def _goal_equity(members: list[dict[str, Any]], spec: GoalSpec) -> float | None:

@@ -87,7 +87,10 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
         now,
     )
     if obs.runner_healthy is False:
-        conds = set_condition(conds, "Degraded", True, "RunnerUnhealthy", "runner reports unhealthy", gen, now)
+        previous = next((c for c in conds if c["type"] == "Degraded"), {})
+        conds = set_condition(
+            conds, "Degraded", True, "RunnerUnhealthy", previous.get("message") or "runner unhealthy", gen, now
+        )
     elif obs.breaker_open:
         conds = set_condition(conds, "Degraded", True, "BreakerOpen", message, gen, now)
     else:

@@ -89,6 +89,7 @@ EVOLUTION_RULES: tuple[Permission, ...] = (
         ("get", "list", "watch", "create", "patch", "update"),
         "the evolution job creates the strategies it selects and records their backtests",
     ),
+    Permission(GROUP, ("strategies/status",), ("get", "patch"), "it records each new strategy's backtest results"),
     Permission(GROUP, ("goals", "riskpolicies"), ("get", "list"), "it reads its Goal and the policy it must respect"),
 )
 

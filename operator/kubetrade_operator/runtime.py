@@ -22,3 +22,11 @@ class Runtime:
 
 
 RUNTIME = Runtime()
+
+
+def submit(coro: Any, timeout: float = 10.0) -> Any:
+    """Run a coroutine on the operator's event loop from a handler thread and wait for its result."""
+    if RUNTIME.loop is None:
+        coro.close()
+        raise RuntimeError("the operator's event loop is not running")
+    return asyncio.run_coroutine_threadsafe(coro, RUNTIME.loop).result(timeout)

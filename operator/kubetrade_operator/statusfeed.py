@@ -27,6 +27,7 @@ log = logging.getLogger("kubetrade.operator.statusfeed")
 
 PLURALS = {kind: model.plural for kind, model in BY_KIND.items()}
 OPERATOR_OWNED = {
+    "message",
     "phase",
     "conditions",
     "observedGeneration",
@@ -52,6 +53,15 @@ def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any
         err = exc.errors()[0]
         raise ValueError(f"{report.kind} status {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
     patch: dict[str, Any] = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    if report.kind == "Strategy" and isinstance(report.status.get("message"), str):
+        # The runner's health: an unhealthy runner makes the Strategy Degraded until it recovers.
+        health = str(report.status["message"])
+        gen = current.get("observedGeneration")
+        conds = current.get("conditions")
+        if health != "healthy":
+            patch["conditions"] = set_condition(conds, "Degraded", True, "RunnerUnhealthy", health, gen)
+        elif any(c.get("reason") == "RunnerUnhealthy" for c in conds or []):
+            patch["conditions"] = set_condition(conds, "Degraded", False, "AsExpected", "runner healthy again", gen)
     if report.kind == "Collector" and report.status.get("phase") in COLLECTOR_PHASES:
         phase = str(report.status["phase"])
         patch["phase"] = phase

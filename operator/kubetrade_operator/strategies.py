@@ -109,6 +109,12 @@ def reconcile(body: dict[str, Any], seen: dict[str, Any] | None = None) -> dict[
                 desired_replicas=0 if spec and spec.retired else 1,
                 available_replicas=dep_status.get("availableReplicas") or 0,
                 updated_replicas=dep_status.get("updatedReplicas") or 0,
+                runner_healthy=False
+                if any(
+                    c.get("reason") == "RunnerUnhealthy" and c.get("status") == "True"
+                    for c in status.get("conditions") or []
+                )
+                else None,
             ),
             status.get("conditions"),
         )

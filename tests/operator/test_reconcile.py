@@ -492,3 +492,15 @@ def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator
     counts = body["status"]["phaseCounts"]
     assert counts["live"] == 2 and counts["paper"] == 3
     assert body["status"]["returnPct"] is not None and "onTrack" in body["status"]
+    multiplier = body["status"]["sizingMultiplier"]
+    assert 0 < multiplier <= 1.5
+
+    async def published() -> float:
+        nc = await nats.connect(nats_url)
+        try:
+            kv = await nc.jetstream().key_value(subjects.GOAL_SIZING_BUCKET)
+            return json.loads((await kv.get(subjects.goal_sizing_key(namespace, "review-me"))).value)["multiplier"]
+        finally:
+            await nc.close()
+
+    assert asyncio.run(published()) == multiplier, "runners read the same multiplier the status shows"

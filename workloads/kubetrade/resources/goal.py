@@ -248,6 +248,8 @@ class GoalStatus(Model):
     """The .metadata.generation this status reflects."""
     equity: float | None = None
     """Current equity of the counted strategies."""
+    peak_equity: float | None = None
+    """Highest equity seen; the sizing multiplier backs off with the drawdown from it."""
     return_pct: float | None = None
     """Return since the start, as a fraction."""
     progress_pct: float | None = None
