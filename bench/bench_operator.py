@@ -114,6 +114,11 @@ def run() -> dict[str, Any]:
                     if with_status is not None and _count(kube, lambda s: s.get("phase") == "Paper") == COUNT:
                         ready = time.perf_counter() - t0
                     time.sleep(1)
+                if not op.process.running:
+                    keep = REPO / ".kubetrade" / "bench-operator.log"
+                    keep.parent.mkdir(exist_ok=True)
+                    keep.write_text(op.log())
+                    raise RuntimeError(f"the operator exited during the benchmark; its log is in {keep}")
                 deployments = len(
                     json.loads(kube.kubectl("get", "deployments", "-n", "bench", "-o", "json", timeout=300).stdout)[
                         "items"
