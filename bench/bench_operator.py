@@ -1,8 +1,10 @@
 """1,000 Strategy resources applied at once: how long until the operator has given every one
 its children and a status, how long until every runner is Ready, and the operator's peak memory.
 
-Baseline, same run, same control plane: the API server writing 1,000 ConfigMaps of the same
-size from one ``kubectl apply`` (the floor any controller's writes sit on).  The ratio says how
+Baselines, same run, same control plane: the API server writing 1,000 ConfigMaps of the same
+size from one ``kubectl apply`` (the floor any controller's writes sit on), and the same 1,000
+Strategy objects admitted with no operator and no webhook running (what the CRD's validation,
+CEL rules and defaulting cost by themselves).  The ratio says how
 many such raw write rounds the whole reconciliation costs; targets are < 60 s and < 200 MB.
 
 Everything is real: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok nodes
@@ -127,6 +129,13 @@ def run() -> dict[str, Any]:
                 peak = _peak_rss_mb(op.pid or 0)
             finally:
                 op.stop()
+            # Second baseline: the same Strategy objects admitted by the API server alone (no operator,
+            # no webhook): what CRD validation, CEL rules and defaulting cost on this machine.
+            kube.kubectl("delete", "validatingwebhookconfiguration", "validate.kubetrade.io", "--ignore-not-found")
+            kube.kubectl("create", "namespace", "bare")
+            t0 = time.perf_counter()
+            kube.kubectl("apply", "--server-side", "-n", "bare", "-f", str(work / "strategies.yaml"), timeout=900)
+            bare_apply = time.perf_counter() - t0
         finally:
             kube.cleanup()
     return {
@@ -136,6 +145,8 @@ def run() -> dict[str, Any]:
         "seconds_to_children_and_status": None if with_status is None else round(with_status, 1),
         "seconds_to_all_runners_ready": None if ready is None else round(ready, 1),
         "baseline_configmap_apply_seconds": round(baseline, 1),
+        "baseline_same_strategies_no_operator_seconds": round(bare_apply, 1),
+        "ratio_to_same_strategies_baseline": None if with_status is None else round(with_status / bare_apply, 2),
         "ratio_to_baseline": None if with_status is None else round(with_status / baseline, 1),
         "deployments": deployments,
         "operator_peak_mb": round(peak),

@@ -14,8 +14,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from kubetrade.messaging.streams import ensure_streams
-from kubetrade_operator import (  # noqa: F401 - importing registers the handlers
-    admission,
+from kubetrade_operator import (  # noqa: F401 - importing registers the handlers; admission: see run()
     collectors,
     goals,
     resourcemetrics,
@@ -113,6 +112,9 @@ async def run(args: argparse.Namespace) -> int:
         log.info("waiting for the leader lease", extra={"identity": elector.identity})
         if not await elector.acquire(stop):
             return 0
+    if args.webhook_port:
+        # Admission handlers only with a server for them: kopf refuses to start otherwise.
+        import kubetrade_operator.admission  # noqa: F401
     operator_stop: asyncio.Future[None] = loop.create_future()
     operator = asyncio.create_task(
         kopf.operator(

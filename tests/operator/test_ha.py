@@ -127,3 +127,19 @@ def test_operator_works_with_exactly_its_documented_permissions(kube, nats_url, 
         assert not denials, denials[0][:500]  # an RBAC denial names the user; terminating namespaces do not
     finally:
         op.stop()
+
+
+def test_operator_runs_without_the_webhook(kube, nats_url, namespace, tmp_path) -> None:
+    """No --webhook-port (local development, or a cluster relying on the CRD's CEL rules alone):
+    kopf must not be handed admission handlers it has no server for."""
+    from kubetrade.embedded.operator import OperatorProcess as Bare
+
+    kube.kubectl("delete", "validatingwebhookconfiguration", "validate.kubetrade.io", "--ignore-not-found")
+    op = Bare(kube.kubeconfig, nats_url, tmp_path / "bare", name="op-bare", webhook=False)
+    op.start()
+    try:
+        apply(kube, namespace, example("riskpolicy.yaml"), strategy("plain"))
+        wait_status(kube, "strategy", "plain", namespace, lambda s, _: s.get("phase") == "Paper")
+        assert op.process.running and "no admission server" not in op.log()
+    finally:
+        op.stop()
