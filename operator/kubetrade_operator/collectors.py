@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from kubetrade.resources import GROUP, VERSION, CollectorSpec
 from kubetrade.resources.semantic import collector_problems
 from kubetrade_operator import builders, kube
-from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
 
@@ -21,15 +20,9 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
     with reconciling("Collector"):
         kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
         conds = status.get("conditions")
-        try:
-            spec = CollectorSpec.model_validate(body.get("spec") or {})
-            problems = collector_problems(spec)
-        except ValidationError as exc:
-            spec, problems = None, [f"invalid spec: {exc.errors()[0]['msg']}"]
+        spec, problems = parse_spec(CollectorSpec, body, collector_problems)
         if spec is None or problems:
-            message = "; ".join(problems)
-            conds = set_condition(conds, "Ready", False, "InvalidSpec", message, gen)
-            conds = set_condition(conds, "Degraded", True, "InvalidSpec", message, gen)
+            message, conds = invalid_spec(conds, problems, gen)
             return {"phase": "Failed", "observedGeneration": gen, "conditions": conds, "lastError": message}
         configmap, deployment = builders.collector_children(name, namespace, uid, gen, spec, RUNTIME.config)
         kube.apply(configmap)

@@ -51,3 +51,23 @@ def condition_status(conditions: list[dict[str, Any]] | None, type_: str) -> str
         if c.get("type") == type_:
             return str(c.get("status"))
     return None
+
+
+def parse_spec(model: Any, body: dict[str, Any], problems_of: Any) -> tuple[Any, list[str]]:
+    """(the typed spec or None, what is wrong with it): schema errors and semantic problems alike."""
+    from pydantic import ValidationError
+
+    try:
+        spec = model.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        return None, [f"invalid spec: {exc.errors()[0]['msg']}"]
+    return spec, list(problems_of(spec))
+
+
+def invalid_spec(
+    conditions: list[dict[str, Any]] | None, problems: list[str], generation: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """The message and conditions of a resource whose spec cannot work: not Ready, Degraded."""
+    message = "; ".join(problems)
+    conds = set_condition(conditions, "Ready", False, "InvalidSpec", message, generation)
+    return message, set_condition(conds, "Degraded", True, "InvalidSpec", message, generation)

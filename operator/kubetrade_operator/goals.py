@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from kubetrade.alerts.alertmanager import emit_in_background, goal_reached, promoted_to_live
 from kubetrade.lifecycle.progress import progress
@@ -25,7 +24,7 @@ from kubetrade.resources import GROUP, VERSION, GoalSpec, RiskPolicySpec
 from kubetrade.resources.semantic import goal_problems
 from kubetrade.sizing.goal import goal_sizing_multiplier
 from kubetrade_operator import builders, kube
-from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
 from kubetrade_operator.metrics import LIFECYCLE_ACTIONS, reconciling
 from kubetrade_operator.runtime import RUNTIME, submit
 
@@ -202,15 +201,9 @@ def reconcile(body: dict[str, Any], review_due: bool) -> dict[str, Any]:
     with reconciling("Goal"):
         kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
         conds = status.get("conditions")
-        try:
-            spec = GoalSpec.model_validate(body.get("spec") or {})
-            problems = goal_problems(spec)
-        except ValidationError as exc:
-            spec, problems = None, [f"invalid spec: {exc.errors()[0]['msg']}"]
+        spec, problems = parse_spec(GoalSpec, body, goal_problems)
         if spec is None or problems:
-            message = "; ".join(problems)
-            conds = set_condition(conds, "Ready", False, "InvalidSpec", message, gen)
-            conds = set_condition(conds, "Degraded", True, "InvalidSpec", message, gen)
+            _, conds = invalid_spec(conds, problems, gen)
             return {"observedGeneration": gen, "conditions": conds}
         cronjob = builders.goal_cronjob(name, namespace, uid, spec, RUNTIME.config)
         kube.apply(cronjob)
