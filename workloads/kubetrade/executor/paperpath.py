@@ -20,7 +20,7 @@ from typing import Any
 from psycopg import AsyncConnection, pq
 
 from kubetrade.executor import ledger
-from kubetrade.executor.store import is_spot, ts
+from kubetrade.executor.store import UPSERT_POSITION, is_spot, ts
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging.schemas import OrderRequest
 
@@ -232,15 +232,7 @@ async def record_and_fill_batch(
             fill_rows,
         )
         await cur.executemany(
-            """INSERT INTO positions (environment, namespace, strategy, symbol, exchange, quantity, average_price,
-                       realised_pnl, fees, mark_price, stop_price, trailing_pct, best_price)
-                   VALUES (%(e)s, %(n)s, %(s)s, %(y)s, %(x)s, %(q)s, %(a)s, %(r)s, %(f)s, %(m)s, %(sp)s, %(tp)s, %(b)s)
-                   ON CONFLICT (environment, namespace, strategy, symbol) DO UPDATE SET
-                     quantity = %(q)s, average_price = %(a)s, realised_pnl = %(r)s, fees = %(f)s, mark_price = %(m)s,
-                     stop_price = CASE WHEN %(opened)s THEN %(sp)s ELSE positions.stop_price END,
-                     trailing_pct = CASE WHEN %(opened)s THEN %(tp)s ELSE positions.trailing_pct END,
-                     best_price = CASE WHEN %(opened)s THEN %(b)s ELSE positions.best_price END,
-                     updated_at = now()""",
+            UPSERT_POSITION,
             [_position_params(env, k, p, marks[k], opener.get(k)) for k, p in touched.items()],
         )
         await cur.executemany(

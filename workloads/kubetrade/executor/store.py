@@ -22,6 +22,18 @@ from kubetrade.messaging.schemas import OrderRequest
 Row = dict[str, Any]
 
 
+
+UPSERT_POSITION = """INSERT INTO positions (environment, namespace, strategy, symbol, exchange, quantity, average_price,
+           realised_pnl, fees, mark_price, stop_price, trailing_pct, best_price)
+       VALUES (%(e)s, %(n)s, %(s)s, %(y)s, %(x)s, %(q)s, %(a)s, %(r)s, %(f)s, %(m)s, %(sp)s, %(tp)s, %(b)s)
+       ON CONFLICT (environment, namespace, strategy, symbol) DO UPDATE SET
+         quantity = %(q)s, average_price = %(a)s, realised_pnl = %(r)s, fees = %(f)s, mark_price = %(m)s,
+         stop_price = CASE WHEN %(opened)s THEN %(sp)s ELSE positions.stop_price END,
+         trailing_pct = CASE WHEN %(opened)s THEN %(tp)s ELSE positions.trailing_pct END,
+         best_price = CASE WHEN %(opened)s THEN %(b)s ELSE positions.best_price END,
+         updated_at = now()"""
+"""A position after a fill: the stop, trail and best price are reset only when the fill opens it."""
+
 def ts(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -288,15 +300,7 @@ async def _record_fill(conn: AsyncConnection[Row], order: Row, fill: dict[str, A
         return None  # already recorded: a replay changes nothing
     opened = pos.quantity == 0 or (pos.quantity > 0) != (new_pos.quantity > 0)
     await conn.execute(
-        """INSERT INTO positions (environment, namespace, strategy, symbol, exchange, quantity, average_price,
-               realised_pnl, fees, mark_price, stop_price, trailing_pct, best_price)
-           VALUES (%(e)s, %(n)s, %(s)s, %(y)s, %(x)s, %(q)s, %(a)s, %(r)s, %(f)s, %(p)s, %(sp)s, %(tp)s, %(p)s)
-           ON CONFLICT (environment, namespace, strategy, symbol) DO UPDATE SET
-             quantity = %(q)s, average_price = %(a)s, realised_pnl = %(r)s, fees = %(f)s, mark_price = %(p)s,
-             stop_price = CASE WHEN %(opened)s THEN %(sp)s ELSE positions.stop_price END,
-             trailing_pct = CASE WHEN %(opened)s THEN %(tp)s ELSE positions.trailing_pct END,
-             best_price = CASE WHEN %(opened)s THEN %(p)s ELSE positions.best_price END,
-             updated_at = now()""",
+        UPSERT_POSITION,
         {
             "e": order["environment"],
             "n": order["namespace"],
@@ -307,7 +311,8 @@ async def _record_fill(conn: AsyncConnection[Row], order: Row, fill: dict[str, A
             "a": new_pos.average_price,
             "r": new_pos.realised_pnl,
             "f": new_pos.fees,
-            "p": float(fill["price"]),
+            "m": float(fill["price"]),
+            "b": float(fill["price"]),
             "sp": order["stop_price"] if not order["reduce_only"] else None,
             "tp": order["trailing_pct"],
             "opened": opened and new_pos.quantity != 0,
