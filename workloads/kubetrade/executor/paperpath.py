@@ -1,110 +1,317 @@
-"""The paper executor's fast path: a fetch of new market orders recorded and filled in a few round trips.
+"""The paper executor's fast path: a batch of new market orders recorded and filled in two statements.
 
 The general path (:func:`store.record_new` then :func:`store.apply`) takes about twenty
-statements per order; at a thousand orders a second that is the whole budget.  For the
-common paper case - new orders, a known price, ledgers that can pay - this reads what the
-decisions need for the whole batch in one pipelined round trip (locking the ledger and
-position rows, in a fixed order, as the general path does), decides in Python with the
-same pure functions (:func:`ledger.spend_check`, :func:`ledger.apply_fill`), and writes
-orders, fills, positions, ledgers and lifecycle events in one more.  Anything else (a
-replay, a rejection, no price yet, a limit order) returns None before writing, and the
-caller takes the general path, one order at a time.
+statements per order, each a round trip; at a thousand orders a second that is the whole
+budget.  For the common paper case - new orders, a known price, ledgers that can pay - this
+
+1. reads what the decisions need for the whole batch in **one statement** (its ledgers and
+   positions, the open orders that reserve cash or sell quantity, and whether any of its
+   client order ids is already recorded), without locks;
+2. decides in Python with the same pure functions as the general path
+   (:func:`ledger.spend_check`, :func:`ledger.apply_fill`), touching nothing;
+3. writes the whole batch - orders, fills, positions, ledgers, lifecycle events - in **one
+   statement** unpacking one JSON document: one implicit transaction, one commit (one
+   fsync), all or nothing.
+
+The write is *guarded* (optimistic concurrency): every ledger and position it changes must
+still hold the values the decisions were made on (``WHERE cash = <read value>``...), a
+position it opens must not exist yet (plain INSERT), and the statement fails whole
+(SQLSTATE ``KT409``, see migration 0303) if any row did not match.  Orders themselves are
+written only by the executor, a singleton, under its lock, so the open orders read cannot
+move in between; ledgers can (capital re-allocated through the API) and positions'
+stops can (the risk manager), which the guards and the untouched stop columns take care of.
+
+Anything else - a replay, a rejection, no price yet, a limit order, a guard that failed -
+writes nothing and returns None, and the caller takes the general path (which locks), one
+order at a time.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection, pq
 
 from kubetrade.executor import ledger
-from kubetrade.executor.store import UPSERT_POSITION, is_spot, ts
+from kubetrade.executor.store import is_spot
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging.schemas import OrderRequest
 
 Row = dict[str, Any]
+STALE = "KT409"
+"""SQLSTATE of a guarded write whose rows moved since they were read (migration 0303)."""
+PositionKey = tuple[str, str, str]
+"""(namespace, strategy, symbol)"""
+
+READ = """
+WITH want AS (SELECT %(want)s::jsonb AS j),
+books AS (SELECT * FROM jsonb_to_recordset((SELECT j->'books' FROM want)) AS b(n text, s text)),
+pairs AS (SELECT * FROM jsonb_to_recordset((SELECT j->'pairs' FROM want)) AS p(n text, s text, y text)),
+l AS (
+  SELECT namespace AS n, strategy AS s, cash FROM ledgers
+  WHERE environment = %(e)s AND (namespace, strategy) IN (SELECT n, s FROM books)
+),
+p AS (
+  SELECT namespace AS n, strategy AS s, symbol AS y, quantity AS q, average_price AS a, realised_pnl AS r, fees AS f
+  FROM positions WHERE environment = %(e)s AND (namespace, strategy, symbol) IN (SELECT n, s, y FROM pairs)
+),
+o AS (
+  SELECT namespace AS n, strategy AS s, symbol AS y, side, sum(quantity - filled_quantity) AS q,
+         sum((quantity - filled_quantity) * price * (1 + fee_rate)) AS v
+  FROM orders WHERE environment = %(e)s AND status IN ('pending', 'open', 'partially_filled')
+    AND (namespace, strategy) IN (SELECT n, s FROM books)
+  GROUP BY namespace, strategy, symbol, side
+)
+SELECT (SELECT coalesce(json_agg(l), '[]') FROM l) AS ledgers,
+       (SELECT coalesce(json_agg(p), '[]') FROM p) AS positions,
+       (SELECT coalesce(json_agg(o), '[]') FROM o) AS open,
+       (SELECT count(*) FROM orders WHERE environment = %(e)s AND status IN ('pending', 'open', 'partially_filled')
+          AND (namespace, strategy) IN (SELECT n, s FROM books)) AS open_count,
+       EXISTS (SELECT 1 FROM orders WHERE client_order_id IN
+               (SELECT jsonb_array_elements_text(j->'orders') FROM want)) AS known
+"""
+"""Everything the batch's decisions read, in one statement: its ledgers and positions, the open
+orders that reserve cash or sell quantity, and whether any of its client order ids is already
+recorded."""
+
+WRITE = """
+WITH b AS (SELECT %(batch)s::jsonb AS j),
+u AS (
+  SELECT * FROM jsonb_to_recordset((SELECT j->'orders' FROM b))
+    AS u(c text, n text, s text, x text, y text, sd text, q float8, p float8, sp float8, tp float8, ro bool,
+         fr float8, sb float8, fq float8, fp float8, fe float8, da float8, ea float8, t text, fc text, r float8)
+),
+o AS (
+  INSERT INTO orders (client_order_id, environment, namespace, strategy, exchange, symbol, side, type, quantity,
+                      price, stop_price, trailing_pct, reduce_only, fee_rate, slippage_bps, status, filled_quantity,
+                      average_price, fee, exchange_order_id, decided_at, expires_at)
+  SELECT c, %(e)s, n, s, x, y, sd, 'market', q, p, sp, tp, ro, fr, sb, 'filled', fq, fp, fe, c,
+         to_timestamp(da / 1000), to_timestamp(ea / 1000)
+  FROM u
+  RETURNING id, client_order_id
+),
+f AS (
+  INSERT INTO fills (order_id, client_order_id, environment, namespace, strategy, exchange, symbol, side, trade_id,
+                     quantity, price, fee, fee_currency, realised_pnl, time)
+  SELECT o.id, u.c, %(e)s, u.n, u.s, u.x, u.y, u.sd, u.t, u.fq, u.fp, u.fe, u.fc, u.r,
+         to_timestamp(%(w)s::float8 / 1000)
+  FROM o JOIN u ON u.c = o.client_order_id
+),
+opened AS (
+  INSERT INTO positions (environment, namespace, strategy, symbol, exchange, quantity, average_price, realised_pnl,
+                         fees, mark_price, stop_price, trailing_pct, best_price)
+  SELECT %(e)s, n, s, y, x, q, a, r, f, m, sp, tp, bp
+  FROM jsonb_to_recordset((SELECT j->'opened' FROM b))
+    AS v(n text, s text, y text, x text, q float8, a float8, r float8, f float8, m float8, sp float8, tp float8,
+         bp float8)
+),
+moved AS (
+  UPDATE positions AS p SET quantity = v.q, average_price = v.a, realised_pnl = v.r, fees = v.f, mark_price = v.m,
+         stop_price = CASE WHEN v.o THEN v.sp ELSE p.stop_price END,
+         trailing_pct = CASE WHEN v.o THEN v.tp ELSE p.trailing_pct END,
+         best_price = CASE WHEN v.o THEN v.bp ELSE p.best_price END,
+         updated_at = now()
+  FROM jsonb_to_recordset((SELECT j->'moved' FROM b))
+    AS v(n text, s text, y text, q float8, a float8, r float8, f float8, m float8, o bool, sp float8, tp float8,
+         bp float8, q0 float8, a0 float8, r0 float8, f0 float8)
+  WHERE p.environment = %(e)s AND p.namespace = v.n AND p.strategy = v.s AND p.symbol = v.y
+    AND p.quantity = v.q0 AND p.average_price = v.a0 AND p.realised_pnl = v.r0 AND p.fees = v.f0
+  RETURNING 1
+),
+spent AS (
+  UPDATE ledgers AS l SET cash = l.cash + v.d, realised_pnl = l.realised_pnl + v.r, fees = l.fees + v.f,
+         updated_at = now()
+  FROM jsonb_to_recordset((SELECT j->'ledgers' FROM b)) AS v(n text, s text, d float8, r float8, f float8, c0 float8)
+  WHERE l.environment = %(e)s AND l.namespace = v.n AND l.strategy = v.s AND l.cash = v.c0
+  RETURNING 1
+),
+events AS (
+  INSERT INTO order_events (client_order_id, environment, status)
+  SELECT e.c, %(e)s, st.status
+  FROM ROWS FROM (jsonb_to_recordset((SELECT j->'orders' FROM b)) AS (c text)) WITH ORDINALITY AS e(c, i)
+  CROSS JOIN (VALUES (1, 'pending'), (2, 'filled')) AS st(k, status)
+  ORDER BY e.i, st.k
+)
+SELECT kubetrade_expect_rows('positions', jsonb_array_length((SELECT j->'moved' FROM b)), (SELECT count(*) FROM moved))
+   AND kubetrade_expect_rows('ledgers', jsonb_array_length((SELECT j->'ledgers' FROM b)), (SELECT count(*) FROM spent))
+   AND kubetrade_expect_rows(
+         'open orders', %(open)s,
+         (SELECT count(*) FROM orders WHERE environment = %(e)s AND status IN ('pending', 'open', 'partially_filled')
+            AND (namespace, strategy) IN (SELECT n, s FROM jsonb_to_recordset((SELECT j->'ledgers' FROM b))
+                                                          AS v(n text, s text))))
+   AS ok
+"""
+"""The whole batch in one statement: orders and their fills (which reference the ids the insert
+returns), positions opened (a plain INSERT: one that appeared since the read fails the batch)
+and moved (the stop, trail and best price reset only when a fill opens it), ledger cash, and
+lifecycle events in order (each order's ``pending`` before its ``filled``).  Positions and
+ledgers are guarded by the values the decisions used, and the number of open orders of the
+batch's strategies by the number they saw; the final check fails the statement if anything
+moved."""
+
+
+@dataclass
+class _Batch:
+    """What a batch writes, as the JSON document :data:`WRITE` unpacks, and what it returns."""
+
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    opened: list[dict[str, Any]] = field(default_factory=list)
+    moved: list[dict[str, Any]] = field(default_factory=list)
+    ledgers: list[dict[str, Any]] = field(default_factory=list)
+    out: list[tuple[Row, Row]] = field(default_factory=list)
+
+    def document(self) -> str:
+        return json.dumps(
+            {"orders": self.orders, "opened": self.opened, "moved": self.moved, "ledgers": self.ledgers},
+            allow_nan=False,
+        )
+
+
+@dataclass
+class Memo:
+    """The ledgers' cash and the positions as the fast path last read or wrote them.
+
+    With every ledger and position of a batch remembered, the batch skips the read and is
+    one statement: the write's guards check the remembered values (and that the strategies
+    still have no open order) against the database, so a stale memo costs a failed
+    statement and a re-read, never a wrong fill.  Anything the general path, a re-allocation
+    or the risk manager changes is caught the same way.
+    """
+
+    cash: dict[tuple[str, str], float] = field(default_factory=dict)
+    positions: dict[PositionKey, ledger.Position | None] = field(default_factory=dict)
+    """None: no row (the batch opens the position with an INSERT)."""
+
+    def knows(self, books: list[tuple[str, str]], pairs: list[PositionKey]) -> bool:
+        return all(b in self.cash for b in books) and all(p in self.positions for p in pairs)
+
+    def forget(self, books: list[tuple[str, str]], pairs: list[PositionKey]) -> None:
+        for b in books:
+            self.cash.pop(b, None)
+        for p in pairs:
+            self.positions.pop(p, None)
+
+    def learn(self, batch: _Batch) -> None:
+        """The values the batch's write set, computed as the database computed them."""
+        for row in batch.ledgers:
+            self.cash[(row["n"], row["s"])] = row["c0"] + row["d"]
+        for row in batch.moved + batch.opened:
+            self.positions[(row["n"], row["s"], row["y"])] = ledger.Position(row["q"], row["a"], row["r"], row["f"])
 
 
 async def record_and_fill(
-    conn: AsyncConnection[Row], venue: PaperVenue, req: OrderRequest, now_ms: int
+    conn: AsyncConnection[Row], venue: PaperVenue, req: OrderRequest, now_ms: int, memo: Memo | None = None
 ) -> tuple[Row, Row] | None:
     """One order through the batch path: (order, fill) as recorded, or None for the general path."""
-    # inside the executor's batch transaction the batch is the unit; alone, this order is
-    atomic = conn.transaction() if conn.info.transaction_status == pq.TransactionStatus.IDLE else nullcontext()
-    async with atomic:
-        done = await record_and_fill_batch(conn, venue, [req], now_ms)
+    done = await record_and_fill_batch(conn, venue, [req], now_ms, memo)
     return done[0] if done else None
 
 
 async def record_and_fill_batch(
-    conn: AsyncConnection[Row], venue: PaperVenue, reqs: list[OrderRequest], now_ms: int
+    conn: AsyncConnection[Row], venue: PaperVenue, reqs: list[OrderRequest], now_ms: int, memo: Memo | None = None
 ) -> list[tuple[Row, Row]] | None:
-    """A whole fetch of new paper market orders in about three round trips, or None (take the per-order path).
+    """A batch of new paper market orders, recorded and filled in one or two statements; or None.
 
-    Must run inside the caller's transaction.  All or nothing: if any order of the batch is
-    not a plain new market order that fills and that its ledger can pay, None is returned
-    before anything is written, and the caller handles the batch one order at a time.
+    One statement (the guarded write) when ``memo`` remembers every ledger and position of
+    the batch, two (read, then write) otherwise.  The connection must be idle in autocommit
+    mode: the write is one statement, and so its own transaction.  None means nothing was
+    written and the caller takes the per-order path.
     """
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE or not conn.autocommit:
+        raise RuntimeError("the paper fast path needs an idle autocommit connection")
     if not reqs or any(r.type != "market" for r in reqs):
         return None
     coids = [r.client_order_id for r in reqs]
-    if len(set(coids)) != len(coids):
-        return None
     env = reqs[0].environment
-    if any(r.environment != env for r in reqs):
+    if len(set(coids)) != len(coids) or any(r.environment != env for r in reqs):
         return None
     books = sorted({(r.namespace, r.strategy) for r in reqs})
     pairs = sorted({(r.namespace, r.strategy, r.symbol) for r in reqs})
-    ns_b, st_b = [b[0] for b in books], [b[1] for b in books]
-    ns_p, st_p, sy_p = [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
-    async with conn.pipeline():
-        c_ledgers = await conn.execute(
-            "SELECT namespace, strategy, cash FROM ledgers WHERE environment = %s AND (namespace, strategy) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::text[])) ORDER BY namespace, strategy FOR UPDATE",
-            (env, ns_b, st_b),
-        )
-        c_positions = await conn.execute(
-            "SELECT namespace, strategy, symbol, quantity, average_price, realised_pnl, fees FROM positions "
-            "WHERE environment = %s AND (namespace, strategy, symbol) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])) "
-            "ORDER BY namespace, strategy, symbol FOR UPDATE",
-            (env, ns_p, st_p, sy_p),
-        )
-        c_known = await conn.execute("SELECT 1 FROM orders WHERE client_order_id = ANY(%s) LIMIT 1", (coids,))
-        c_open = await conn.execute(
-            "SELECT namespace, strategy, symbol, side, sum(quantity - filled_quantity) AS q, "
-            "sum((quantity - filled_quantity) * price * (1 + fee_rate)) AS v FROM orders "
-            "WHERE environment = %s AND status IN ('pending', 'open', 'partially_filled') AND (namespace, strategy) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::text[])) GROUP BY namespace, strategy, symbol, side",
-            (env, ns_b, st_b),
-        )
-        cash = {(r["namespace"], r["strategy"]): float(r["cash"]) for r in await c_ledgers.fetchall()}
-        positions = {
-            (r["namespace"], r["strategy"], r["symbol"]): ledger.Position(
-                float(r["quantity"]), float(r["average_price"]), float(r["realised_pnl"]), float(r["fees"])
-            )
-            for r in await c_positions.fetchall()
+    memo = memo if memo is not None else Memo()
+    if memo.knows(books, pairs):
+        cash = {b: memo.cash[b] for b in books}
+        positions = {p: pos for p in pairs if (pos := memo.positions[p]) is not None}
+        done = await _write(conn, venue, reqs, env, cash, positions, [], 0, now_ms, memo)
+        if done is not None:
+            return done
+        memo.forget(books, pairs)  # stale, or the batch cannot take the fast path: read and try once more
+    want = json.dumps(
+        {
+            "books": [{"n": n, "s": st} for n, st in books],
+            "pairs": [{"n": n, "s": st, "y": y} for n, st, y in pairs],
+            "orders": coids,
         }
-        known = await c_known.fetchone()
-        open_rows = await c_open.fetchall()
-    if known is not None or len(cash) != len(books):
+    )
+    cur = await conn.execute(READ, {"e": env, "want": want})
+    got = await cur.fetchone()
+    assert got is not None
+    cash = {(r["n"], r["s"]): float(r["cash"]) for r in got["ledgers"]}
+    positions = {
+        (r["n"], r["s"], r["y"]): ledger.Position(float(r["q"]), float(r["a"]), float(r["r"]), float(r["f"]))
+        for r in got["positions"]
+    }
+    if got["known"] or len(cash) != len(books):
         return None
+    return await _write(conn, venue, reqs, env, cash, positions, got["open"], int(got["open_count"]), now_ms, memo)
+
+
+async def _write(
+    conn: AsyncConnection[Row],
+    venue: PaperVenue,
+    reqs: list[OrderRequest],
+    env: str,
+    cash: dict[tuple[str, str], float],
+    positions: dict[PositionKey, ledger.Position],
+    open_rows: list[Row],
+    open_count: int,
+    now_ms: int,
+    memo: Memo,
+) -> list[tuple[Row, Row]] | None:
+    """Decide the batch on these values and write it, guarded by them; None if it cannot or they moved."""
+    batch = _plan(venue, reqs, env, cash, positions, open_rows, now_ms)
+    if batch is None:
+        return None
+    try:
+        await conn.execute(WRITE, {"e": env, "w": now_ms, "open": open_count, "batch": batch.document()})
+    except (psycopg.errors.UniqueViolation, psycopg.errors.CheckViolation, psycopg.errors.ForeignKeyViolation):
+        return None  # a replay or a position opened since the read; the general path sorts it out
+    except psycopg.DatabaseError as exc:
+        if exc.sqlstate == STALE:
+            return None
+        raise
+    memo.learn(batch)
+    return batch.out
+
+
+def _plan(
+    venue: PaperVenue,
+    reqs: list[OrderRequest],
+    env: str,
+    cash: dict[tuple[str, str], float],
+    positions: dict[PositionKey, ledger.Position],
+    open_rows: list[Row],
+    now_ms: int,
+) -> _Batch | None:
+    """Fill every order in memory, in arrival order; None if any one cannot take the fast path."""
+    read = dict(positions)
+    existing = set(read)
+    cash_read = dict(cash)
     reserved: dict[tuple[str, str], float] = {}
-    selling: dict[tuple[str, str, str], float] = {}
+    selling: dict[PositionKey, float] = {}
     for r in open_rows:
         if r["side"] == "buy":
-            k2 = (r["namespace"], r["strategy"])
+            k2 = (r["n"], r["s"])
             reserved[k2] = reserved.get(k2, 0.0) + float(r["v"])
         else:
-            selling[(r["namespace"], r["strategy"], r["symbol"])] = float(r["q"])
+            selling[(r["n"], r["s"], r["y"])] = float(r["q"])
     when = datetime.fromtimestamp(now_ms / 1000, UTC)
-    out: list[tuple[Row, Row]] = []
-    order_rows, fill_rows, events = [], [], []
-    touched: dict[tuple[str, str, str], ledger.Position] = {}
-    marks: dict[tuple[str, str, str], tuple[str, float]] = {}
-    opener: dict[tuple[str, str, str], tuple[OrderRequest, float]] = {}
+    batch = _Batch()
+    marks: dict[PositionKey, tuple[str, float]] = {}
+    opener: dict[PositionKey, tuple[OrderRequest, float]] = {}
     """The order (and its fill price) that opened a position in this batch: it sets the stop."""
     deltas: dict[tuple[str, str], list[float]] = {}
     for req in reqs:
@@ -145,7 +352,6 @@ async def record_and_fill_batch(
         new_pos, realised = ledger.apply_fill(pos, req.side, fill["quantity"], fill["price"], fill["fee"])
         opened = new_pos.quantity != 0 and (pos.quantity == 0 or (pos.quantity > 0) != (new_pos.quantity > 0))
         positions[key] = new_pos
-        touched[key] = new_pos
         marks[key] = (req.exchange, fill["price"])
         if opened:
             opener[key] = (req, fill["price"])
@@ -157,52 +363,33 @@ async def record_and_fill_batch(
         d[0] += delta
         d[1] += realised
         d[2] += fill["fee"]
-        order_rows.append(
-            (
-                req.client_order_id,
-                env,
-                req.namespace,
-                req.strategy,
-                req.exchange,
-                req.symbol,
-                req.side,
-                req.quantity,
-                req.price,
-                req.stop_price,
-                req.trailing_pct,
-                req.reduce_only,
-                req.fee_rate,
-                req.slippage_bps,
-                fill["quantity"],
-                fill["price"],
-                fill["fee"],
-                req.client_order_id,
-                ts(req.time),
-                ts(req.expires_at),
-            )
+        batch.orders.append(
+            {
+                "c": req.client_order_id,
+                "n": req.namespace,
+                "s": req.strategy,
+                "x": req.exchange,
+                "y": req.symbol,
+                "sd": req.side,
+                "q": req.quantity,
+                "p": req.price,
+                "sp": req.stop_price,
+                "tp": req.trailing_pct,
+                "ro": req.reduce_only,
+                "fr": req.fee_rate,
+                "sb": req.slippage_bps,
+                "fq": fill["quantity"],
+                "fp": fill["price"],
+                "fe": fill["fee"],
+                "da": req.time,
+                "ea": req.expires_at,
+                "t": fill["trade_id"],
+                "fc": fill["fee_currency"],
+                "r": realised,
+            }
         )
-        fill_rows.append(
-            (
-                req.client_order_id,
-                req.client_order_id,
-                env,
-                req.namespace,
-                req.strategy,
-                req.exchange,
-                req.symbol,
-                req.side,
-                fill["trade_id"],
-                fill["quantity"],
-                fill["price"],
-                fill["fee"],
-                fill["fee_currency"],
-                realised,
-                when,
-            )
-        )
-        events += [(req.client_order_id, env, "pending"), (req.client_order_id, env, "filled")]
         order.update(status="filled", filled_quantity=fill["quantity"], average_price=fill["price"], fee=fill["fee"])
-        out.append(
+        batch.out.append(
             (
                 order,
                 {
@@ -215,58 +402,39 @@ async def record_and_fill_batch(
                 },
             )
         )
-    async with conn.pipeline(), conn.cursor() as cur:
-        await cur.executemany(
-            """INSERT INTO orders (client_order_id, environment, namespace, strategy, exchange, symbol, side, type,
-                       quantity, price, stop_price, trailing_pct, reduce_only, fee_rate, slippage_bps, status,
-                       filled_quantity, average_price, fee, exchange_order_id, decided_at, expires_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, 'market', %s, %s, %s, %s, %s, %s, %s, 'filled', %s, %s, %s, %s,
-                           %s, %s)""",
-            order_rows,
-        )
-        await cur.executemany(
-            """INSERT INTO fills (order_id, client_order_id, environment, namespace, strategy, exchange, symbol,
-                       side, trade_id, quantity, price, fee, fee_currency, realised_pnl, time)
-                   VALUES ((SELECT id FROM orders WHERE client_order_id = %s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                           %s, %s, %s, %s)""",
-            fill_rows,
-        )
-        await cur.executemany(
-            UPSERT_POSITION,
-            [_position_params(env, k, p, marks[k], opener.get(k)) for k, p in touched.items()],
-        )
-        await cur.executemany(
-            """UPDATE ledgers SET cash = cash + %s, realised_pnl = realised_pnl + %s, fees = fees + %s,
-                       updated_at = now() WHERE environment = %s AND namespace = %s AND strategy = %s""",
-            [(d[0], d[1], d[2], env, b[0], b[1]) for b, d in deltas.items()],
-        )
-        await cur.executemany(
-            "INSERT INTO order_events (client_order_id, environment, status) VALUES (%s, %s, %s)", events
-        )
-    return out
-
-
-def _position_params(
-    env: str,
-    key: tuple[str, str, str],
-    pos: ledger.Position,
-    mark: tuple[str, float],
-    opened: tuple[OrderRequest, float] | None,
-) -> dict[str, Any]:
-    req = opened[0] if opened else None
-    return {
-        "e": env,
-        "n": key[0],
-        "s": key[1],
-        "y": key[2],
-        "x": mark[0],
-        "q": pos.quantity,
-        "a": pos.average_price,
-        "r": pos.realised_pnl,
-        "f": pos.fees,
-        "m": mark[1],
-        "opened": req is not None,
-        "sp": req.stop_price if req is not None and not req.reduce_only else None,
-        "tp": req.trailing_pct if req is not None else None,
-        "b": opened[1] if opened else mark[1],
-    }
+    for key in sorted(marks):
+        pos, (exchange, mark) = positions[key], marks[key]
+        opened_by = opener.get(key)
+        first = opened_by[0] if opened_by else None
+        row = {
+            "n": key[0],
+            "s": key[1],
+            "y": key[2],
+            "q": pos.quantity,
+            "a": pos.average_price,
+            "r": pos.realised_pnl,
+            "f": pos.fees,
+            "m": mark,
+            "sp": first.stop_price if first is not None and not first.reduce_only else None,
+            "tp": first.trailing_pct if first is not None else None,
+            "bp": opened_by[1] if opened_by else mark,
+        }
+        if key in existing:
+            before = read[key]
+            batch.moved.append(
+                {
+                    **row,
+                    "o": first is not None,
+                    "q0": before.quantity,
+                    "a0": before.average_price,
+                    "r0": before.realised_pnl,
+                    "f0": before.fees,
+                }
+            )
+        else:
+            batch.opened.append({**row, "x": exchange})
+    batch.ledgers = [
+        {"n": ns, "s": strategy, "d": d[0], "r": d[1], "f": d[2], "c0": cash_read[(ns, strategy)]}
+        for (ns, strategy), d in sorted(deltas.items())
+    ]
+    return batch

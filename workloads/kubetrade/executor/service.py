@@ -26,13 +26,12 @@ import os
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from kubetrade.executor import paperpath, store
+from kubetrade.executor import intake, paperpath, store
 from kubetrade.executor.lease import Lease, LeaseLost
 from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain, Venue, VenueOrder
 from kubetrade.messaging import codec, subjects
@@ -112,7 +111,7 @@ class Executor:
         self.resting: set[tuple[str, str]] = set()
         self.stats = {"orders": 0, "fills": 0, "reconciled": 0, "uncertain": 0, "redelivered": 0}
         self.batching = isinstance(venue, PaperVenue)
-        self._deferred: list[Callable[[], Awaitable[Any]]] | None = None
+        self.memo = paperpath.Memo()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -150,6 +149,7 @@ class Executor:
 
     async def _serve(self, lease: Lease) -> None:
         self.conn = await store.connect(self.dsn)
+        self.memo = paperpath.Memo()  # a fresh session re-reads what it writes against
         js = self.nc.jetstream()
         await ensure_streams(js)
         if isinstance(self.venue, PaperVenue):
@@ -157,10 +157,17 @@ class Executor:
         await self.reconcile()
         from nats.js.api import ConsumerConfig
 
-        cfg = ConsumerConfig(ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=10_000)
-        submit = await js.pull_subscribe(
-            subjects.order_submit(self.environment), durable=f"executor-{self.environment}", stream="ORDERS", config=cfg
+        inbox = intake.Inbox()
+        submit = await intake.subscribe(
+            js,
+            subjects.order_submit(self.environment),
+            "ORDERS",
+            f"executor-{self.environment}",
+            inbox,
+            ack_wait=self.ack_wait,
+            max_ack_pending=10_000,
         )
+        cfg = ConsumerConfig(ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=10_000)
         cancel = await js.pull_subscribe(
             subjects.order_cancel(self.environment),
             durable=f"executor-{self.environment}-cancel",
@@ -180,7 +187,9 @@ class Executor:
                     last_check = time.monotonic()
                 if cancels.done():
                     cancels.result()  # a lost database or lease ends this round
-                await self._pull(submit, self._on_submit, wait=0.2)
+                msgs = await inbox.take(self.batch, wait=0.2)
+                if msgs:
+                    await self._handle(msgs, self._on_submit)
                 if time.monotonic() - last_sync >= self.sync_seconds:
                     await self.reconcile()
                     last_sync = time.monotonic()
@@ -192,30 +201,32 @@ class Executor:
             with contextlib.suppress(Exception):
                 await submit.unsubscribe()
                 await cancel.unsubscribe()
+            await self._give_back(inbox.drain())
             with contextlib.suppress(Exception):
                 await self.conn.close()
             self.conn = None
 
     async def _cancel_loop(self, sub: Any) -> None:
-        while True:
-            await self._pull(sub, self._on_cancel, wait=1.0)
-
-    async def _pull(self, sub: Any, handler: Any, wait: float) -> None:
         import nats.errors
         import nats.js.errors
 
-        try:
-            msgs = await sub.fetch(self.batch, timeout=wait)
-        except (TimeoutError, nats.errors.TimeoutError):
-            return
-        except (nats.errors.Error, nats.js.errors.Error) as exc:  # NATS restarting: try again shortly
-            log.warning("fetch failed", extra={"error": type(exc).__name__})
-            await asyncio.sleep(0.2)
-            return
-        if self.batching and handler == self._on_submit and len(msgs) > 1:
+        while True:
             try:
-                await self._batch(msgs)
-                return
+                msgs = await sub.fetch(self.batch, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except (nats.errors.Error, nats.js.errors.Error) as exc:  # NATS restarting: try again shortly
+                log.warning("fetch failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(0.2)
+                continue
+            await self._handle(msgs, self._on_cancel)
+
+    async def _handle(self, msgs: list[Any], handler: Any) -> None:
+        """Handle a batch: paper submissions through the fast path together, anything else one by one."""
+        if self.batching and handler == self._on_submit:
+            try:
+                if await self._batch(msgs):
+                    return
             except (psycopg.OperationalError, psycopg.InterfaceError, LeaseLost):
                 await self._give_back(msgs)
                 raise
@@ -242,38 +253,32 @@ class Executor:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)
 
-    async def _batch(self, msgs: list[Any]) -> None:
-        """Paper orders of one fetch in one transaction: one commit (one fsync) for the lot.
+    async def _batch(self, msgs: list[Any]) -> bool:
+        """Paper orders taken together in one transaction: one commit (one fsync) for the lot.
 
-        Acks and events wait until the commit; a crash before it redelivers the whole batch,
-        which the client order ids make harmless.
+        True if the fast path took the whole batch; False (nothing written) sends every order
+        down the general path, one at a time.  Events and acks go out after the commit; a
+        crash before it redelivers the batch, which the client order ids make harmless.
         """
-        assert self.conn is not None
+        assert self.conn is not None and isinstance(self.venue, PaperVenue)
         reqs = [self._valid(msg) for msg in msgs]
-        self._deferred = []
-        try:
-            async with self.lock, self.conn.transaction():
-                done = None
-                if isinstance(self.venue, PaperVenue) and all(r is not None for r in reqs):
-                    done = await paperpath.record_and_fill_batch(
-                        self.conn, self.venue, [r for r in reqs if r is not None], now_ms()
-                    )
-                if done is not None:
-                    for msg, (order, fill) in zip(msgs, done, strict=True):
-                        with tracing.consumer_span("executor.order", msg, environment=self.environment):
-                            self.stats["orders"] += 1
-                            self.stats["fills"] += 1
-                            await self._publish(order, fill, None)
-                            await self._ack(msg)
-                else:
-                    for msg in msgs:
-                        with tracing.consumer_span("executor.order", msg, environment=self.environment):
-                            await self._on_submit(msg)
-            deferred = self._deferred
-        finally:
-            self._deferred = None
-        for action in deferred:
-            await action()
+        if any(r is None for r in reqs):
+            return False
+        async with self.lock:
+            done = await paperpath.record_and_fill_batch(
+                self.conn, self.venue, [r for r in reqs if r is not None], now_ms(), self.memo
+            )
+        if done is None:
+            return False
+        for msg, (order, fill) in zip(msgs, done, strict=True):
+            with tracing.consumer_span("executor.order", msg, environment=self.environment):
+                self.stats["orders"] += 1
+                self.stats["fills"] += 1
+                if msg.metadata.num_delivered > 1:
+                    self.stats["redelivered"] += 1
+                await self._publish(order, fill, None)
+                await msg.ack()
+        return True
 
     def _valid(self, msg: Any) -> OrderRequest | None:
         """The message's order if it is well-formed and addressed to this executor (no side effects)."""
@@ -283,12 +288,6 @@ class Executor:
             return None
         ok = (msg.headers or {}).get("Nats-Msg-Id") == req.client_order_id and req.environment == self.environment
         return req if ok else None
-
-    async def _ack(self, msg: Any) -> None:
-        if self._deferred is not None:
-            self._deferred.append(msg.ack)
-        else:
-            await msg.ack()
 
     # --- message handlers --------------------------------------------------------------
 
@@ -308,19 +307,19 @@ class Executor:
             self.stats["redelivered"] += 1
         assert self.conn is not None
         if isinstance(self.venue, PaperVenue):
-            fast = await paperpath.record_and_fill(self.conn, self.venue, req, now_ms())
+            fast = await paperpath.record_and_fill(self.conn, self.venue, req, now_ms(), self.memo)
             if fast is not None:
                 order, fill = fast
                 self.stats["orders"] += 1
                 self.stats["fills"] += 1
                 await self._publish(order, fill, None)
-                await self._ack(msg)
+                await msg.ack()
                 return
         try:
             row, created = await store.record_new(self.conn, req)
         except LookupError as exc:
             await self._publish_rejection(req, str(exc))
-            await self._ack(msg)
+            await msg.ack()
             return
         self.faults.hit("after_record")
         if created:
@@ -329,7 +328,7 @@ class Executor:
                 await self._publish(row, None, row["reason"])
         if row["status"] == "pending":
             await self._drive(row, msg)
-        await self._ack(msg)
+        await msg.ack()
         self.faults.hit("after_ack")
 
     async def _on_cancel(self, msg: Any) -> None:
@@ -582,16 +581,10 @@ class Executor:
         if event.fill is not None:
             FILLS.labels(self.environment, event.namespace, event.strategy).inc()
             FEES.labels(self.environment, event.namespace, event.strategy, event.fill.fee_currency).inc(event.fill.fee)
-        headers = tracing.inject()  # now, inside the order's span: the send may be deferred past it
+        headers = tracing.inject()
 
-        async def send() -> None:
-            with contextlib.suppress(Exception):  # NATS down: the database has it; the risk manager resyncs
-                await self.nc.publish(subject, data, headers=headers)
-
-        if self._deferred is not None:
-            self._deferred.append(send)
-        else:
-            await send()
+        with contextlib.suppress(Exception):  # NATS down: the database has it; the risk manager resyncs
+            await self.nc.publish(subject, data, headers=headers)
 
     async def _publish_rejection(self, req: OrderRequest, reason: str) -> None:
         event = OrderEvent(

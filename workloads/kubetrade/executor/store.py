@@ -22,7 +22,6 @@ from kubetrade.messaging.schemas import OrderRequest
 Row = dict[str, Any]
 
 
-
 UPSERT_POSITION = """INSERT INTO positions (environment, namespace, strategy, symbol, exchange, quantity, average_price,
            realised_pnl, fees, mark_price, stop_price, trailing_pct, best_price)
        VALUES (%(e)s, %(n)s, %(s)s, %(y)s, %(x)s, %(q)s, %(a)s, %(r)s, %(f)s, %(m)s, %(sp)s, %(tp)s, %(b)s)
@@ -33,6 +32,7 @@ UPSERT_POSITION = """INSERT INTO positions (environment, namespace, strategy, sy
          best_price = CASE WHEN %(opened)s THEN %(b)s ELSE positions.best_price END,
          updated_at = now()"""
 """A position after a fill: the stop, trail and best price are reset only when the fill opens it."""
+
 
 def ts(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
