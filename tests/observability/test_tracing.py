@@ -176,3 +176,33 @@ def test_spans_are_exported_over_otlp_http_as_the_chart_configures_it(tmp_path) 
     assert {a.key: a.value.string_value for a in resource.attributes}["service.name"] == "kubetrade-risk-manager"
     span = request.resource_spans[0].scope_spans[0].spans[0]
     assert span.name == "md.publish" and span.trace_id.hex() == traceparent.split("-")[1]
+
+
+def test_with_tracing_off_the_trace_context_passes_through_unchanged() -> None:
+    """A process that exports no spans still carries the trace on: the executor joins the runner's trace.
+
+    Run in a fresh interpreter, where no provider is installed (this test process has one).
+    """
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "from types import SimpleNamespace\n"
+        "from kubetrade.observability import tracecontext as t\n"
+        "assert not t.enabled()\n"
+        "parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'\n"
+        "msg = SimpleNamespace(subject='risk.check', headers={'traceparent': parent, 'tracestate': 'k=v', 'x': 'y'})\n"
+        "with t.consumer_span('risk.check', msg):\n"
+        "    inside = t.inject({'Nats-Msg-Id': 'c1'})\n"
+        "after = t.inject()\n"
+        "assert inside == {'Nats-Msg-Id': 'c1', 'traceparent': parent, 'tracestate': 'k=v'}, inside\n"
+        "assert after == {}, after\n"
+        "with t.consumer_span('risk.check', SimpleNamespace(subject='s', headers=None)):\n"
+        "    assert t.inject() == {}\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

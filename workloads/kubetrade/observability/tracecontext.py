@@ -12,6 +12,9 @@ Configuration follows the OpenTelemetry conventions (the chart sets them from va
 ``OTEL_TRACES_SAMPLER_ARG`` (ratio of a parent-based sampler, so a sampled candle keeps its
 whole trace).  With no endpoint the functions below still work - spans are no-ops and
 headers pass on whatever context arrived - so the call sites need no ``if tracing:``.
+That pass-through costs no OpenTelemetry work at all: the consumer span only remembers the
+message's ``traceparent``/``tracestate`` in a context variable and :func:`inject` copies
+them, a few dictionary lookups on a path that handles a thousand orders a second.
 
 (``tracing.py`` beside this module is the API's request-id tracing; this one is the
 global provider every other role uses.)
@@ -20,6 +23,7 @@ global provider every other role uses.)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -27,12 +31,15 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 
 log = logging.getLogger("kubetrade.observability.tracecontext")
 
 TRACER_NAME = "kubetrade"
+TRACE_HEADERS = ("traceparent", "tracestate")
 _configured = False
+_passing: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("kubetrade_trace", default=None)
+"""With tracing off: the trace headers of the message being handled, passed on untouched."""
 
 
 def configure(service: str, *, exporter: Any = None, sampler_ratio: float | None = None) -> bool:
@@ -77,10 +84,18 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
+def enabled() -> bool:
+    """Whether this process records spans: :func:`configure`, or anything else, installed an SDK provider."""
+    return _configured or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def inject(headers: Mapping[str, str] | None = None) -> dict[str, str]:
     """Headers with the current trace context added (a new dict; the input is not changed)."""
     out = dict(headers or {})
-    propagate.inject(out)
+    if enabled():
+        propagate.inject(out)
+    else:
+        out.update(_passing.get() or {})
     return out
 
 
@@ -96,6 +111,14 @@ def consumer_span(name: str, msg: Any, **attributes: Any) -> Iterator[Span]:
     While it is open, :func:`inject` puts *this* span into outgoing headers, so whatever
     the handler publishes continues the same trace.
     """
+    if not enabled():
+        incoming = getattr(msg, "headers", None) or {}
+        token = _passing.set({k: incoming[k] for k in TRACE_HEADERS if k in incoming})
+        try:
+            yield INVALID_SPAN
+        finally:
+            _passing.reset(token)
+        return
     parent = extract(getattr(msg, "headers", None))
     attrs: dict[str, Any] = {"messaging.system": "nats", "messaging.destination.name": getattr(msg, "subject", "")}
     attrs.update({k: v for k, v in attributes.items() if v is not None})
