@@ -37,6 +37,36 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 PRICES = {"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 100.0}
 
 
+def _cpu_seconds(root_pid: int, descendants: bool = True) -> float:
+    """User + system CPU of a process and (by default) all its descendants (Linux /proc), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo, seen = 0.0, [root_pid], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        if descendants:
+            todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return total
+
+
+def _pid(service: Any) -> int:
+    proc = service.process.proc
+    assert proc is not None, f"{type(service).__name__} is not running"
+    return int(proc.pid)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -224,6 +254,13 @@ async def _bench(root: Path) -> dict[str, Any]:
 
         total = int(RATE * SECONDS)
         tasks = []
+        roles = {"risk_manager": procs[0].pid, "executor": procs[1].pid, "nats": _pid(ns), "postgres": _pid(pg)}
+        roles["load_generator"] = os.getpid()
+
+        def cpu_now() -> dict[str, float]:
+            return {k: _cpu_seconds(v, descendants=k != "load_generator") for k, v in roles.items()}
+
+        cpu0 = cpu_now()
         t0 = time.perf_counter()
         for i in range(total):
             target = t0 + i / RATE
@@ -238,6 +275,7 @@ async def _bench(root: Path) -> dict[str, Any]:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(all_filled.wait(), 60)
         elapsed = max(filled.values(), default=t0) - t0
+        cpu = {k: (v - cpu0[k]) * 1000 / max(1, len(filled)) for k, v in cpu_now().items()}
         stop_ticks.set()
         await ticker_task
         e2e = [(filled[c] - sent[c]) * 1000 for c in filled]
@@ -259,6 +297,8 @@ async def _bench(root: Path) -> dict[str, Any]:
             "baseline_nats_request_ms_p50": round(pct(floor_nats, 0.5), 3),
             "baseline_pg_commit_ms_p50": round(pct(floor_pg, 0.5), 3),
             "e2e_p50_over_baseline": round(pct(e2e, 0.5) / (pct(floor_nats, 0.5) + 2 * pct(floor_pg, 0.5)), 2),
+            "cpu_ms_per_fill": {k: round(v, 3) for k, v in cpu.items()},
+            "cpu_ms_per_fill_system": round(sum(v for k, v in cpu.items() if k != "load_generator"), 3),
             "postgres": "durable (fsync on, synchronous_commit on)",
             "cpus": os.cpu_count(),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
