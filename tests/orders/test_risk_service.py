@@ -137,3 +137,33 @@ async def _flat(conn):
     cur = await conn.execute("SELECT quantity FROM positions WHERE strategy = 'alpha'")
     row = await cur.fetchone()
     return row is not None and row["quantity"] == 0
+
+
+async def test_a_burst_of_exchange_errors_reported_by_the_executor_trips_the_breaker(orders_dsn, own_nats, nc) -> None:
+    """Events reporting an exchange error also go to the exchange-errors subject; the risk manager counts
+    those, and only those (it once listened on a subject nothing was published to, and counted nothing)."""
+    conn = await store.connect(orders_dsn)
+    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    await publish_policy(nc, {"circuitBreaker": {"exchangeErrorBurst": 3, "errorWindowSeconds": 60}})
+    async with stack(orders_dsn, own_nats.url) as (rm, ex):
+        await tick(nc, 50_000.0)
+        await wait_for(lambda: _has(rm, "BTC/USDT"))
+        assert (await ask(nc, signal("e-1", 0.01))).approved
+        row = await wait_for(lambda: _status(conn, "e-1", "filled"))
+        # ordinary events (fills) count for nothing
+        for _ in range(5):
+            await ex._publish(row, None, None)
+        await nc.flush()
+        assert (await ask(nc, signal("e-2", 0.001))).approved
+        # three events the way the executor reports a timeout or a 5xx: the burst limit is reached
+        for _ in range(3):
+            await ex._publish(row, None, "exchange timed out", exchange_error=True)
+        await nc.flush()
+
+        async def tripped():
+            d = await ask(nc, signal(f"e-{now_ms()}", 0.001, dry_run=True))
+            return d if not d.approved else None
+
+        d = await wait_for(tripped)
+        assert d.rule in ("exchangeErrorBurst", "circuitBreaker"), d
+    await conn.close()

@@ -585,6 +585,8 @@ class Executor:
 
         with contextlib.suppress(Exception):  # NATS down: the database has it; the risk manager resyncs
             await self.nc.publish(subject, data, headers=headers)
+            if exchange_error:
+                await self.nc.publish(subjects.exchange_errors(self.environment), data, headers=headers)
 
     async def _publish_rejection(self, req: OrderRequest, reason: str) -> None:
         event = OrderEvent(

@@ -82,8 +82,22 @@ def order_cancel(environment: str) -> str:
     return f"orders.{token(environment)}.cancel"
 
 
+def _token_or_wildcard(value: str) -> str:
+    return value if value in ("*", ">") else token(value)
+
+
+def exchange_errors(environment: str) -> str:
+    """Order events that report an exchange error, published here as well as on the strategy's subject,
+    so that whoever counts error bursts (the risk manager) does not receive the thousand ordinary
+    events a second."""
+    return f"events.exchange-errors.{_token_or_wildcard(environment)}"
+
+
 def order_events(environment: str, strategy: str = "*") -> str:
-    return f"events.orders.{token(environment)}.{strategy if strategy in ('*', '>') else token(strategy)}"
+    """Events of one strategy's orders; ``*`` (either part) or ``>`` (the last) subscribe to many."""
+    if environment == ">":
+        raise ValueError("'>' must be the last token: use order_events('*', '>')")
+    return f"events.orders.{_token_or_wildcard(environment)}.{_token_or_wildcard(strategy)}"
 
 
 def strategy_state(strategy: str) -> str:

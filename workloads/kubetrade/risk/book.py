@@ -3,7 +3,7 @@ executor's database, reservations for approved-but-unfilled orders, market data 
 feed, the peak and daily equity and the breaker from ``risk_state``.
 
 A portfolio is one RiskPolicy in one environment: the strategies whose ledger names that
-policy.  The database is re-read every ``refresh`` (and right after order events), in one
+policy.  The database is re-read every ``refresh`` (and soon after an exchange error), in one
 REPEATABLE READ snapshot so that positions and order statuses agree: a reservation is
 released only in the same snapshot that shows its fill in the position.
 """

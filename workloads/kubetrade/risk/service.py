@@ -45,6 +45,7 @@ from kubetrade.risk.stopwatch import StopWatch
 log = logging.getLogger("kubetrade.risk")
 POLICY_RESYNC_SECONDS = 3.0
 MIN_REFRESH_SECONDS = 0.25
+"""Exchange errors hurry a refresh (the breaker may trip), but at most four a second."""
 STATUS_EVERY_SECONDS = 15.0
 ORDER_TTL_MS = 60_000
 """An approved order not on the exchange within this time is expired, not sent late."""
@@ -95,7 +96,7 @@ class RiskManager:
         self.conn = await store.connect(self.dsn)
         await self._refresh()
         await self.nc.subscribe("md.>", cb=self._on_market_data)
-        await self.nc.subscribe(subjects.order_events("*", ">"), cb=self._on_order_event)
+        await self.nc.subscribe(subjects.exchange_errors("*"), cb=self._on_exchange_error)
         await self.nc.subscribe(subjects.RISK_CHECK, queue="risk-manager", cb=self._on_check)
         await self.nc.subscribe(subjects.RISK_CONTROL, cb=self._on_control)
         self.ready.set()
@@ -105,9 +106,10 @@ class RiskManager:
             while not self.stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.poke.wait(), self.refresh_seconds)
-                # order events hurry a refresh, but never more often than MIN_REFRESH_SECONDS: at a
-                # thousand fills a second, back-to-back refreshes would starve the decisions
-                await asyncio.sleep(max(0.0, MIN_REFRESH_SECONDS - (time.monotonic() - last)))
+                # exchange errors hurry a refresh, never more often than MIN_REFRESH_SECONDS (or the
+                # configured period, if that is shorter)
+                gap = min(MIN_REFRESH_SECONDS, self.refresh_seconds)
+                await asyncio.sleep(max(0.0, gap - (time.monotonic() - last)))
                 self.poke.clear()
                 last = time.monotonic()
                 try:
@@ -194,7 +196,8 @@ class RiskManager:
             except Exception as exc:  # NATS restarting: the next price retries the same id
                 log.warning("stop order not published", extra={"error": str(exc)[:200]})
 
-    async def _on_order_event(self, msg: Any) -> None:
+    async def _on_exchange_error(self, msg: Any) -> None:
+        """An order event reporting an exchange error: counted for the burst breaker, and a refresh soon."""
         try:
             event = codec.decode(OrderEvent, msg.data)
         except codec.BadMessage:
