@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -80,7 +81,7 @@ async def _bench(root: Path) -> dict[str, Any]:
     from kubetrade.embedded import NatsServer, PostgresServer
     from kubetrade.executor import store
     from kubetrade.messaging import codec, subjects
-    from kubetrade.messaging.schemas import Candle, OrderEvent, RiskDecision, Signal, Ticker
+    from kubetrade.messaging.schemas import Candle, RiskDecision, Signal, Ticker
     from kubetrade.risk import policies
     from kubetrade.storage import migrate
 
@@ -187,9 +188,12 @@ async def _bench(root: Path) -> dict[str, Any]:
         all_filled = asyncio.Event()
 
         async def on_event(msg: Any) -> None:
-            e = codec.decode(OrderEvent, msg.data)
-            if e.status == "filled" and e.client_order_id in sent and e.client_order_id not in filled:
-                filled[e.client_order_id] = time.perf_counter()
+            # the load stands in for 100 runner pods on their own cores: it reads only what it measures
+            # (plain JSON, not the validated schema) so that it takes as little CPU from the system under test
+            e = json.loads(msg.data)
+            coid = e.get("clientOrderId")
+            if e.get("status") == "filled" and coid in sent and coid not in filled:
+                filled[coid] = time.perf_counter()
                 if expected and len(filled) >= expected[0]:
                     all_filled.set()
 
@@ -244,9 +248,9 @@ async def _bench(root: Path) -> dict[str, Any]:
             sent[coid] = t
             try:
                 reply = await nc.request(subjects.RISK_CHECK, codec.encode(sig), timeout=10)
-                d = codec.decode(RiskDecision, reply.data)
+                d = json.loads(reply.data)
                 decided.append((time.perf_counter() - t) * 1000)
-                key = "approved" if d.approved else f"rejected:{d.rule}"
+                key = "approved" if d.get("approved") else f"rejected:{d.get('rule') or d.get('error')}"
             except Exception as exc:
                 key = f"error:{type(exc).__name__}"
                 sent.pop(coid, None)
@@ -261,6 +265,10 @@ async def _bench(root: Path) -> dict[str, Any]:
             return {k: _cpu_seconds(v, descendants=k != "load_generator") for k, v in roles.items()}
 
         cpu0 = cpu_now()
+        # the load generator's own collector pauses (10,000 live tasks) would be counted as the
+        # system's latency: it does not collect while it measures (the system under test does)
+        gc.collect()
+        gc.disable()
         t0 = time.perf_counter()
         for i in range(total):
             target = t0 + i / RATE
@@ -275,6 +283,7 @@ async def _bench(root: Path) -> dict[str, Any]:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(all_filled.wait(), 60)
         elapsed = max(filled.values(), default=t0) - t0
+        gc.enable()
         cpu = {k: (v - cpu0[k]) * 1000 / max(1, len(filled)) for k, v in cpu_now().items()}
         stop_ticks.set()
         await ticker_task

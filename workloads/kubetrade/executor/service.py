@@ -36,6 +36,7 @@ from kubetrade.executor.lease import Lease, LeaseLost
 from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain, Venue, VenueOrder
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CancelRequest, Fill, OrderEvent, OrderRequest
+from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.observability.metrics import FEES, FILLS, ORDERS
 
@@ -175,6 +176,7 @@ class Executor:
             config=cfg,
         )
         await self.nc.subscribe(subjects.close_strategy(self.environment), cb=self._on_close_strategy)
+        heap.settle()
         self.ready.set()
         log.info("accepting orders", extra={"environment": self.environment})
         last_sync = last_check = time.monotonic()

@@ -32,6 +32,7 @@ from kubetrade.messaging.schemas import (
     Signal,
     StatusReport,
 )
+from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.observability.metrics import RISK_DECISIONS, export_portfolio, initialize_risk_decisions
 from kubetrade.resources.riskpolicy import RiskPolicySpec
@@ -64,7 +65,8 @@ class RiskManager:
         self.book = RiskBook(self.feed)
         self.policies = PolicyStore()
         self.stops = StopWatch()
-        self.decisions: OrderedDict[str, RiskDecision] = OrderedDict()
+        self.decisions: OrderedDict[str, bytes] = OrderedDict()
+        """Decisions by client order id, encoded: bytes are invisible to the garbage collector."""
         self.cache_size = cache_size
         self.nc: Any = None
         self.js: Any = None
@@ -99,6 +101,7 @@ class RiskManager:
         await self.nc.subscribe(subjects.exchange_errors("*"), cb=self._on_exchange_error)
         await self.nc.subscribe(subjects.RISK_CHECK, queue="risk-manager", cb=self._on_check)
         await self.nc.subscribe(subjects.RISK_CONTROL, cb=self._on_control)
+        heap.settle()
         self.ready.set()
         log.info("risk manager ready")
         try:
@@ -234,7 +237,7 @@ class RiskManager:
         """Decide on one signal and, if approved, submit its order; idempotent per client order id."""
         cached = None if signal.dry_run else self.decisions.get(signal.client_order_id)
         if cached is not None:
-            return cached
+            return codec.decode(RiskDecision, cached)
         now = now_ms()
         portfolio = self.book.portfolio_of(signal.mode, signal.namespace, signal.strategy)
         # configuration problems are not remembered: once fixed, a retry of this id deserves a real decision
@@ -328,7 +331,7 @@ class RiskManager:
         )
 
     def _remember(self, d: RiskDecision) -> RiskDecision:
-        self.decisions[d.client_order_id] = d
+        self.decisions[d.client_order_id] = codec.encode(d)
         while len(self.decisions) > self.cache_size:
             self.decisions.popitem(last=False)
         return d
