@@ -63,6 +63,8 @@ class RiskBook:
         self.strategy_policy: dict[tuple[str, str, str], str] = {}
         """(environment, namespace, strategy) -> policy name, from the ledgers."""
         self.exchange_errors: dict[str, list[int]] = {"paper": [], "live": []}
+        self.open_positions: list[Row] = []
+        """Every position with a quantity, as the last refresh read it."""
 
     def portfolio_of(self, environment: str, namespace: str, strategy: str) -> Portfolio | None:
         policy = self.strategy_policy.get((environment, namespace, strategy))
@@ -112,6 +114,7 @@ class RiskBook:
                 else []
             )
             saved = await (await conn.execute("SELECT * FROM risk_state")).fetchall()
+        self.open_positions = positions
         by_coid = {o["client_order_id"]: o for o in orders}
         self.strategy_policy = {
             (r["environment"], r["namespace"], r["strategy"]): r["risk_policy"] or "default" for r in ledgers

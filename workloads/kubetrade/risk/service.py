@@ -144,10 +144,15 @@ class RiskManager:
         return {(p.namespace, p.name): p.spec for p in self.policies.policies.values()}
 
     async def _refresh(self) -> None:
+        """Re-read the book and the stops.  Between its steps it lets the event loop answer the
+        decisions that arrived meanwhile: a refresh is milliseconds of Python, and a thousand
+        signals a second must not queue behind it."""
         assert self.conn is not None
         await self.book.refresh(self.conn, self._policy_map())
+        await asyncio.sleep(0)
+        closes_in_flight = bool(self.stops.closing)
         # closing orders first: a close seen done here is already reflected in the positions read next
-        if self.stops.closing:
+        if closes_in_flight:
             done = await (
                 await self.conn.execute(
                     "SELECT client_order_id, status, strategy, symbol, environment, namespace FROM orders "
@@ -165,17 +170,25 @@ class RiskManager:
                         "AND namespace = %s AND strategy = %s AND symbol = %s",
                         (o["environment"], o["namespace"], o["strategy"], o["symbol"]),
                     )
-        rows = await (await self.conn.execute("SELECT * FROM positions WHERE quantity <> 0")).fetchall()
+        # with no close in flight, the positions the book just read are the ones to watch
+        rows = (
+            await (await self.conn.execute("SELECT * FROM positions WHERE quantity <> 0")).fetchall()
+            if closes_in_flight
+            else self.book.open_positions
+        )
         self.stops.load(rows, self._stop_settings)
+        await asyncio.sleep(0)
         # a price that arrived before a new position's stop was loaded still counts
         for sym in {k[3] for k in self.stops.stops}:
             h = self.feed.symbols.get(sym)
             if h is not None and h.price > 0:
                 with contextlib.suppress(Exception):
                     await self.stops.on_price(self.js, sym, h.price)
+            await asyncio.sleep(0)
         await self.stops.save(self.conn)
         for p in self.book.portfolios.values():
             self.book.returns_for(p)
+        await asyncio.sleep(0)
         if time.monotonic() - self._policy_sync >= POLICY_RESYNC_SECONDS:
             self._policy_sync = time.monotonic()
             try:
