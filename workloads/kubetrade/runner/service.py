@@ -33,6 +33,7 @@ from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.live import LiveSignal
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
+from kubetrade.observability import tracecontext as tracing
 from kubetrade.runner import decide
 from kubetrade.runner.book import Book
 from kubetrade.runner.config import RunnerConfig
@@ -81,7 +82,8 @@ class Runner:
         self.opts = options or RunnerOptions()
         share = self.spec.capital.amount / len(self.spec.symbols)
         self.symbols = {s: SymbolState(s, i, Book(share)) for i, s in enumerate(self.spec.symbols)}
-        self.queue: asyncio.Queue[Candle] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Candle, Any]] = asyncio.Queue()
+        """Closed candles and the messages they came in (whose headers carry the trace)."""
         self.done: dict[str, asyncio.Event] = {}
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
@@ -135,11 +137,13 @@ class Runner:
                 while not self.stopping.is_set():
                     self.probes.beat()
                     try:
-                        candle = await asyncio.wait_for(self.queue.get(), 1.0)
+                        candle, msg = await asyncio.wait_for(self.queue.get(), 1.0)
                     except TimeoutError:
                         continue
                     try:
-                        await self._on_bar(candle)
+                        # the candle's trace continues through this bar's signals, decisions and orders
+                        with tracing.consumer_span("runner.bar", msg, strategy=self.cfg.label, symbol=candle.symbol):
+                            await self._on_bar(candle)
                     except Exception as exc:  # one bad bar must not take the strategy down; say so loudly
                         self.issue = f"bar {iso(candle.time)} failed: {type(exc).__name__}: {str(exc)[:200]}"
                         log.exception("bar failed", extra={"strategy": self.cfg.label, "bar": iso(candle.time)})
@@ -190,7 +194,7 @@ class Runner:
         except codec.BadMessage as exc:
             log.warning("candle not understood; skipped", extra={"subject": msg.subject, "error": str(exc)})
             return
-        await self.queue.put(candle)
+        await self.queue.put((candle, msg))
 
     def _bar_time(self, coid: str, fallback: int) -> int:
         parts = coid.split("-")
@@ -348,7 +352,8 @@ class Runner:
                         mode=self.spec.mode, order_type=self.spec.execution.order_type, fee_rate=self.fee,
                         slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct)
         try:
-            reply = await self.nc.request(subjects.RISK_CHECK, codec.encode(signal), timeout=self.opts.risk_timeout)
+            reply = await self.nc.request(subjects.RISK_CHECK, codec.encode(signal), timeout=self.opts.risk_timeout,
+                                          headers=tracing.inject())
             decision = codec.decode(RiskDecision, reply.data)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError) as exc:
             st.undecided[it.client_order_id] = it
