@@ -8,6 +8,7 @@ the VaR estimator itself is shared, and it has its own tests below).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -251,3 +252,42 @@ def test_var_estimators_match_closed_forms() -> None:
     assert abs(hist.var - 32.9) < 0.6 and abs(hist.cvar - 41.25) < 0.6
     assert measures.portfolio_var({"A": 1.0}, {"A": r[:5, 0]}, 0.95, "historical", 90) is None
     assert measures._norm_ppf(0.975) - 1.959964 < 1e-5
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(STRATEGIES),
+            st.sampled_from(SYMBOLS),
+            st.one_of(st.just(0.0), st.floats(-5.0, 5.0, allow_nan=False)),
+            st.booleans(),
+        ),
+        max_size=60,
+    ),
+    st.floats(0.5, 2.0),
+)
+def test_holdings_views_equal_a_full_scan(ops, move) -> None:
+    """The incremental views a decision reads agree with a scan of every holding, after any writes."""
+    from kubetrade.risk.state import Holdings, _scan_exposure, exposure
+
+    state = make_state(3, 0.0, False)
+    for strategy, symbol, qty, delete in ops:
+        if delete and (strategy, symbol) in state.holdings:
+            del state.holdings[(strategy, symbol)]
+        else:
+            state.holdings[(strategy, symbol)] = qty
+    assert isinstance(state.holdings, Holdings)
+    for strategy in STRATEGIES:
+        for symbol in SYMBOLS:
+            price = state.prices[symbol] * move
+            fast, scan = exposure(state, strategy, symbol, price), _scan_exposure(state, strategy, symbol, price)
+            assert fast.position == scan.position and fast.open_positions == scan.open_positions
+            assert fast.long_symbols == scan.long_symbols and fast.short_symbols == scan.short_symbols
+            assert fast.net.keys() == scan.net.keys() and fast.net_values.keys() == scan.net_values.keys()
+            for a, b in ((fast.net, scan.net), (fast.net_values, scan.net_values)):
+                assert all(a[k] == pytest.approx(b[k], rel=1e-12, abs=1e-9) for k in a)
+            assert fast.strategy_gross == pytest.approx(scan.strategy_gross, rel=1e-12, abs=1e-9)
+            assert fast.portfolio_gross == pytest.approx(scan.portfolio_gross, rel=1e-12, abs=1e-9)
+    with pytest.raises(TypeError):
+        state.holdings.update({("alpha", "BTC/USDT"): 1.0})

@@ -20,7 +20,7 @@ from psycopg import AsyncConnection
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker
 from kubetrade.risk.feed import MarketFeed
-from kubetrade.risk.state import Breaker, PortfolioState
+from kubetrade.risk.state import Breaker, Holdings, PortfolioState
 
 Row = dict[str, Any]
 PortfolioKey = tuple[str, str, str]
@@ -53,7 +53,7 @@ class Portfolio:
             qty = remaining.get(coid, r.signed_qty)
             k = (r.strategy, r.symbol)
             holdings[k] = holdings.get(k, 0.0) + qty
-        self.state.holdings = holdings
+        self.state.holdings = Holdings(holdings)
 
 
 class RiskBook:

@@ -27,6 +27,72 @@ class Breaker:
     """Drawdown trips stay open until someone resets them; error bursts close after the cooldown."""
 
 
+class Holdings(dict[Key, float]):
+    """Signed quantity per (strategy, symbol), with per-strategy and per-symbol views kept in step.
+
+    A decision needs the strategy's own positions and each symbol's net across the portfolio;
+    scanning every holding for that made a decision O(strategies x symbols) (80 of the 118 us
+    of a decision with 100 strategies on 3 symbols).  The views are updated on every write,
+    and each symbol's net and sides are recomputed only after that symbol changed.  Only
+    the mutators below are allowed; a plain ``dict`` assigned to a state still works (the
+    decision then scans it).
+    """
+
+    def __init__(self, items: dict[Key, float] | None = None) -> None:
+        super().__init__()
+        self.by_strategy: dict[str, dict[str, float]] = {}
+        """strategy -> {symbol: quantity}, nonzero only"""
+        self.by_symbol: dict[str, dict[str, float]] = {}
+        """symbol -> {strategy: quantity}, nonzero only"""
+        self.nonzero = 0
+        self._summary: dict[str, tuple[float, bool, bool]] = {}
+        for key, qty in (items or {}).items():
+            self[key] = qty
+
+    def __setitem__(self, key: Key, qty: float) -> None:
+        old = dict.get(self, key, 0.0)
+        dict.__setitem__(self, key, qty)
+        self._moved(key, old, qty)
+
+    def __delitem__(self, key: Key) -> None:
+        old = dict.__getitem__(self, key)
+        dict.__delitem__(self, key)
+        self._moved(key, old, 0.0)
+
+    def _moved(self, key: Key, old: float, qty: float) -> None:
+        strategy, symbol = key
+        if (old != 0.0) != (qty != 0.0):
+            self.nonzero += 1 if qty != 0.0 else -1
+        if qty != 0.0:
+            self.by_strategy.setdefault(strategy, {})[symbol] = qty
+            self.by_symbol.setdefault(symbol, {})[strategy] = qty
+        else:
+            for outer, inner, view in ((strategy, symbol, self.by_strategy), (symbol, strategy, self.by_symbol)):
+                held = view.get(outer)
+                if held is not None:
+                    held.pop(inner, None)
+                    if not held:
+                        del view[outer]
+        self._summary.pop(symbol, None)
+
+    def summary(self, symbol: str) -> tuple[float, bool, bool]:
+        """(net quantity, some strategy is long, some strategy is short) of a symbol."""
+        got = self._summary.get(symbol)
+        if got is None:
+            qtys = list(self.by_symbol.get(symbol, {}).values())
+            net = 0.0
+            for q in qtys:
+                net += q
+            got = (net, any(q > 0 for q in qtys), any(q < 0 for q in qtys))
+            self._summary[symbol] = got
+        return got
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("Holdings is changed item by item (h[key] = qty, del h[key]) so its views stay right")
+
+    update = setdefault = pop = popitem = clear = __ior__ = _refuse  # type: ignore[assignment]
+
+
 @dataclass
 class PortfolioState:
     """One portfolio as the risk manager sees it at decision time."""
@@ -38,8 +104,8 @@ class PortfolioState:
     peak_equity: float = 0.0
     day_start_equity: float = 0.0
     """Equity at 00:00 UTC today."""
-    holdings: dict[Key, float] = field(default_factory=dict)
-    """Signed base quantity per (strategy, symbol), filled plus reserved."""
+    holdings: dict[Key, float] = field(default_factory=Holdings)
+    """Signed base quantity per (strategy, symbol), filled plus reserved (a :class:`Holdings`)."""
     prices: dict[str, float] = field(default_factory=dict)
     """Last market price per symbol."""
     last_data_ms: dict[str, int] = field(default_factory=dict)
@@ -55,6 +121,10 @@ class PortfolioState:
     breaker: Breaker = field(default_factory=Breaker)
     correlations: dict[tuple[str, str, int], float | None] = field(default_factory=dict)
     """Memo of pairwise correlations; cleared whenever ``bar_returns`` are replaced."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.holdings, Holdings):
+            self.holdings = Holdings(self.holdings)
 
     def position(self, strategy: str, symbol: str) -> float:
         return self.holdings.get((strategy, symbol), 0.0)
@@ -112,6 +182,39 @@ class Exposure:
 
 
 def exposure(state: PortfolioState, strategy: str, symbol: str, price: float) -> Exposure:
+    h = state.holdings
+    if not isinstance(h, Holdings):
+        return _scan_exposure(state, strategy, symbol, price)
+    prices = state.prices
+    mine = h.by_strategy.get(strategy, {})
+    strategy_gross = 0.0
+    for sym, qty in mine.items():
+        strategy_gross += abs(qty) * (price if sym == symbol else prices.get(sym, 0.0))
+    net: dict[str, float] = {}
+    longs: set[str] = set()
+    shorts: set[str] = set()
+    for sym in h.by_symbol:
+        n, long, short = h.summary(sym)
+        net[sym] = n
+        if long:
+            longs.add(sym)
+        if short:
+            shorts.add(sym)
+    values = {s: q * (price if s == symbol else prices.get(s, 0.0)) for s, q in net.items()}
+    return Exposure(
+        mine.get(symbol, 0.0),
+        h.nonzero,
+        strategy_gross,
+        net,
+        values,
+        sum(abs(v) for v in values.values()),
+        frozenset(longs),
+        frozenset(shorts),
+    )
+
+
+def _scan_exposure(state: PortfolioState, strategy: str, symbol: str, price: float) -> Exposure:
+    """:func:`exposure` from any mapping of holdings, in one pass over all of them."""
     position = 0.0
     open_positions = 0
     strategy_gross = 0.0
