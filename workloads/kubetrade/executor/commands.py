@@ -20,6 +20,8 @@ import os
 import signal
 from typing import Any
 
+from kubetrade import eventloop
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--environment", choices=("paper", "live"), required=True)
@@ -106,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             return 3
         return 0
 
-    return asyncio.run(main())
+    return eventloop.run(main())
 
 
 def _allocate(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ import os
 import signal
 from typing import Any
 
+from kubetrade import eventloop
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("risk-manager", help="run the risk manager (signals -> decisions, stops)")
@@ -49,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, rm.stopping.set)
         await rm.run()
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0
 
 

@@ -16,6 +16,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from kubetrade import eventloop
+
 log = logging.getLogger("kubetrade.runner")
 
 
@@ -64,5 +66,5 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, runner.stopping.set)
         await runner.run()
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0
