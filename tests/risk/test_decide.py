@@ -291,3 +291,8 @@ def test_holdings_views_equal_a_full_scan(ops, move) -> None:
             assert fast.portfolio_gross == pytest.approx(scan.portfolio_gross, rel=1e-12, abs=1e-9)
     with pytest.raises(TypeError):
         state.holdings.update({("alpha", "BTC/USDT"): 1.0})
+    import copy
+
+    twin = copy.deepcopy(state.holdings)
+    assert isinstance(twin, Holdings) and twin == state.holdings
+    assert twin.nonzero == state.holdings.nonzero and twin.by_symbol == state.holdings.by_symbol

@@ -87,6 +87,10 @@ class Holdings(dict[Key, float]):
             self._summary[symbol] = got
         return got
 
+    def __reduce__(self) -> tuple[type[Holdings], tuple[dict[Key, float]]]:
+        """Copies and pickles are rebuilt from the items, so their views are right too."""
+        return (Holdings, (dict(self),))
+
     def _refuse(self, *args: object, **kwargs: object) -> None:
         raise TypeError("Holdings is changed item by item (h[key] = qty, del h[key]) so its views stay right")
 
