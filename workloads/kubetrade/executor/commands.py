@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
             sync_seconds=args.sync_seconds,
             ack_wait=args.ack_wait,
             settle_seconds=args.settle_seconds,
+            settle_heap=True,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

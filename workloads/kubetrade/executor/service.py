@@ -94,6 +94,7 @@ class Executor:
         ack_wait: float = 30.0,
         settle_seconds: float = 11.0,
         batch: int = 64,
+        settle_heap: bool = False,
     ) -> None:
         self.environment = environment
         self.dsn = dsn
@@ -103,6 +104,8 @@ class Executor:
         self.ack_wait = ack_wait
         self.settle_seconds = settle_seconds
         self.batch = batch
+        self.settle_heap = settle_heap
+        """Freeze the heap once serving (:mod:`kubetrade.observability.heap`): for the service process only."""
         self.faults = FaultPoints()
         self.lock = asyncio.Lock()
         self.nc: Any = None
@@ -176,7 +179,8 @@ class Executor:
             config=cfg,
         )
         await self.nc.subscribe(subjects.close_strategy(self.environment), cb=self._on_close_strategy)
-        heap.settle()
+        if self.settle_heap:
+            heap.settle()
         self.ready.set()
         log.info("accepting orders", extra={"environment": self.environment})
         last_sync = last_check = time.monotonic()

@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     migrate.apply(args.database_url)
 
     async def main() -> None:
-        rm = RiskManager(args.database_url, args.nats_url, refresh_seconds=args.refresh_seconds)
+        rm = RiskManager(args.database_url, args.nats_url, refresh_seconds=args.refresh_seconds, settle_heap=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, rm.stopping.set)

@@ -57,7 +57,15 @@ def now_ms() -> int:
 
 
 class RiskManager:
-    def __init__(self, dsn: str, nats_url: str, *, refresh_seconds: float = 1.0, cache_size: int = 100_000) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        nats_url: str,
+        *,
+        refresh_seconds: float = 1.0,
+        cache_size: int = 100_000,
+        settle_heap: bool = False,
+    ) -> None:
         self.dsn = dsn
         self.nats_url = nats_url
         self.refresh_seconds = refresh_seconds
@@ -68,6 +76,9 @@ class RiskManager:
         self.decisions: OrderedDict[str, bytes] = OrderedDict()
         """Decisions by client order id, encoded: bytes are invisible to the garbage collector."""
         self.cache_size = cache_size
+        self.settle_heap = settle_heap
+        """Freeze the heap once serving (:mod:`kubetrade.observability.heap`): for the service process, not a
+        library user such as a test, whose heap it would freeze too."""
         self.nc: Any = None
         self.js: Any = None
         self.conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
@@ -101,7 +112,8 @@ class RiskManager:
         await self.nc.subscribe(subjects.exchange_errors("*"), cb=self._on_exchange_error)
         await self.nc.subscribe(subjects.RISK_CHECK, queue="risk-manager", cb=self._on_check)
         await self.nc.subscribe(subjects.RISK_CONTROL, cb=self._on_control)
-        heap.settle()
+        if self.settle_heap:
+            heap.settle()
         self.ready.set()
         log.info("risk manager ready")
         try:
