@@ -37,6 +37,28 @@ def operator(kube, nats_url, tmp_path_factory) -> Iterator[OperatorProcess]:
     kube.kubectl("delete", "validatingwebhookconfiguration", "validate.kubetrade.io", "--ignore-not-found")
 
 
+@pytest.fixture
+def namespace(namespace: str, kube) -> Iterator[str]:
+    """The shared per-test namespace; its Strategies are let go without closing positions when it goes.
+
+    Deleting the namespace deletes its Strategies, and each one's finalizer asks the executor
+    to close its positions.  No executor answers in these tests, so every such deletion would
+    retry every 15 s for the rest of the session, and its close request would reach the
+    executor stand-in of a later test (which counts exactly the requests it expects).
+    """
+    yield namespace
+    kube.kubectl(
+        "annotate",
+        "strategies",
+        "--all",
+        "-n",
+        namespace,
+        "kubetrade.io/skip-close-on-delete=true",
+        "--overwrite",
+        check=False,
+    )
+
+
 def install_evolution_role(kube) -> None:
     """What the Helm chart installs beside the operator: the ClusterRole evolution jobs are bound to."""
     from kubetrade_operator.rbac import evolution_cluster_role
