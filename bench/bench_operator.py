@@ -9,6 +9,19 @@ many such raw write rounds the whole reconciliation costs; targets are < 60 s an
 
 Everything is real: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok nodes
 (Deployments get ReplicaSets, Pods, scheduling and readiness), NATS, the admission webhook.
+The test bed is the one the tests use, unchanged (all controllers, default API server flags).
+
+On two cores the time is the CPU every Strategy costs the whole control plane, so the result
+also reports the CPU seconds each process spent until all runners were Ready (measured on a
+quiet machine: children and status at 54-56 s, about 105 CPU-seconds in all, 60 of them the
+API server's, 18 the operator's: the run is CPU-bound).  With
+``KUBETRADE_BENCH_AUDIT=1`` the API server keeps an audit log and the result counts the
+requests of the measured window per Strategy by client, verb and resource (deterministic,
+so a small ``KUBETRADE_BENCH_STRATEGIES`` is enough to compare changes; the audit log costs
+CPU, so its timings are not the benchmark's figures).  The API server's own histograms give
+the latency of the window, during the apply and after it: admission webhook calls by webhook
+and operation, Strategy requests by verb (count, mean, and the bucket bounds p50 and p99 fall
+in).
 """
 
 from __future__ import annotations
@@ -26,6 +39,43 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 COUNT = int(os.environ.get("KUBETRADE_BENCH_STRATEGIES", "1000"))
 WEBHOOK = os.environ.get("KUBETRADE_BENCH_WEBHOOK", "1") == "1"
+AUDIT = os.environ.get("KUBETRADE_BENCH_AUDIT", "0") == "1"
+"""Also count the API requests of the measured window by client, verb and resource (an audit log
+at Metadata level; it costs the API server some CPU, so timings taken with it are not comparable)."""
+
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
+
+
+def _client(user_agent: str) -> str:
+    """kopf's own requests, the operator's handlers (the kubernetes client), kubectl, the controllers..."""
+    agent = user_agent.split("/", 1)[0]
+    return "operator-handlers" if agent == "OpenAPI-Generator" else agent
+
+
+def _request_counts(log: Path, since: float, until: float) -> dict[str, int]:
+    """Completed requests in [since, until] (wall clock) by client, verb and resource; watches excluded."""
+    from collections import Counter
+    from datetime import datetime
+
+    counts: Counter[str] = Counter()
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("stage") != "ResponseComplete" or event.get("verb") == "watch":
+            continue
+        when = datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+        if not since <= when <= until:
+            continue
+        ref = event.get("objectRef") or {}
+        resource = ref.get("resource", event.get("requestURI", "?").split("?")[0])
+        if ref.get("subresource"):
+            resource += "/" + ref["subresource"]
+        counts[f"{_client(event.get('userAgent', '?'))} {event['verb']} {resource}"] += 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _strategy(i: int) -> dict[str, Any]:
@@ -43,6 +93,69 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(processes: dict[str, int]) -> dict[str, float]:
+    """User + system CPU time so far of each process (and its reaped children), by name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in processes.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
+    return out
+
+
+_HISTOGRAMS = {
+    "apiserver_admission_webhook_admission_duration_seconds": ("name", "operation"),
+    "apiserver_request_duration_seconds": ("resource", "verb"),
+}
+
+
+def _histograms(kube: Any) -> dict[tuple[str, ...], dict[str, float]]:
+    """The API server's admission-webhook and request latency histograms (Strategies only), summed
+    over the labels not named in ``_HISTOGRAMS``: {(metric, label, ...): {"le=..": n, "sum": s, "count": n}}."""
+    import re
+
+    out: dict[tuple[str, ...], dict[str, float]] = {}
+    for line in kube.kubectl("get", "--raw", "/metrics", timeout=60).stdout.splitlines():
+        m = re.match(r"(\w+?)_(bucket|sum|count)\{(.*)\} (\S+)$", line)
+        if not m or m.group(1) not in _HISTOGRAMS:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3)))
+        if m.group(1) == "apiserver_request_duration_seconds" and labels.get("resource") != "strategies":
+            continue
+        if labels.get("subresource"):
+            continue
+        key = (m.group(1), *(labels.get(k, "") for k in _HISTOGRAMS[m.group(1)]))
+        field = f"le={labels['le']}" if m.group(2) == "bucket" else m.group(2)
+        out.setdefault(key, {})
+        out[key][field] = out[key].get(field, 0.0) + float(m.group(4))
+    return out
+
+
+def _latencies(
+    before: dict[tuple[str, ...], dict[str, float]], after: dict[tuple[str, ...], dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Count, mean and bucket-estimated p50/p99 (ms) of what happened between two scrapes."""
+    out: dict[str, dict[str, float]] = {}
+    for key, now in after.items():
+        prev = before.get(key, {})
+        delta = {k: v - prev.get(k, 0.0) for k, v in now.items()}
+        count = delta.get("count", 0.0)
+        if count <= 0:
+            continue
+        buckets = sorted((float(k[3:]), v) for k, v in delta.items() if k.startswith("le="))
+        p50, p99 = (next((le for le, n in buckets if n >= q * count), float("inf")) for q in (0.5, 0.99))
+        out[" ".join(key)] = {
+            "count": int(count),
+            "mean_ms": round(1000 * delta.get("sum", 0.0) / count, 1),
+            "p50_ms_at_most": round(1000 * p50, 1),
+            "p99_ms_at_most": round(1000 * p99, 1),
+        }
+    return dict(sorted(out.items()))
+
+
 def _count(kube: Any, predicate: Any) -> int:
     items = json.loads(kube.kubectl("get", "strategies", "-n", "bench", "-o", "json", timeout=300).stdout)["items"]
     return sum(1 for s in items if predicate(s.get("status") or {}))
@@ -56,7 +169,17 @@ def run() -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp, NatsServer() as nats:
         work = Path(tmp)
-        kube = KubeControlPlane(work / "kube", nodes=4)
+        audit_args: list[str] = []
+        if AUDIT:
+            (work / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY))
+            audit_args = [
+                f"--audit-policy-file={work / 'audit-policy.json'}",
+                f"--audit-log-path={work / 'audit.log'}",
+                "--audit-log-format=json",
+                "--audit-log-mode=batch",
+                "--audit-log-maxsize=0",
+            ]
+        kube = KubeControlPlane(work / "kube", nodes=4, apiserver_args=audit_args)
         kube.start()
         try:
             kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -99,9 +222,14 @@ def run() -> dict[str, Any]:
                 policy = yaml.safe_load((REPO / "examples" / "riskpolicy.yaml").read_text())
                 docs = [policy] + [_strategy(i) for i in range(COUNT)]
                 (work / "strategies.yaml").write_text(yaml.safe_dump_all(docs))
+                pids = {p.name: p.proc.pid for p in kube.processes if p.proc} | {"operator": op.pid or 0}
+                cpu0 = _cpu_seconds(pids)
+                hist0 = _histograms(kube)
                 t0 = time.perf_counter()
+                wall0 = time.time()
                 kube.kubectl("apply", "--server-side", "-n", "bench", "-f", str(work / "strategies.yaml"), timeout=900)
                 applied = time.perf_counter() - t0
+                hist_applied = _histograms(kube)
                 with_status = ready = None
                 deadline = t0 + 900
                 while time.perf_counter() < deadline and ready is None:
@@ -116,6 +244,10 @@ def run() -> dict[str, Any]:
                     if with_status is not None and _count(kube, lambda s: s.get("phase") == "Paper") == COUNT:
                         ready = time.perf_counter() - t0
                     time.sleep(1)
+                wall1 = time.time()
+                cpu1 = _cpu_seconds(pids)
+                cpu = {k: round(cpu1[k] - cpu0.get(k, 0.0), 1) for k in cpu1}
+                hist1 = _histograms(kube)
                 if not op.process.running:
                     keep = REPO / ".kubetrade" / "bench-operator.log"
                     keep.parent.mkdir(exist_ok=True)
@@ -136,6 +268,10 @@ def run() -> dict[str, Any]:
             t0 = time.perf_counter()
             kube.kubectl("apply", "--server-side", "-n", "bare", "-f", str(work / "strategies.yaml"), timeout=900)
             bare_apply = time.perf_counter() - t0
+            requests = None
+            if AUDIT:
+                kube.stop()  # flushes the batched audit log
+                requests = _request_counts(work / "audit.log", wall0, wall1)
         finally:
             kube.cleanup()
     return {
@@ -149,8 +285,19 @@ def run() -> dict[str, Any]:
         "ratio_to_same_strategies_baseline": None if with_status is None else round(with_status / bare_apply, 2),
         "ratio_to_baseline": None if with_status is None else round(with_status / baseline, 1),
         "deployments": deployments,
+        "cpu_seconds_until_ready": cpu,
         "operator_peak_mb": round(peak),
+        "latency_during_apply": _latencies(hist0, hist_applied),
+        "latency_after_apply_until_ready": _latencies(hist_applied, hist1),
         "targets_met": bool(with_status is not None and with_status < 60 and peak < 200),
+        **(
+            {
+                "requests_per_strategy": round(sum(requests.values()) / COUNT, 2),
+                "requests_by_client_verb_resource": {k: round(v / COUNT, 2) for k, v in requests.items()},
+            }
+            if requests is not None
+            else {}
+        ),
     }
 
 

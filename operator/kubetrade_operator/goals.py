@@ -23,7 +23,7 @@ from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, GoalSpec, RiskPolicySpec
 from kubetrade.resources.semantic import goal_problems
 from kubetrade.sizing.goal import goal_sizing_multiplier
-from kubetrade_operator import builders, kube
+from kubetrade_operator import builders, cache, kube
 from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
 from kubetrade_operator.metrics import LIFECYCLE_ACTIONS, reconciling
 from kubetrade_operator.runtime import RUNTIME, submit
@@ -73,7 +73,7 @@ def _view(s: dict[str, Any]) -> StrategyView:
 
 
 def _gate(namespace: str, policy_name: str) -> PolicyGate:
-    policy = kube.get_resource("riskpolicies", namespace, policy_name)
+    policy = cache.riskpolicy(namespace, policy_name)
     if policy is None:
         return PolicyGate(False, f"RiskPolicy {policy_name} not found")
     if (policy.get("spec", {}).get("circuitBreaker") or {}).get("killSwitch"):
@@ -157,7 +157,7 @@ def run_review(body: dict[str, Any], spec: GoalSpec, now: datetime) -> dict[str,
 
 def _sizing(namespace: str, name: str, spec: GoalSpec, equity: float, peak: float, now: datetime, start: Any) -> float:
     """The goal-oriented sizing multiplier, published where the goal's runners read it (NATS KV)."""
-    policy_body = kube.get_resource("riskpolicies", namespace, spec.risk_policy_ref.name)
+    policy_body = cache.riskpolicy(namespace, spec.risk_policy_ref.name)
     policy = RiskPolicySpec.model_validate(policy_body["spec"]) if policy_body else None
     multiplier = goal_sizing_multiplier(spec, equity, peak, now, start, policy)
     try:

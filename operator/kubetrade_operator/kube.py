@@ -40,8 +40,56 @@ def dynamic() -> DynamicClient:
         return DynamicClient(api_client())  # type: ignore[no-untyped-call]
 
 
+# The kinds the operator writes, by (apiVersion, kind): their plural.  Applying these is one
+# plain PATCH with a JSON answer; anything else goes through the dynamic client's discovery.
+_PLURALS = {
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("apps/v1", "Deployment"): "deployments",
+    ("batch/v1", "CronJob"): "cronjobs",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+}
+
+
+def request(
+    method: str,
+    path: str,
+    body: Any = None,
+    query: list[tuple[str, str]] | None = None,
+    content_type: str = "application/json",
+) -> dict[str, Any]:
+    """One plain API request with a JSON answer (no model classes, no discovery)."""
+    import json
+
+    api = api_client()
+    method, url, headers, payload, post = api.param_serialize(
+        method=method,
+        resource_path=path,
+        query_params=query or [],
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(method, url, header_params=headers, body=payload, post_params=post)
+    data = response.read()  # type: ignore[no-untyped-call]
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=response.reason, body=data)
+    return cast(dict[str, Any], json.loads(data))
+
+
 def apply(obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply one object; returns what the server stored."""
+    plural = _PLURALS.get((obj["apiVersion"], obj["kind"]))
+    namespace = obj["metadata"].get("namespace")
+    if plural is not None and namespace:
+        group = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
+        return request(
+            "PATCH",
+            f"{group}/namespaces/{namespace}/{plural}/{obj['metadata']['name']}",
+            obj,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
     resource = dynamic().resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
     result = resource.server_side_apply(
         body=obj,
@@ -54,6 +102,7 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 _ensured: dict[str, float] = {}
+_ensure_lock = threading.Lock()
 
 
 def ensure_namespace(namespace: str, objects: list[dict[str, Any]], every: float = 300.0) -> None:
@@ -63,9 +112,12 @@ def ensure_namespace(namespace: str, objects: list[dict[str, Any]], every: float
     now = time.monotonic()
     if now - _ensured.get(namespace, -every) < every:
         return
-    for obj in objects:
-        apply(obj)
-    _ensured[namespace] = now
+    with _ensure_lock:  # concurrent reconciles of one new namespace apply them once
+        if now - _ensured.get(namespace, -every) < every:
+            return
+        for obj in objects:
+            apply(obj)
+        _ensured[namespace] = time.monotonic()
 
 
 def as_body(obj: dict[str, Any]) -> Any:

@@ -14,7 +14,8 @@ import kopf
 from prometheus_client import start_http_server
 
 from kubetrade.messaging.streams import ensure_streams
-from kubetrade_operator import (  # noqa: F401 - importing registers the handlers; admission: see run()
+from kubetrade_operator import (  # noqa: F401 - importing registers the handlers
+    cache,
     collectors,
     goals,
     resourcemetrics,
@@ -24,32 +25,27 @@ from kubetrade_operator import (  # noqa: F401 - importing registers the handler
 )
 from kubetrade_operator.arguments import add_arguments
 from kubetrade_operator.leader import LeaseElector
+from kubetrade_operator.persistence import ObservedGenerationDiffBase, UnmarkedAnnotationsProgressStorage
 from kubetrade_operator.runtime import RUNTIME
 
 log = logging.getLogger("kubetrade.operator")
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    cache.capture(kwargs)  # the live indices, for reconciles that run outside a handler
     settings.persistence.finalizer = "kubetrade.io/finalizer"
     # Annotations, not status: the structural schema would prune an undeclared status.kopf.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetrade.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubetrade.io", key="last-handled")
+    # Strategies need neither in the normal case (see persistence.py): one status patch per cycle.
+    settings.persistence.progress_storage = UnmarkedAnnotationsProgressStorage(prefix="kubetrade.io")
+    settings.persistence.diffbase_storage = ObservedGenerationDiffBase(
+        kopf.AnnotationsDiffBaseStorage(prefix="kubetrade.io", key="last-handled")
+    )
     settings.posting.loggers = False  # Events come from our handlers, not from every log line
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 16
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
-    if ARGS.webhook_port:
-        settings.admission.server = kopf.WebhookServer(
-            addr=ARGS.webhook_addr,
-            port=ARGS.webhook_port,
-            host=ARGS.webhook_host,
-            certfile=str(ARGS.webhook_cert) if ARGS.webhook_cert else None,
-            pkeyfile=str(ARGS.webhook_key) if ARGS.webhook_key else None,
-            cafile=str(ARGS.webhook_ca) if ARGS.webhook_ca else None,
-        )
-        settings.admission.managed = "validate.kubetrade.io"
     RUNTIME.loop = asyncio.get_running_loop()
     asyncio.get_running_loop().create_task(_connect_nats())
 
@@ -112,9 +108,22 @@ async def run(args: argparse.Namespace) -> int:
         log.info("waiting for the leader lease", extra={"identity": elector.identity})
         if not await elector.acquire(stop):
             return 0
+    webhooks = None
     if args.webhook_port:
-        # Admission handlers only with a server for them: kopf refuses to start otherwise.
-        import kubetrade_operator.admission  # noqa: F401
+        # Admission is served on threads of its own (admission.py), not by kopf on this loop.
+        from kubetrade_operator.admission import AdmissionServer
+
+        if not (args.webhook_cert and args.webhook_key):
+            raise SystemExit("--webhook-port needs --webhook-cert and --webhook-key")
+        webhooks = AdmissionServer(
+            addr=args.webhook_addr,
+            port=args.webhook_port,
+            host=args.webhook_host,
+            certfile=args.webhook_cert,
+            keyfile=args.webhook_key,
+            cafile=args.webhook_ca,
+        )
+        await asyncio.to_thread(webhooks.start)
     operator_stop: asyncio.Future[None] = loop.create_future()
     operator = asyncio.create_task(
         kopf.operator(
@@ -141,6 +150,9 @@ async def run(args: argparse.Namespace) -> int:
     if operator in done and operator.exception() is not None:
         log.error("operator failed", exc_info=operator.exception())
         code = 1
+    if webhooks is not None:
+        # A replica that lost the lease leaves the webhooks to the one that holds it now.
+        await asyncio.to_thread(webhooks.stop, code == 0)
     if elector is not None and code == 0:
         await asyncio.to_thread(elector.release)
     return code

@@ -62,9 +62,9 @@ RULES: tuple[Permission, ...] = (
     Permission("coordination.k8s.io", ("leases",), ("get", "create", "update"), "the leader Lease: one active replica"),
     Permission(
         "admissionregistration.k8s.io",
-        ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"),
-        ("get", "list", "watch", "create", "patch"),
-        "kopf keeps its webhook configurations (and their CA bundle) current",
+        ("validatingwebhookconfigurations",),
+        ("create", "patch"),
+        "the operator keeps its webhook configuration (URL and CA bundle) current",
     ),
     Permission(
         "apiextensions.k8s.io",

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from kubetrade.messaging import subjects
 from kubetrade.resources import GROUP, VERSION, RiskPolicySpec
-from kubetrade_operator import kube, strategies
+from kubetrade_operator import cache, kube, strategies
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
@@ -71,7 +71,7 @@ async def publish(body: dict[str, Any]) -> dict[str, Any]:
 async def on_change(body: kopf.Body, patch: kopf.Patch, namespace: str | None, name: str, **_: Any) -> None:
     patch.status.update(await publish(dict(body)))
     # A kill switch flip changes which strategies are paused.
-    await _repause(namespace or "default", name)
+    await _repause(namespace or "default", name, dict(body))
 
 
 @kopf.timer(GROUP, VERSION, "riskpolicies", interval=RUNTIME.config.resync_seconds, initial_delay=5, idle=5)
@@ -88,14 +88,26 @@ async def on_delete(namespace: str | None, name: str, **_: Any) -> None:
         log.warning("could not unpublish policy", extra={"policy": f"{namespace}/{name}", "error": str(exc)})
 
 
-async def _repause(namespace: str, policy: str) -> None:
-    """Reconcile the strategies under a policy: a tripped breaker or kill switch pauses them."""
+async def _repause(namespace: str, policy: str, body: dict[str, Any] | None = None) -> None:
+    """Reconcile the strategies under a policy: a tripped breaker or kill switch pauses them.
+
+    Only those for which the policy's state (found, breaker, kill switch) differs from what
+    their last reconcile saw: a new policy or a status report does not re-apply the
+    children of every Strategy under it.
+
+    ``body`` is the policy as just written, when the caller wrote it (the index may not have
+    seen that write yet).
+    """
     import asyncio
 
     def _work() -> None:
-        for s in kube.list_resources("strategies", namespace):
-            if (s.get("spec") or {}).get("riskPolicyRef", {}).get("name") == policy:
-                strategies.reconcile_by_name(namespace, s["metadata"]["name"])
+        current = body if body is not None else cache.riskpolicy(namespace, policy)
+        for s in cache.strategies_in(namespace):
+            name = s["metadata"]["name"]
+            if (s.get("spec") or {}).get("riskPolicyRef", {}).get("name") == policy and strategies.policy_changes(
+                namespace, name, current
+            ):
+                strategies.reconcile_by_name(namespace, name, policy=body)
 
     await asyncio.to_thread(_work)
 

@@ -92,7 +92,7 @@ async def _handle(msg: Any) -> None:
         if report.kind == "RiskPolicy" and after and after != before:
             from kubetrade_operator.riskpolicies import _repause
 
-            await _repause(report.namespace, report.name)
+            await _repause(report.namespace, report.name, {**body, "status": {**(body.get("status") or {}), **patch}})
     except (codec.BadMessage, ValueError) as exc:
         STATUS_REPORTS.labels("invalid", "dead_lettered").inc()
         log.warning("bad status report", extra={"subject": msg.subject, "error": str(exc)})

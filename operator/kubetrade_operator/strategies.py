@@ -21,7 +21,7 @@ from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResul
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, StrategySpec
 from kubetrade.resources.semantic import strategy_problems
-from kubetrade_operator import builders, kube
+from kubetrade_operator import builders, cache, kube
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.phases import StrategyObservation, judge
 from kubetrade_operator.runtime import RUNTIME
@@ -35,6 +35,11 @@ SKIP_CLOSE = "kubetrade.io/skip-close-on-delete"
 # so the first event of every runner is reconciled in full.
 _applied: dict[tuple[str, str], tuple[Any, ...]] = {}
 _ready_seen: dict[tuple[str, str], bool] = {}
+
+# What each Strategy's last reconcile in this process made of its RiskPolicy (found, breaker
+# open, why), None while one is under way: a policy change or breaker report reconciles only
+# the Strategies for which it changes something (see ``policy_changes``).
+_policy_seen: dict[tuple[str, str], tuple[bool, bool, str] | None] = {}
 
 
 def _ready(dep: dict[str, Any] | None) -> bool:
@@ -53,23 +58,32 @@ def _breaker(policy: dict[str, Any] | None) -> tuple[bool, str]:
     return False, ""
 
 
-def reconcile(body: dict[str, Any], seen: dict[str, Any] | None = None) -> dict[str, Any]:
+def reconcile(
+    body: dict[str, Any], seen: dict[str, Any] | None = None, policy: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Apply the children of one Strategy and return the status fields that change.
 
     ``seen`` is the runner Deployment as a watch event just delivered it: when it has not
     drifted from what it should be, nothing is written to it and only the status follows.
+    ``policy`` is the Strategy's RiskPolicy when the caller has just written it (fresher than
+    the index); otherwise it comes from the index the RiskPolicy watch keeps.
     """
     meta, status = body["metadata"], body.get("status") or {}
     name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
     with reconciling("Strategy"):
+        _policy_seen[(namespace, name)] = None  # before the policy is read: a change from now on counts
         kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
         try:
             spec = StrategySpec.model_validate(body.get("spec") or {})
             problems = strategy_problems(spec)
         except ValidationError as exc:
             spec, problems = None, [f"invalid spec: {exc.errors()[0]['msg']}"]
-        policy = kube.get_resource("riskpolicies", namespace, spec.risk_policy_ref.name) if spec else None
+        if spec is None:
+            policy = None
+        elif policy is None or (policy.get("metadata") or {}).get("name") != spec.risk_policy_ref.name:
+            policy = cache.riskpolicy(namespace, spec.risk_policy_ref.name)
         breaker_open, breaker_reason = _breaker(policy)
+        seen_policy = (policy is not None, breaker_open, breaker_reason)
         dep_name = builders.child_name("strategy", name)
         runnable = spec is not None and not problems and policy is not None
         if runnable:
@@ -79,6 +93,10 @@ def reconcile(body: dict[str, Any], seen: dict[str, Any] | None = None) -> dict[
             if seen is not None and not builders.deployment_drifted(deployment, seen):
                 observed = seen
             else:
+                # Recorded before applying: the watch event of this very write may arrive before
+                # the answer does, and must not look like drift.
+                _applied[(namespace, dep_name)] = builders.deployment_signature(deployment)
+                _ready_seen.setdefault((namespace, dep_name), False)
                 kube.apply(configmap)
                 observed = kube.apply(deployment)
             _applied[(namespace, dep_name)] = builders.deployment_signature(deployment)
@@ -130,10 +148,27 @@ def reconcile(body: dict[str, Any], seen: dict[str, Any] | None = None) -> dict[
             patch["paperSince"] = now
         if verdict.phase == "Live" and not status.get("liveSince"):
             patch["liveSince"] = now
-        if verdict.phase != status.get("phase"):
+        if verdict.phase != status.get("phase") and (status.get("phase") or verdict.phase != "Pending"):
+            # Every phase change but the first Pending of a new Strategy (the status says it).
             kind = "Warning" if verdict.phase == "Failed" else "Normal"
             kopf.event(kube.as_body(body), type=kind, reason=f"Phase{verdict.phase}", message=verdict.message)
+        _policy_seen[(namespace, name)] = seen_policy
         return {k: v for k, v in patch.items() if status.get(k) != v}
+
+
+def policy_changes(namespace: str, name: str, policy: dict[str, Any] | None) -> bool:
+    """Whether a Strategy must be reconciled again because its RiskPolicy is now ``policy``.
+
+    No: it was last reconciled with the same policy state (found, breaker, reason), or this
+    process has not reconciled it yet (its create or resume handler is still to come, and
+    will read the policy as it is now).  Yes: a different state, or a reconcile under way
+    that may have read the policy before the change.
+    """
+    key = (namespace, name)
+    if key not in _policy_seen:
+        return False
+    seen = _policy_seen[key]
+    return seen is None or seen != (policy is not None, *_breaker(policy))
 
 
 @kopf.on.create(GROUP, VERSION, "strategies")
@@ -143,7 +178,16 @@ def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     patch.status.update(reconcile(dict(body)))
 
 
-@kopf.timer(GROUP, VERSION, "strategies", interval=RUNTIME.config.resync_seconds, initial_delay=5, idle=5)
+# The first resync comes one interval after the object is first seen: the create or resume
+# handler has just reconciled it, and an early tick would only apply the same children again.
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "strategies",
+    interval=RUNTIME.config.resync_seconds,
+    initial_delay=RUNTIME.config.resync_seconds,
+    idle=5,
+)
 def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     patch.status.update(reconcile(dict(body)))
     meta = body.get("metadata") or {}
@@ -156,11 +200,13 @@ def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     )
 
 
-def reconcile_by_name(namespace: str, name: str, seen: dict[str, Any] | None = None) -> None:
-    body = kube.get_resource("strategies", namespace, name)
+def reconcile_by_name(
+    namespace: str, name: str, seen: dict[str, Any] | None = None, policy: dict[str, Any] | None = None
+) -> None:
+    body = cache.strategy(namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    changes = reconcile(body, seen)
+    changes = reconcile(body, seen, policy)
     if changes:
         kube.patch_status("strategies", namespace, name, changes)
 
@@ -171,8 +217,14 @@ def reconcile_by_name(namespace: str, name: str, seen: dict[str, Any] | None = N
     "deployments",
     labels={"app.kubernetes.io/managed-by": builders.MANAGED_BY, builders.OWNER_KIND: "Strategy"},
 )
-def on_runner_event(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
-    """A runner changed or vanished: reconcile its Strategy now rather than at the next resync."""
+async def on_runner_event(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
+    """A runner changed or vanished: reconcile its Strategy now rather than at the next resync.
+
+    Async, so that the common case (a status update by the controllers that changes nothing
+    the operator owns or reports) is dismissed on the event loop without a worker thread.
+    """
+    import asyncio
+
     obj: dict[str, Any] = dict(event.get("object") or {})
     seen = None if event.get("type") == "DELETED" else obj
     key = (namespace or "", (obj.get("metadata") or {}).get("name", ""))
@@ -184,7 +236,7 @@ def on_runner_event(event: kopf.RawEvent, namespace: str | None, **_: Any) -> No
         return  # nothing the operator owns changed, and readiness is as last recorded
     for owner in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if owner.get("kind") == "Strategy" and namespace:
-            reconcile_by_name(namespace, owner["name"], seen)
+            await asyncio.to_thread(reconcile_by_name, namespace, owner["name"], seen)
 
 
 @kopf.on.delete(GROUP, VERSION, "strategies")

@@ -172,3 +172,51 @@ def test_semantic_checks() -> None:
     doc["spec"]["genome"]["entry"]["rules"][0]["left"] = {"indicator": "rsi", "params": {"period": 0}}
     problems = strategy_problems(Strategy.parse(doc).spec)
     assert len(problems) == 1 and problems[0].startswith("genome does not compile") and "period" in problems[0]
+
+
+def test_admission_reviews() -> None:
+    from kubetrade_operator.admission import ENDPOINTS, SPEC_CHANGED, configuration, review
+
+    doc = yaml.safe_load((REPO / "examples" / "strategy-ema-rsi.yaml").read_text())
+
+    def ask(path: str, obj: dict) -> dict:
+        request = {"uid": "u1", "operation": "CREATE", "object": obj}
+        return review(path, {"apiVersion": "admission.k8s.io/v1", "request": request})["response"]
+
+    assert ask("/validate/strategies", doc) == {"uid": "u1", "allowed": True}
+    bad = {**doc, "spec": {**doc["spec"], "exchange": "notanexchange"}}
+    refused = ask("/validate/strategies", bad)
+    assert not refused["allowed"] and "unknown exchange 'notanexchange'" in refused["status"]["message"]
+    assert refused["status"]["code"] == 422
+
+    config = configuration("https://127.0.0.1:9443", "Q0E=")
+    urls = {w["clientConfig"]["url"] for w in config["webhooks"]}
+    assert urls == {f"https://127.0.0.1:9443{e}" for e in ENDPOINTS} and len(ENDPOINTS) == 3
+    assert all(w["matchConditions"][0]["expression"] == SPEC_CHANGED for w in config["webhooks"])
+
+
+def test_strategy_change_detection_follows_the_observed_generation() -> None:
+    import kopf
+
+    from kubetrade_operator.persistence import ObservedGenerationDiffBase
+
+    store = ObservedGenerationDiffBase(kopf.AnnotationsDiffBaseStorage(prefix="kubetrade.io", key="last-handled"))
+
+    def body(generation: int, observed: int | None, **meta) -> kopf.Body:
+        status = {} if observed is None else {"observedGeneration": observed}
+        metadata = {"name": "s", "generation": generation, **meta}
+        return kopf.Body(
+            {"apiVersion": "kubetrade.io/v1alpha1", "kind": "Strategy", "metadata": metadata, "status": status}
+        )
+
+    assert store.fetch(body=body(1, None)) is None  # never handled: a creation
+    same = body(2, 2, labels={"edited": "yes"})
+    assert store.fetch(body=same) == store.build(body=same)  # labels alone: no change
+    edited = body(3, 2)
+    assert store.fetch(body=edited) != store.build(body=edited)  # a new generation: an update
+    goal = kopf.Body(
+        {"apiVersion": "kubetrade.io/v1alpha1", "kind": "Goal", "metadata": {"generation": 1}, "spec": {"y": 2}}
+    )
+    assert store.build(body=goal)["spec"] == {"y": 2}  # the other kubetrade kinds keep the full essence
+    runner = kopf.Body({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generation": 4}, "spec": {}})
+    assert store.build(body=runner) == {"generation": 4}  # only watched: nothing compares it

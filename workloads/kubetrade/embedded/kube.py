@@ -74,12 +74,14 @@ class KubeControlPlane(Service):
         bin_dir: Path | None = None,
         full: bool = True,
         nodes: int = 2,
+        apiserver_args: Sequence[str] = (),
     ) -> None:
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kubetrade-kube-"))
         self.bin_dir = bin_dir or controlplane_bin_dir()
         self.full = full
         self.nodes = nodes
+        self.apiserver_args = list(apiserver_args)
         self.etcd_port, self.etcd_peer_port = free_port(), free_port()
         self.port = free_port()
         self.processes: list[ManagedProcess] = []
@@ -172,6 +174,7 @@ class KubeControlPlane(Service):
                 "--requestheader-group-headers=X-Remote-Group",
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 "--v=1",
+                *self.apiserver_args,
             ],
         )
         apiserver.wait_ready(self._healthy, timeout, interval=0.25)

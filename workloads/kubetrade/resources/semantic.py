@@ -8,6 +8,7 @@ problems, each naming the field, empty when all is well.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -79,11 +80,14 @@ def _cron_part(part: str, low: int, high: int, names: dict[str, int]) -> str | N
     return None
 
 
-def _known_exchange(exchange: str) -> bool:
-    """Whether ccxt has an exchange of this id: one module per exchange in the ccxt package.
+@functools.cache
+def _ccxt_exchanges() -> frozenset[str]:
+    """The exchange ids ccxt has: one module per exchange in the ccxt package.
 
-    Looked up on disk rather than via ``import ccxt``, which loads every exchange class
-    (some 60 MB) into the operator and the webhook just to read a list of names.
+    Listed on disk rather than via ``import ccxt``, which loads every exchange class
+    (some 60 MB) into the operator and the webhook just to read a list of names.  Read
+    once per process: finding the package walks ``sys.path`` with a stat per entry, which
+    the webhook and every reconcile would otherwise pay on each call.
     """
     import importlib.util
     from pathlib import Path
@@ -91,7 +95,11 @@ def _known_exchange(exchange: str) -> bool:
     spec = importlib.util.find_spec("ccxt")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("ccxt is not installed")
-    return any((Path(loc) / f"{exchange}.py").is_file() for loc in spec.submodule_search_locations)
+    return frozenset(p.stem for loc in spec.submodule_search_locations for p in Path(loc).glob("*.py"))
+
+
+def _known_exchange(exchange: str) -> bool:
+    return exchange in _ccxt_exchanges()
 
 
 _PERP = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
