@@ -59,7 +59,8 @@ def default_stop(policy: RiskPolicySpec, side: str, price: float) -> float:
     return price * (1.0 - pct) if side == "buy" else price * (1.0 + pct)
 
 
-def _reject(signal: Signal, rule: str, reason: str, now_ms: int, **extra: object) -> RiskDecision:
+def reject(signal: Signal, rule: str, reason: str, now_ms: int, **extra: object) -> RiskDecision:
+    """A refusal of ``signal`` by ``rule``, with the reason."""
     return RiskDecision(
         client_order_id=signal.client_order_id,
         strategy=signal.strategy,
@@ -201,7 +202,7 @@ def decide(
     reducing = current != 0.0 and (current > 0) != (delta_sign > 0)
     if signal.reduce_only or reducing:
         if not reducing:
-            return _reject(
+            return reject(
                 signal, "reduceOnly", f"reduce-only {signal.side} but position is {current:g}", now_ms, **extra
             )
         qty = min(signal.quantity, abs(current))
@@ -221,17 +222,17 @@ def decide(
         )
     capital = state.capital.get(signal.strategy)
     if capital is None or capital <= 0:
-        return _reject(signal, "allocation", f"strategy {signal.strategy} has no capital allocated", now_ms, **extra)
+        return reject(signal, "allocation", f"strategy {signal.strategy} has no capital allocated", now_ms, **extra)
     if signal.side == "sell" and not is_perpetual(signal.symbol):
-        return _reject(signal, "spotShort", f"{signal.symbol} is spot: cannot sell without a position", now_ms, **extra)
+        return reject(signal, "spotShort", f"{signal.symbol} is spot: cannot sell without a position", now_ms, **extra)
     blocked = system_block(policy, state, signal, now_ms)
     if blocked:
-        return _reject(signal, blocked[0], blocked[1], now_ms, **extra)
+        return reject(signal, blocked[0], blocked[1], now_ms, **extra)
     pl = policy.portfolio_limits
     price = max(signal.price, state.prices[signal.symbol])
     ex = exposure(state, signal.strategy, signal.symbol, price)
     if current == 0.0 and ex.open_positions >= pl.max_open_positions:
-        return _reject(
+        return reject(
             signal,
             "maxOpenPositions",
             f"{ex.open_positions} positions open (limit {pl.max_open_positions})",
@@ -240,7 +241,7 @@ def decide(
         )
     stop = signal.stop_price if signal.stop_price is not None else default_stop(policy, signal.side, signal.price)
     if (signal.side == "buy" and stop >= signal.price) or (signal.side == "sell" and stop <= signal.price):
-        return _reject(
+        return reject(
             signal, "invalidStop", f"stop {stop:g} is on the wrong side of price {signal.price:g}", now_ms, **extra
         )
     extra["stop_price"] = stop  # type: ignore[assignment]
@@ -249,7 +250,7 @@ def decide(
     qty = min(signal.quantity, binding.quantity)
     floor = signal.quantity * MIN_FRACTION
     if qty <= floor:
-        return _reject(signal, binding.rule, f"{binding.reason}: no room left", now_ms, **extra)
+        return reject(signal, binding.rule, f"{binding.reason}: no room left", now_ms, **extra)
     reasons = [f"{c.reason}: at most {max(c.quantity, 0):g}" for c in caps if c.quantity < signal.quantity]
     rule = binding.rule if qty < signal.quantity else None
     # correlation with open positions on the same side
@@ -259,7 +260,7 @@ def decide(
                 continue
             rho = _correlation(state, signal.symbol, sym, pl.correlation_lookback_bars)
             if rho is not None and rho > pl.max_correlation:
-                return _reject(
+                return reject(
                     signal,
                     "maxCorrelation",
                     f"{signal.symbol} correlates {rho:.2f} with open {sym} (limit {pl.max_correlation:.2f})",
@@ -270,7 +271,7 @@ def decide(
     if not ok:
         lo, hi = 0.0, qty
         if not _var_ok(policy, state, signal, price, floor, ex)[0]:
-            return _reject(signal, "varLimitPct", why, now_ms, **extra)
+            return reject(signal, "varLimitPct", why, now_ms, **extra)
         lo = floor
         for _ in range(VAR_STEPS):
             mid = 0.5 * (lo + hi)

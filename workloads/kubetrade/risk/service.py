@@ -38,7 +38,7 @@ from kubetrade.observability.metrics import RISK_DECISIONS, export_portfolio, in
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker, measures
 from kubetrade.risk.book import Portfolio, Reservation, RiskBook
-from kubetrade.risk.decide import decide, reserve
+from kubetrade.risk.decide import decide, reject, reserve
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.policies import PolicyStore
 from kubetrade.risk.stopwatch import StopWatch
@@ -267,12 +267,12 @@ class RiskManager:
         portfolio = self.book.portfolio_of(signal.mode, signal.namespace, signal.strategy)
         # configuration problems are not remembered: once fixed, a retry of this id deserves a real decision
         if portfolio is None:
-            return self._reject(
+            return reject(
                 signal, "allocation", f"no ledger: the strategy has no capital allocated in {signal.mode}", now
             )
         pub = self.policies.get(signal.namespace, portfolio.key[2])
         if pub is None:
-            return self._reject(
+            return reject(
                 signal,
                 "policy",
                 f"RiskPolicy {signal.namespace}/{portfolio.key[2]} is not published: no policy, no trading",
@@ -298,7 +298,7 @@ class RiskManager:
             # the order may or may not be in the stream: the size stays reserved, the answer is
             # "not approved", and a retry with the same id re-publishes (JetStream drops a duplicate)
             self.decisions.pop(signal.client_order_id, None)
-            return self._reject(
+            return reject(
                 signal,
                 "submissionUncertain",
                 f"order not confirmed by JetStream ({type(exc).__name__}); retry with the same clientOrderId",
@@ -341,18 +341,6 @@ class RiskManager:
             codec.encode(order),
             headers=tracing.inject({"Nats-Msg-Id": order.client_order_id}),
             timeout=2.0,
-        )
-
-    def _reject(self, signal: Signal, rule: str, reason: str, now: int) -> RiskDecision:
-        return RiskDecision(
-            client_order_id=signal.client_order_id,
-            strategy=signal.strategy,
-            approved=False,
-            quantity=0.0,
-            requested_quantity=signal.quantity,
-            rule=rule,
-            reasons=[reason],
-            time=now,
         )
 
     def _remember(self, d: RiskDecision) -> RiskDecision:
