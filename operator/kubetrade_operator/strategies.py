@@ -90,16 +90,15 @@ def reconcile(
             assert spec is not None
             configmap, deployment = builders.strategy_children(name, namespace, uid, generation, spec, RUNTIME.config)
             observed: dict[str, Any] | None
+            # Recorded before applying: the watch event of this very write may arrive before
+            # the answer does, and must not look like drift.
+            _applied[(namespace, dep_name)] = builders.deployment_signature(deployment)
             if seen is not None and not builders.deployment_drifted(deployment, seen):
                 observed = seen
             else:
-                # Recorded before applying: the watch event of this very write may arrive before
-                # the answer does, and must not look like drift.
-                _applied[(namespace, dep_name)] = builders.deployment_signature(deployment)
                 _ready_seen.setdefault((namespace, dep_name), False)
                 kube.apply(configmap)
                 observed = kube.apply(deployment)
-            _applied[(namespace, dep_name)] = builders.deployment_signature(deployment)
             _ready_seen[(namespace, dep_name)] = _ready(observed)
         else:
             observed = kube.get_deployment(namespace, dep_name)

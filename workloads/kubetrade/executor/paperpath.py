@@ -298,7 +298,6 @@ def _plan(
 ) -> _Batch | None:
     """Fill every order in memory, in arrival order; None if any one cannot take the fast path."""
     read = dict(positions)
-    existing = set(read)
     cash_read = dict(cash)
     reserved: dict[tuple[str, str], float] = {}
     selling: dict[PositionKey, float] = {}
@@ -419,7 +418,7 @@ def _plan(
             "tp": first.trailing_pct if first is not None else None,
             "bp": opened_by[1] if opened_by else mark,
         }
-        if key in existing:
+        if key in read:
             before = read[key]
             batch.moved.append(
                 {
