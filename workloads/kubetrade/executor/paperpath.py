@@ -78,80 +78,13 @@ SELECT (SELECT coalesce(json_agg(l), '[]') FROM l) AS ledgers,
 orders that reserve cash or sell quantity, and whether any of its client order ids is already
 recorded."""
 
-WRITE = """
-WITH b AS (SELECT %(batch)s::jsonb AS j),
-u AS (
-  SELECT * FROM jsonb_to_recordset((SELECT j->'orders' FROM b))
-    AS u(c text, n text, s text, x text, y text, sd text, q float8, p float8, sp float8, tp float8, ro bool,
-         fr float8, sb float8, fq float8, fp float8, fe float8, da float8, ea float8, t text, fc text, r float8)
-),
-o AS (
-  INSERT INTO orders (client_order_id, environment, namespace, strategy, exchange, symbol, side, type, quantity,
-                      price, stop_price, trailing_pct, reduce_only, fee_rate, slippage_bps, status, filled_quantity,
-                      average_price, fee, exchange_order_id, decided_at, expires_at)
-  SELECT c, %(e)s, n, s, x, y, sd, 'market', q, p, sp, tp, ro, fr, sb, 'filled', fq, fp, fe, c,
-         to_timestamp(da / 1000), to_timestamp(ea / 1000)
-  FROM u
-  RETURNING id, client_order_id
-),
-f AS (
-  INSERT INTO fills (order_id, client_order_id, environment, namespace, strategy, exchange, symbol, side, trade_id,
-                     quantity, price, fee, fee_currency, realised_pnl, time)
-  SELECT o.id, u.c, %(e)s, u.n, u.s, u.x, u.y, u.sd, u.t, u.fq, u.fp, u.fe, u.fc, u.r,
-         to_timestamp(%(w)s::float8 / 1000)
-  FROM o JOIN u ON u.c = o.client_order_id
-),
-opened AS (
-  INSERT INTO positions (environment, namespace, strategy, symbol, exchange, quantity, average_price, realised_pnl,
-                         fees, mark_price, stop_price, trailing_pct, best_price)
-  SELECT %(e)s, n, s, y, x, q, a, r, f, m, sp, tp, bp
-  FROM jsonb_to_recordset((SELECT j->'opened' FROM b))
-    AS v(n text, s text, y text, x text, q float8, a float8, r float8, f float8, m float8, sp float8, tp float8,
-         bp float8)
-),
-moved AS (
-  UPDATE positions AS p SET quantity = v.q, average_price = v.a, realised_pnl = v.r, fees = v.f, mark_price = v.m,
-         stop_price = CASE WHEN v.o THEN v.sp ELSE p.stop_price END,
-         trailing_pct = CASE WHEN v.o THEN v.tp ELSE p.trailing_pct END,
-         best_price = CASE WHEN v.o THEN v.bp ELSE p.best_price END,
-         updated_at = now()
-  FROM jsonb_to_recordset((SELECT j->'moved' FROM b))
-    AS v(n text, s text, y text, q float8, a float8, r float8, f float8, m float8, o bool, sp float8, tp float8,
-         bp float8, q0 float8, a0 float8, r0 float8, f0 float8)
-  WHERE p.environment = %(e)s AND p.namespace = v.n AND p.strategy = v.s AND p.symbol = v.y
-    AND p.quantity = v.q0 AND p.average_price = v.a0 AND p.realised_pnl = v.r0 AND p.fees = v.f0
-  RETURNING 1
-),
-spent AS (
-  UPDATE ledgers AS l SET cash = l.cash + v.d, realised_pnl = l.realised_pnl + v.r, fees = l.fees + v.f,
-         updated_at = now()
-  FROM jsonb_to_recordset((SELECT j->'ledgers' FROM b)) AS v(n text, s text, d float8, r float8, f float8, c0 float8)
-  WHERE l.environment = %(e)s AND l.namespace = v.n AND l.strategy = v.s AND l.cash = v.c0
-  RETURNING 1
-),
-events AS (
-  INSERT INTO order_events (client_order_id, environment, status)
-  SELECT e.c, %(e)s, st.status
-  FROM ROWS FROM (jsonb_to_recordset((SELECT j->'orders' FROM b)) AS (c text)) WITH ORDINALITY AS e(c, i)
-  CROSS JOIN (VALUES (1, 'pending'), (2, 'filled')) AS st(k, status)
-  ORDER BY e.i, st.k
-)
-SELECT kubetrade_expect_rows('positions', jsonb_array_length((SELECT j->'moved' FROM b)), (SELECT count(*) FROM moved))
-   AND kubetrade_expect_rows('ledgers', jsonb_array_length((SELECT j->'ledgers' FROM b)), (SELECT count(*) FROM spent))
-   AND kubetrade_expect_rows(
-         'open orders', %(open)s,
-         (SELECT count(*) FROM orders WHERE environment = %(e)s AND status IN ('pending', 'open', 'partially_filled')
-            AND (namespace, strategy) IN (SELECT n, s FROM jsonb_to_recordset((SELECT j->'ledgers' FROM b))
-                                                          AS v(n text, s text))))
-   AS ok
-"""
-"""The whole batch in one statement: orders and their fills (which reference the ids the insert
-returns), positions opened (a plain INSERT: one that appeared since the read fails the batch)
-and moved (the stop, trail and best price reset only when a fill opens it), ledger cash, and
-lifecycle events in order (each order's ``pending`` before its ``filled``).  Positions and
-ledgers are guarded by the values the decisions used, and the number of open orders of the
-batch's strategies by the number they saw; the final check fails the statement if anything
-moved."""
+WRITE = "SELECT kubetrade_paper_fill_batch(%(e)s, %(w)s::float8, %(open)s, %(batch)s::jsonb) AS ok"
+"""The whole batch in one statement (migration 0304): orders and their fills, positions opened
+(a plain INSERT: one that appeared since the read fails the batch) and moved (the stop, trail
+and best price reset only when a fill opens it), ledger cash, and lifecycle events in order
+(each order's ``pending`` before its ``filled``).  Positions and ledgers are guarded by the
+values the decisions used, and the number of open orders of the batch's strategies by the
+number they saw; SQLSTATE KT409 if anything moved, and then nothing is written."""
 
 
 @dataclass
