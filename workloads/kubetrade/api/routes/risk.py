@@ -99,16 +99,27 @@ async def _bucket(request: Request) -> Any:
 
 @router.get("/limits")
 async def limits(request: Request) -> list[dict[str, Any]]:
+    """Every published policy, by key.  The keys come from the bucket's stream state (one
+    request, read-your-writes), not from a key watcher, which can end before it has seen a
+    value that was just written and report the bucket empty."""
+    import nats.js.errors
+
+    from kubetrade.messaging.subjects import RISK_POLICY_BUCKET
+
+    js = _nats(request).jetstream()
     kv = await _bucket(request)
-    try:
-        keys = await kv.keys()
-    except Exception:  # an empty bucket has no keys
-        return []
+    prefix = f"$KV.{RISK_POLICY_BUCKET}."
+    info = await js.stream_info(f"KV_{RISK_POLICY_BUCKET}", subjects_filter=f"{prefix}>")
     out = []
-    for k in keys:
-        entry = await kv.get(k)
+    for subject in sorted(info.state.subjects or {}):
+        try:
+            entry = await kv.get(subject[len(prefix) :])
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            continue  # deleted (or purged) since the stream state was read
+        if entry.value is None:
+            continue
         doc = json.loads(entry.value)
-        out.append({"key": k, "revision": entry.revision, **doc})
+        out.append({"key": entry.key, "revision": entry.revision, **doc})
     return out
 
 
