@@ -58,3 +58,49 @@ def test_breaker_drawdown_needs_a_person_error_bursts_cool_down() -> None:
     state.exchange_errors_ms = []
     assert breaker.evaluate(policy, state, 10**9 + 30_000).open
     assert breaker.evaluate(policy, state, 10**9 + 61_000) == Breaker(False, None, 10**9 + 61_000)
+
+
+def _position(strategy: str, symbol: str, quantity: float = 1.0, entry: float = 100.0) -> dict[str, object]:
+    return {
+        "environment": "paper",
+        "namespace": "default",
+        "strategy": strategy,
+        "symbol": symbol,
+        "exchange": "binance",
+        "quantity": quantity,
+        "average_price": entry,
+        "stop_price": None,
+        "trailing_pct": None,
+        "best_price": None,
+        "stop_generation": 0,
+    }
+
+
+def test_a_stop_tightened_while_the_watch_reloads_in_chunks_stays_tightened() -> None:
+    import asyncio
+
+    from kubetrade.risk.stopwatch import StopWatch
+
+    settings_ = StopLossSettings(trailing=True, trailing_pct=0.05)
+    rows = [_position(f"s{i:03d}", ("BTC/USDT", "ETH/USDT")[i % 2]) for i in range(200)]
+    watch = StopWatch()
+    watch.load(rows, lambda *_: settings_)
+    assert len(watch.stops) == 200 and watch.stops[("paper", "default", "s000", "BTC/USDT")].stop == 98.0
+    reload = watch.loading(rows, lambda *_: settings_, chunk=50)
+    next(reload)  # a first chunk is read from rows without a stop (the default: 2 % below entry) ...
+    # ... when a price arrives: BTC/USDT trails up to 120 * 0.95, ETH/USDT is not visited
+    asyncio.run(watch.on_price(None, "BTC/USDT", 120.0))
+    assert watch.stops[("paper", "default", "s001", "ETH/USDT")].best == 100.0
+    for _ in reload:
+        pass
+    btc = watch.stops[("paper", "default", "s000", "BTC/USDT")]
+    assert btc.stop == 114.0 and btc.best == 120.0  # kept, not reset from the rows
+    assert watch.stops[("paper", "default", "s001", "ETH/USDT")].stop == 98.0
+    # a position whose entry changed (closed and reopened) starts from its row again
+    rows[0] = _position("s000", "BTC/USDT", entry=130.0)
+    watch.load(rows, lambda *_: settings_)
+    assert watch.stops[("paper", "default", "s000", "BTC/USDT")].stop == 130.0 * 0.98
+    # a position that is gone no longer has a stop, and prices no longer visit it
+    watch.load(rows[1:], lambda *_: settings_)
+    assert ("paper", "default", "s000", "BTC/USDT") not in watch.stops
+    assert ("paper", "default", "s000", "BTC/USDT") not in watch.by_symbol["BTC/USDT"]

@@ -70,7 +70,11 @@ class RiskBook:
         policy = self.strategy_policy.get((environment, namespace, strategy))
         if policy is None:
             return None
-        return self.portfolios.setdefault((environment, namespace, policy), Portfolio((environment, namespace, policy)))
+        key = (environment, namespace, policy)
+        p = self.portfolios.get(key)
+        if p is None:  # (not setdefault: a decision must not build a Portfolio it does not need)
+            p = self.portfolios[key] = Portfolio(key)
+        return p
 
     def apply_market(self, p: Portfolio) -> None:
         """Copy the feed's view of the market into the portfolio's state (cheap: references)."""

@@ -188,8 +188,8 @@ class RiskManager:
             if closes_in_flight
             else self.book.open_positions
         )
-        self.stops.load(rows, self._stop_settings)
-        await asyncio.sleep(0)
+        for _ in self.stops.loading(rows, self._stop_settings):
+            await asyncio.sleep(0)
         # a price that arrived before a new position's stop was loaded still counts
         for sym in {k[3] for k in self.stops.stops}:
             h = self.feed.symbols.get(sym)

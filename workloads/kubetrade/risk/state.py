@@ -45,6 +45,9 @@ class Holdings(dict[Key, float]):
         self.by_symbol: dict[str, dict[str, float]] = {}
         """symbol -> {strategy: quantity}, nonzero only"""
         self.nonzero = 0
+        self._longs: dict[str, int] = {}
+        """symbol -> how many strategies are long it (kept exact, item by item)"""
+        self._shorts: dict[str, int] = {}
         self._summary: dict[str, tuple[float, bool, bool]] = {}
         for key, qty in (items or {}).items():
             self[key] = qty
@@ -63,6 +66,10 @@ class Holdings(dict[Key, float]):
         strategy, symbol = key
         if (old != 0.0) != (qty != 0.0):
             self.nonzero += 1 if qty != 0.0 else -1
+        if (old > 0.0) != (qty > 0.0):
+            self._longs[symbol] = self._longs.get(symbol, 0) + (1 if qty > 0.0 else -1)
+        if (old < 0.0) != (qty < 0.0):
+            self._shorts[symbol] = self._shorts.get(symbol, 0) + (1 if qty < 0.0 else -1)
         if qty != 0.0:
             self.by_strategy.setdefault(strategy, {})[symbol] = qty
             self.by_symbol.setdefault(symbol, {})[strategy] = qty
@@ -79,11 +86,8 @@ class Holdings(dict[Key, float]):
         """(net quantity, some strategy is long, some strategy is short) of a symbol."""
         got = self._summary.get(symbol)
         if got is None:
-            qtys = list(self.by_symbol.get(symbol, {}).values())
-            net = 0.0
-            for q in qtys:
-                net += q
-            got = (net, any(q > 0 for q in qtys), any(q < 0 for q in qtys))
+            net = sum(self.by_symbol.get(symbol, {}).values(), 0.0)
+            got = (net, self._longs.get(symbol, 0) > 0, self._shorts.get(symbol, 0) > 0)
             self._summary[symbol] = got
         return got
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -33,51 +35,61 @@ class StopWatch:
         self.closing: set[str] = set()
         self.moved: set[tuple[str, str, str, str]] = set()
         self.triggered = 0
+        self.by_symbol: dict[str, list[tuple[str, str, str, str]]] = {}
+        """symbol -> the keys of its stops, as of the last load (a price only visits its own)"""
 
     def load(self, rows: list[Row], settings_for: Any) -> None:
         """Positions from the database; ``settings_for(env, ns, strategy)`` gives the policy's StopLossSettings."""
+        for _ in self.loading(rows, settings_for):
+            pass
+
+    def loading(self, rows: list[Row], settings_for: Any, chunk: int = 64) -> Iterator[None]:
+        """:meth:`load`, yielding every ``chunk`` rows so that a caller on an event loop can let
+        other work in between (a few hundred positions are milliseconds of Python).
+
+        Stops are rebuilt from the rows aside and replace the current ones at the end, merged
+        with them as they are *then*: what this process has tightened since (a price that
+        arrived in between included) but not yet written back is kept.
+        """
         fresh: dict[tuple[str, str, str, str], stops.Stop] = {}
-        for r in rows:
-            key = (r["environment"], r["namespace"], r["strategy"], r["symbol"])
-            settings: StopLossSettings | None = settings_for(r["environment"], r["namespace"], r["strategy"])
-            if settings is None or not settings.enforce_without_runner or float(r["quantity"]) == 0:
-                continue
-            old = self.stops.get(key)
+        exchange: dict[tuple[str, str, str, str], str] = {}
+        settings_of: dict[tuple[str, str, str], StopLossSettings | None] = {}
+        for i, r in enumerate(rows):
+            if i and i % chunk == 0:
+                yield
             qty = float(r["quantity"])
+            if qty == 0:
+                continue
+            book = (r["environment"], r["namespace"], r["strategy"])
+            if book not in settings_of:
+                settings_of[book] = settings_for(*book)
+            settings = settings_of[book]
+            if settings is None or not settings.enforce_without_runner:
+                continue
+            key = (*book, r["symbol"])
             entry = float(r["average_price"])
             stop = stops.initial(settings, r["strategy"], r["symbol"], qty, entry, r["stop_price"], r["trailing_pct"])
-            stop = stops.Stop(
-                stop.strategy,
-                stop.symbol,
-                qty,
-                entry,
-                stop.stop,
-                float(r["best_price"] or entry),
-                stop.trailing_pct,
-                int(r["stop_generation"]),
-            )
-            if old is not None and old.entry == entry and (old.quantity > 0) == (qty > 0):
-                # keep what this process has already tightened but not yet written back
-                tighter = max(old.stop, stop.stop) if qty > 0 else min(old.stop, stop.stop)
-                stop = stops.Stop(
-                    stop.strategy,
-                    stop.symbol,
-                    qty,
-                    entry,
-                    tighter,
-                    old.best,
-                    stop.trailing_pct,
-                    max(old.generation, stop.generation),
-                )
-            fresh[key] = stop
-            self.exchange[key] = r["exchange"]
+            fresh[key] = replace(stop, best=float(r["best_price"] or entry), generation=int(r["stop_generation"]))
+            exchange[key] = r["exchange"]
+        for key, stop in fresh.items():
+            old = self.stops.get(key)
+            if old is not None and old.entry == stop.entry and (old.quantity > 0) == (stop.quantity > 0):
+                tighter = max(old.stop, stop.stop) if stop.quantity > 0 else min(old.stop, stop.stop)
+                generation = max(old.generation, stop.generation)
+                if (tighter, old.best, generation) != (stop.stop, stop.best, stop.generation):
+                    fresh[key] = replace(stop, stop=tighter, best=old.best, generation=generation)
         self.stops = fresh
+        self.exchange.update(exchange)
+        self.by_symbol = {}
+        for key in fresh:
+            self.by_symbol.setdefault(key[3], []).append(key)
 
     async def on_price(self, js: Any, symbol: str, price: float) -> int:
         """Move stops for ``symbol``; submit closing orders for those hit.  Returns how many were sent."""
         sent = 0
-        for key, stop in list(self.stops.items()):
-            if key[3] != symbol:
+        for key in self.by_symbol.get(symbol, ()):
+            stop = self.stops.get(key)
+            if stop is None:
                 continue
             moved = stops.on_price(stop, price)
             if moved is not stop:
