@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -12,8 +13,6 @@ from kubetrade.embedded.process import ManagedProcess, Service, free_port, port_
 
 def nats_server_binary() -> str:
     """Locate nats-server: $KUBETRADE_NATS_SERVER, next to this Python, or on PATH."""
-    import os
-
     explicit = os.environ.get("KUBETRADE_NATS_SERVER")
     if explicit:
         return explicit
@@ -29,7 +28,9 @@ def nats_server_binary() -> str:
 class NatsServer(Service):
     """nats-server with JetStream on a free loopback port, storing under ``store_dir``."""
 
-    def __init__(self, store_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, store_dir: Path | None = None, port: int | None = None, gomaxprocs: int | None = None) -> None:
+        """``gomaxprocs``: the CPUs the server's Go runtime may run on at once (as a CPU limit on
+        its pod would give it); None leaves Go's default, every core of the machine."""
         self._own_dir = store_dir is None
         self.store_dir = store_dir or Path(tempfile.mkdtemp(prefix="kubetrade-nats-"))
         self.port = port or free_port()
@@ -51,6 +52,7 @@ class NatsServer(Service):
                 "kubetrade-embedded",
             ],
             self.store_dir / "nats.log",
+            env=None if gomaxprocs is None else {**os.environ, "GOMAXPROCS": str(gomaxprocs)},
         )
 
     @property
@@ -67,7 +69,7 @@ class NatsServer(Service):
     def restart(self) -> None:
         """Stop and start again on the same port with the same store (JetStream state survives)."""
         self.stop()
-        self.process = ManagedProcess(self.process.name, self.process.argv, self.process.log_path)
+        self.process = ManagedProcess(self.process.name, self.process.argv, self.process.log_path, env=self.process.env)
         self.start()
 
     def cleanup(self) -> None:

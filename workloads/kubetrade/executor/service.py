@@ -38,7 +38,7 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CancelRequest, Fill, OrderEvent, OrderRequest
 from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
-from kubetrade.observability.metrics import FEES, FILLS, ORDERS
+from kubetrade.observability.metrics import FEES, FILLS, ORDERS, labelled
 
 log = logging.getLogger("kubetrade.executor")
 CANCEL_PATIENCE_MS = 10 * 60_000
@@ -583,10 +583,12 @@ class Executor:
             ),
         )
         subject, data = subjects.order_events(self.environment, order["strategy"]), codec.encode(event)
-        ORDERS.labels(self.environment, event.status).inc()
+        labelled(ORDERS, self.environment, event.status).inc()
         if event.fill is not None:
-            FILLS.labels(self.environment, event.namespace, event.strategy).inc()
-            FEES.labels(self.environment, event.namespace, event.strategy, event.fill.fee_currency).inc(event.fill.fee)
+            labelled(FILLS, self.environment, event.namespace, event.strategy).inc()
+            labelled(FEES, self.environment, event.namespace, event.strategy, event.fill.fee_currency).inc(
+                event.fill.fee
+            )
         headers = tracing.inject()
 
         with contextlib.suppress(Exception):  # NATS down: the database has it; the risk manager resyncs

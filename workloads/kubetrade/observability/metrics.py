@@ -36,6 +36,20 @@ log = logging.getLogger("kubetrade.observability.metrics")
 M = TypeVar("M", bound=MetricWrapperBase)
 
 
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: M, *values: str) -> M:
+    """``metric.labels(*values)``, remembered.  The order path counts every message, and
+    ``labels()`` takes a lock and re-validates its arguments on each call.  For counters and
+    histograms only: a series removed later (:func:`forget`, gauges) would not come back."""
+    key = (id(metric), values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
 def _metric(cls: type[M], name: str, documentation: str, labels: Sequence[str] = (), **kwargs: Any) -> M:
     """Create a metric, or return the one already registered under that name.
 

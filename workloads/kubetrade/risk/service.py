@@ -34,7 +34,7 @@ from kubetrade.messaging.schemas import (
 )
 from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
-from kubetrade.observability.metrics import RISK_DECISIONS, export_portfolio, initialize_risk_decisions
+from kubetrade.observability.metrics import RISK_DECISIONS, export_portfolio, initialize_risk_decisions, labelled
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker, measures
 from kubetrade.risk.book import Portfolio, Reservation, RiskBook
@@ -255,7 +255,7 @@ class RiskManager:
         verdict = "rejected" if not decision.approved else "approved"
         if decision.approved and decision.quantity < signal.quantity:
             verdict = "reduced"
-        RISK_DECISIONS.labels(signal.mode, verdict, decision.rule or "none").inc()
+        labelled(RISK_DECISIONS, signal.mode, verdict, decision.rule or "none").inc()
         await msg.respond(codec.encode(decision))
 
     async def check(self, signal: Signal) -> RiskDecision:
