@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 
 from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.acked import AckedPublisher
 from kubetrade.messaging.schemas import (
     OrderEvent,
     OrderRequest,
@@ -81,6 +82,7 @@ class RiskManager:
         library user such as a test, whose heap it would freeze too."""
         self.nc: Any = None
         self.js: Any = None
+        self.acked: AckedPublisher | None = None
         self.conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -105,6 +107,8 @@ class RiskManager:
         )
         self.js = self.nc.jetstream()
         await ensure_streams(self.js)
+        self.acked = AckedPublisher(self.nc)
+        await self.acked.start()
         await self.policies.start(self.js)
         self.conn = await store.connect(self.dsn)
         await self._refresh()
@@ -336,11 +340,12 @@ class RiskManager:
             time=d.time,
             expires_at=d.time + ORDER_TTL_MS,
         )
-        await self.js.publish(
+        assert self.acked is not None
+        await self.acked.publish(
             subjects.order_submit(order.environment),
             codec.encode(order),
             headers=tracing.inject({"Nats-Msg-Id": order.client_order_id}),
-            timeout=2.0,
+            ack_wait=2.0,
         )
 
     def _remember(self, d: RiskDecision) -> RiskDecision:
