@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -84,9 +85,26 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
+_installed = (False, -1.0)
+"""(whether something other than :func:`configure` installed an SDK provider, when that was last looked at)"""
+
+
 def enabled() -> bool:
-    """Whether this process records spans: :func:`configure`, or anything else, installed an SDK provider."""
-    return _configured or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    """Whether this process records spans: :func:`configure`, or anything else, installed an SDK provider.
+
+    Asked twice per message on the order path; OpenTelemetry's global lookup reads the
+    environment each time, so a provider installed by someone else is noticed within a second.
+    """
+    global _installed
+    if _configured:
+        return True
+    seen, at = _installed
+    now = time.monotonic()
+    if seen or now - at < 1.0:
+        return seen
+    seen = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    _installed = (seen, now)
+    return seen
 
 
 def inject(headers: Mapping[str, str] | None = None) -> dict[str, str]:
