@@ -9,6 +9,14 @@ which it publishes only after the fill is committed to PostgreSQL.  Market data 
 every 100 ms and 120 days of daily candles are loaded first, so every decision evaluates
 VaR/CVaR and correlation on real-sized histories.
 
+The system is measured warm, as it runs in production: 5 s of the same load first
+(``BENCH_ORDER_WARMUP``; its latencies are reported apart, as ``warmup_*``), and a
+database whose WAL segments are recycled ones (written past ``min_wal_size`` and
+checkpointed).  NATS runs with ``GOMAXPROCS=1``, as a 1-CPU limit on its pod gives it
+(``BENCH_NATS_GOMAXPROCS``).  Everything - the load included - shares the machine's cores:
+the load stands in for 100 runner pods elsewhere, so it does as little as it can per
+signal (signals encoded before the clock starts, answers to one inbox).
+
 Baseline in the same run: a bare NATS request/reply round trip, a bare JetStream publish
 (file storage, duplicate window) and a bare PostgreSQL INSERT commit: the floor any order
 path that answers a signal, submits the order durably and records the fill pays.
