@@ -151,3 +151,56 @@ async def test_a_cancel_that_overtakes_its_order_still_cancels_it(orders_dsn, ow
         row = await wait_for(lambda: _status(conn, "o-1", "cancelled"))
         assert row["filled_quantity"] == 0
     await conn.close()
+
+
+async def test_a_burst_over_many_strategies_fills_in_overlapping_batches_and_every_book_adds_up(
+    orders_dsn, own_nats, nc
+) -> None:
+    conn = await store.connect(orders_dsn)
+    strategies = [f"s{i:02d}" for i in range(12)]
+    for s in strategies:
+        await store.allocate(conn, "paper", s, 100_000.0)
+    ex = Executor("paper", orders_dsn, own_nats.url, PaperVenue(), sync_seconds=60, batch=3, lanes=2)
+    async with running(ex):
+        await tick(nc, 50_000.0)
+        await wait_for(lambda: _has_price(nc))
+        js = nc.jetstream()
+        n = 360
+        await asyncio.gather(
+            *(
+                js.publish(
+                    subjects.order_submit("paper"),
+                    codec.encode(order(f"burst-{i:03d}", strategy=strategies[i % 12], qty=0.001 * (1 + i % 3))),
+                    headers={"Nats-Msg-Id": f"burst-{i:03d}"},
+                )
+                for i in range(n)
+            )
+        )
+
+        async def all_filled() -> bool:
+            cur = await conn.execute("SELECT count(*) AS n FROM orders WHERE status = 'filled'")
+            row = await cur.fetchone()
+            return row is not None and row["n"] >= n
+
+        await wait_for(all_filled)
+        assert ex.stats["overlapped"] > 0  # batches of different strategies were in flight together
+    rows = await (
+        await conn.execute(
+            """SELECT l.strategy, l.capital, l.cash, l.fees, p.quantity,
+                      (SELECT coalesce(sum(f.quantity * f.price + f.fee), 0) FROM fills f
+                        WHERE f.environment = l.environment AND f.strategy = l.strategy) AS spent,
+                      (SELECT coalesce(sum(f.quantity), 0) FROM fills f
+                        WHERE f.environment = l.environment AND f.strategy = l.strategy) AS bought,
+                      (SELECT count(*) FROM orders o WHERE o.strategy = l.strategy) AS orders,
+                      (SELECT count(*) FROM order_events e JOIN orders o USING (client_order_id)
+                        WHERE o.strategy = l.strategy) AS events
+               FROM ledgers l LEFT JOIN positions p USING (environment, namespace, strategy)
+               WHERE l.environment = 'paper'"""
+        )
+    ).fetchall()
+    assert len(rows) == 12
+    for r in rows:
+        assert r["orders"] == n // 12 and r["events"] == 2 * (n // 12)
+        assert r["cash"] == pytest.approx(r["capital"] - r["spent"], rel=1e-12, abs=1e-6)
+        assert r["quantity"] == pytest.approx(r["bought"], rel=1e-12)
+    await conn.close()

@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 
 from kubetrade.executor import intake, paperpath, store
+from kubetrade.executor.gate import Gate
 from kubetrade.executor.lease import Lease, LeaseLost
 from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain, Venue, VenueOrder
 from kubetrade.messaging import codec, subjects
@@ -94,6 +95,7 @@ class Executor:
         ack_wait: float = 30.0,
         settle_seconds: float = 11.0,
         batch: int = 64,
+        lanes: int = 2,
         settle_heap: bool = False,
     ) -> None:
         self.environment = environment
@@ -104,16 +106,18 @@ class Executor:
         self.ack_wait = ack_wait
         self.settle_seconds = settle_seconds
         self.batch = batch
+        self.lanes = max(1, lanes)
+        """Paper batches of different strategies in flight at once, each on its own connection."""
         self.settle_heap = settle_heap
         """Freeze the heap once serving (:mod:`kubetrade.observability.heap`): for the service process only."""
         self.faults = FaultPoints()
-        self.lock = asyncio.Lock()
+        self.gate = Gate()
         self.nc: Any = None
         self.conn: psycopg.AsyncConnection[Row] | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self.resting: set[tuple[str, str]] = set()
-        self.stats = {"orders": 0, "fills": 0, "reconciled": 0, "uncertain": 0, "redelivered": 0}
+        self.stats = {"orders": 0, "fills": 0, "reconciled": 0, "uncertain": 0, "redelivered": 0, "overlapped": 0}
         self.batching = isinstance(venue, PaperVenue)
         self.memo = paperpath.Memo()
 
@@ -186,6 +190,18 @@ class Executor:
         last_sync = last_check = time.monotonic()
         # cancels have their own loop so that an empty cancel stream never delays an order
         cancels = asyncio.create_task(self._cancel_loop(cancel))
+        # paper batches: each in flight on a connection of its own, never two of one strategy
+        free = [await store.connect(self.dsn) for _ in range(self.lanes)] if self.batching else []
+        lane_conns = list(free)
+        in_flight: dict[asyncio.Task[None], tuple[Any, set[tuple[str, str]]]] = {}
+
+        def reap(done: Any) -> None:
+            finished = [t for t in done if t in in_flight]
+            for t in finished:
+                free.append(in_flight.pop(t)[0])
+            for t in finished:
+                t.result()  # a lost database or lease ends this round (the lane gave its orders back)
+
         try:
             while not self.stopping.is_set():
                 if time.monotonic() - last_check >= 0.5:
@@ -193,13 +209,37 @@ class Executor:
                     last_check = time.monotonic()
                 if cancels.done():
                     cancels.result()  # a lost database or lease ends this round
+                reap([t for t in in_flight if t.done()])
                 msgs = await inbox.take(self.batch, wait=0.2)
-                if msgs:
+                reqs = [self._valid(m) for m in msgs] if self.batching and msgs else []
+                if msgs and reqs and all(r is not None for r in reqs):
+                    books = {(r.namespace, r.strategy) for r in reqs if r is not None}
+                    try:
+                        while not free or any(b & books for _, b in in_flight.values()):
+                            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                            reap(done)
+                    except BaseException:
+                        await self._give_back(msgs)
+                        raise
+                    conn = free.pop()
+                    if in_flight:
+                        self.stats["overlapped"] += 1
+                    lane = asyncio.create_task(self._lane(conn, msgs, [r for r in reqs if r is not None]))
+                    in_flight[lane] = (conn, books)
+                elif msgs:
                     await self._handle(msgs, self._on_submit)
                 if time.monotonic() - last_sync >= self.sync_seconds:
                     await self.reconcile()
                     last_sync = time.monotonic()
         finally:
+            if in_flight:  # a statement and a few publishes away; each gives its orders back if it fails
+                await asyncio.wait(in_flight)
+                for t in in_flight:
+                    if not t.cancelled() and t.exception() is not None:
+                        log.warning("paper batch failed", extra={"error": str(t.exception())[:200]})
+            for c in lane_conns:
+                with contextlib.suppress(Exception):
+                    await c.close()
             cancels.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await cancels
@@ -228,19 +268,10 @@ class Executor:
             await self._handle(msgs, self._on_cancel)
 
     async def _handle(self, msgs: list[Any], handler: Any) -> None:
-        """Handle a batch: paper submissions through the fast path together, anything else one by one."""
-        if self.batching and handler == self._on_submit:
-            try:
-                if await self._batch(msgs):
-                    return
-            except (psycopg.OperationalError, psycopg.InterfaceError, LeaseLost):
-                await self._give_back(msgs)
-                raise
-            except Exception as exc:  # one bad apple: redo the batch one order at a time
-                log.warning("batch failed; handling one by one", extra={"error": str(exc)[:200]})
+        """Messages one at a time, each with the gate to itself (the general path)."""
         for i, msg in enumerate(msgs):
             try:
-                async with self.lock:
+                async with self.gate.exclusive():
                     with tracing.consumer_span("executor.order", msg, environment=self.environment):
                         await handler(msg)
             except Uncertain as exc:
@@ -259,23 +290,29 @@ class Executor:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=1.0)
 
-    async def _batch(self, msgs: list[Any]) -> bool:
+    async def _lane(self, conn: psycopg.AsyncConnection[Row], msgs: list[Any], reqs: list[OrderRequest]) -> None:
         """Paper orders taken together in one transaction: one commit (one fsync) for the lot.
 
-        True if the fast path took the whole batch; False (nothing written) sends every order
-        down the general path, one at a time.  Events and acks go out after the commit; a
-        crash before it redelivers the batch, which the client order ids make harmless.
+        Runs beside at most ``lanes - 1`` other batches, none of them of the same strategy:
+        their guarded writes (:mod:`~kubetrade.executor.paperpath`) touch other ledgers and
+        positions, and each remembers only its own in the memo.  A batch the fast path will
+        not take (nothing written) goes down the general path, one order at a time.  Events
+        and acks go out after the commit; a crash before it redelivers the batch, which the
+        client order ids make harmless.
         """
-        assert self.conn is not None and isinstance(self.venue, PaperVenue)
-        reqs = [self._valid(msg) for msg in msgs]
-        if any(r is None for r in reqs):
-            return False
-        async with self.lock:
-            done = await paperpath.record_and_fill_batch(
-                self.conn, self.venue, [r for r in reqs if r is not None], now_ms(), self.memo
-            )
+        assert isinstance(self.venue, PaperVenue)
+        try:
+            async with self.gate.shared():
+                done = await paperpath.record_and_fill_batch(conn, self.venue, reqs, now_ms(), self.memo)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            await self._give_back(msgs)
+            raise
+        except Exception as exc:  # one bad apple: redo the batch one order at a time
+            log.warning("batch failed; handling one by one", extra={"error": str(exc)[:200]})
+            done = None
         if done is None:
-            return False
+            await self._handle(msgs, self._on_submit)
+            return
         for msg, (order, fill) in zip(msgs, done, strict=True):
             with tracing.consumer_span("executor.order", msg, environment=self.environment):
                 self.stats["orders"] += 1
@@ -284,7 +321,6 @@ class Executor:
                     self.stats["redelivered"] += 1
                 await self._publish(order, fill, None)
                 await msg.ack()
-        return True
 
     def _valid(self, msg: Any) -> OrderRequest | None:
         """The message's order if it is well-formed and addressed to this executor (no side effects)."""
@@ -364,14 +400,14 @@ class Executor:
             return
         exchange, symbol, price, _ = got
         self.venue.on_price(exchange, symbol, price)
-        if (exchange, symbol) in self.resting and self.ready.is_set() and not self.lock.locked():
-            async with self.lock:
+        if (exchange, symbol) in self.resting and self.ready.is_set() and self.gate.idle:
+            async with self.gate.exclusive():
                 await self._fill_resting(exchange, symbol)
 
     async def _on_close_strategy(self, msg: Any) -> None:
         from kubetrade.executor.closing import close_strategy
 
-        async with self.lock:
+        async with self.gate.exclusive():
             assert self.conn is not None
             reply = await close_strategy(self, msg.data)
         await msg.respond(reply)
@@ -488,7 +524,7 @@ class Executor:
         assert self.conn is not None
         started = datetime.now(UTC)
         differences: list[dict[str, Any]] = []
-        async with self.lock:
+        async with self.gate.exclusive():
             rows = await store.live_orders(self.conn, self.environment)
             for row in rows:
                 before = (row["status"], float(row["filled_quantity"]))
