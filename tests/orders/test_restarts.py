@@ -49,6 +49,7 @@ async def test_nats_restart_and_postgres_crash(own_pg, own_nats, nc) -> None:
         await wait_for(lambda: _has(rm))
         assert (await decided(nc, "x-1", 0.01)).approved
         await wait_for(lambda: _filled(dsn, "x-1"))
+        subscriptions = len(ex.nc._subs)
 
         await asyncio.to_thread(own_nats.restart)
         await wait_for(lambda: _connected(nc, rm, ex))
@@ -66,6 +67,8 @@ async def test_nats_restart_and_postgres_crash(own_pg, own_nats, nc) -> None:
         await tick(nc, 50_000.0)
         assert (await decided(nc, "x-4", 0.01)).approved
         await wait_for(lambda: _filled(dsn, "x-4"))
+        # the executor's round after the lost database did not subscribe market data and closes twice
+        assert len(ex.nc._subs) == subscriptions
         # a policy change after the NATS restart still reaches the risk manager (watch, or the periodic resync)
         rev = await publish_policy(nc, {"circuitBreaker": {"killSwitch": True}})
         await wait_for(lambda: _revision(rm, rev))

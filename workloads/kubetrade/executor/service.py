@@ -112,6 +112,7 @@ class Executor:
         """Freeze the heap once serving (:mod:`kubetrade.observability.heap`): for the service process only."""
         self.faults = FaultPoints()
         self.gate = Gate()
+        self._round_subs: list[Any] = []
         self.nc: Any = None
         self.conn: psycopg.AsyncConnection[Row] | None = None
         self.ready = asyncio.Event()
@@ -160,8 +161,13 @@ class Executor:
         self.memo = paperpath.Memo()  # a fresh session re-reads what it writes against
         js = self.nc.jetstream()
         await ensure_streams(js)
+        # a round after a lost database starts here again: its plain subscriptions replace the last round's
+        for old in self._round_subs:
+            with contextlib.suppress(Exception):
+                await old.unsubscribe()
+        self._round_subs = []
         if isinstance(self.venue, PaperVenue):
-            await self.nc.subscribe("md.>", cb=self._on_market_data)
+            self._round_subs.append(await self.nc.subscribe("md.>", cb=self._on_market_data))
         await self.reconcile()
         from nats.js.api import ConsumerConfig
 
@@ -182,7 +188,9 @@ class Executor:
             stream="ORDERS",
             config=cfg,
         )
-        await self.nc.subscribe(subjects.close_strategy(self.environment), cb=self._on_close_strategy)
+        self._round_subs.append(
+            await self.nc.subscribe(subjects.close_strategy(self.environment), cb=self._on_close_strategy)
+        )
         if self.settle_heap:
             heap.settle()
         self.ready.set()
