@@ -41,6 +41,12 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--exchange-timeout-ms", type=int, default=10_000)
     parser.add_argument("--sync-seconds", type=float, default=5.0, help="reconciliation period")
+    parser.add_argument(
+        "--paper-lanes",
+        type=int,
+        default=int(os.environ.get("KUBETRADE_PAPER_LANES", "2")),
+        help="paper batches of different strategies in flight at once, each on its own database connection",
+    )
     parser.add_argument("--ack-wait", type=float, default=30.0)
     parser.add_argument(
         "--settle-seconds",
@@ -97,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
             sync_seconds=args.sync_seconds,
             ack_wait=args.ack_wait,
             settle_seconds=args.settle_seconds,
+            lanes=args.paper_lanes,
             settle_heap=True,
         )
         loop = asyncio.get_running_loop()
