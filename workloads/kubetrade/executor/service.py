@@ -199,8 +199,8 @@ class Executor:
         # cancels have their own loop so that an empty cancel stream never delays an order
         cancels = asyncio.create_task(self._cancel_loop(cancel))
         # paper batches: each in flight on a connection of its own, never two of one strategy
-        free = [await store.connect(self.dsn) for _ in range(self.lanes)] if self.batching else []
-        lane_conns = list(free)
+        free: list[psycopg.AsyncConnection[Row]] = []
+        lane_conns: list[psycopg.AsyncConnection[Row]] = []
         in_flight: dict[asyncio.Task[None], tuple[Any, set[tuple[str, str]]]] = {}
 
         def reap(done: Any) -> None:
@@ -211,6 +211,9 @@ class Executor:
                 t.result()  # a lost database or lease ends this round (the lane gave its orders back)
 
         try:
+            for _ in range(self.lanes if self.batching else 0):
+                lane_conns.append(await store.connect(self.dsn))
+            free.extend(lane_conns)
             while not self.stopping.is_set():
                 if time.monotonic() - last_check >= 0.5:
                     await lease.check()
