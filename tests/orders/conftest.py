@@ -147,3 +147,31 @@ def ccxt_client(ex: Any, timeout_ms: int = 3000, secret: str | None = None) -> A
     )
     point_ccxt(client, ex.url)
     return client
+
+
+async def paper_books(conn: Any) -> list[dict[str, Any]]:
+    """Each paper ledger with what its fills add up to, and its orders' and events' counts; asserts
+    that the cash and the position are exactly what the fills say (after any burst or crash)."""
+    import pytest
+
+    rows = await (
+        await conn.execute(
+            """SELECT l.strategy, l.capital, l.cash, p.quantity,
+                      (SELECT coalesce(sum(f.quantity * f.price + f.fee), 0) FROM fills f
+                        WHERE f.environment = l.environment AND f.strategy = l.strategy) AS spent,
+                      (SELECT coalesce(sum(f.quantity), 0) FROM fills f
+                        WHERE f.environment = l.environment AND f.strategy = l.strategy) AS bought,
+                      (SELECT count(*) FROM fills f WHERE f.strategy = l.strategy) AS fills,
+                      (SELECT count(*) FROM orders o WHERE o.strategy = l.strategy) AS orders,
+                      (SELECT count(*) FROM order_events e JOIN orders o USING (client_order_id)
+                        WHERE o.strategy = l.strategy) AS events,
+                      (SELECT count(*) FROM order_events e JOIN orders o USING (client_order_id)
+                        WHERE o.strategy = l.strategy AND e.status = 'filled') AS filled_events
+               FROM ledgers l LEFT JOIN positions p USING (environment, namespace, strategy)
+               WHERE l.environment = 'paper'"""
+        )
+    ).fetchall()
+    for r in rows:
+        assert r["cash"] == pytest.approx(r["capital"] - r["spent"], rel=1e-12, abs=1e-6), r
+        assert (r["quantity"] or 0.0) == pytest.approx(r["bought"], rel=1e-12), r
+    return list(rows)

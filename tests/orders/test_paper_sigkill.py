@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 from kubetrade.executor import store
 from kubetrade.executor.service import ensure_streams
 from kubetrade.messaging import codec, subjects
-from tests.orders.conftest import order, tick, wait_for
+from tests.orders.conftest import order, paper_books, tick, wait_for
 
 
 def _spawn(dsn: str, url: str, log) -> subprocess.Popen[bytes]:
@@ -81,23 +79,8 @@ async def test_sigkill_in_a_burst_loses_and_doubles_nothing(orders_dsn, own_nats
     assert {r["status"]: r["n"] for r in by_status} == {"filled": sent + 1}
     dup = await (await conn.execute("SELECT count(*) - count(DISTINCT client_order_id) AS d FROM fills")).fetchone()
     assert dup is not None and dup["d"] == 0
-    rows = await (
-        await conn.execute(
-            """SELECT l.strategy, l.capital, l.cash, p.quantity,
-                      (SELECT coalesce(sum(f.quantity * f.price + f.fee), 0) FROM fills f
-                        WHERE f.environment = l.environment AND f.strategy = l.strategy) AS spent,
-                      (SELECT coalesce(sum(f.quantity), 0) FROM fills f
-                        WHERE f.environment = l.environment AND f.strategy = l.strategy) AS bought,
-                      (SELECT count(*) FROM fills f WHERE f.strategy = l.strategy) AS fills,
-                      (SELECT count(*) FROM order_events e JOIN orders o USING (client_order_id)
-                        WHERE o.strategy = l.strategy AND e.status = 'filled') AS filled_events
-               FROM ledgers l LEFT JOIN positions p USING (environment, namespace, strategy)"""
-        )
-    ).fetchall()
-    for r in rows:
-        assert r["fills"] == r["filled_events"]
-        assert r["cash"] == pytest.approx(r["capital"] - r["spent"], rel=1e-12, abs=1e-6)
-        assert r["quantity"] == pytest.approx(r["bought"], rel=1e-12)
+    for r in await paper_books(conn):
+        assert r["fills"] == r["filled_events"] == r["orders"]
     await conn.close()
 
 
