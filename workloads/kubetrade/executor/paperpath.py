@@ -16,7 +16,7 @@ budget.  For the common paper case - new orders, a known price, ledgers that can
 The write is *guarded* (optimistic concurrency): every ledger and position it changes must
 still hold the values the decisions were made on (``WHERE cash = <read value>``...), a
 position it opens must not exist yet (plain INSERT), and the statement fails whole
-(SQLSTATE ``KT409``, see migration 0303) if any row did not match.  Orders themselves are
+(SQLSTATE ``KT409``, see migration 0304) if any row did not match.  Orders themselves are
 written only by the executor, a singleton, under its lock, so the open orders read cannot
 move in between; ledgers can (capital re-allocated through the API) and positions'
 stops can (the risk manager), which the guards and the untouched stop columns take care of.
@@ -43,7 +43,7 @@ from kubetrade.messaging.schemas import OrderRequest
 
 Row = dict[str, Any]
 STALE = "KT409"
-"""SQLSTATE of a guarded write whose rows moved since they were read (migration 0303)."""
+"""SQLSTATE of a guarded write whose rows moved since they were read (migration 0304)."""
 PositionKey = tuple[str, str, str]
 """(namespace, strategy, symbol)"""
 

@@ -222,9 +222,9 @@ class Executor:
                     cancels.result()  # a lost database or lease ends this round
                 reap([t for t in in_flight if t.done()])
                 msgs = await inbox.take(self.batch, wait=0.2)
-                reqs = [self._valid(m) for m in msgs] if self.batching and msgs else []
-                if msgs and reqs and all(r is not None for r in reqs):
-                    books = {(r.namespace, r.strategy) for r in reqs if r is not None}
+                reqs = [r for m in msgs if (r := self._valid(m)) is not None] if self.batching else []
+                if msgs and len(reqs) == len(msgs):
+                    books = {(r.namespace, r.strategy) for r in reqs}
                     try:
                         while not free or any(b & books for _, b in in_flight.values()):
                             done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -235,7 +235,7 @@ class Executor:
                     conn = free.pop()
                     if in_flight:
                         self.stats["overlapped"] += 1
-                    lane = asyncio.create_task(self._lane(conn, msgs, [r for r in reqs if r is not None]))
+                    lane = asyncio.create_task(self._lane(conn, msgs, reqs))
                     in_flight[lane] = (conn, books)
                 elif msgs:
                     await self._handle(msgs, self._on_submit)

@@ -82,3 +82,6 @@ BEGIN
   RETURN true;
 END
 $$;
+
+-- The statement it replaces was the only user of 0303's row-count check.
+DROP FUNCTION kubetrade_expect_rows(text, bigint, bigint);
