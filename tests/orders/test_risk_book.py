@@ -1,0 +1,70 @@
+"""The risk book's refresh against a real database: which reservations it releases.
+
+An approved order is reserved (counted in the holdings) from the decision until the
+refresh sees its outcome in the same snapshot as the positions: released once recorded
+and done (its fill is then in the position), kept while it is not recorded yet (still on
+its way through JetStream) or still open (for what is left of it), and dropped when it
+was never recorded within the reservation's time to live.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubetrade.executor import paperpath, store
+from kubetrade.executor.venues import PaperVenue
+from kubetrade.resources.riskpolicy import RiskPolicySpec
+from kubetrade.risk.book import RESERVATION_TTL_MS, Reservation, RiskBook
+from kubetrade.risk.feed import MarketFeed
+from tests.orders.conftest import now_ms, order
+
+
+@pytest.fixture
+async def conn(orders_dsn: str) -> Any:
+    c = await store.connect(orders_dsn)
+    yield c
+    await c.close()
+
+
+async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(conn: Any) -> None:
+    for strategy in ("alpha", "beta"):
+        await store.allocate(conn, "paper", strategy, 100_000.0, risk_policy="default")
+    venue = PaperVenue()
+    venue.on_price("binance", "BTC/USDT", 50_000.0)
+    policies = {("default", "default"): RiskPolicySpec.model_validate({})}
+    book = RiskBook(MarketFeed())
+    await book.refresh(conn, policies)
+    p = book.portfolio_of("paper", "default", "alpha")
+    assert p is not None and p is book.portfolio_of("paper", "default", "beta")
+
+    filled = order("filled-1", qty=0.01)
+    assert await paperpath.record_and_fill(conn, venue, filled, now_ms()) is not None
+    resting = order("resting-1", qty=0.02, type="limit", price=40_000.0)  # below the market: stays open
+    row, _ = await store.record_new(conn, resting)
+    assert row["status"] == "pending"
+    now = now_ms()
+    p.reservations = {
+        "filled-1": Reservation("alpha", "BTC/USDT", 0.01, now),
+        "resting-1": Reservation("alpha", "BTC/USDT", 0.02, now),
+        "in-flight-1": Reservation("beta", "BTC/USDT", 0.03, now),
+        "lost-1": Reservation("beta", "BTC/USDT", 0.5, now - RESERVATION_TTL_MS - 1),
+    }
+    await book.refresh(conn, policies)
+
+    assert set(p.reservations) == {"resting-1", "in-flight-1"}
+    assert p.filled == {("alpha", "BTC/USDT"): pytest.approx(0.01)}
+    holdings = p.state.holdings
+    assert holdings[("alpha", "BTC/USDT")] == pytest.approx(0.01 + 0.02)  # the position and the open order
+    assert holdings[("beta", "BTC/USDT")] == pytest.approx(0.03)  # not recorded yet: its reserved size
+    assert p.cash["alpha"] < 100_000.0 and p.cash["beta"] == 100_000.0
+    assert p.state.capital == {"alpha": 100_000.0, "beta": 100_000.0}
+
+    # once the executor has recorded it and it is done, the next refresh releases it too
+    flight = order("in-flight-1", strategy="beta", qty=0.03)
+    assert await paperpath.record_and_fill(conn, venue, flight, now_ms()) is not None
+    await book.refresh(conn, policies)
+    assert set(p.reservations) == {"resting-1"}
+    assert holdings is not p.state.holdings
+    assert p.state.holdings[("beta", "BTC/USDT")] == pytest.approx(0.03)
