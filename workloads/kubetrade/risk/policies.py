@@ -61,6 +61,8 @@ class PolicyStore:
         self.refused: dict[str, str] = {}
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._resynced_seq: int | None = None
+        """The bucket stream's last sequence at the last full re-read (None: never re-read)."""
 
     def get(self, namespace: str, name: str) -> Published | None:
         return self.policies.get(key(namespace, name))
@@ -100,8 +102,18 @@ class PolicyStore:
         self._task = asyncio.create_task(loop())
 
     async def resync(self, js: Any) -> None:
-        """Re-read the whole bucket: the watch is a convenience, this is the guarantee (e.g. after a NATS restart)."""
+        """Re-read the whole bucket: the watch is a convenience, this is the guarantee (e.g. after a NATS restart).
+
+        One request tells whether anything was written (or the stream replaced) since the last
+        re-read: the bucket stream's last sequence.  Listing the keys costs the server an
+        ephemeral consumer and a round trip per key, which every few seconds beside a thousand
+        decisions a second is a visible stall; it is done only when that sequence moved.
+        """
         kv = await bucket(js)
+        info = await js.stream_info(f"KV_{subjects.RISK_POLICY_BUCKET}")
+        last_seq = int(info.state.last_seq)
+        if last_seq == self._resynced_seq:
+            return
         try:
             keys = await kv.keys()
         except Exception:  # nats-py raises when the bucket is empty
@@ -113,6 +125,7 @@ class PolicyStore:
                 self.on_entry(k, entry.value, entry.revision, None)
         for k in set(self.policies) - set(keys):
             self.on_entry(k, None, 0, "DEL")
+        self._resynced_seq = last_seq  # read before the keys: a write in between is read at the next resync
 
     async def stop(self) -> None:
         if self._task is not None:

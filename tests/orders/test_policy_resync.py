@@ -1,0 +1,47 @@
+"""The policy store's periodic resync, against a real JetStream KV bucket.
+
+The watch delivers each new revision; the resync is the guarantee when the watch missed
+one (a NATS restart).  It re-reads the bucket only when the bucket's stream moved since the
+last re-read, so that listing keys (an ephemeral consumer on the server) is not a periodic
+cost on the decision path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubetrade.risk import policies
+
+
+def _doc(max_position_pct: float) -> bytes:
+    return json.dumps(
+        {"namespace": "default", "name": "p", "spec": {"strategyLimits": {"maxPositionPct": max_position_pct}}}
+    ).encode()
+
+
+async def test_resync_reads_what_the_watch_missed_and_only_when_the_bucket_moved(nc: Any) -> None:
+    js = nc.jetstream()
+    kv = await policies.bucket(js)
+    await kv.put(policies.key("default", "p"), _doc(0.2))
+    store = policies.PolicyStore()
+    await store.start(js)
+    await store.stop()  # from here on the watch misses everything: only the resync can see changes
+    assert store.get("default", "p").spec.strategy_limits.max_position_pct == 0.2
+
+    await kv.put(policies.key("default", "p"), _doc(0.1))
+    await kv.put(policies.key("default", "q"), b"{not json")
+    await store.resync(js)
+    assert store.get("default", "p").spec.strategy_limits.max_position_pct == 0.1
+    assert "default.q" in store.refused  # refused, and the previous state (none) stays
+
+    # nothing written since: the resync does not re-read (a refused value is not refused again)
+    store.refused.clear()
+    await store.resync(js)
+    assert store.refused == {}
+
+    # a deletion is a write too
+    await kv.delete(policies.key("default", "p"))
+    await store.resync(js)
+    assert store.get("default", "p") is None
+    assert "default.q" in store.refused
