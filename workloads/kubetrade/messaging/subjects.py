@@ -37,7 +37,10 @@ STREAMS: dict[str, list[str]] = {
     "MARKET_DATA": ["md.>"],
     "ALT_DATA": ["alt.>"],
     "ORDERS": ["orders.>"],
-    "EVENTS": ["events.>"],
+    # not events.orders.>: an order's events are notifications whose record is the database
+    # (orders, fills, order_events); kept here they were a thousand stored messages a second
+    # that nothing reads back, and 30 days of them without a size limit
+    "EVENTS": ["events.alerts.>", "events.strategy.>", "events.exchange-errors.>"],
     "DLQ": ["dlq.>"],
 }
 
