@@ -26,6 +26,11 @@ Row = dict[str, Any]
 PortfolioKey = tuple[str, str, str]
 """(environment, namespace, policy)"""
 RESERVATION_TTL_MS = 10 * 60_000
+OPEN_POSITIONS = (
+    "SELECT environment, namespace, strategy, symbol, exchange, quantity, average_price, mark_price, stop_price, "
+    "trailing_pct, best_price, stop_generation FROM positions WHERE quantity <> 0"
+)
+"""The open positions, with the columns the book and the stops use (no timestamps to convert)."""
 
 
 @dataclass
@@ -114,7 +119,7 @@ class RiskBook:
             ledgers = await (
                 await conn.execute("SELECT environment, namespace, strategy, risk_policy, capital, cash FROM ledgers")
             ).fetchall()
-            positions = await (await conn.execute("SELECT * FROM positions WHERE quantity <> 0")).fetchall()
+            positions = await (await conn.execute(OPEN_POSITIONS)).fetchall()
             unresolved = (
                 await (
                     await conn.execute(

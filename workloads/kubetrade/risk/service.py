@@ -38,7 +38,7 @@ from kubetrade.observability import tracecontext as tracing
 from kubetrade.observability.metrics import RISK_DECISIONS, export_portfolio, initialize_risk_decisions, labelled
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker, measures
-from kubetrade.risk.book import Portfolio, Reservation, RiskBook
+from kubetrade.risk.book import OPEN_POSITIONS, Portfolio, Reservation, RiskBook
 from kubetrade.risk.decide import decide, reject, reserve
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.policies import PolicyStore
@@ -46,9 +46,6 @@ from kubetrade.risk.stopwatch import StopWatch
 
 log = logging.getLogger("kubetrade.risk")
 POLICY_RESYNC_SECONDS = 3.0
-REFRESH_PACE_SECONDS = 0.002
-"""The pause between the steps of a refresh (and between chunks of stops): it spreads the
-refresh's few milliseconds of CPU over a few tens, once a second."""
 MIN_REFRESH_SECONDS = 0.25
 """Exchange errors hurry a refresh (the breaker may trip), but at most four a second."""
 STATUS_EVERY_SECONDS = 15.0
@@ -164,12 +161,11 @@ class RiskManager:
 
     async def _refresh(self) -> None:
         """Re-read the book and the stops.  Between its steps it lets the event loop answer the
-        decisions that arrived meanwhile, and pauses (:data:`REFRESH_PACE_SECONDS`): a refresh
-        is milliseconds of CPU here and in PostgreSQL, and taken in one go on a busy machine
-        it is a stall that a thousand signals a second queue behind."""
+        decisions that arrived meanwhile: a refresh is milliseconds of Python, and a thousand
+        signals a second must not queue behind it."""
         assert self.conn is not None
         await self.book.refresh(self.conn, self._policy_map())
-        await asyncio.sleep(REFRESH_PACE_SECONDS)
+        await asyncio.sleep(0)
         closes_in_flight = bool(self.stops.closing)
         # closing orders first: a close seen done here is already reflected in the positions read next
         if closes_in_flight:
@@ -192,23 +188,21 @@ class RiskManager:
                     )
         # with no close in flight, the positions the book just read are the ones to watch
         rows = (
-            await (await self.conn.execute("SELECT * FROM positions WHERE quantity <> 0")).fetchall()
-            if closes_in_flight
-            else self.book.open_positions
+            await (await self.conn.execute(OPEN_POSITIONS)).fetchall() if closes_in_flight else self.book.open_positions
         )
         for _ in self.stops.loading(rows, self._stop_settings):
-            await asyncio.sleep(REFRESH_PACE_SECONDS)
+            await asyncio.sleep(0)
         # a price that arrived before a new position's stop was loaded still counts
         for sym in {k[3] for k in self.stops.stops}:
             h = self.feed.symbols.get(sym)
             if h is not None and h.price > 0:
                 with contextlib.suppress(Exception):
                     await self.stops.on_price(self.js, sym, h.price)
-            await asyncio.sleep(REFRESH_PACE_SECONDS)
+            await asyncio.sleep(0)
         await self.stops.save(self.conn)
         for p in self.book.portfolios.values():
             self.book.returns_for(p)
-        await asyncio.sleep(REFRESH_PACE_SECONDS)
+        await asyncio.sleep(0)
         if time.monotonic() - self._policy_sync >= POLICY_RESYNC_SECONDS:
             self._policy_sync = time.monotonic()
             try:

@@ -49,8 +49,19 @@ class Holdings(dict[Key, float]):
         """symbol -> how many strategies are long it (kept exact, item by item)"""
         self._shorts: dict[str, int] = {}
         self._summary: dict[str, tuple[float, bool, bool]] = {}
-        for key, qty in (items or {}).items():
-            self[key] = qty
+        if items:  # in bulk: the risk book rebuilds a few hundred holdings every refresh
+            dict.update(self, items)
+            longs, shorts = self._longs, self._shorts
+            for (strategy, symbol), qty in items.items():
+                if qty == 0.0:
+                    continue
+                self.nonzero += 1
+                if qty > 0.0:
+                    longs[symbol] = longs.get(symbol, 0) + 1
+                else:
+                    shorts[symbol] = shorts.get(symbol, 0) + 1
+                self.by_strategy.setdefault(strategy, {})[symbol] = qty
+                self.by_symbol.setdefault(symbol, {})[strategy] = qty
 
     def __setitem__(self, key: Key, qty: float) -> None:
         old = dict.get(self, key, 0.0)

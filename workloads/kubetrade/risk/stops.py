@@ -37,15 +37,18 @@ def initial(
     entry: float,
     stop_price: float | None = None,
     trailing_pct: float | None = None,
+    best: float | None = None,
+    generation: int = 0,
 ) -> Stop:
-    """The stop a new position gets: the strategy's, or the policy default."""
+    """The stop a new position gets: the strategy's, or the policy default (``best`` and
+    ``generation`` as recorded, for a position reloaded from the database)."""
     pct = settings.default_stop_pct
     if stop_price is None:
         stop_price = entry * (1 - pct) if quantity > 0 else entry * (1 + pct)
     trail = (
         trailing_pct if trailing_pct is not None else ((settings.trailing_pct or pct) if settings.trailing else None)
     )
-    return Stop(strategy, symbol, quantity, entry, stop_price, entry, trail)
+    return Stop(strategy, symbol, quantity, entry, stop_price, entry if best is None else best, trail, generation)
 
 
 def on_price(stop: Stop, price: float) -> Stop:

@@ -68,8 +68,17 @@ class StopWatch:
                 continue
             key = (*book, r["symbol"])
             entry = float(r["average_price"])
-            stop = stops.initial(settings, r["strategy"], r["symbol"], qty, entry, r["stop_price"], r["trailing_pct"])
-            fresh[key] = replace(stop, best=float(r["best_price"] or entry), generation=int(r["stop_generation"]))
+            fresh[key] = stops.initial(
+                settings,
+                r["strategy"],
+                r["symbol"],
+                qty,
+                entry,
+                r["stop_price"],
+                r["trailing_pct"],
+                float(r["best_price"] or entry),
+                int(r["stop_generation"]),
+            )
             exchange[key] = r["exchange"]
         for key, stop in fresh.items():
             old = self.stops.get(key)
