@@ -73,7 +73,7 @@ class RiskManager:
         self.feed = MarketFeed()
         self.book = RiskBook(self.feed)
         self.policies = PolicyStore()
-        self.stops = StopWatch()
+        self.stops = StopWatch(held=self._held)
         self.decisions: OrderedDict[str, bytes] = OrderedDict()
         """Decisions by client order id, encoded: bytes are invisible to the garbage collector."""
         self.cache_size = cache_size
@@ -210,6 +210,12 @@ class RiskManager:
             except Exception as exc:  # NATS down: the policies in force stay in force
                 log.warning("policy resync failed", extra={"error": str(exc)[:200]})
         await self._report()
+
+    def _held(self, key: tuple[str, str, str, str]) -> float | None:
+        """The book's holding of a position: filled as of the last refresh, plus approved orders since."""
+        env, ns, strategy, symbol = key
+        p = self.book.portfolio_of(env, ns, strategy)
+        return None if p is None else p.state.holdings.get((strategy, symbol), 0.0)
 
     def _stop_settings(self, env: str, ns: str, strategy: str) -> Any:
         p = self.book.portfolio_of(env, ns, strategy)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -27,14 +27,24 @@ log = logging.getLogger("kubetrade.risk.stops")
 Row = dict[str, Any]
 
 
+Held = Callable[[tuple[str, str, str, str]], float | None]
+"""What the risk book holds of a position right now, approved orders in flight included:
+(environment, namespace, strategy, symbol) -> signed quantity, or None if it does not know."""
+
+
 class StopWatch:
-    def __init__(self) -> None:
+    def __init__(self, held: Held | None = None) -> None:
+        self.held = held
+        """The risk book's view, checked before a stop closes a position: a close the strategy
+        itself sent (approved, not yet filled) makes the stop moot until the next reload."""
         self.stops: dict[tuple[str, str, str, str], stops.Stop] = {}
         """(environment, namespace, strategy, symbol) -> stop"""
         self.exchange: dict[tuple[str, str, str, str], str] = {}
         self.closing: set[str] = set()
         self.moved: set[tuple[str, str, str, str]] = set()
         self.triggered = 0
+        self.moot = 0
+        """Stops crossed while the book held nothing left to close (the strategy's own close in flight)."""
         self.by_symbol: dict[str, list[tuple[str, str, str, str]]] = {}
         """symbol -> the keys of its stops, as of the last load (a price only visits its own)"""
 
@@ -106,6 +116,13 @@ class StopWatch:
                 self.moved.add(key)
             if not stops.triggered(moved, price):
                 continue
+            quantity = abs(moved.quantity)
+            held = self.held(key) if self.held is not None else None
+            if held is not None:
+                if abs(held) <= 1e-9 * quantity or (held > 0) != (moved.quantity > 0):
+                    self.moot += 1
+                    continue  # the strategy is already closing it (or has): nothing left to close
+                quantity = min(quantity, abs(held))  # a partial close in flight: close what will be left
             coid = stops.close_order_id(moved)
             if coid in self.closing:
                 continue
@@ -118,7 +135,7 @@ class StopWatch:
                 exchange=self.exchange.get(key, "binance"),
                 symbol=sym,
                 side="sell" if moved.quantity > 0 else "buy",
-                quantity=abs(moved.quantity),
+                quantity=quantity,
                 price=price,
                 reduce_only=True,
                 time=int(time.time() * 1000),
