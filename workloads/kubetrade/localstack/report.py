@@ -26,13 +26,32 @@ def when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-async def order_counts(dsn: str) -> dict[str, Any]:
+async def order_counts(dsn: str, rejected: bool = False) -> dict[str, Any]:
+    """Paper orders by status and the number of fills; with ``rejected``, the last rejected orders and why."""
     async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
         cur = await conn.execute("SELECT status, count(*) AS n FROM orders WHERE environment = 'paper' GROUP BY status")
         by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
         cur = await conn.execute("SELECT count(*) AS n FROM fills WHERE environment = 'paper'")
         row = await cur.fetchone()
-    return {"orders": by_status, "fills": int(row["n"]) if row else 0}
+        out: dict[str, Any] = {"orders": by_status, "fills": int(row["n"]) if row else 0}
+        if rejected:
+            cur = await conn.execute(
+                "SELECT client_order_id, strategy, symbol, side, quantity, reduce_only, reason FROM orders "
+                "WHERE environment = 'paper' AND status = 'rejected' ORDER BY id DESC LIMIT 10"
+            )
+            out["rejected"] = [
+                {
+                    "clientOrderId": r["client_order_id"],
+                    "strategy": r["strategy"],
+                    "symbol": r["symbol"],
+                    "side": r["side"],
+                    "quantity": float(r["quantity"]),
+                    "reduceOnly": r["reduce_only"],
+                    "reason": r["reason"],
+                }
+                for r in await cur.fetchall()
+            ]
+    return out
 
 
 async def progress_line(stack: Stack) -> str:
@@ -76,7 +95,7 @@ def _state(problem: str, mode: str) -> str:
 
 async def final_summary(stack: Stack) -> dict[str, Any]:
     """Print the strategies, orders and risk state; return the same as data (``summary.json``)."""
-    counts = await order_counts(stack.dsn)
+    counts = await order_counts(stack.dsn, rejected=True)
     table = Table(title="Strategies")
     for col in ("strategy", "origin", "state", "trades", "PnL", "equity", "max DD", "open"):
         table.add_column(col)
@@ -105,6 +124,9 @@ async def final_summary(stack: Stack) -> dict[str, Any]:
                        str(p.open_positions))
         stack.console.print(rt)
     stack.console.print(f"orders by status: {counts['orders'] or 'none'}; fills: {counts['fills']}")
+    for r in counts["rejected"]:
+        stack.console.print(f"  rejected {r['clientOrderId']} ({r['strategy']} {r['side']} {r['quantity']:g} "
+                            f"{r['symbol']}{', reduce-only' if r['reduceOnly'] else ''}): {r['reason']}")
     for name, g in stack.goal_sizing.items():
         stack.console.print(f"Goal/{name}: equity {g['equity']:,.2f}, sizing multiplier {g['multiplier']:.3f} "
                             f"({g['state']})")
