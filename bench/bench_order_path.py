@@ -17,6 +17,10 @@ checkpointed).  NATS runs with ``GOMAXPROCS=1``, as a 1-CPU limit on its pod giv
 the load stands in for 100 runner pods elsewhere, so it does as little as it can per
 signal (signals encoded before the clock starts, answers to one inbox).
 
+``BENCH_ORDER_TRACE=<file>`` writes every measured order as ``[sent (Unix time), end to end ms,
+decision ms]``, to see when the slowest ones happened (stalls of some component, or spread
+out) and on which side of the decision their time went.
+
 Baseline in the same run: a bare NATS request/reply round trip, a bare JetStream publish
 (file storage, duplicate window) and a bare PostgreSQL INSERT commit: the floor any order
 path that answers a signal, submits the order durably and records the fill pays.
@@ -228,6 +232,7 @@ async def _bench(root: Path) -> dict[str, Any]:
                 self.all_answered = asyncio.Event()
                 self.all_filled = asyncio.Event()
                 self.send_seconds = self.elapsed = 0.0
+                self.decided_by: dict[str, float] = {}
 
             def e2e(self) -> list[float]:
                 return [(self.filled[c] - self.sent[c]) * 1000 for c in self.filled]
@@ -291,6 +296,7 @@ async def _bench(root: Path) -> dict[str, Any]:
                 return
             ph.answered.add(coid)
             ph.decided.append((time.perf_counter() - t) * 1000)
+            ph.decided_by[coid] = ph.decided[-1]
             d = json.loads(msg.data)
             key = "approved" if d.get("approved") else f"rejected:{d.get('rule') or d.get('error')}"
             ph.outcomes[key] = ph.outcomes.get(key, 0) + 1
@@ -367,7 +373,16 @@ async def _bench(root: Path) -> dict[str, Any]:
         stop_ticks.set()
         await ticker_task
         warm_e2e = warm.e2e()
+        trace = os.environ.get("BENCH_ORDER_TRACE")
+        if trace:  # per order: when it was sent (wall clock), end to end and decision ms
+            offset = time.time() - time.perf_counter()
+            rows = [(ph.sent[c] + offset, (ph.filled[c] - ph.sent[c]) * 1000, ph.decided_by.get(c)) for c in ph.filled]
+            await asyncio.to_thread(Path(trace).write_text, json.dumps(sorted(rows)))
         e2e = ph.e2e()
+        # where the slowest 1% spent their time: before the decision (risk manager, NATS request)
+        # or after it (JetStream, executor, PostgreSQL, the fill event)
+        slowest = sorted(ph.filled, key=lambda c: ph.filled[c] - ph.sent[c])[-max(1, len(ph.filled) // 100) :]
+        after = sum(1 for c in slowest if ph.decided_by.get(c, 0.0) < (ph.filled[c] - ph.sent[c]) * 500)
         return {
             "signals": total,
             "target_rate_per_s": RATE,
@@ -383,6 +398,7 @@ async def _bench(root: Path) -> dict[str, Any]:
             "e2e_ms_p99": round(pct(e2e, 0.99), 3),
             "e2e_ms_max": round(max(e2e, default=float("nan")), 3),
             "target_p99_ms": 5.0,
+            "slowest_1pct_mostly_after_decision": f"{after} of {len(slowest)}",
             "warmup_seconds": WARMUP,
             "warmup_e2e_ms_p50": round(pct(warm_e2e, 0.5), 3),
             "warmup_e2e_ms_p99": round(pct(warm_e2e, 0.99), 3),
