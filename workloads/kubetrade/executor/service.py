@@ -73,17 +73,10 @@ class FaultPoints:
 
 
 async def ensure_streams(js: Any) -> None:
-    """ORDERS, EVENTS and DLQ streams, with a duplicate window for ``Nats-Msg-Id``."""
-    from nats.js.api import StreamConfig
-    from nats.js.errors import NotFoundError
+    """The streams of the order path (ORDERS, EVENTS, DLQ), as :mod:`kubetrade.messaging.streams` declares them."""
+    from kubetrade.messaging import streams
 
-    for name in ("ORDERS", "EVENTS", "DLQ"):
-        config = StreamConfig(name=name, subjects=subjects.STREAMS[name], duplicate_window=3600.0, max_age=30 * 86_400)
-        try:
-            await js.stream_info(name)
-        except NotFoundError:
-            with contextlib.suppress(Exception):  # a concurrent creator won
-                await js.add_stream(config)
+    await streams.ensure_streams(js, ("ORDERS", "EVENTS", "DLQ"))
 
 
 class Executor:

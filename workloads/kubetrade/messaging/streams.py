@@ -1,7 +1,13 @@
 """Create or update the JetStream streams of :data:`kubetrade.messaging.subjects.STREAMS`.
 
 Every process that publishes to a stream may call :func:`ensure_streams` at start: it is
-idempotent, and it converges an existing stream's subjects to the declared ones.
+idempotent, and it converges an existing stream's subjects and age limit to the declared
+ones (a stream created by an older version, with other settings, is brought in line).
+
+The age limits bound what each stream keeps on disk.  ``ORDERS`` holds submissions until
+the executor has recorded them; an order expires a minute after its decision, and the
+database, not the stream, is the record, so a day is ample.  Without a limit, a thousand
+orders a second were ~40 GB a day kept for good.
 """
 
 from __future__ import annotations
@@ -13,18 +19,37 @@ from kubetrade.messaging.subjects import STREAMS
 DUPLICATE_WINDOW_SECONDS = 2 * 3600
 """How long JetStream remembers a Nats-Msg-Id: re-sends within it are dropped as duplicates."""
 
+DAY = 86_400.0
+MAX_AGE_SECONDS: dict[str, float | None] = {
+    "MARKET_DATA": None,  # the collectors' sinks read it from where they left off; kept as long as disk allows
+    "ALT_DATA": None,
+    "ORDERS": 1 * DAY,
+    "EVENTS": 30 * DAY,
+    "DLQ": 30 * DAY,
+}
+"""How long each stream keeps a message (None: no age limit)."""
 
-async def ensure_streams(js: Any) -> None:
+
+async def ensure_streams(js: Any, names: tuple[str, ...] | None = None) -> None:
+    """Create the streams (all, or ``names``) or converge their subjects and age limit."""
     from nats.js.api import StreamConfig
     from nats.js.errors import NotFoundError
 
     for name, subjects in STREAMS.items():
-        config = StreamConfig(name=name, subjects=subjects, duplicate_window=DUPLICATE_WINDOW_SECONDS)
+        if names is not None and name not in names:
+            continue
+        max_age = MAX_AGE_SECONDS.get(name)
+        config = StreamConfig(name=name, subjects=subjects, duplicate_window=DUPLICATE_WINDOW_SECONDS, max_age=max_age)
         try:
             info = await js.stream_info(name)
         except NotFoundError:
-            await js.add_stream(config)
-            continue
-        if sorted(info.config.subjects or []) != sorted(subjects):
-            info.config.subjects = subjects
-            await js.update_stream(info.config)
+            try:
+                await js.add_stream(config)
+                continue
+            except Exception:  # a concurrent creator won: converge what it made
+                info = await js.stream_info(name)
+        current = info.config
+        if sorted(current.subjects or []) != sorted(subjects) or (current.max_age or None) != max_age:
+            current.subjects = subjects
+            current.max_age = max_age
+            await js.update_stream(current)
