@@ -9,6 +9,7 @@ was never recorded within the reservation's time to live.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -61,9 +62,17 @@ async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(co
     assert p.cash["alpha"] < 100_000.0 and p.cash["beta"] == 100_000.0
     assert p.state.capital == {"alpha": 100_000.0, "beta": 100_000.0}
 
-    # once the executor has recorded it and it is done, the next refresh releases it too
+    # once the executor has recorded it and it is done, the next refresh releases it too; an
+    # order approved while that refresh's queries run is not in its snapshot and stays reserved
     flight = order("in-flight-1", strategy="beta", qty=0.03)
     assert await paperpath.record_and_fill(conn, venue, flight, now_ms()) is not None
+    refresh = asyncio.create_task(book.refresh(conn, policies))
+    await asyncio.sleep(0)  # the refresh has taken its list of reservations and waits for the database
+    p.reservations["late-1"] = Reservation("beta", "BTC/USDT", 0.04, now_ms())
+    await refresh
+    assert set(p.reservations) == {"resting-1", "late-1"}
+    assert p.state.holdings[("beta", "BTC/USDT")] == pytest.approx(0.03 + 0.04)
+    del p.reservations["late-1"]
     await book.refresh(conn, policies)
     assert set(p.reservations) == {"resting-1"}
     assert holdings is not p.state.holdings

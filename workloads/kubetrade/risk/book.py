@@ -113,7 +113,9 @@ class RiskBook:
         regular expression per element).
         """
         now = int(time.time() * 1000)
-        coids = " ".join(c for p in self.portfolios.values() for c in p.reservations)
+        # the reservations this refresh resolves: those made while its queries run are not among them
+        asked = {c for p in self.portfolios.values() for c in p.reservations}
+        coids = " ".join(asked)
         async with conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             ledgers = await (
@@ -164,6 +166,8 @@ class RiskBook:
                     p.state.prices.setdefault(r["symbol"], float(r["mark_price"]))
             remaining: dict[str, float] = {}
             for coid, res in list(p.reservations.items()):
+                if coid not in asked:  # approved while the queries ran: the snapshot says nothing of it yet
+                    continue
                 o = open_orders.get(coid)
                 if o is None:  # recorded and done: its fill (if any) is in the positions just read
                     del p.reservations[coid]
