@@ -46,6 +46,9 @@ from kubetrade.risk.stopwatch import StopWatch
 
 log = logging.getLogger("kubetrade.risk")
 POLICY_RESYNC_SECONDS = 3.0
+REFRESH_PACE_SECONDS = 0.002
+"""The pause between the steps of a refresh (and between chunks of stops): it spreads the
+refresh's few milliseconds of CPU over a few tens, once a second."""
 MIN_REFRESH_SECONDS = 0.25
 """Exchange errors hurry a refresh (the breaker may trip), but at most four a second."""
 STATUS_EVERY_SECONDS = 15.0
@@ -161,11 +164,12 @@ class RiskManager:
 
     async def _refresh(self) -> None:
         """Re-read the book and the stops.  Between its steps it lets the event loop answer the
-        decisions that arrived meanwhile: a refresh is milliseconds of Python, and a thousand
-        signals a second must not queue behind it."""
+        decisions that arrived meanwhile, and pauses (:data:`REFRESH_PACE_SECONDS`): a refresh
+        is milliseconds of CPU here and in PostgreSQL, and taken in one go on a busy machine
+        it is a stall that a thousand signals a second queue behind."""
         assert self.conn is not None
         await self.book.refresh(self.conn, self._policy_map())
-        await asyncio.sleep(0)
+        await asyncio.sleep(REFRESH_PACE_SECONDS)
         closes_in_flight = bool(self.stops.closing)
         # closing orders first: a close seen done here is already reflected in the positions read next
         if closes_in_flight:
@@ -191,18 +195,18 @@ class RiskManager:
             await (await self.conn.execute(OPEN_POSITIONS)).fetchall() if closes_in_flight else self.book.open_positions
         )
         for _ in self.stops.loading(rows, self._stop_settings):
-            await asyncio.sleep(0)
+            await asyncio.sleep(REFRESH_PACE_SECONDS)
         # a price that arrived before a new position's stop was loaded still counts
         for sym in {k[3] for k in self.stops.stops}:
             h = self.feed.symbols.get(sym)
             if h is not None and h.price > 0:
                 with contextlib.suppress(Exception):
                     await self.stops.on_price(self.js, sym, h.price)
-            await asyncio.sleep(0)
+            await asyncio.sleep(REFRESH_PACE_SECONDS)
         await self.stops.save(self.conn)
         for p in self.book.portfolios.values():
             self.book.returns_for(p)
-        await asyncio.sleep(0)
+        await asyncio.sleep(REFRESH_PACE_SECONDS)
         if time.monotonic() - self._policy_sync >= POLICY_RESYNC_SECONDS:
             self._policy_sync = time.monotonic()
             try:
