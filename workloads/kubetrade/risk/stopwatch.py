@@ -113,7 +113,10 @@ class StopWatch:
             moved = stops.on_price(stop, price)
             if moved is not stop:
                 self.stops[key] = moved
-                self.moved.add(key)
+                # written back when the level moved, or a trailing stop's best price (which it
+                # resumes from after a restart); a fixed stop's best price is of no use to anyone
+                if moved.stop != stop.stop or (moved.trailing_pct and moved.best != stop.best):
+                    self.moved.add(key)
             if not stops.triggered(moved, price):
                 continue
             quantity = abs(moved.quantity)
@@ -161,19 +164,28 @@ class StopWatch:
         return sent
 
     async def save(self, conn: AsyncConnection[Row]) -> None:
-        """Write tightened trailing stops back (monotonic in SQL too: a stop never loosens)."""
+        """Write tightened trailing stops back, all in one transaction (monotonic in SQL too: a stop never
+        loosens and a best price never goes back, whatever an older view of the stop says)."""
+        rows = []
         for key in list(self.moved):
             stop = self.stops.get(key)
             self.moved.discard(key)
             if stop is None:
                 continue
             env, ns, strategy, symbol = key
-            await conn.execute(
+            rows.append(
+                {"s": stop.stop, "b": stop.best, "a": stop.entry, "e": env, "n": ns, "t": strategy, "y": symbol}
+            )
+        if not rows:
+            return
+        async with conn.transaction(), conn.cursor() as cur:  # one commit, the statements pipelined
+            await cur.executemany(
                 """UPDATE positions SET
                      stop_price = CASE WHEN quantity > 0 THEN GREATEST(COALESCE(stop_price, %(s)s), %(s)s)
                                        ELSE LEAST(COALESCE(stop_price, %(s)s), %(s)s) END,
-                     best_price = %(b)s
+                     best_price = CASE WHEN quantity > 0 THEN GREATEST(COALESCE(best_price, %(b)s), %(b)s)
+                                       ELSE LEAST(COALESCE(best_price, %(b)s), %(b)s) END
                    WHERE environment = %(e)s AND namespace = %(n)s AND strategy = %(t)s AND symbol = %(y)s
                      AND average_price = %(a)s""",
-                {"s": stop.stop, "b": stop.best, "e": env, "n": ns, "t": strategy, "y": symbol, "a": stop.entry},
+                rows,
             )
