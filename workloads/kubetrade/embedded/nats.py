@@ -53,6 +53,7 @@ class NatsServer(Service):
             ],
             self.store_dir / "nats.log",
             env=None if gomaxprocs is None else {**os.environ, "GOMAXPROCS": str(gomaxprocs)},
+            scratch=self.store_dir if self._own_dir else None,
         )
 
     @property
@@ -69,7 +70,8 @@ class NatsServer(Service):
     def restart(self) -> None:
         """Stop and start again on the same port with the same store (JetStream state survives)."""
         self.stop()
-        self.process = ManagedProcess(self.process.name, self.process.argv, self.process.log_path, env=self.process.env)
+        old = self.process
+        self.process = ManagedProcess(old.name, old.argv, old.log_path, env=old.env, scratch=old.scratch)
         self.start()
 
     def cleanup(self) -> None:

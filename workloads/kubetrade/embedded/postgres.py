@@ -12,6 +12,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -145,7 +146,16 @@ class PostgresServer(Service):
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
-        self.process = ManagedProcess("postgres", argv, self.root / "postgres.log", user=self.run_as)
+        # if this process dies without stopping it: SIGINT, PostgreSQL's fast shutdown, and a folder
+        # of its own removed after
+        self.process = ManagedProcess(
+            "postgres",
+            argv,
+            self.root / "postgres.log",
+            user=self.run_as,
+            stop_signal=signal.SIGINT,
+            scratch=self.root if self._own_dir else None,
+        )
         log = self.root / "postgres.log"
         log.touch()
         self._chown(log)
