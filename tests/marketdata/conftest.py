@@ -67,7 +67,7 @@ async def js(nats_client: object) -> object:
     from nats.js.errors import NotFoundError
 
     jet = nats_client.jetstream()  # type: ignore[attr-defined]
-    for name in ("MARKET_DATA", "ALT_DATA"):
+    for name in ("MARKET_DATA", "MARKET_TICKS", "ALT_DATA"):
         with contextlib.suppress(NotFoundError):
             await jet.delete_stream(name)
     await ensure_streams(jet)

@@ -23,11 +23,13 @@ async def stream_candles(js: Any, subject: str = "md.*.*.candle.*") -> list[Cand
 
 
 async def stream_messages(js: Any, subject: str, model: type[M]) -> list[M]:
-    """Every message of ``model`` in MARKET_DATA on ``subject``, in stream order."""
-    info = await js.stream_info("MARKET_DATA")
+    """Every message of ``model`` on ``subject`` in the stream that stores it (MARKET_DATA for
+    candles, MARKET_TICKS for tickers and trades), in stream order."""
+    stream = await js.find_stream_name_by_subject(subject)
+    info = await js.stream_info(stream)
     if info.state.messages == 0:
         return []
-    sub = await js.pull_subscribe(subject, durable=None, stream="MARKET_DATA")
+    sub = await js.pull_subscribe(subject, durable=None, stream=stream)
     out: list[M] = []
     try:
         while True:

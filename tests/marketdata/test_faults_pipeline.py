@@ -33,7 +33,7 @@ async def _connect(url: str) -> nats.NATS:
 async def _fresh_streams(js: object) -> None:
     from nats.js.errors import NotFoundError
 
-    for name in ("MARKET_DATA", "ALT_DATA"):
+    for name in ("MARKET_DATA", "MARKET_TICKS", "ALT_DATA"):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(name)  # type: ignore[attr-defined]
     await ensure_streams(js)

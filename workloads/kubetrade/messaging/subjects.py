@@ -34,7 +34,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 # JetStream streams: name -> subjects it captures.
 STREAMS: dict[str, list[str]] = {
-    "MARKET_DATA": ["md.>"],
+    # candles are the record (the sinks store them), tickers and trades a live view: apart, so that
+    # each keeps as long as it is useful (MARKET_DATA first: it gave up md.> for MARKET_TICKS)
+    "MARKET_DATA": ["md.*.*.candle.*"],
+    "MARKET_TICKS": ["md.*.*.ticker", "md.*.*.trades"],
     "ALT_DATA": ["alt.>"],
     "ORDERS": ["orders.>"],
     # not events.orders.>: an order's events are notifications whose record is the database
