@@ -46,8 +46,8 @@ async def ask(nc, sig: Signal) -> RiskDecision:
 
 
 @contextlib.asynccontextmanager
-async def stack(dsn: str, url: str):
-    rm = RiskManager(dsn, url, refresh_seconds=0.2)
+async def stack(dsn: str, url: str, refresh_seconds: float = 0.2):
+    rm = RiskManager(dsn, url, refresh_seconds=refresh_seconds)
     ex = Executor("paper", dsn, url, PaperVenue(), sync_seconds=0.3)
     tasks = [asyncio.create_task(rm.run()), asyncio.create_task(ex.run())]
 
@@ -115,6 +115,49 @@ async def test_signals_get_decisions_policies_reload_and_stops_fire(orders_dsn, 
     await conn.close()
 
 
+async def test_a_strategy_exit_after_its_stop_fired_is_refused_by_the_risk_manager(orders_dsn, own_nats, nc) -> None:
+    """The stop's close is counted in the book from the moment it is sent, like an approved order:
+    the strategy's own exit decided before the next refresh sees the position closing and is
+    refused here, with its reason (before, it was approved and then rejected by the executor)."""
+    conn = await store.connect(orders_dsn)
+    await store.allocate(conn, "paper", "gamma", 10_000.0, risk_policy="default")
+    await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
+    # refreshed only when poked, so that the book's view between refreshes is what is tested
+    async with stack(orders_dsn, own_nats.url, refresh_seconds=3600) as (rm, _ex):
+        await tick(nc, 50_000.0)
+        await wait_for(lambda: _has(rm, "BTC/USDT"))
+        entry = signal("g-1", 0.04).model_copy(update={"strategy": "gamma"})
+        assert (await ask(nc, entry)).approved
+        await wait_for(lambda: _status(conn, "g-1", "filled"))
+        key = ("paper", "default", "gamma", "BTC/USDT")
+        rm.poke.set()
+        await wait_for(lambda: _stop_loaded(rm, key))
+        # the price falls through the stop: the stop closes the position, the executor fills it
+        await tick(nc, 48_900.0)
+        await wait_for(lambda: _flat(conn, "gamma"))
+        assert rm.stops.triggered == 1
+        book = rm.book.portfolio_of("paper", "default", "gamma")
+        assert book is not None and book.state.holdings.get(("gamma", "BTC/USDT"), 0.0) == 0.0
+        # the strategy's own exit, decided before any refresh: refused by the risk manager
+        exit_ = signal("g-2", 0.04, side="sell", reduce_only=True).model_copy(update={"strategy": "gamma"})
+        d = await ask(nc, exit_)
+        assert not d.approved and d.rule == "reduceOnly", d
+        assert await store.get(conn, "g-2") is None  # never reached the executor
+        # the next refresh reads the close back and releases its reservation
+        rm.poke.set()
+        await wait_for(lambda: _released(book))
+        assert book.state.holdings.get(("gamma", "BTC/USDT"), 0.0) == 0.0
+    await conn.close()
+
+
+async def _stop_loaded(rm, key):
+    return key in rm.stops.stops
+
+
+async def _released(book):
+    return not any(c.startswith("stop-") for c in book.reservations)
+
+
 async def _has(rm, symbol):
     return symbol in rm.feed.symbols
 
@@ -133,8 +176,8 @@ async def _status(conn, coid, status):
     return row if row is not None and row["status"] == status else None
 
 
-async def _flat(conn):
-    cur = await conn.execute("SELECT quantity FROM positions WHERE strategy = 'alpha'")
+async def _flat(conn, strategy="alpha"):
+    cur = await conn.execute("SELECT quantity FROM positions WHERE strategy = %s", (strategy,))
     row = await cur.fetchone()
     return row is not None and row["quantity"] == 0
 

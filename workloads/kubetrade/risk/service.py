@@ -76,7 +76,7 @@ class RiskManager:
         self.feed = MarketFeed()
         self.book = RiskBook(self.feed)
         self.policies = PolicyStore()
-        self.stops = StopWatch(held=self._held)
+        self.stops = StopWatch(held=self._held, reserve=self._reserve_close)
         self.decisions: OrderedDict[str, bytes] = OrderedDict()
         """Decisions by client order id, encoded: bytes are invisible to the garbage collector."""
         self.cache_size = cache_size
@@ -123,11 +123,16 @@ class RiskManager:
             heap.settle()
         self.ready.set()
         log.info("risk manager ready")
+        stopping = asyncio.ensure_future(self.stopping.wait())
         try:
             last = time.monotonic()
             while not self.stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.poke.wait(), self.refresh_seconds)
+                poked = asyncio.ensure_future(self.poke.wait())
+                # a stop wakes the wait as a poke does: a long refresh period must not delay shutdown
+                await asyncio.wait((poked, stopping), timeout=self.refresh_seconds, return_when=asyncio.FIRST_COMPLETED)
+                poked.cancel()
+                if self.stopping.is_set():
+                    break
                 # exchange errors hurry a refresh, never more often than MIN_REFRESH_SECONDS (or the
                 # configured period, if that is shorter)
                 gap = min(MIN_REFRESH_SECONDS, self.refresh_seconds)
@@ -142,6 +147,7 @@ class RiskManager:
                     )
                     await self._reconnect()
         finally:
+            stopping.cancel()
             self.ready.clear()
             await self.policies.stop()
             if self.conn is not None:
@@ -220,6 +226,24 @@ class RiskManager:
         env, ns, strategy, symbol = key
         p = self.book.portfolio_of(env, ns, strategy)
         return None if p is None else p.state.holdings.get((strategy, symbol), 0.0)
+
+    def _reserve_close(self, key: tuple[str, str, str, str], coid: str, signed_qty: float | None) -> None:
+        """A stop's close, counted in the book like an approved order (None: it was not sent after all)."""
+        env, ns, strategy, symbol = key
+        p = self.book.portfolio_of(env, ns, strategy)
+        if p is None:
+            return
+        held = p.state.holdings
+        if signed_qty is None:
+            gone = p.reservations.pop(coid, None)
+            if gone is not None:
+                held[(strategy, symbol)] = held.get((strategy, symbol), 0.0) - gone.signed_qty
+            return
+        if coid in p.reservations:  # the same close again (same id): counted once
+            return
+        p.reservations[coid] = Reservation(strategy, symbol, signed_qty, now_ms())
+        new = held.get((strategy, symbol), 0.0) + signed_qty
+        held[(strategy, symbol)] = 0.0 if abs(new) < 1e-12 * max(1.0, abs(signed_qty)) else new
 
     def _stop_settings(self, env: str, ns: str, strategy: str) -> Any:
         p = self.book.portfolio_of(env, ns, strategy)

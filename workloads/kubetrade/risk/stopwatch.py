@@ -32,11 +32,21 @@ Held = Callable[[tuple[str, str, str, str]], float | None]
 (environment, namespace, strategy, symbol) -> signed quantity, or None if it does not know."""
 
 
+Reserve = Callable[[tuple[str, str, str, str], str, float | None], None]
+"""Count a stop's close in the risk book, as an approved order is: (key, client order id, signed
+quantity), from the moment it is sent until the executor's outcome is read back; a quantity of
+None takes back a reservation whose close never reached the stream."""
+
+
 class StopWatch:
-    def __init__(self, held: Held | None = None) -> None:
+    def __init__(self, held: Held | None = None, reserve: Reserve | None = None) -> None:
         self.held = held
         """The risk book's view, checked before a stop closes a position: a close the strategy
         itself sent (approved, not yet filled) makes the stop moot until the next reload."""
+        self.reserve = reserve
+        """Tells the risk book of a close the stop sends, so that the strategy's own exit decided
+        meanwhile sees the position as closing (and is refused by the risk manager, with its
+        reason, rather than by the executor)."""
         self.stops: dict[tuple[str, str, str, str], stops.Stop] = {}
         """(environment, namespace, strategy, symbol) -> stop"""
         self.exchange: dict[tuple[str, str, str, str], str] = {}
@@ -144,10 +154,15 @@ class StopWatch:
                 time=int(time.time() * 1000),
             )
             self.closing.add(coid)  # before the await: a concurrent price must not send it again
+            signed = -quantity if moved.quantity > 0 else quantity
+            if self.reserve is not None:  # before the await too: a decision meanwhile sees it closing
+                self.reserve(key, coid, signed)
             try:
                 await js.publish(subjects.order_submit(env), codec.encode(order), headers={"Nats-Msg-Id": coid})
             except Exception:
                 self.closing.discard(coid)  # not in the stream: the next price tries again, same id
+                if self.reserve is not None:
+                    self.reserve(key, coid, None)
                 raise
             self.triggered += 1
             sent += 1
