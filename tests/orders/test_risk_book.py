@@ -77,3 +77,65 @@ async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(co
     assert set(p.reservations) == {"resting-1"}
     assert holdings is not p.state.holdings
     assert p.state.holdings[("beta", "BTC/USDT")] == pytest.approx(0.03)
+
+
+async def test_a_paced_refresh_resolves_every_chunk_and_keeps_what_decisions_did_in_its_pauses(conn: Any) -> None:
+    """The service's refresh pauses between its statements and between chunks of reservations,
+    and decisions run in those pauses: reserving (changing the holdings) and adding reservations.
+    Every done order of every chunk is released, nothing reserved during a pause is lost, and the
+    holdings decisions saw stay whole until they are replaced in one step."""
+    from kubetrade.messaging.schemas import RiskDecision, Signal
+    from kubetrade.risk.book import UNRESOLVED_CHUNK
+    from kubetrade.risk.decide import reserve
+
+    await store.allocate(conn, "paper", "alpha", 1_000_000.0, risk_policy="default")
+    venue = PaperVenue()
+    venue.on_price("binance", "BTC/USDT", 50_000.0)
+    policies = {("default", "default"): RiskPolicySpec.model_validate({})}
+    book = RiskBook(MarketFeed())
+    await book.refresh(conn, policies)
+    p = book.portfolio_of("paper", "default", "alpha")
+    assert p is not None
+    n = 2 * UNRESOLVED_CHUNK + 17  # three chunks of ids, and three chunks of the reservation loop
+    done = [order(f"done-{i}", qty=0.001) for i in range(n)]
+    for i in range(0, n, 50):
+        assert await paperpath.record_and_fill_batch(conn, venue, done[i : i + 50], now_ms()) is not None
+    now = now_ms()
+    p.reservations = {o.client_order_id: Reservation("alpha", "BTC/USDT", 0.001, now) for o in done}
+    p.reservations["in-flight"] = Reservation("alpha", "BTC/USDT", 0.25, now)
+    p.rebuild_holdings({})
+    before = p.state.holdings[("alpha", "BTC/USDT")]
+    assert before == pytest.approx(n * 0.001 + 0.25)
+
+    pauses = 0
+    seen: list[float] = []
+
+    async def pace() -> None:  # a decision in every pause, as the event loop would run one
+        nonlocal pauses
+        pauses += 1
+        seen.append(p.state.holdings[("alpha", "BTC/USDT")])
+        coid = f"mid-{pauses}"
+        sig = Signal(
+            strategy="alpha",
+            client_order_id=coid,
+            exchange="binance",
+            symbol="BTC/USDT",
+            side="buy",
+            quantity=0.01,
+            price=50_000.0,
+            time=now_ms(),
+        )
+        d = RiskDecision(
+            client_order_id=coid, strategy="alpha", approved=True, quantity=0.01, requested_quantity=0.01, time=now_ms()
+        )
+        reserve(p.state, sig, d)
+        p.reservations[coid] = Reservation("alpha", "BTC/USDT", 0.01, now_ms())
+        await asyncio.sleep(0)
+
+    await book.refresh(conn, policies, pace=pace)
+    assert pauses >= 3 + 2  # between the statements, and inside the reservation loop
+    # until the end, decisions saw every reservation still counted (no half-released holdings)
+    assert all(h >= before - 1e-9 for h in seen)
+    assert set(p.reservations) == {"in-flight"} | {f"mid-{i}" for i in range(1, pauses + 1)}
+    assert p.filled[("alpha", "BTC/USDT")] == pytest.approx(n * 0.001)
+    assert p.state.holdings[("alpha", "BTC/USDT")] == pytest.approx(n * 0.001 + 0.25 + pauses * 0.01)

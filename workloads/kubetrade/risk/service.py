@@ -60,6 +60,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+async def _pause() -> None:
+    await asyncio.sleep(REFRESH_PACE_SECONDS)
+
+
 class RiskManager:
     def __init__(
         self,
@@ -174,8 +178,7 @@ class RiskManager:
         is milliseconds of CPU here and in PostgreSQL, and taken in one go on a busy machine
         it is a stall that a thousand signals a second queue behind."""
         assert self.conn is not None
-        await self.book.refresh(self.conn, self._policy_map())
-        await asyncio.sleep(REFRESH_PACE_SECONDS)
+        await self.book.refresh(self.conn, self._policy_map(), pace=_pause)
         closes_in_flight = bool(self.stops.closing)
         # closing orders first: a close seen done here is already reflected in the positions read next
         if closes_in_flight:
