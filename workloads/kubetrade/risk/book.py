@@ -28,7 +28,10 @@ PortfolioKey = tuple[str, str, str]
 """(environment, namespace, policy)"""
 RESERVATION_TTL_MS = 10 * 60_000
 UNRESOLVED_CHUNK = 250
-"""Reserved ids asked about per statement (a paced refresh pauses between them)."""
+"""Reserved ids asked about per statement, and reservations looked at between two pauses of a
+paced refresh; more when there are so many that the pauses would add up to more than
+:data:`MAX_CHUNKS` of them (a refresh must stay well inside its period)."""
+MAX_CHUNKS = 20
 Pace = Callable[[], Awaitable[None]]
 """What a refresh awaits between its steps (a short sleep, in the service)."""
 OPEN_POSITIONS = (
@@ -132,7 +135,8 @@ class RiskBook:
         # the reservations this refresh resolves: those made while its queries run are not among them
         asked = {c for p in self.portfolios.values() for c in p.reservations}
         ids = list(asked)
-        chunks = [" ".join(ids[i : i + UNRESOLVED_CHUNK]) for i in range(0, len(ids), UNRESOLVED_CHUNK)]
+        size = max(UNRESOLVED_CHUNK, -(-len(ids) // MAX_CHUNKS))
+        chunks = [" ".join(ids[i : i + size]) for i in range(0, len(ids), size)]
         unresolved: list[Row] = []
         async with conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -187,7 +191,7 @@ class RiskBook:
                     p.state.prices.setdefault(r["symbol"], float(r["mark_price"]))
             remaining: dict[str, float] = {}
             for i, (coid, res) in enumerate(list(p.reservations.items())):
-                if pace is not None and i and i % UNRESOLVED_CHUNK == 0:
+                if pace is not None and i and i % size == 0:
                     # decisions meanwhile still see the holdings as they were: they are replaced
                     # (rebuilt from the reservations then) only below, in one step
                     await pace()
