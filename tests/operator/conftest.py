@@ -42,9 +42,9 @@ def namespace(namespace: str, kube) -> Iterator[str]:
     """The shared per-test namespace; its Strategies are let go without closing positions when it goes.
 
     Deleting the namespace deletes its Strategies, and each one's finalizer asks the executor
-    to close its positions.  No executor answers in these tests, so every such deletion would
-    retry every 15 s for the rest of the session, and its close request would reach the
-    executor stand-in of a later test (which counts exactly the requests it expects).
+    to close its positions.  No executor answers in most of these tests, so every such deletion
+    would retry every 15 s for the rest of the session, and its close request would reach the
+    executor of a later test.
     """
     yield namespace
     kube.kubectl(

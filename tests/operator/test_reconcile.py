@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
 
 import nats
 import pytest
 import yaml
 
+from kubetrade.executor import paperpath, store
+from kubetrade.executor.service import Executor
+from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging import codec, subjects
-from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult, StatusReport
+from kubetrade.messaging.schemas import OrderRequest, StatusReport
+from kubetrade.storage import migrate
 from tests.operator.conftest import wait_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -347,29 +352,25 @@ def test_runner_reports_reach_the_status_and_bad_reports_are_dead_lettered(kube,
     assert 'kubetrade_operator_status_reports_total{kind="Strategy",result="applied"}' in operator.metrics()
 
 
-class ExecutorStandIn:
-    """Answers close-strategy requests on real NATS the way the executor's control endpoint does."""
-
-    def __init__(self, nats_url: str, ok: bool = True) -> None:
-        self.nats_url, self.ok, self.requests = nats_url, ok, []
-
-    async def serve(self, stop: asyncio.Event) -> None:
-        nc = await nats.connect(self.nats_url)
-
-        async def handle(msg) -> None:
-            req = codec.decode(CloseStrategyRequest, msg.data)
-            self.requests.append(req)
-            reply = CloseStrategyResult(
-                ok=self.ok, cancelled_orders=2, closed_positions=1, message="" if self.ok else "exchange unreachable"
-            )
-            await msg.respond(codec.encode(reply))
-
-        await nc.subscribe(subjects.close_strategy("paper"), cb=handle)
-        await stop.wait()
-        await nc.close()
+def _order(coid: str, namespace: str, kind: str, price: float) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=coid,
+        strategy="zeta",
+        namespace=namespace,
+        environment="paper",
+        exchange="binance",
+        symbol="BTC/USDT",
+        side="buy",
+        type=kind,
+        quantity=0.01,
+        price=price,
+        time=int(time.time() * 1000),
+    )
 
 
-def test_deletion_closes_positions_through_the_executor(kube, namespace, operator, nats_url) -> None:
+def test_deletion_closes_positions_through_the_executor(kube, namespace, operator, nats_url, pg_server) -> None:
+    """Deleting a Strategy closes its positions through a real paper executor (real NATS and PostgreSQL):
+    its resting order cancelled, its position closed by a reduce-only order that took the ordinary path."""
     apply(kube, namespace, example("riskpolicy.yaml"), strategy("zeta"), strategy("eta"))
     wait_status(kube, "strategy", "zeta", namespace, lambda s, _: s.get("phase") == "Paper")
     wait_status(kube, "strategy", "eta", namespace, lambda s, _: s.get("phase") == "Paper")
@@ -387,22 +388,49 @@ def test_deletion_closes_positions_through_the_executor(kube, namespace, operato
         "CloseBlocked event",
     )
 
-    async def scenario() -> list:
-        stand_in = ExecutorStandIn(nats_url)
-        stop = asyncio.Event()
-        task = asyncio.create_task(stand_in.serve(stop))
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(kube.kubectl, "delete", "strategy", "zeta", "-n", namespace, "--timeout=60s")
-        stop.set()
-        await task
-        return stand_in.requests
+    async def scenario() -> dict[str, str]:
+        # a real paper executor with its own database: zeta holds a filled position and a resting order
+        dsn = pg_server.create_database(f"kt_close_{uuid.uuid4().hex[:8]}")
+        migrate.apply(dsn)
+        conn = await store.connect(dsn)
+        await store.allocate(conn, "paper", "zeta", 10_000.0, namespace=namespace, risk_policy="default")
+        venue = PaperVenue()
+        venue.on_price("binance", "BTC/USDT", 50_000.0)
+        held = _order("zeta-entry", namespace, "market", 50_000.0)
+        assert await paperpath.record_and_fill(conn, venue, held, int(time.time() * 1000)) is not None
+        await store.record_new(conn, _order("zeta-resting", namespace, "limit", 40_000.0))
+        executor = Executor("paper", dsn, nats_url, venue, sync_seconds=0.3)
+        serving = asyncio.create_task(executor.run())
+        try:
+            while not executor.ready.is_set():
+                assert not serving.done(), serving.exception()
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(kube.kubectl, "delete", "strategy", "zeta", "-n", namespace, "--timeout=60s")
+            for _ in range(300):  # the close goes through JetStream and the executor like any order
+                cur = await conn.execute(
+                    "SELECT client_order_id, status FROM orders WHERE strategy = 'zeta' ORDER BY id"
+                )
+                statuses = {r["client_order_id"]: r["status"] for r in await cur.fetchall()}
+                position = await (
+                    await conn.execute("SELECT quantity FROM positions WHERE strategy = 'zeta'")
+                ).fetchone()
+                if len(statuses) == 3 and position is not None and position["quantity"] == 0:
+                    return statuses
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"zeta not closed: {statuses}, position {position}")
+        finally:
+            executor.stopping.set()
+            await asyncio.wait_for(serving, 30)
+            await conn.close()
 
-    requests = asyncio.run(scenario())
-    assert [(r.strategy, r.namespace, r.action) for r in requests] == [("zeta", namespace, "close")]
+    statuses = asyncio.run(scenario())
+    assert statuses["zeta-entry"] == "filled" and statuses["zeta-resting"] == "cancelled"
+    (close,) = (c for c in statuses if c.startswith("close-"))
+    assert statuses[close] == "filled"
     assert kube.kubectl("get", "strategy", "zeta", "-n", namespace, check=False).returncode != 0
     kube.wait_for(
         lambda: (
-            "cancelled 2 orders, closed 1 positions"
+            "cancelled 1 orders, closed 1 positions"
             in kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=zeta").stdout
         ),
         30,
