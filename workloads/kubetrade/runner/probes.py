@@ -28,17 +28,22 @@ class RunnerMetrics:
 
         self.equity = gauge("kubetrade_runner_equity", "Equity of the strategy's book").labels(**labels)
         self.pnl = gauge("kubetrade_runner_pnl", "Realised plus unrealised PnL").labels(**labels)
-        self.drawdown = gauge("kubetrade_runner_drawdown", "Drawdown from the equity peak (fraction)").labels(**labels)
+        self.drawdown = gauge(
+            "kubetrade_runner_drawdown_ratio", "Drawdown from the equity peak, as a fraction (0.1 = 10%)"
+        ).labels(**labels)
         self.open_positions = gauge("kubetrade_runner_open_positions", "Open positions").labels(**labels)
         self.multiplier = gauge("kubetrade_runner_sizing_multiplier", "Goal sizing multiplier in use").labels(**labels)
         self.last_bar = gauge("kubetrade_runner_last_bar_timestamp_seconds", "Close time of the last bar").labels(
-            **labels)
+            **labels
+        )
         self.trades = Counter("kubetrade_runner_trades", "Closed trades", ["strategy"], registry=r).labels(**labels)
         self.bars = Counter("kubetrade_runner_bars", "Bars processed", ["strategy"], registry=r).labels(**labels)
-        self.decisions = Counter("kubetrade_runner_risk_decisions", "Risk decisions by result",
-                                 ["strategy", "result"], registry=r)
-        self.risk_unreachable = Counter("kubetrade_runner_risk_unreachable", "risk.check requests without an answer",
-                                        ["strategy"], registry=r).labels(**labels)
+        self.decisions = Counter(
+            "kubetrade_runner_risk_decisions", "Risk decisions by result", ["strategy", "result"], registry=r
+        )
+        self.risk_unreachable = Counter(
+            "kubetrade_runner_risk_unreachable", "risk.check requests without an answer", ["strategy"], registry=r
+        ).labels(**labels)
         self.orders = Counter("kubetrade_runner_orders", "Terminal order states", ["strategy", "status"], registry=r)
         self.strategy = strategy
 
@@ -86,8 +91,11 @@ class Probes:
             parts = line.decode(errors="replace").split()
             status, ctype, body = self.respond(parts[1].split("?")[0] if len(parts) > 1 else "/")
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                         f"Connection: close\r\n\r\n".encode() + body)
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                f"Connection: close\r\n\r\n".encode()
+                + body
+            )
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
