@@ -12,6 +12,7 @@ import contextlib
 from typing import Any
 
 from kubetrade.collector.publish import Publisher, ensure_streams, stream_resume
+from kubetrade.collector.sink import Sink
 from kubetrade.messaging import streams, subjects
 from kubetrade.messaging.schemas import Candle, Ticker
 from kubetrade.storage.candles import SeriesKey
@@ -50,6 +51,9 @@ async def test_an_old_single_stream_converges_into_candles_and_ticks(nats_client
     old = Publisher(js)
     await old.publish(_candle(60_000))
     await old.publish(_ticker(60_500))
+    # the candle sink's durable consumer, as a running deployment has it
+    sink = Sink(nats_client, "postgresql://unused", durable="candle-store")
+    consumer = await sink.subscribe()
 
     await ensure_streams(js)
 
@@ -71,6 +75,11 @@ async def test_an_old_single_stream_converges_into_candles_and_ticks(nats_client
     assert (await js.stream_info("MARKET_TICKS")).state.messages == 1
     last_tick = await js.get_last_msg("MARKET_TICKS", subjects.ticker("binance", "BTC/USDT"))
     assert Ticker.model_validate_json(last_tick.data).time == 120_500
+
+    # the sink's consumer carried over: it still gets every candle, and no ticker
+    got = await consumer.fetch(10, timeout=2)
+    assert [m.subject for m in got] == [subjects.candle("binance", "BTC/USDT", "1m")] * 2
+    await consumer.unsubscribe()
 
     # a collector resumes after the newest candle, as before
     resume = stream_resume(js)
