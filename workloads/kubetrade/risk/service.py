@@ -38,7 +38,7 @@ from kubetrade.observability import tracecontext as tracing
 from kubetrade.observability.metrics import RISK_DECISIONS, export_portfolio, initialize_risk_decisions, labelled
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker, measures
-from kubetrade.risk.book import OPEN_POSITIONS, Portfolio, Reservation, RiskBook
+from kubetrade.risk.book import MAX_CHUNKS, OPEN_POSITIONS, Portfolio, Reservation, RiskBook
 from kubetrade.risk.decide import decide, reject, reserve
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.policies import PolicyStore
@@ -203,15 +203,19 @@ class RiskManager:
         rows = (
             await (await self.conn.execute(OPEN_POSITIONS)).fetchall() if closes_in_flight else self.book.open_positions
         )
-        for _ in self.stops.loading(rows, self._stop_settings):
+        # paced as the book is, in at most MAX_CHUNKS steps however many positions and symbols there are
+        for _ in self.stops.loading(rows, self._stop_settings, chunk=max(64, -(-len(rows) // MAX_CHUNKS))):
             await asyncio.sleep(REFRESH_PACE_SECONDS)
         # a price that arrived before a new position's stop was loaded still counts
-        for sym in {k[3] for k in self.stops.stops}:
+        symbols = sorted({k[3] for k in self.stops.stops})
+        per_pause = max(1, -(-len(symbols) // MAX_CHUNKS))
+        for i, sym in enumerate(symbols):
             h = self.feed.symbols.get(sym)
             if h is not None and h.price > 0:
                 with contextlib.suppress(Exception):
                     await self.stops.on_price(self.js, sym, h.price)
-            await asyncio.sleep(REFRESH_PACE_SECONDS)
+            if (i + 1) % per_pause == 0:
+                await asyncio.sleep(REFRESH_PACE_SECONDS)
         await self.stops.save(self.conn)
         for p in self.book.portfolios.values():
             self.book.returns_for(p)
