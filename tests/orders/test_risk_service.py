@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 import pytest
 
@@ -108,6 +109,12 @@ async def test_signals_get_decisions_policies_reload_and_stops_fire(orders_dsn, 
         cur = await conn.execute("SELECT * FROM orders WHERE reduce_only ORDER BY id")
         closes = await cur.fetchall()
         assert len(closes) == 1 and closes[0]["status"] == "filled" and closes[0]["client_order_id"].startswith("stop-")
+        # the refreshes are timed and the last one is recent (what KubetradeRiskStateStale watches)
+        from prometheus_client import REGISTRY
+
+        assert REGISTRY.get_sample_value("kubetrade_risk_refresh_seconds_count") >= 2
+        last = REGISTRY.get_sample_value("kubetrade_risk_last_refresh_timestamp_seconds")
+        assert last is not None and abs(time.time() - last) < 10
         # metrics over NATS (what GET /api/v1/risk/metrics serves)
         m = await nc.request(subjects.RISK_CONTROL, codec.encode(RiskControlRequest(action="metrics")), timeout=10)
         metrics = codec.decode(RiskControlReply, m.data)

@@ -234,6 +234,11 @@ def risk() -> dict[str, Any]:
         Panel("Gross exposure", [(f"kubetrade_portfolio_gross_exposure{{{sel}}}", "{{policy}} ({{environment}})")]),
         Panel("Open positions", [(f"kubetrade_portfolio_open_positions{{{sel}}}", "{{policy}} ({{environment}})")]),
         Panel("Violations", [(f"kubetrade_risk_violations{{{sel}}}", "{{policy}} ({{environment}})")]),
+        Panel("Book refresh", [
+            (f"histogram_quantile(0.99, sum by (le) (rate(kubetrade_risk_refresh_seconds_bucket[{RI}])))", "p99"),
+            ("time() - max(kubetrade_risk_last_refresh_timestamp_seconds)", "since the last one"),
+        ], unit="s", description="How long the risk manager's refresh from PostgreSQL takes (paced: tens of "
+           "milliseconds), and how long ago the last one completed; decisions in between use that state."),
     ]
     variables = [
         _variable("environment", "label_values(kubetrade_portfolio_equity, environment)", "Environment"),

@@ -87,6 +87,17 @@ FILLS = _metric(Counter, "kubetrade_fills_total", "Fills booked by the executor.
 FEES = _metric(Counter, "kubetrade_fees_total", "Fees paid on fills, in the quote currency named by `currency`.",
                ["environment", "namespace", "strategy", "currency"])
 
+RISK_REFRESH_SECONDS = _metric(
+    Histogram, "kubetrade_risk_refresh_seconds",
+    "Wall time of one refresh of the risk manager's book and stops from PostgreSQL (paced: tens of milliseconds).",
+    [], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+RISK_LAST_REFRESH = _metric(
+    Gauge, "kubetrade_risk_last_refresh_timestamp_seconds",
+    "When the risk manager last refreshed its book from PostgreSQL (Unix time); decisions in between use that state.",
+    [],
+)
+
 POSITION_LIMIT_RULES = ("maxPositionPct", "maxSymbolExposurePct", "maxGrossExposurePct", "maxOpenPositions")
 
 

@@ -35,7 +35,14 @@ from kubetrade.messaging.schemas import (
 )
 from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
-from kubetrade.observability.metrics import RISK_DECISIONS, export_portfolio, initialize_risk_decisions, labelled
+from kubetrade.observability.metrics import (
+    RISK_DECISIONS,
+    RISK_LAST_REFRESH,
+    RISK_REFRESH_SECONDS,
+    export_portfolio,
+    initialize_risk_decisions,
+    labelled,
+)
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker, measures
 from kubetrade.risk.book import MAX_CHUNKS, OPEN_POSITIONS, Portfolio, Reservation, RiskBook
@@ -118,7 +125,7 @@ class RiskManager:
         await self.acked.start()
         await self.policies.start(self.js)
         self.conn = await store.connect(self.dsn)
-        await self._refresh()
+        await self._timed_refresh()
         await self.nc.subscribe("md.>", cb=self._on_market_data)
         await self.nc.subscribe(subjects.exchange_errors("*"), cb=self._on_exchange_error)
         await self.nc.subscribe(subjects.RISK_CHECK, queue="risk-manager", cb=self._on_check)
@@ -144,7 +151,7 @@ class RiskManager:
                 self.poke.clear()
                 last = time.monotonic()
                 try:
-                    await self._refresh()
+                    await self._timed_refresh()
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     log.warning(
                         "database unavailable; decisions continue on the last state", extra={"error": str(exc)[:200]}
@@ -171,6 +178,13 @@ class RiskManager:
 
     def _policy_map(self) -> dict[tuple[str, str], RiskPolicySpec]:
         return {(p.namespace, p.name): p.spec for p in self.policies.policies.values()}
+
+    async def _timed_refresh(self) -> None:
+        """A refresh, timed, and the time of the last one that completed (an alert watches it)."""
+        started = time.monotonic()
+        await self._refresh()
+        RISK_REFRESH_SECONDS.observe(time.monotonic() - started)
+        RISK_LAST_REFRESH.set(time.time())
 
     async def _refresh(self) -> None:
         """Re-read the book and the stops.  Between its steps it lets the event loop answer the
