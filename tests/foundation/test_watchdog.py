@@ -139,3 +139,21 @@ def test_a_parent_that_stops_its_server_and_exits_leaves_nothing_behind(tmp_path
     assert parent.wait(10) == 0
     assert not _alive(info["pid"])
     assert _gone(info["watchdog"], 5), "the watchdog outlived a parent that exited normally"
+
+
+def test_a_terminated_watchdog_still_stops_the_server_when_the_parent_dies(tmp_path: Path) -> None:
+    """``pkill -f`` of the project's Python reaches the watchdog as well as its parent: it ignores
+    SIGTERM, and does its work once the parent is gone."""
+    parent, info = _parent("nats", tmp_path)
+    try:
+        os.kill(info["watchdog"], signal.SIGTERM)
+        time.sleep(0.5)
+        assert _alive(info["watchdog"]), "the watchdog gave up its watch on SIGTERM"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        assert _gone(info["pid"], 25), "nats-server outlived its killed parent"
+        assert _gone(info["watchdog"], 5)
+    finally:
+        for pid in (info["pid"], info["watchdog"]):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -37,6 +37,8 @@ class StartupError(RuntimeError):
 
 WATCHDOG = r"""
 import json, os, shutil, signal, sys, time
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, signal.SIG_IGN)  # only the end of the parent ends the watch (see Watchdog)
 watched, remove = {}, {}
 for line in sys.stdin:
     order = json.loads(line)
@@ -90,7 +92,9 @@ class Watchdog:
     remove after it (a temporary database is 100 MB); when the pipe reaches end of file - the
     parent is gone, by any means - it sends those signals, waits, kills what is left and
     removes the folders.  A clean stop unwatches the group first, so the watchdog never touches a
-    process id that may have been reused.
+    process id that may have been reused.  The watchdog ignores SIGTERM, SIGINT and SIGHUP: a
+    ``pkill -f`` that matches it along with its parent (they run the same Python) must not
+    take it away before its parent's death is what it acts on.
     """
 
     GRACE_SECONDS = 20.0
