@@ -29,14 +29,20 @@ async def conn(orders_dsn: str) -> Any:
     await c.close()
 
 
-async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(conn: Any) -> None:
-    for strategy in ("alpha", "beta"):
-        await store.allocate(conn, "paper", strategy, 100_000.0, risk_policy="default")
+async def _book(conn: Any, capital: float, *strategies: str) -> tuple[PaperVenue, Any, RiskBook]:
+    """Ledgers for ``strategies`` under the default policy, a paper venue at 50,000, and a book read once."""
+    for strategy in strategies:
+        await store.allocate(conn, "paper", strategy, capital, risk_policy="default")
     venue = PaperVenue()
     venue.on_price("binance", "BTC/USDT", 50_000.0)
     policies = {("default", "default"): RiskPolicySpec.model_validate({})}
     book = RiskBook(MarketFeed())
     await book.refresh(conn, policies)
+    return venue, policies, book
+
+
+async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(conn: Any) -> None:
+    venue, policies, book = await _book(conn, 100_000.0, "alpha", "beta")
     p = book.portfolio_of("paper", "default", "alpha")
     assert p is not None and p is book.portfolio_of("paper", "default", "beta")
 
@@ -88,12 +94,7 @@ async def test_a_paced_refresh_resolves_every_chunk_and_keeps_what_decisions_did
     from kubetrade.risk.book import UNRESOLVED_CHUNK
     from kubetrade.risk.decide import reserve
 
-    await store.allocate(conn, "paper", "alpha", 1_000_000.0, risk_policy="default")
-    venue = PaperVenue()
-    venue.on_price("binance", "BTC/USDT", 50_000.0)
-    policies = {("default", "default"): RiskPolicySpec.model_validate({})}
-    book = RiskBook(MarketFeed())
-    await book.refresh(conn, policies)
+    venue, policies, book = await _book(conn, 1_000_000.0, "alpha")
     p = book.portfolio_of("paper", "default", "alpha")
     assert p is not None
     n = 2 * UNRESOLVED_CHUNK + 17  # three chunks of ids, and three chunks of the reservation loop
