@@ -299,9 +299,12 @@ def decide(
 def reserve(state: PortfolioState, signal: Signal, decision: RiskDecision) -> None:
     """Count an approved quantity in the holdings until the executor reports what became of it."""
     if decision.approved and decision.quantity > 0:
-        key = (signal.strategy, signal.symbol)
         sign = 1.0 if signal.side == "buy" else -1.0
-        new = state.holdings.get(key, 0.0) + sign * decision.quantity
-        if abs(new) < 1e-12 * max(1.0, decision.quantity):
-            new = 0.0
-        state.holdings[key] = new
+        hold(state, signal.strategy, signal.symbol, sign * decision.quantity)
+
+
+def hold(state: PortfolioState, strategy: str, symbol: str, signed_qty: float) -> None:
+    """Add a signed quantity to a holding; what is left of closing it exactly is zero, not a float's dust."""
+    key = (strategy, symbol)
+    new = state.holdings.get(key, 0.0) + signed_qty
+    state.holdings[key] = 0.0 if abs(new) < 1e-12 * max(1.0, abs(signed_qty)) else new

@@ -46,7 +46,7 @@ from kubetrade.observability.metrics import (
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker, measures
 from kubetrade.risk.book import MAX_CHUNKS, OPEN_POSITIONS, Portfolio, Reservation, RiskBook
-from kubetrade.risk.decide import decide, reject, reserve
+from kubetrade.risk.decide import decide, hold, reject, reserve
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.policies import PolicyStore
 from kubetrade.risk.stopwatch import StopWatch
@@ -219,7 +219,7 @@ class RiskManager:
         )
         # paced as the book is, in at most MAX_CHUNKS steps however many positions and symbols there are
         for _ in self.stops.loading(rows, self._stop_settings, chunk=max(64, -(-len(rows) // MAX_CHUNKS))):
-            await asyncio.sleep(REFRESH_PACE_SECONDS)
+            await _pause()
         # a price that arrived before a new position's stop was loaded still counts
         symbols = sorted({k[3] for k in self.stops.stops})
         per_pause = max(1, -(-len(symbols) // MAX_CHUNKS))
@@ -229,11 +229,11 @@ class RiskManager:
                 with contextlib.suppress(Exception):
                     await self.stops.on_price(self.js, sym, h.price)
             if (i + 1) % per_pause == 0:
-                await asyncio.sleep(REFRESH_PACE_SECONDS)
+                await _pause()
         await self.stops.save(self.conn)
         for p in self.book.portfolios.values():
             self.book.returns_for(p)
-        await asyncio.sleep(REFRESH_PACE_SECONDS)
+        await _pause()
         if time.monotonic() - self._policy_sync >= POLICY_RESYNC_SECONDS:
             self._policy_sync = time.monotonic()
             try:
@@ -254,17 +254,15 @@ class RiskManager:
         p = self.book.portfolio_of(env, ns, strategy)
         if p is None:
             return
-        held = p.state.holdings
         if signed_qty is None:
             gone = p.reservations.pop(coid, None)
             if gone is not None:
-                held[(strategy, symbol)] = held.get((strategy, symbol), 0.0) - gone.signed_qty
+                hold(p.state, strategy, symbol, -gone.signed_qty)
             return
         if coid in p.reservations:  # the same close again (same id): counted once
             return
         p.reservations[coid] = Reservation(strategy, symbol, signed_qty, now_ms())
-        new = held.get((strategy, symbol), 0.0) + signed_qty
-        held[(strategy, symbol)] = 0.0 if abs(new) < 1e-12 * max(1.0, abs(signed_qty)) else new
+        hold(p.state, strategy, symbol, signed_qty)
 
     def _stop_settings(self, env: str, ns: str, strategy: str) -> Any:
         p = self.book.portfolio_of(env, ns, strategy)
