@@ -109,6 +109,8 @@ class PolicyStore:
         ephemeral consumer and a round trip per key, which every few seconds beside a thousand
         decisions a second is a visible stall; it is done only when that sequence moved.
         """
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
+
         kv = await bucket(js)
         info = await js.stream_info(f"KV_{subjects.RISK_POLICY_BUCKET}")
         last_seq = int(info.state.last_seq)
@@ -116,10 +118,15 @@ class PolicyStore:
             return
         try:
             keys = await kv.keys()
-        except Exception:  # nats-py raises when the bucket is empty
+        except NoKeysError:  # nats-py's answer for an empty bucket: every policy was deleted
             keys = []
+        # any other failure (a timeout on a busy server) raises: the policies in force stay in force,
+        # and the next resync reads again - treated as "no keys", it had removed every policy for good
         for k in keys:
-            entry = await kv.get(k)
+            try:
+                entry = await kv.get(k)
+            except (KeyNotFoundError, KeyDeletedError):  # deleted since the listing: the next resync sees it
+                continue
             held = self.policies.get(k)
             if held is None or held.revision != entry.revision:
                 self.on_entry(k, entry.value, entry.revision, None)
