@@ -7,7 +7,6 @@ failure, never a skip.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,18 +20,13 @@ from kubetrade.storage import migrate
 REPO = Path(__file__).resolve().parents[1]
 
 
-def shared_data_dir() -> Path:
-    """The real market data shared with the project (CI puts shared/ beside the clone)."""
-    explicit = os.environ.get("KUBETRADE_SHARED_DATA")
-    path = Path(explicit) if explicit else REPO.parent / "shared" / "data"
-    if not path.is_dir():
-        raise FileNotFoundError(f"real market data not found at {path}; set KUBETRADE_SHARED_DATA")
-    return path
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    return shared_data_dir()
+def market_data() -> Path:
+    """Real candles shipped with the tests (MIT-licensed, see tests/data/README.md)."""
+    return TEST_DATA
 
 
 # --- NATS ---------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from kubetrade.candles import Candles, load_csv
 
 
 @pytest.fixture(scope="session")
-def btc_1m_full(shared_data: Path) -> Candles:
-    return load_csv(shared_data / "binance-spot" / "BTC_USDT-1m.csv.gz")
+def btc_1m_full(market_data: Path) -> Candles:
+    """30 days of BTC/USDT perpetual 1m bars (Binance USDT-M), May to June 2025."""
+    return load_csv(market_data / "binance-usdm" / "BTC_USDT-1m-perp.csv.gz")
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +22,10 @@ def btc_1m(btc_1m_full: Candles) -> Candles:
 
 
 @pytest.fixture(scope="session")
-def eth_perp(shared_data: Path) -> Candles:
-    return load_csv(shared_data / "binance-usdm" / "ETH_USDT-1m-perp.csv.gz")
+def eth_perp(market_data: Path) -> Candles:
+    return load_csv(market_data / "binance-usdm" / "ETH_USDT-1m-perp.csv.gz")
 
 
 @pytest.fixture(scope="session")
-def sol_5m(shared_data: Path) -> Candles:
-    return load_csv(shared_data / "binance-spot" / "SOL_USDT-5m.csv.gz")
+def sol_5m(market_data: Path) -> Candles:
+    return load_csv(market_data / "binance-spot" / "SOL_USDT-5m.csv.gz")

@@ -13,11 +13,13 @@ from kubetrade.candles import CandleError, Candles, from_arrays, load_csv, timef
 
 
 def test_real_file_loads_with_symbol_and_timeframe(btc_1m_full: Candles) -> None:
-    assert len(btc_1m_full) == 130_708
-    assert btc_1m_full.symbol == "BTC/USDT" and btc_1m_full.timeframe == "1m"
+    assert len(btc_1m_full) == 43_199
+    assert btc_1m_full.symbol == "BTC/USDT:USDT" and btc_1m_full.timeframe == "1m"
     assert btc_1m_full.bar_ms == 60_000
-    # the README's fact: the August 2025 all-time high is in this file
-    assert btc_1m_full.high.max() == pytest.approx(124_474, abs=1)
+    # a fact checkable elsewhere: the perpetual's May 2025 all-time high, 111,959.5 on 22 May
+    top = int(np.argmax(btc_1m_full.high))
+    assert btc_1m_full.high[top] == pytest.approx(111_959.5, abs=0.5)
+    assert btc_1m_full.time[top] == 1_747_935_240_000  # 2025-05-22 17:34 UTC
 
 
 def test_perpetual_file_gets_a_settle_symbol(eth_perp: Candles) -> None:

@@ -99,7 +99,7 @@ def test_manifests_round_trip_without_loss(tmp_path: Path, data: list[Candles], 
     paths = write_manifests(strategies, tmp_path)
     for st, path in zip(strategies, paths, strict=True):
         doc = yaml.safe_load(path.read_text())
-        assert doc["spec"]["mode"] == "paper" and doc["spec"]["symbols"] == ["BTC/USDT"]
+        assert doc["spec"]["mode"] == "paper" and doc["spec"]["symbols"] == [data[0].symbol]
         back = Strategy.model_validate(doc)
         assert back.spec.genome == st.spec.genome
         assert back.to_k8s() == st.to_k8s()
@@ -136,8 +136,8 @@ def test_manifests_are_accepted_by_the_api_server(kube: object, namespace: str, 
         assert by_name[st.metadata["name"]]["spec"]["genome"] == st.spec.to_k8s()["genome"]
 
 
-def test_cli_backtest_and_evolve(tmp_path: Path, shared_data: Path) -> None:
-    perp = shared_data / "binance-usdm" / "SOL_USDT-1m-perp.csv.gz"
+def test_cli_backtest_and_evolve(tmp_path: Path, market_data: Path) -> None:
+    perp = market_data / "binance-usdm" / "SOL_USDT-1m-perp.csv.gz"
     out = subprocess.run([sys.executable, "-m", "kubetrade.cli", "evolve", str(perp), "--market", "perpetual",
                           "--population", "16", "--generations", "1", "--min-trades", "5", "--top", "3",
                           "--out", str(tmp_path / "m"), "--seed", "5"], capture_output=True, text=True, timeout=300)

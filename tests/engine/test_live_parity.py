@@ -45,8 +45,11 @@ def test_primed_history_is_not_traded_and_decisions_continue(btc_1m: Candles) ->
               for i in range(2000, 3000)]
     # from a flat start at bar 2000, the backtest over the same candles opens on the same bars
     bt = backtest(genome, c, Costs(fee=0.0), start=2000)
-    assert [2000 + i for i, o in enumerate(opened) if o] == [t.entry_bar for t in bt.trades][: sum(map(bool, opened))]
-    assert sum(map(bool, opened)) >= 3
+    live_entries = [2000 + i for i, o in enumerate(opened) if o]
+    # the backtest lists closed trades; a position still open at the last bar is the live one's last entry
+    still_open = 1 if live.position != 0 else 0
+    assert live_entries[: len(live_entries) - still_open] == [t.entry_bar for t in bt.trades]
+    assert len(live_entries) >= 3
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,10 @@ DAY_1M = 1440
 
 
 @pytest.fixture(scope="module")
-def btc_1m(shared_data: Path) -> Candles:
-    return load_csv(shared_data / "binance-spot" / "BTC_USDT-1m.csv.gz").slice(0, 2 * DAY_1M)
+def btc_1m(market_data: Path) -> Candles:
+    c = load_csv(market_data / "binance-usdm" / "BTC_USDT-1m-perp.csv.gz")
+    first_midnight = int(np.argmax(c.time % 86_400_000 == 0))  # buckets up to 1d start whole
+    return c.slice(first_midnight, first_midnight + 2 * DAY_1M)
 
 
 def _values(key: SeriesKey, c: Candles) -> str:

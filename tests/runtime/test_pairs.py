@@ -6,13 +6,13 @@ from kubetrade.candles import load_csv
 from kubetrade.selection.pairs import pair_stats, rank_pairs
 
 
-def _daily(shared_data):
-    folder = shared_data / "binance-spot"
+def _daily(market_data):
+    folder = market_data / "binance-spot"
     return {p.name.split("-")[0].replace("_", "/"): load_csv(p) for p in sorted(folder.glob("*-1d.csv.gz"))}
 
 
-def test_ranks_real_pairs_by_documented_criteria(shared_data) -> None:
-    candles = _daily(shared_data)
+def test_ranks_real_pairs_by_documented_criteria(market_data) -> None:
+    candles = _daily(market_data)
     assert len(candles) >= 8
     top, rejected = rank_pairs(candles, top_n=3, min_daily_volume=5e7, lookback_days=60)
     assert len(top) == 3
@@ -28,16 +28,16 @@ def test_ranks_real_pairs_by_documented_criteria(shared_data) -> None:
                               for k, v in p.components.items())
 
 
-def test_volume_floor_and_quote_filter_leave_reasons(shared_data) -> None:
-    candles = _daily(shared_data)
+def test_volume_floor_and_quote_filter_leave_reasons(market_data) -> None:
+    candles = _daily(market_data)
     top, rejected = rank_pairs(candles, quote="BTC", top_n=5)
     assert top == [] and all("quote" in r.reason for r in rejected)
     top, rejected = rank_pairs(candles, top_n=10, min_daily_volume=1e15)
     assert top == [] and all("below" in r.reason for r in rejected)
 
 
-def test_intraday_candles_give_the_same_daily_volume(shared_data) -> None:
-    folder = shared_data / "binance-spot"
+def test_intraday_candles_give_the_same_daily_volume(market_data) -> None:
+    folder = market_data / "binance-spot"
     h1 = pair_stats("ETH/USDT", load_csv(folder / "ETH_USDT-1h.csv.gz"), 30)
     d1 = pair_stats("ETH/USDT", load_csv(folder / "ETH_USDT-1d.csv.gz"), 30)
     assert abs(h1.daily_volume / d1.daily_volume - 1) < 0.05
