@@ -16,7 +16,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.kubetrade-installed
-want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml testbed/pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing dependencies (requirements.lock)"
   if [ ! -x .venv/bin/uv ]; then
@@ -24,7 +24,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip uv
   fi
   VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install -q -r requirements.lock
-  VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install -q --no-deps -e .
+  VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install -q --no-deps -e . -e testbed
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $(.venv/bin/kubetrade --help >/dev/null && echo 'kubetrade CLI ok')"
