@@ -15,7 +15,7 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult, OrderRequest
 
 if TYPE_CHECKING:
-    from kubetrade.executor.service import Executor
+    from kubetrade.executor.executor import Executor
 
 
 def closing_id(namespace: str, strategy: str, symbol: str, quantity: float) -> str:
