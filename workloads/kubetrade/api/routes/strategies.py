@@ -255,7 +255,7 @@ async def replace_strategy(
 )
 async def delete_strategy(name: Name, request: Request, namespace: Namespace = None) -> Problem:
     await _call(_store(request).delete(PLURAL, _namespace(request, namespace), name))
-    return Problem(detail=f"Strategy {name} is being deleted; its runner closes or hands over positions first")
+    return Problem(detail=f"Strategy {name} is being deleted; its positions are closed first")
 
 
 @router.post(
