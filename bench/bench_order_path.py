@@ -93,7 +93,7 @@ def pct(values: list[float], q: float) -> float:
 async def _bench(root: Path) -> dict[str, Any]:
     import nats
 
-    from kubetrade.executor import store
+    from kubetrade.ledger import allocation, connection, queries
     from kubetrade.localstack.servers import NatsServer, PostgresServer
     from kubetrade.messaging import codec, subjects
     from kubetrade.messaging.schemas import Candle, RiskDecision, Signal, Ticker
@@ -112,9 +112,9 @@ async def _bench(root: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     nc = await nats.connect(ns.url)
     try:
-        conn = await store.connect(dsn)
+        conn = await connection.connect(dsn)
         for i in range(STRATEGIES):
-            await store.allocate(conn, "paper", f"s{i:03d}", 1_000_000.0, risk_policy="default")
+            await allocation.allocate(conn, "paper", f"s{i:03d}", 1_000_000.0, risk_policy="default")
         # baseline: a bare INSERT commit
         await conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, v double precision)")
         floor_pg = []
@@ -279,8 +279,8 @@ async def _bench(root: Path) -> dict[str, Any]:
                 reply = await nc.request(subjects.RISK_CHECK, codec.encode(sig), timeout=2)
                 r = codec.decode(RiskDecision, reply.data)
                 if r.approved:
-                    conn = await store.connect(dsn)
-                    row = await store.get(conn, sig.client_order_id)
+                    conn = await connection.connect(dsn)
+                    row = await queries.order(conn, sig.client_order_id)
                     await conn.close()
                     if row is not None and row["status"] == "filled":
                         break

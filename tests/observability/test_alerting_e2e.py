@@ -25,7 +25,7 @@ import yaml
 
 from kubetrade.alerts import store as alert_store
 from kubetrade.alerts.alertmanager import AlertmanagerClient, promoted_to_live, raise_event
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection
 from kubetrade.localstack.servers.processes import ManagedProcess, free_port
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import RiskDecision, Signal, Ticker
@@ -104,8 +104,8 @@ async def test_a_rule_fires_on_a_real_workload_and_reaches_the_webhook(
     nc = obs_nc
     js = nc.jetstream()
     await ensure_streams(js)
-    conn = await store.connect(obs_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    conn = await connection.connect(obs_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
     await conn.close()
     kv = await policies.bucket(js)
     await kv.put(policies.key("default", "default"),

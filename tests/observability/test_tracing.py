@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from kubetrade.collector.publish import Publisher
-from kubetrade.executor import store
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
+from kubetrade.ledger import allocation, connection
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import Candle, OrderEvent, RiskDecision, Signal, Ticker
 from kubetrade.messaging.streams import ensure_streams
@@ -48,8 +48,8 @@ async def test_one_trace_follows_candle_signal_decision_order_fill(span_exporter
     nc = obs_nc
     js = nc.jetstream()
     await ensure_streams(js)
-    conn = await store.connect(obs_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    conn = await connection.connect(obs_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
     kv = await policies.bucket(js)
     await kv.put(policies.key("default", "default"),
                  json.dumps({"namespace": "default", "name": "default", "generation": 1, "spec": {}}).encode())

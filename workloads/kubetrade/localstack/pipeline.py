@@ -192,15 +192,15 @@ async def start_services(stack: Stack) -> None:
 
 
 async def allocate(stack: Stack) -> None:
-    from kubetrade.executor import store
+    from kubetrade.ledger import allocation, connection
 
-    conn = await store.connect(stack.dsn)
+    conn = await connection.connect(stack.dsn)
     try:
         for e in stack.entries:
             if e.config is not None:
                 s = e.strategy.spec
-                await store.allocate(conn, "paper", e.name, s.capital.amount, "default", s.risk_policy_ref.name,
-                                     s.capital.currency)
+                await allocation.allocate(conn, "paper", e.name, s.capital.amount, "default",
+                                          s.risk_policy_ref.name, s.capital.currency)
     finally:
         await conn.close()
     names = {e.name for e in stack.entries if e.config is not None}
