@@ -95,9 +95,8 @@ async def _bench(root: Path) -> dict[str, Any]:
 
     from kubetrade.ledger import allocation, connection, queries
     from kubetrade.localstack.servers import NatsServer, PostgresServer
-    from kubetrade.messaging import codec, subjects
+    from kubetrade.messaging import codec, kv, subjects
     from kubetrade.messaging.schemas import Candle, RiskDecision, Signal, Ticker
-    from kubetrade.risk import policies
     from kubetrade.storage import migrate
 
     pg = PostgresServer(root / "pg", durable=True)
@@ -156,9 +155,9 @@ async def _bench(root: Path) -> dict[str, Any]:
             floor_js.append((time.perf_counter() - t) * 1000)
         await js.delete_stream("BENCH_FLOOR")
 
-        kv = await policies.bucket(nc.jetstream())
-        await kv.put(
-            policies.key("default", "default"),
+        bucket = await kv.policy_bucket(nc.jetstream())
+        await bucket.put(
+            kv.policy_key("default", "default"),
             json.dumps(
                 {
                     "namespace": "default",

@@ -19,7 +19,7 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import BY_KIND
-from kubetrade_operator import kube
+from kubetrade_operator import kube, riskpolicies
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.metrics import STATUS_REPORTS
 
@@ -90,9 +90,8 @@ async def _handle(msg: Any) -> None:
         before = ((body.get("status") or {}).get("breaker") or {}).get("state")
         after = (patch.get("breaker") or {}).get("state")
         if report.kind == "RiskPolicy" and after and after != before:
-            from kubetrade_operator.riskpolicies import _repause
-
-            await _repause(report.namespace, report.name, {**body, "status": {**(body.get("status") or {}), **patch}})
+            merged = {**body, "status": {**(body.get("status") or {}), **patch}}
+            await riskpolicies.repause(report.namespace, report.name, merged)
     except (codec.BadMessage, ValueError) as exc:
         STATUS_REPORTS.labels("invalid", "dead_lettered").inc()
         log.warning("bad status report", extra={"subject": msg.subject, "error": str(exc)})

@@ -14,17 +14,16 @@ import pytest
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.ledger import allocation, connection, queries
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
-from kubetrade.risk import policies
 from kubetrade.risk.manager import RiskManager
 from tests.orders.conftest import now_ms, tick, wait_for
 
 
 async def publish_policy(nc, spec: dict, name: str = "default") -> int:
-    kv = await policies.bucket(nc.jetstream())
+    bucket = await kv.policy_bucket(nc.jetstream())
     value = {"namespace": "default", "name": name, "generation": 1, "spec": spec}
-    return await kv.put(policies.key("default", name), json.dumps(value).encode())
+    return await bucket.put(kv.policy_key("default", name), json.dumps(value).encode())
 
 
 def signal(coid: str, qty: float, side: str = "buy", price: float = 50_000.0, **kw) -> Signal:
@@ -92,8 +91,8 @@ async def test_signals_get_decisions_policies_reload_and_stops_fire(orders_dsn, 
         d3 = await ask(nc, signal("r-3", 0.001, price=50_000.0))
         assert not d3.approved and d3.rule == "killSwitch" and d3.policy_revision == rev
         # ... a bad revision is refused and the kill switch stays on
-        kv = await policies.bucket(nc.jetstream())
-        await kv.put(policies.key("default", "default"), b'{"spec": {"portfolioLimits": {"maxDrawdownPct": 7}}}')
+        bucket = await kv.policy_bucket(nc.jetstream())
+        await bucket.put(kv.policy_key("default", "default"), b'{"spec": {"portfolioLimits": {"maxDrawdownPct": 7}}}')
         await wait_for(lambda: _refused(rm))
         assert not (await ask(nc, signal("r-4", 0.001))).approved
         # bad input: answered with the reason, dead-lettered, nothing crashes

@@ -183,7 +183,7 @@ def evolve_goals(stack: Stack) -> list[tuple[Strategy, str]]:
 async def start_services(stack: Stack) -> None:
     logs = stack.opts.state_dir / "logs"
     for p in stack.rs.policies:
-        await services.publish_policy(stack.nc, "default", p.metadata["name"], p.spec.to_k8s())
+        await services.publish_policy(stack.nc, "default", p.metadata["name"], p.spec)
     with stack.console.status("starting the risk manager and the paper executor"):
         stack.processes.append(await asyncio.to_thread(services.start_risk_manager, stack.nats_url, stack.dsn, logs))
         stack.processes.append(await asyncio.to_thread(services.start_executor, stack.nats_url, stack.dsn, logs))

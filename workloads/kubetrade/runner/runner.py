@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.live import LiveSignal
 from kubetrade.ledger import allocation, connection, queries
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.runner.account import Book
@@ -41,7 +40,6 @@ from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.probes import Probes, RunnerMetrics
 
 log = logging.getLogger("kubetrade.runner")
-GOAL_SIZING_BUCKET = subjects.GOAL_SIZING_BUCKET
 
 
 def now_ms() -> int:
@@ -445,9 +443,9 @@ class Runner:
         if goal is None:
             return
         try:
-            kv = await self.nc.jetstream().key_value(GOAL_SIZING_BUCKET)
-            entry = await kv.get(subjects.goal_sizing_key(self.cfg.namespace, goal.name))
-            value = float(json.loads(entry.value)["multiplier"])
+            bucket = await self.nc.jetstream().key_value(kv.GOAL_SIZING_BUCKET)
+            entry = await bucket.get(kv.goal_sizing_key(self.cfg.namespace, goal.name))
+            value = codec.decode(kv.GoalSizingEntry, entry.value).multiplier
         except Exception:
             return  # no multiplier published (yet): keep the last one, 1.0 at start
         if value != self.multiplier:
