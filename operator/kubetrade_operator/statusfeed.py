@@ -74,7 +74,7 @@ def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any
     return patch
 
 
-async def _handle(msg: Any) -> None:
+async def _handle(nc: Any, msg: Any) -> None:
     try:
         report = codec.decode(StatusReport, msg.data)
         body = await asyncio.to_thread(kube.get_resource, PLURALS[report.kind], report.namespace, report.name)
@@ -95,7 +95,7 @@ async def _handle(msg: Any) -> None:
     except (codec.BadMessage, ValueError) as exc:
         STATUS_REPORTS.labels("invalid", "dead_lettered").inc()
         log.warning("bad status report", extra={"subject": msg.subject, "error": str(exc)})
-        await codec.dead_letter(msg._client, msg.subject, msg.data, str(exc))
+        await codec.dead_letter(nc, msg.subject, msg.data, str(exc))
     except Exception as exc:
         STATUS_REPORTS.labels("unknown", "error").inc()
         log.error("status report not applied", extra={"subject": msg.subject, "error": repr(exc)})
@@ -103,4 +103,8 @@ async def _handle(msg: Any) -> None:
 
 async def subscribe(nc: Any) -> Any:
     """Subscribe the feed; a queue group keeps it to one replica even if two run briefly."""
-    return await nc.subscribe(subjects.STATUS_ALL, queue="kubetrade-operator", cb=_handle)
+
+    async def handle(msg: Any) -> None:
+        await _handle(nc, msg)
+
+    return await nc.subscribe(subjects.STATUS_ALL, queue="kubetrade-operator", cb=handle)
