@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"kubetrade": ROOT / "workloads" / "kubetrade", "kubetrade_operator": ROOT / "operator" / "kubetrade_operator",
-            "kubetrade_testbed": ROOT / "testbed" / "kubetrade_testbed"}
+PACKAGES = {
+    "kubetrade": ROOT / "workloads" / "kubetrade",
+    "kubetrade_operator": ROOT / "operator" / "kubetrade_operator",
+    "kubetrade_testbed": ROOT / "testbed" / "kubetrade_testbed",
+}
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,14 +45,9 @@ def test_a_layer_break_is_reported(tmp_path: Path) -> None:
     assert "kubetrade.risk.breaker -> kubetrade.executor.venues" in done.stdout
 
 
-def _module(path: Path, package: str, root: Path) -> str:
-    parts = [package, *path.relative_to(root).with_suffix("").parts]
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def test_no_private_name_crosses_a_module() -> None:
     found = []
-    for package, root in PACKAGES.items():
+    for root in PACKAGES.values():
         for path in sorted(root.rglob("*.py")):
             tree = ast.parse(path.read_text(), str(path))
             modules: set[str] = set()
