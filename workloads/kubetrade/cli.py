@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.engine.warmcache",
     "kubetrade.runner.commands",
     "kubetrade.goalevolution.commands",
+    "kubetrade.goalmanager.commands",
     "kubetrade.collector.commands",
 )
 

@@ -1,5 +1,7 @@
-"""Run the platform locally: embedded NATS and PostgreSQL, then the pipeline of
-:mod:`kubetrade.localstack.pipeline` (history, evolution, risk, executor, runners, replay, API).
+"""Run the platform locally: real NATS and PostgreSQL on loopback, then the pipeline of
+:mod:`kubetrade.localstack.pipeline` (history, evolution, risk, executor, the operator's
+reconcilers, runners, goal manager, replay, API).  Exit 0 when it stopped cleanly, 1 when a
+service was given up or approved orders were left unprocessed (the summary says which).
 
 ``state_dir`` (``.kubetrade/``) keeps the logs, the evolved manifests, the effective
 resources, the local API key and the run's summary; each run starts a fresh database and
@@ -24,6 +26,7 @@ from rich.table import Table
 from kubetrade.localstack.manifests import ResourceSet, load
 from kubetrade.localstack.pipeline import PipelineOptions, Stack, run_pipeline
 from kubetrade.localstack.servers import NatsServer, PostgresServer, free_port
+from kubetrade.localstack.servers.processes import port_open
 from kubetrade.storage import migrate
 
 
@@ -79,8 +82,6 @@ def _resource_table(rs: ResourceSet) -> Table:
 
 
 def _pick_port(preferred: int) -> int:
-    from kubetrade.localstack.servers.processes import port_open
-
     return preferred if preferred and not port_open(preferred) else free_port()
 
 
@@ -139,8 +140,14 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
             await run_pipeline(stack, stop)
 
         asyncio.run(main())
-        console.print(f"stopped cleanly after {time.monotonic() - started:.0f}s; summary in "
-                      f"{opts.state_dir / 'summary.json'}")
+        took = time.monotonic() - started
+        if stack.problems:
+            console.print(f"[red]stopped after {took:.0f}s with problems[/red]; summary in "
+                          f"{opts.state_dir / 'summary.json'}")
+            for p in stack.problems:
+                console.print(f"[red]  - {p}[/red]")
+            return 1
+        console.print(f"stopped cleanly after {took:.0f}s; summary in {opts.state_dir / 'summary.json'}")
         return 0
     finally:
         with contextlib.suppress(Exception):
