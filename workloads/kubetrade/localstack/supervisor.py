@@ -50,7 +50,11 @@ class Service:
 
 
 class Supervisor:
-    def __init__(self, say: Callable[[str], None] | None = None) -> None:
+    def __init__(self, say: Callable[[str], None] | None = None, backoff: tuple[float, ...] = BACKOFF,
+                 max_restarts: int = MAX_RESTARTS, steady_seconds: float = STEADY_SECONDS) -> None:
+        self.backoff = backoff
+        self.max_restarts = max_restarts
+        self.steady_seconds = steady_seconds
         self.services: list[Service] = []
         self.say = say or (lambda text: log.warning(text))
         self.stopping = False
@@ -68,11 +72,19 @@ class Supervisor:
         self._task = asyncio.create_task(self._watch(every), name="supervisor")
 
     async def _watch(self, every: float) -> None:
-        while not self.stopping:
-            for service in self.services:
-                if service.state == "running" and service.process is not None and not service.process.running:
-                    await self._restart(service)
-            await asyncio.sleep(every)
+        restarting: set[asyncio.Task[None]] = set()
+        try:
+            while not self.stopping:
+                for service in self.services:
+                    if service.state == "running" and service.process is not None and not service.process.running:
+                        service.state = "restarting"  # one restart at a time per service; the others go on
+                        task = asyncio.create_task(self._restart(service), name=f"restart-{service.name}")
+                        restarting.add(task)
+                        task.add_done_callback(restarting.discard)
+                await asyncio.sleep(every)
+        finally:
+            for task in list(restarting):
+                task.cancel()
 
     async def _restart(self, service: Service) -> None:
         proc = service.process
@@ -81,14 +93,14 @@ class Supervisor:
         if proc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(proc.stop, 5.0)  # reap the group, close its log
-        if time.monotonic() - service.started_at >= STEADY_SECONDS:
+        if time.monotonic() - service.started_at >= self.steady_seconds:
             service.crashes = 0
         service.crashes += 1
-        if service.crashes > MAX_RESTARTS:
+        if service.crashes > self.max_restarts:
             service.state = "failed"
             self.say(f"{service.name} died {service.crashes} times in a row (last exit {code}); given up")
             return
-        delay = BACKOFF[min(service.crashes - 1, len(BACKOFF) - 1)]
+        delay = self.backoff[min(service.crashes - 1, len(self.backoff) - 1)]
         service.state = "restarting"
         self.say(f"{service.name} died (exit {code}); restarting in {delay:g}s (restart {service.restarts + 1})")
         await asyncio.sleep(delay)
@@ -100,10 +112,8 @@ class Supervisor:
         except Exception as exc:  # did not get ready: counts as a death, backs off further
             service.last_error = str(exc)[-500:]
             service.process = None
-            service.state = "running"  # the next look sees it gone and restarts it again
             service.started_at = time.monotonic()
             service.restarts += 1
-            service.exits.append(None)
             await self._restart(service)
             return
         service.started_at = time.monotonic()
