@@ -243,7 +243,8 @@ def test_install_upgrade_uninstall_for_real_under_restricted_pod_security(
                  "--take-ownership", kubeconfig=kube.kubeconfig)
         deployments = kube.get_json("deployments", "-n", namespace)["items"]
         assert {d["metadata"]["name"] for d in deployments} == {
-            f"{release}-{c}" for c in ("operator", "api", "risk-manager", "executor-paper", "executor-live")}
+            f"{release}-{c}" for c in ("operator", "api", "risk-manager", "goal-manager", "executor-paper",
+                                       "executor-live")}
         for d in deployments:
             assert d["status"].get("availableReplicas") == d["spec"]["replicas"], d["metadata"]["name"]
         for s in kube.get_json("statefulsets", "-n", namespace)["items"]:
@@ -256,6 +257,7 @@ def test_install_upgrade_uninstall_for_real_under_restricted_pod_security(
         # least privilege, asked of the API server's own RBAC authorizer
         operator_sa = f"system:serviceaccount:{namespace}:{release}-operator"
         api_sa = f"system:serviceaccount:{namespace}:{release}-api"
+        goals_sa = f"system:serviceaccount:{namespace}:{release}-goal-manager"
         allowed = {
             (operator_sa, "create", "deployments.apps", None): "yes",
             (operator_sa, "patch", "strategies.kubetrade.io/status", None): "yes",
@@ -269,6 +271,11 @@ def test_install_upgrade_uninstall_for_real_under_restricted_pod_security(
             (api_sa, "list", "strategies.kubetrade.io", None): "yes",
             (api_sa, "patch", "strategies.kubetrade.io", None): "no",
             (api_sa, "get", "secrets", None): "no",
+            (goals_sa, "list", "goals.kubetrade.io", None): "yes",
+            (goals_sa, "list", "strategies.kubetrade.io", None): "yes",
+            (goals_sa, "patch", "goals.kubetrade.io/status", None): "no",  # its figures go through the operator
+            (goals_sa, "patch", "strategies.kubetrade.io", None): "no",
+            (goals_sa, "get", "secrets", None): "no",
         }
         for (who, verb, resource, name), expected in allowed.items():
             target = f"{resource}/{name}" if name else resource
