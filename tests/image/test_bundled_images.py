@@ -19,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from kubetrade.embedded.process import free_port
+from kubetrade.localstack.servers.processes import free_port
 from kubetrade_testbed.images import ImageArchive, OciImage, RuncContainer, wait_for
 
 Image = tuple[ImageArchive, OciImage, Path]
