@@ -146,6 +146,16 @@ PY
   touch "$tmp/done"
   rm -rf "$dir"
   mv "$tmp" "$dir"
+  prune "$name" "$dir"
+}
+
+# Keep the newest three entries of an image (a few hundred MB each); older inputs are rebuilt if
+# they come back.  Only this script's own NAME-KEY folders are touched.
+prune() {  # prune NAME KEEP_DIR
+  local old
+  ls -1dt "$CACHE/$1"-????????????????/ 2>/dev/null | tail -n +4 | while read -r old; do
+    [ "${old%/}" = "$2" ] || rm -rf --one-file-system "${old%/}"
+  done
 }
 
 # --- kubetrade ----------------------------------------------------------------------------------

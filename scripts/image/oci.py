@@ -114,6 +114,11 @@ def _tarinfo(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
+def _clamp() -> int | None:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return int(epoch) if epoch else None
+
+
 def write_layer(root: Path, out_dir: Path, upper: bool = False) -> dict[str, object]:
     """Write root as one gzip layer blob into out_dir/blobs/sha256/; returns its descriptor."""
     blobs = out_dir / "blobs" / "sha256"
@@ -159,18 +164,23 @@ def _add(tar: tarfile.TarFile, name: str, full: Path, seen: dict[tuple[int, int]
     st = full.lstat()
     mode = st.st_mode
     parent, _, base = name.rpartition("/")
+    clamp = _clamp()
     if upper and stat.S_ISCHR(mode) and st.st_rdev == 0:  # overlayfs: deleted below
         info = tarfile.TarInfo(f"{parent}/.wh.{base}" if parent else f".wh.{base}")
-        info.mtime = int(st.st_mtime)
+        info.mtime = clamp if clamp is not None else int(st.st_mtime)
         tar.addfile(info)
         return 1
     info = _tarinfo(name, st)
     if stat.S_ISDIR(mode):
+        # A folder's date is when something in it last changed, late steps of the build included:
+        # no later than SOURCE_DATE_EPOCH.  Files keep theirs (byte code records its source's).
+        if clamp is not None:
+            info.mtime = min(info.mtime, clamp)
         info.type = tarfile.DIRTYPE
         tar.addfile(info)
         if upper and _opaque(full):
             marker = tarfile.TarInfo(f"{name}/.wh..wh..opq")
-            marker.mtime = int(st.st_mtime)
+            marker.mtime = info.mtime
             tar.addfile(marker)
         return 1
     if stat.S_ISLNK(mode):
@@ -326,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(desc, indent=1))
     else:
         layers = [{**json.loads(p.read_text()), "dir": str(p.parent)} for p in args.layer]
-        print(json.dumps(write_image(args.ref, json.loads(args.config.read_text()), args.created, layers, args.out), indent=1))
+        print(
+            json.dumps(
+                write_image(args.ref, json.loads(args.config.read_text()), args.created, layers, args.out), indent=1
+            )
+        )
     return 0
 
 

@@ -206,6 +206,19 @@ def unpack(archive: Path, dest: Path) -> Path:
     return dest
 
 
+def layer_members(archive: Path) -> list[list[str]]:
+    """The entry names of each layer, bottom first (what the image holds, before any runtime)."""
+    image = read_image(archive)
+    names: list[list[str]] = []
+    with tarfile.open(archive) as outer:
+        for digest in image.layer_digests:
+            f = outer.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+            assert f is not None
+            with tarfile.open(fileobj=f, mode="r|gz") as layer:
+                names.append([m.name for m in layer])
+    return names
+
+
 def _apply_layer(layer: tarfile.TarFile, dest: Path) -> None:
     for member in layer:
         path = Path(member.name)
@@ -290,18 +303,47 @@ class RuncContainer:
         env = dict(self.image.env)
         env.update(self.env)
         argv = list(self.entrypoint if self.entrypoint is not None else cfg.get("Entrypoint") or [])
-        argv += list(self.args if self.args is not None else ([] if self.entrypoint is not None else cfg.get("Cmd") or []))
+        argv += list(
+            self.args if self.args is not None else ([] if self.entrypoint is not None else cfg.get("Cmd") or [])
+        )
         mounts: list[dict[str, Any]] = [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
             {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind", "ro"]},
-            {"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": ["rbind", "ro"]},
+            {
+                "destination": "/etc/resolv.conf",
+                "type": "bind",
+                "source": "/etc/resolv.conf",
+                "options": ["rbind", "ro"],
+            },
         ]
         for path in self.tmpfs:
-            mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", "size=1g"]})
+            mounts.append(
+                {
+                    "destination": path,
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": ["nosuid", "nodev", "mode=1777", "size=1g"],
+                }
+            )
         for host, path in self.binds.items():
             mounts.append({"destination": path, "type": "bind", "source": str(host), "options": ["rbind", "rw"]})
         return {
@@ -329,7 +371,10 @@ class RuncContainer:
     def _runc(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [runc_binary(), "--root", str(self.state / "runc"), *args],
-            capture_output=True, text=True, check=check, timeout=timeout,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
         )
 
     def start(self) -> RuncContainer:
@@ -337,7 +382,10 @@ class RuncContainer:
         out = open(self.log, "wb")  # noqa: SIM115 - the container writes here for its whole life
         self.proc = subprocess.Popen(
             [runc_binary(), "--root", str(self.state / "runc"), "run", "--bundle", str(self.bundle), self.id],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         return self
@@ -396,7 +444,7 @@ def wait_for(check: Any, timeout: float = 60, interval: float = 0.2, what: str =
             value = check()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - waiting for a server: any failure is 'not yet'
+        except Exception as exc:
             last = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} not met in {timeout}s (last error: {last!r})")

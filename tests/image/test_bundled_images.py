@@ -57,13 +57,18 @@ def test_nats_serves_jetstream_with_the_charts_arguments(nats_image: Image, tmp_
     )
     data = _owned(tmp_path / "data", 1000)
     container = RuncContainer(
-        root, image, args=["--config", "/etc/nats/nats.conf"], env={"POD_NAME": "kubetrade-nats-0", "GOMEMLIMIT": "900MiB"},
-        binds={conf: "/etc/nats", data: "/data"}, tmpfs=(),
+        root,
+        image,
+        args=["--config", "/etc/nats/nats.conf"],
+        env={"POD_NAME": "kubetrade-nats-0", "GOMEMLIMIT": "900MiB"},
+        binds={conf: "/etc/nats", data: "/data"},
+        tmpfs=(),
     )
     with container:
         health = wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true", timeout=2),
-            timeout=60, what="NATS healthz",
+            timeout=60,
+            what="NATS healthz",
         )
         assert health.status_code == 200, container.output()
 
@@ -94,7 +99,8 @@ def test_nats_serves_jetstream_with_the_charts_arguments(nats_image: Image, tmp_
 
 def _postgres(image: OciImage, root: Path, volume: Path, port: int, env: dict[str, str]) -> RuncContainer:
     return RuncContainer(
-        root, image,
+        root,
+        image,
         args=["-c", f"port={port}", "-c", "listen_addresses=127.0.0.1"],
         env=env,
         binds={volume: "/var/lib/postgresql/data"},
@@ -122,9 +128,7 @@ def test_postgres_config(postgres_image: Image) -> None:
     assert not list((root / "var/lib/postgresql").glob("15/main"))  # no cluster baked in
 
 
-def test_postgres_takes_the_charts_environment(
-    postgres_image: Image, kubetrade_image: Image, tmp_path: Path
-) -> None:
+def test_postgres_takes_the_charts_environment(postgres_image: Image, kubetrade_image: Image, tmp_path: Path) -> None:
     _, image, root = postgres_image
     volume = _owned(tmp_path / "volume", 70)
     port = free_port()
@@ -142,7 +146,7 @@ def test_postgres_takes_the_charts_environment(
         probe = pg.exec("pg_isready", "-U", "kubetrade", "-h", "127.0.0.1", "-p", str(port))
         assert probe.returncode == 0 and "accepting connections" in probe.stdout, probe
         # kubetrade's migrations, from the kubetrade image, on plain PostgreSQL
-        kt_built, kt_image, kt_root = kubetrade_image
+        _, kt_image, kt_root = kubetrade_image
         script = (
             "import sys\nfrom kubetrade.storage import migrate\n"
             "applied = migrate.apply(sys.argv[1])\nprint('applied', len(applied))\n"
@@ -158,7 +162,9 @@ def test_postgres_takes_the_charts_environment(
         assert volume.joinpath("pgdata").stat().st_uid == 70
     # a new container on the same volume: no second initdb, the rows are there
     with _postgres(image, root, volume, port, CHART_ENV) as pg:
-        wait_for(lambda: psycopg.connect(dsn, connect_timeout=2).close() or True, timeout=120, what="PostgreSQL restart")
+        wait_for(
+            lambda: psycopg.connect(dsn, connect_timeout=2).close() or True, timeout=120, what="PostgreSQL restart"
+        )
         with psycopg.connect(dsn) as conn:
             assert conn.execute("select v from image_test").fetchall() == [("kept",)]
             assert conn.execute("select count(*) from kubetrade_migrations").fetchone()[0] > 0  # type: ignore[index]

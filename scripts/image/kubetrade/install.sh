@@ -48,6 +48,12 @@ rm -rf "$SITE/numpy/_core/include" "$SITE/numpy/_core/lib/pkgconfig" "$SITE/pyar
 find "$SITE" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.hpp' \
   -o -name '*.c' -o -name '*.cc' -o -name '*.cpp' \) -delete
 find "$SITE" -depth -type d -name __pycache__ -exec rm -rf {} +
+#    uv's own note of when it cached each wheel (not read at run time; it would date the image)
+for note in "$SITE"/*.dist-info/uv_cache.json; do
+  [ -e "$note" ] || continue
+  sed -i '/\/uv_cache\.json,/d' "$(dirname "$note")/RECORD"
+  rm -f "$note"
+done
 #    pyarrow is here for Parquet export (kubetrade.storage.export); its Arrow Flight RPC and S3
 #    file system (50 MB, loaded by nothing else: pyarrow.fs imports _s3fs only if present) go.
 rm -f "$SITE"/pyarrow/libarrow_flight.so* "$SITE"/pyarrow/libarrow_python_flight.so* \
