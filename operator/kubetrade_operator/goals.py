@@ -27,6 +27,7 @@ from kubetrade_operator.cluster import KUBE, Cluster
 from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
 from kubetrade_operator.metrics import LIFECYCLE_ACTIONS, reconciling
 from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.status import typed
 
 log = logging.getLogger("kubetrade.operator.goal")
 
@@ -133,7 +134,7 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
         spec, problems = parse_spec(GoalSpec, body, goal_problems)
         if spec is None or problems:
             _, conds = invalid_spec(conds, problems, gen)
-            return {"observedGeneration": gen, "conditions": conds}
+            return typed("Goal", {"observedGeneration": gen, "conditions": conds})
         cronjob = builders.goal_cronjob(name, namespace, uid, spec, RUNTIME.config)
         cluster.apply(cronjob)
         out: dict[str, Any] = {"observedGeneration": gen, "cronJob": cronjob["metadata"]["name"]}
@@ -150,7 +151,7 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
                 gen,
             )
         out["conditions"] = conds
-        return out
+        return typed("Goal", out)
 
 
 def review_due(body: dict[str, Any]) -> bool:

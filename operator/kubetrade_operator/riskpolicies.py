@@ -21,6 +21,7 @@ from kubetrade_operator.cluster import KUBE, Cluster
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.status import typed
 
 log = logging.getLogger("kubetrade.operator.riskpolicy")
 
@@ -43,7 +44,7 @@ async def publish(body: dict[str, Any], nc: Any = None, cluster: Cluster = KUBE)
         except ValidationError as exc:
             message = f"invalid spec: {exc.errors()[0]['msg']}"
             conds = set_condition(status.get("conditions"), "Ready", False, "InvalidSpec", message, gen)
-            return {"conditions": conds}
+            return typed("RiskPolicy", {"conditions": conds})
         entry = kv.PolicyEntry(namespace=namespace, name=name, generation=gen, spec=spec)
         bucket = await _bucket(nc)
         revision = await bucket.put(kv.policy_key(namespace, name), kv.encode(entry))
@@ -52,7 +53,7 @@ async def publish(body: dict[str, Any], nc: Any = None, cluster: Cluster = KUBE)
         )
         if status.get("observedGeneration") != gen:
             cluster.event(body, "Normal", "PolicyPublished", f"generation {gen} -> revision {revision}")
-        return {"observedGeneration": gen, "publishedRevision": revision, "conditions": conds}
+        return typed("RiskPolicy", {"observedGeneration": gen, "publishedRevision": revision, "conditions": conds})
 
 
 @kopf.on.create(GROUP, VERSION, "riskpolicies")

@@ -3,7 +3,8 @@
 Runners, collectors and the risk manager publish :class:`StatusReport` messages on
 ``status.<kind>.<namespace>.<name>``.  The feed validates each against the kind's status
 model and merges it into the resource's status subresource; fields the operator owns
-(phase, conditions, observedGeneration, ...) are never taken from a workload.  A report
+(phase, conditions, observedGeneration, ...: the fields its status models mark ``OPERATOR``)
+are never taken from a workload.  A report
 that does not parse is dead-lettered with the reason, never raised.
 """
 
@@ -19,6 +20,7 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import BY_KIND
+from kubetrade.resources.base import operator_owned
 from kubetrade_operator import kube, riskpolicies
 from kubetrade_operator.cluster import KUBE, Cluster, KubeCluster
 from kubetrade_operator.conditions import set_condition
@@ -27,27 +29,15 @@ from kubetrade_operator.metrics import STATUS_REPORTS
 log = logging.getLogger("kubetrade.operator.statusfeed")
 
 PLURALS = {kind: model.plural for kind, model in BY_KIND.items()}
-OPERATOR_OWNED = {
-    "message",
-    "phase",
-    "conditions",
-    "observedGeneration",
-    "runner",
-    "workload",
-    "publishedRevision",
-    "paperSince",
-    "liveSince",
-    "cronJob",
-    "lastReview",
-    "phaseCounts",
-}
+OPERATOR_OWNED = {kind: operator_owned(model.status_model) for kind, model in BY_KIND.items()}
+"""Per kind, the status fields the operator writes itself (declared on the status models)."""
 COLLECTOR_PHASES = {"Running", "Disabled", "Failed"}
 
 
 def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any]:
     """The status patch a report asks for, validated; raises ValueError when it does not fit."""
     model = BY_KIND[report.kind].status_model
-    wanted = {k: v for k, v in report.status.items() if k not in OPERATOR_OWNED}
+    wanted = {k: v for k, v in report.status.items() if k not in OPERATOR_OWNED[report.kind]}
     try:
         parsed = model.model_validate(wanted)
     except ValidationError as exc:

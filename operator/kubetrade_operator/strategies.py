@@ -27,6 +27,7 @@ from kubetrade_operator.cluster import KUBE, Cluster
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.phases import StrategyObservation, judge
 from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.status import typed
 
 log = logging.getLogger("kubetrade.operator.strategy")
 
@@ -169,7 +170,7 @@ def reconcile(
             kind = "Warning" if verdict.phase == "Failed" else "Normal"
             cluster.event(body, kind, f"Phase{verdict.phase}", verdict.message)
         _policy_seen[(namespace, name)] = seen_policy
-        return {k: v for k, v in patch.items() if status.get(k) != v}
+        return typed("Strategy", {k: v for k, v in patch.items() if status.get(k) != v})
 
 
 def policy_changes(namespace: str, name: str, policy: dict[str, Any] | None) -> bool:

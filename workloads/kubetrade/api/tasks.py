@@ -8,6 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from kubetrade.alerts.evaluator import Evaluator
+
 log = logging.getLogger("kubetrade.api")
 
 
@@ -16,8 +18,6 @@ async def background_tasks(app_state: Any, settings: Any) -> AsyncIterator[None]
     """The alert evaluator (one leader among the replicas), when there is a database and NATS."""
     tasks: list[asyncio.Task[Any]] = []
     if settings.alert_evaluation and app_state.db_pool is not None and app_state.nats is not None:
-        from kubetrade.alerts.evaluator import Evaluator
-
         app_state.alert_evaluator = Evaluator(app_state.db_pool, app_state.nats, settings.database_url)
         tasks.append(asyncio.create_task(app_state.alert_evaluator.run(), name="alert-evaluator"))
     try:

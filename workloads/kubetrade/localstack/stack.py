@@ -24,9 +24,11 @@ NAMESPACE = "default"
 @dataclass
 class PipelineOptions:
     state_dir: Path
-    api_port: int
+    api_port: int = 8000
     duration: float | None = None
+    """Stop after this many seconds (for scripted runs); None runs until Ctrl-C."""
     speed: float | None = None
+    """Replay speed; None takes each replay Collector's own."""
     live_days: float = 7.0
     population: int = 48
     generations: int = 4

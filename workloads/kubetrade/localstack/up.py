@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -31,20 +31,9 @@ from kubetrade.storage import migrate
 
 
 @dataclass
-class UpOptions:
-    resources: list[Path]
-    state_dir: Path
-    api_port: int = 8000
-    duration: float | None = None
-    """Stop after this many seconds (for scripted runs); None runs until Ctrl-C."""
-    speed: float | None = None
-    """Replay speed; None takes each replay Collector's own."""
-    live_days: float = 7.0
-    population: int = 48
-    generations: int = 4
-    max_evolved: int = 3
-    seed: int = 7
-    evolve: bool = True
+class UpOptions(PipelineOptions):
+    resources: list[Path] = field(default_factory=list)
+    """Resource YAML files or folders, as ``kubectl apply -f`` takes them."""
 
 
 def _resource_table(rs: ResourceSet) -> Table:
@@ -125,10 +114,8 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
         endpoints = opts.state_dir / "endpoints.json"
         endpoints.write_text(json.dumps({"api": f"http://127.0.0.1:{port}", "nats": nats.url, "database": dsn}))
         endpoints.chmod(0o600)
-        stack = Stack(rs, PipelineOptions(opts.state_dir, port, opts.duration, opts.speed, opts.live_days,
-                                          opts.population, opts.generations, opts.max_evolved, opts.seed,
-                                          opts.evolve),
-                      console, nats.url, dsn, api_url=f"http://127.0.0.1:{port}")
+        opts.api_port = port
+        stack = Stack(rs, opts, console, nats.url, dsn, api_url=f"http://127.0.0.1:{port}")
 
         async def main() -> None:
             stop = asyncio.Event()

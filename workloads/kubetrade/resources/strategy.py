@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
+    OPERATOR,
     Condition,
     ExchangeId,
     LocalObjectReference,
@@ -133,11 +134,11 @@ class PerformanceSummary(Model):
 class StrategyStatus(Model):
     """What the operator and the runner observe about the strategy."""
 
-    phase: StrategyPhase = "Pending"
+    phase: Annotated[StrategyPhase, OPERATOR] = "Pending"
     """Pending, Paper, Live, Paused, Retired or Failed."""
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    observed_generation: Annotated[int | None, Field(ge=0), OPERATOR] = None
     """The .metadata.generation this status reflects."""
-    runner: str | None = None
+    runner: Annotated[str | None, OPERATOR] = None
     """Name of the runner workload."""
     equity: float | None = None
     """Current equity of the strategy's ledger."""
@@ -155,15 +156,15 @@ class StrategyStatus(Model):
     """Positions currently open."""
     last_signal_time: datetime | None = None
     """Time of the last signal the runner computed."""
-    paper_since: datetime | None = None
+    paper_since: Annotated[datetime | None, OPERATOR] = None
     """When paper trading started."""
-    live_since: datetime | None = None
+    live_since: Annotated[datetime | None, OPERATOR] = None
     """When the strategy was promoted to live."""
     backtest: PerformanceSummary | None = None
     """Backtest results the strategy was selected on."""
-    message: str | None = None
+    message: Annotated[str | None, OPERATOR] = None
     """A short explanation of the current phase."""
-    conditions: list[Condition] = conditions_field()
+    conditions: Annotated[list[Condition], OPERATOR] = conditions_field()
     """Ready, Progressing and Degraded conditions."""
 
 

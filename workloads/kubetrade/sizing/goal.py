@@ -33,8 +33,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from kubetrade.lifecycle.progress import PERIOD_DAYS
-from kubetrade.resources.goal import Target
+from kubetrade.resources.goal import PERIOD_DAYS, Target
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 
 FLOOR = 0.25
