@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kubetrade.candles import CandleError, Candles, load_csv
+from kubetrade import candlefiles
+from kubetrade.candles import CandleError, Candles
 from kubetrade.engine.compile import GenomeError, Market
 from kubetrade.engine.evolve import EvolveConfig, evolve, summary_row
 from kubetrade.engine.indicators import IndicatorError
@@ -31,7 +32,7 @@ DSN_ENV = "KUBETRADE_DATABASE_URL"
 
 def register(sub: Any) -> None:
     bt = sub.add_parser("backtest", help="backtest one strategy on candle files and show its metrics")
-    bt.add_argument("data", nargs="+", type=Path, help="candle files (gzip CSV time,open,high,low,close,volume)")
+    bt.add_argument("data", nargs="+", type=Path, help="candle files: gzip CSV, Freqtrade feather/json, or Parquet")
     what = bt.add_mutually_exclusive_group(required=True)
     what.add_argument("--strategy", type=Path, help="a Strategy manifest (YAML) with a genome or a template")
     what.add_argument("--genome", type=Path, help="a genome (YAML or JSON, the Strategy spec.genome shape)")
@@ -43,7 +44,7 @@ def register(sub: Any) -> None:
     bt.set_defaults(func=_backtest)
 
     ev = sub.add_parser("evolve", help="evolve strategies (NSGA-II) and emit the best as paper Strategy manifests")
-    ev.add_argument("data", nargs="+", type=Path, help="candle files, all of one timeframe")
+    ev.add_argument("data", nargs="+", type=Path, help="candle files (CSV, feather, json, Parquet), one timeframe")
     ev.add_argument("--population", type=int, default=500)
     ev.add_argument("--generations", type=int, default=10)
     ev.add_argument("--seed", type=int, default=42)
@@ -71,7 +72,7 @@ def _costs_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(paths: list[Path]) -> list[Candles]:
-    return [load_csv(p) for p in paths]
+    return [candlefiles.load(p) for p in paths]
 
 
 def _genome_and_market(args: argparse.Namespace) -> tuple[Genome, Market, str, float | None, float | None]:
