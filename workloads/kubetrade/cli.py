@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.runner.commands",
     "kubetrade.evolution.commands",
     "kubetrade.collector.commands",
+    "kubetrade.download.commands",
 )
 
 
