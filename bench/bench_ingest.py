@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from kubetrade.candles import Candles, MissingData, load_csv, shared_data_dir, shared_files
-from kubetrade.embedded import PostgresServer
+from kubetrade.localstack.servers import PostgresServer
 from kubetrade.storage import migrate
 from kubetrade.storage.candles import SeriesKey, ensure_partitions, ingest
 

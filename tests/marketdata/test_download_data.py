@@ -24,7 +24,7 @@ from kubetrade import candlefiles
 from kubetrade.candles import Candles
 from kubetrade.cli import main
 from kubetrade.download.fetch import journal_path
-from kubetrade.embedded.exchange import Fault, LocalExchange
+from kubetrade_testbed.exchange import Fault, LocalExchange
 
 from .conftest import START
 

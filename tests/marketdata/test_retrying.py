@@ -14,7 +14,7 @@ import pytest
 from ccxt.base.errors import BadSymbol, DDoSProtection
 
 from kubetrade import retrying
-from kubetrade.embedded.exchange import LocalExchange
+from kubetrade_testbed.exchange import LocalExchange
 
 from .conftest import START
 

@@ -12,7 +12,7 @@ import numpy as np
 from kubetrade import candlefiles
 from kubetrade.candles import Candles
 from kubetrade.cli import main
-from kubetrade.embedded.exchange import LocalExchange
+from kubetrade_testbed.exchange import LocalExchange
 
 from .conftest import START
 

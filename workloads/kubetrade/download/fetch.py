@@ -91,7 +91,7 @@ def make_client(exchange_id: str, pairs: list[str], base_url: str | None, timeou
         config["options"] = {"fetchMarkets": {"types": types}, "fetchCurrencies": False}
     client = getattr(ccxt_async, exchange_id)(config)
     if base_url:
-        from kubetrade.embedded.exchange import point_ccxt
+        from kubetrade.ccxtclient import point_ccxt
 
         point_ccxt(client, base_url)
     return client
