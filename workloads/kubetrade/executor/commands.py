@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 from typing import Any
 
 from kubetrade import eventloop
@@ -69,7 +70,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kubetrade.executor.lease import AlreadyHeld
     from kubetrade.executor.service import Executor
-    from kubetrade.executor.venues import CcxtVenue, PaperVenue, Venue
+    from kubetrade.executor.venues import CcxtVenue, PaperVenue, Venue, VenueUnsupported
     from kubetrade.observability.logging import configure
     from kubetrade.storage import migrate
 
@@ -80,11 +81,15 @@ def _run(args: argparse.Namespace) -> int:
     migrate.apply(args.database_url)
 
     async def main() -> int:
-        venue: Venue = (
-            PaperVenue()
-            if args.environment == "paper"
-            else CcxtVenue(args.exchange, args.exchange_url, args.exchange_timeout_ms)
-        )
+        try:
+            venue: Venue = (
+                PaperVenue()
+                if args.environment == "paper"
+                else CcxtVenue(args.exchange, args.exchange_url, args.exchange_timeout_ms)
+            )
+        except (VenueUnsupported, RuntimeError) as exc:  # an exchange ccxt cannot trade, missing credentials
+            print(f"executor: {exc}", file=sys.stderr)
+            return 2
         ex = Executor(
             args.environment,
             args.database_url,
