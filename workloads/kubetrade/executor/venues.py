@@ -11,9 +11,7 @@ look it up before doing anything else).
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from kubetrade.ccxtclient import point_ccxt
@@ -124,18 +122,18 @@ class PaperVenue:
 
 def credentials_from_env() -> tuple[str, str]:
     """API key and secret from env vars, or from files of a mounted Secret; never logged."""
-    folder = os.environ.get("KUBETRADE_EXCHANGE_CREDENTIALS_DIR")
-    if folder:
-        base = Path(folder)
+    from kubetrade import settings
+
+    env = settings.current()
+    if env.exchange_credentials_dir:
+        base = env.exchange_credentials_dir
         return (base / "apiKey").read_text().strip(), (base / "secret").read_text().strip()
-    key = os.environ.get("KUBETRADE_EXCHANGE_API_KEY")
-    secret = os.environ.get("KUBETRADE_EXCHANGE_SECRET")
-    if not key or not secret:
+    if not env.exchange_api_key or not env.exchange_secret:
         raise RuntimeError(
             "live mode needs exchange credentials: set KUBETRADE_EXCHANGE_API_KEY and KUBETRADE_EXCHANGE_SECRET "
             "or KUBETRADE_EXCHANGE_CREDENTIALS_DIR (a mounted Secret with apiKey and secret)"
         )
-    return key, secret
+    return env.exchange_api_key.get_secret_value(), env.exchange_secret.get_secret_value()
 
 
 REQUIRED_CAPABILITIES: dict[str, str] = {
