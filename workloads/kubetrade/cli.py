@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.evolution.commands",
     "kubetrade.collector.commands",
     "kubetrade.download.commands",
+    "kubetrade.views.commands",
 )
 
 
