@@ -83,3 +83,42 @@ def test_refusals_are_one_line(api, capsys, monkeypatch, tmp_path: Path, setup: 
     assert main(["trades", "--api-url", api.url, *args]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err, err
+
+
+STRATEGY = {
+    "apiVersion": "kubetrade.io/v1alpha1", "kind": "Strategy", "metadata": {"name": "cli-btc-ema"},
+    "spec": {"template": "ema-crossover", "parameters": {"fast": 12, "slow": 26}, "symbols": ["BTC/USDT"],
+             "timeframe": "5m", "capital": {"amount": 1000, "currency": "USDT"}, "riskPolicyRef": {"name": "default"}},
+}
+
+
+def test_strategies_from_the_api_and_from_the_database(api, capsys, monkeypatch) -> None:
+    import copy
+
+    import httpx
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    ns = "cli-views"
+    with httpx.Client(base_url=api.url, headers=api.headers(), timeout=60) as client:
+        for name, mode in (("cli-btc-ema", "paper"), ("cli-eth-ema", "paper")):
+            body = copy.deepcopy(STRATEGY)
+            body["metadata"]["name"] = name
+            body["spec"]["mode"] = mode
+            assert client.post("/api/v1/strategies", json=body, params={"namespace": ns}).status_code == 201
+    status = {"phase": "Paper", "equity": 1012.5, "pnl": 12.5, "sharpe": 1.4, "drawdown": 0.012, "trades": 3,
+              "openPositions": 1}
+    with psycopg.connect(api.dsn, autocommit=True) as conn:  # what the runner's status report writes
+        conn.execute("UPDATE kube_resources SET body = body || jsonb_build_object('status', %s::jsonb) "
+                     "WHERE kind = 'strategies' AND namespace = %s AND name = 'cli-btc-ema'", (Jsonb(status), ns))
+    monkeypatch.setenv("KUBETRADE_API_KEY", api.admin)
+    via_api = _json(capsys, "strategies", "--api-url", api.url, "--namespace", ns, "--output", "json")
+    via_db = _json(capsys, "strategies", "--dsn", api.dsn, "--namespace", ns, "--output", "json")
+    assert [o["metadata"]["name"] for o in via_api] == [o["metadata"]["name"] for o in via_db] == [
+        "cli-btc-ema", "cli-eth-ema"]
+    paper = _json(capsys, "strategies", "--api-url", api.url, "--namespace", ns, "--phase", "Paper",
+                    "--output", "json")
+    assert [o["metadata"]["name"] for o in paper] == ["cli-btc-ema"] and paper[0]["status"]["pnl"] == 12.5
+    assert main(["strategies", "--api-url", api.url, "--namespace", ns]) == 0
+    out = capsys.readouterr().out
+    assert f"{ns}/cli-btc-ema" in out and "Paper" in out and "+12.50" in out and "1.20%" in out

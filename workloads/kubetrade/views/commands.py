@@ -41,6 +41,13 @@ def register(sub: Any) -> None:
     t.add_argument("--limit", type=int, default=50, help="newest N fills (default 50, at most 1000)")
     t.set_defaults(func=_trades)
 
+    st = sub.add_parser("strategies", help="list strategies with their mode, phase and performance")
+    _source_args(st)
+    st.add_argument("--namespace", help="namespace (default: the API's; with --dsn every namespace)")
+    st.add_argument("--mode", choices=("paper", "live"), help="only paper or only live strategies")
+    st.add_argument("--phase", help="only strategies in this phase: Pending, Paper, Live, Paused, Retired, Failed")
+    st.set_defaults(func=_strategies)
+
 
 # --- where the rows come from ---------------------------------------------------------------
 
@@ -157,4 +164,65 @@ def _trades(args: argparse.Namespace) -> int:
     console.print(table)
     if rows:
         console.print(f"realised PnL of these trades: {total_pnl:+,.2f}", highlight=False)
+    return 0
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+
+STRATEGIES_SQL = ("SELECT namespace, body FROM kube_resources WHERE kind = 'strategies' "
+                  "AND (%s::text IS NULL OR namespace = %s) ORDER BY namespace, name")
+"""The local stack's store of Strategy resources (on a cluster they live in the API server: use the API)."""
+
+
+def _all_strategies(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.dsn:
+        rows = db_rows(args.dsn, STRATEGIES_SQL, (args.namespace, args.namespace))
+        out = []
+        for r in rows:
+            body = dict(r["body"])
+            body.setdefault("metadata", {}).setdefault("namespace", r["namespace"])
+            out.append(body)
+        return out
+    items: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = api_get(args, "/api/v1/strategies", {"namespace": args.namespace, "mode": args.mode,
+                                                    "phase": args.phase, "limit": 500, "after": after})
+        items += page.get("items", [])
+        after = page.get("next")
+        if not after:
+            return items
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(float(value), fmt)
+
+
+def _strategies(args: argparse.Namespace) -> int:
+    try:
+        items = _all_strategies(args)
+    except SourceError as exc:
+        return _fail(exc)
+    chosen = [o for o in items if (not args.mode or (o.get("spec") or {}).get("mode", "paper") == args.mode)
+              and (not args.phase or (o.get("status") or {}).get("phase", "Pending") == args.phase)]
+    if args.output == "json":
+        print(json.dumps(chosen, indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(chosen)} strategies")
+    for col in ("namespace/name", "mode", "phase", "symbols", "equity", "PnL", "Sharpe", "drawdown", "trades",
+                "open"):
+        table.add_column(col, justify="left" if col in ("namespace/name", "mode", "phase", "symbols") else "right")
+    for o in chosen:
+        meta, spec, status = o.get("metadata") or {}, o.get("spec") or {}, o.get("status") or {}
+        table.add_row(f"{meta.get('namespace', '')}/{meta.get('name', '')}", spec.get("mode", "paper"),
+                      status.get("phase", "Pending"), ", ".join(spec.get("symbols", [])),
+                      _num(status.get("equity"), ",.2f"), _num(status.get("pnl"), "+,.2f"),
+                      _num(status.get("sharpe"), ".2f"), _num(status.get("drawdown"), ".2%"),
+                      "-" if status.get("trades") is None else str(status["trades"]),
+                      "-" if status.get("openPositions") is None else str(status["openPositions"]))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
