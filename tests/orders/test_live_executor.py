@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from kubetrade.executor import store
+from kubetrade.executor.executor import Executor
 from kubetrade.executor.lease import AlreadyHeld
-from kubetrade.executor.service import Executor
 from kubetrade.executor.venues import CcxtVenue, PaperVenue
 from kubetrade_testbed.exchange import Fault
 from tests.orders.conftest import ccxt_client, order, submit, wait_for

@@ -23,7 +23,7 @@ from kubetrade.localstack.services import publish_policy, risk_metrics, start_ex
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import Candle
 from kubetrade.runner.config import parse
-from kubetrade.runner.service import Runner, RunnerOptions
+from kubetrade.runner.runner import Runner, RunnerOptions
 from kubetrade.storage.candles import SeriesKey, ingest
 from tests.runtime.conftest import eventually
 from tests.runtime.test_runner_parity import PERMISSIVE, WARMUP, strategy_doc

@@ -71,8 +71,8 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kubetrade.executor.executor import Executor
     from kubetrade.executor.lease import AlreadyHeld
-    from kubetrade.executor.service import Executor
     from kubetrade.executor.venues import CcxtVenue, PaperVenue, Venue, VenueUnsupported
     from kubetrade.observability.logging import configure
     from kubetrade.storage import migrate

@@ -2,7 +2,7 @@
 
 Per closed candle of one of its symbols the runner (1) feeds the live signal function -
 the backtester's own kernel - (2) turns its decision into order intents against what the
-strategy actually holds (:mod:`kubetrade.runner.decide`), (3) asks the risk manager on
+strategy actually holds (:mod:`kubetrade.runner.intents`), (3) asks the risk manager on
 ``risk.check`` (request/reply; the risk manager itself publishes an approved order to the
 executor's JetStream subject, so *nothing* reaches an executor without an approval), and
 (4) waits for the order to settle before the next bar.  Faults, and what they do:
@@ -34,9 +34,9 @@ from kubetrade.engine.live import LiveSignal
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
 from kubetrade.observability import tracecontext as tracing
-from kubetrade.runner import decide
-from kubetrade.runner.book import Book
+from kubetrade.runner.account import Book
 from kubetrade.runner.config import RunnerConfig
+from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.probes import Probes, RunnerMetrics
 
 log = logging.getLogger("kubetrade.runner")
@@ -58,8 +58,8 @@ class SymbolState:
     book: Book
     live: LiveSignal | None = None
     last_time: int = -1
-    undecided: dict[str, decide.Intent] = field(default_factory=dict)
-    inflight: dict[str, decide.Intent] = field(default_factory=dict)
+    undecided: dict[str, Intent] = field(default_factory=dict)
+    inflight: dict[str, Intent] = field(default_factory=dict)
 
 
 @dataclass
@@ -322,9 +322,9 @@ class Runner:
         st.book.mark(c.symbol, c.close)
         await self._retry_undecided(st, sig.position)
         g = self.cfg.genome
-        sizing = decide.Sizing(g.position_pct, self.multiplier, self.fee, self.slippage, g.stop_loss_pct,
+        sizing = Sizing(g.position_pct, self.multiplier, self.fee, self.slippage, g.stop_loss_pct,
                                g.trailing_stop_pct)
-        for intent in decide.intents(sig, symbol=c.symbol, symbol_index=st.index, bar_time=c.time, close=c.close,
+        for intent in intents(sig, symbol=c.symbol, symbol_index=st.index, bar_time=c.time, close=c.close,
                                      held=st.book.position(c.symbol), cash=st.book.cash, sizing=sizing,
                                      prefix=self.cfg.order_prefix, busy=bool(st.inflight or st.undecided)):
             if not await self._execute(st, intent):
@@ -342,7 +342,7 @@ class Runner:
                 continue
             await self._execute(st, intent)
 
-    async def _execute(self, st: SymbolState, it: decide.Intent) -> bool:
+    async def _execute(self, st: SymbolState, it: Intent) -> bool:
         """Ask the risk manager, then wait for the order to settle; False when the bar must stop here."""
         import nats.errors
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from kubetrade.backtests import store
+from kubetrade.backtestjobs import store
 from kubetrade.candles import from_arrays
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.engine.templates import expand
@@ -16,7 +16,7 @@ from kubetrade.resources.strategy import StrategySpec
 from kubetrade.storage import history
 from kubetrade.storage.candles import SeriesKey
 
-log = logging.getLogger("kubetrade.backtests")
+log = logging.getLogger("kubetrade.backtestjobs")
 
 MAX_BARS = 2_000_000
 

@@ -1,6 +1,6 @@
 """Custom resources in PostgreSQL, for running without Kubernetes (``kubetrade up``).
 
-Implements :class:`kubetrade.cluster.ResourceStore` with the API server's semantics that
+Implements :class:`kubetrade.cluster.seam.ResourceStore` with the API server's semantics that
 the API relies on: ``uid``, ``creationTimestamp``, a ``resourceVersion`` that changes on
 every write and must match when a replacement names one, a ``generation`` bumped only by
 changes of ``spec``, and a ``status`` that a replacement of the object does not touch (as
@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from kubetrade.cluster import Conflict, NotFound
+from kubetrade.cluster.seam import Conflict, NotFound
 from kubetrade.resources import API_VERSION
 
 _COLUMNS = "uid, generation, resource_version, body, created_at"

@@ -2,7 +2,7 @@
 
 Reads the Goal (through :mod:`kubetrade.cluster`, the workloads' one seam to Kubernetes),
 loads the goal's timeframe from the candle store (``KUBETRADE_DATABASE_URL``), runs the
-evolution (:mod:`kubetrade.evolution.goalrun`), records the run in PostgreSQL, and creates
+evolution (:mod:`kubetrade.goalevolution.goalrun`), records the run in PostgreSQL, and creates
 the survivors as Strategy resources in paper mode - labelled ``kubetrade.io/goal=<goal>``,
 owned by the Goal (deleting the Goal deletes them), with their validation figures in
 ``status.backtest``.  Exit codes: 0 done, 2 the run cannot start (the log says why).
@@ -18,7 +18,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-log = logging.getLogger("kubetrade.evolution")
+log = logging.getLogger("kubetrade.goalevolution")
 SELECTION_DAYS = 30
 """Extra history loaded for the pair selection's look-back."""
 
@@ -74,7 +74,7 @@ def owned(strategy: dict[str, Any], goal: dict[str, Any]) -> dict[str, Any]:
 async def evolve_goal(namespace: str, name: str, dsn: str, seed: int | None) -> int:
     from kubetrade import cluster
     from kubetrade.engine.publish import store_run
-    from kubetrade.evolution.goalrun import GoalRunError, run_goal_evolution
+    from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
     from kubetrade.resources.goal import GoalSpec
 
     store = cluster.KubernetesStore(deadline=30)

@@ -8,10 +8,10 @@ import uuid
 from typing import Any
 
 from kubetrade import cluster
-from kubetrade.backtests import store
-from kubetrade.backtests.execute import execute
+from kubetrade.backtestjobs import store
+from kubetrade.backtestjobs.execute import execute
 
-log = logging.getLogger("kubetrade.backtests")
+log = logging.getLogger("kubetrade.backtestjobs")
 
 
 def job_manifest(backtest_id: uuid.UUID, strategy: dict[str, Any], image: str, env_secret: str | None

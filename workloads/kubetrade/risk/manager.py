@@ -45,10 +45,10 @@ from kubetrade.observability.metrics import (
 )
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker, measures
-from kubetrade.risk.book import MAX_CHUNKS, OPEN_POSITIONS, Portfolio, Reservation, RiskBook
 from kubetrade.risk.decide import decide, hold, reject, reserve
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.policies import PolicyStore
+from kubetrade.risk.portfolios import MAX_CHUNKS, OPEN_POSITIONS, Portfolio, Reservation, RiskBook
 from kubetrade.risk.stopwatch import StopWatch
 
 log = logging.getLogger("kubetrade.risk")
@@ -114,7 +114,7 @@ class RiskManager:
         initialize_risk_decisions()
 
         from kubetrade.executor import store
-        from kubetrade.executor.service import ensure_streams
+        from kubetrade.executor.executor import ensure_streams
 
         self.nc = await nats.connect(
             self.nats_url, name="risk-manager", max_reconnect_attempts=-1, reconnect_time_wait=0.5

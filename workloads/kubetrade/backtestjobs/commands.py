@@ -24,7 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     import psycopg
 
-    from kubetrade.backtests.execute import execute
+    from kubetrade.backtestjobs.execute import execute
 
     async def main() -> str:
         async with await psycopg.AsyncConnection.connect(args.dsn, autocommit=True) as conn:
