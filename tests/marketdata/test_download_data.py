@@ -222,3 +222,19 @@ def test_a_corrupted_stored_file_is_named_and_left_alone(
     assert target.read_bytes() == b"\x1f\x8b\x08\x00garbage"
     assert dl(exchange, tmp_path, "-p", "BTC/USDT", "--timerange", "20240101-20240102", "--erase") == 0
     assert len(candlefiles.load(target)) == 288
+
+
+def test_a_gap_in_the_exchange_history_is_reported(
+        exchange: LocalExchange, btc_5m: Candles, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The exchange lacks an hour (maintenance): the file keeps what exists, and the warning says where."""
+    from kubetrade.candles import from_arrays
+
+    keep = np.r_[0:100, 112:400]
+    gapped = from_arrays(*(getattr(btc_5m, n)[keep] for n in ("time", "open", "high", "low", "close", "volume")),
+                         symbol="GAP/USDT", timeframe="5m", check=False)
+    exchange.state.add_candles("GAPUSDT", "5m", gapped)
+    assert dl(exchange, tmp_path, "-p", "GAP/USDT", "--timerange", "20240101-20240102") == 0
+    err = capsys.readouterr().err
+    assert "warning: GAP/USDT 5m: the exchange has 1 gap(s), 12 candle(s) missing, first after 2024-01-01 08:15" in err
+    got = candlefiles.load(tmp_path / "GAP_USDT-5m.csv.gz", check=False)
+    assert len(got) == 288 - 12
