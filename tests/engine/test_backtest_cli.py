@@ -130,6 +130,7 @@ def test_first_kernel_use_says_what_it_is_doing(tmp_path: Path) -> None:
 
 
 def _fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """``kubetrade backtest ARGS`` exits 1 with one line on stderr; returns it."""
     assert main(["backtest", *args]) == 1
     captured = capsys.readouterr()
     err = captured.err.strip()
@@ -190,3 +191,23 @@ def test_breakdown_matches_trade_exit_times(capsys: pytest.CaptureFixture[str], 
     days = doc["strategies"][0]["breakdown"]["day"]
     assert {d["period"]: d["pnl"] for d in days} == pytest.approx(by_day)
     assert np.all(np.diff([np.datetime64(d["period"]) for d in days]).astype(int) > 0)
+
+
+def test_datadir_pairs_and_timeframe_like_freqtrade(capsys: pytest.CaptureFixture[str], market_data: Path,
+                                                    tmp_path: Path) -> None:
+    spot = market_data / "binance-spot"
+    every = run_json(capsys, "--datadir", str(spot), "-i", "1d", "--template", "ema-crossover:fast=5,slow=20")
+    symbols = [r["symbol"] for r in every["strategies"][0]["results"]]
+    assert symbols == sorted(f"{b}/USDT" for b in ("AVAX", "BTC", "DOGE", "ETH", "LINK", "LTC", "SOL", "TRX", "XRP"))
+    two = run_json(capsys, "--datadir", str(spot), "--pairs", "ETH/USDT", "BTC/USDT", "-i", "1d", "--template",
+                   "ema-crossover:fast=5,slow=20")
+    assert [r["symbol"] for r in two["strategies"][0]["results"]] == ["ETH/USDT", "BTC/USDT"]
+    # the same pair in two formats is one series (the CSV), not two
+    c = candlefiles.load(spot / "BTC_USDT-1d.csv.gz")
+    (tmp_path / "BTC_USDT-1d.csv.gz").write_bytes((spot / "BTC_USDT-1d.csv.gz").read_bytes())
+    candlefiles.write(tmp_path / "BTC_USDT-1d.feather", c)
+    one = run_json(capsys, "--datadir", str(tmp_path), "-i", "1d", "--template", "ema-crossover:fast=5,slow=20")
+    assert [r["file"].endswith(".csv.gz") for r in one["strategies"][0]["results"]] == [True]
+    err = _fails(capsys, "--datadir", str(spot), "--pairs", "XRP/USDT", "-i", "1h", "--template", "ema-crossover")
+    assert "no 1h file for XRP/USDT in" in err and "kubetrade download-data --pairs XRP/USDT --timeframes 1h" in err
+    assert "--datadir needs --timeframe" in _fails(capsys, "--datadir", str(spot), "--template", "ema-crossover")

@@ -27,7 +27,8 @@ def register(sub: Any) -> None:
     bt = sub.add_parser("backtest", help="backtest strategies on candle files: metrics, trades, HTML report",
                         description="Backtest one or more strategies on candle files (gzip CSV, Freqtrade feather/"
                                     "json, Parquet). Several --strategy/--genome/--template are run side by side.")
-    bt.add_argument("data", nargs="+", type=Path, help="candle files: gzip CSV, Freqtrade feather/json, or Parquet")
+    bt.add_argument("data", nargs="*", type=Path, help="candle files: gzip CSV, Freqtrade feather/json, or Parquet")
+    _datadir_args(bt)
     bt.add_argument("--strategy", action="append", type=Path, default=[], metavar="FILE",
                     help="a Strategy manifest (YAML) with a genome or a template; repeatable")
     bt.add_argument("--genome", action="append", type=Path, default=[], metavar="FILE",
@@ -53,7 +54,8 @@ def register(sub: Any) -> None:
     bt.set_defaults(func=_backtest)
 
     ev = sub.add_parser("evolve", help="evolve strategies (NSGA-II) and emit the best as paper Strategy manifests")
-    ev.add_argument("data", nargs="+", type=Path, help="candle files (CSV, feather, json, Parquet), one timeframe")
+    ev.add_argument("data", nargs="*", type=Path, help="candle files (CSV, feather, json, Parquet), one timeframe")
+    _datadir_args(ev)
     ev.add_argument("--population", type=int, default=500, help="genomes per generation (default 500)")
     ev.add_argument("--generations", type=int, default=10, help="generations of NSGA-II (default 10)")
     ev.add_argument("--seed", type=int, default=42, help="random seed: the same seed gives the same run")
@@ -73,6 +75,53 @@ def register(sub: Any) -> None:
     ev.add_argument("--namespace", help="namespace of the emitted manifests")
     ev.add_argument("--plot", type=Path, help="equity curve PNG of the best strategy (validation part)")
     ev.set_defaults(func=_evolve)
+
+
+def _datadir_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datadir", type=Path, help="take the candle files from this folder (as download-data wrote "
+                                                 "them), with --timeframe and optionally --pairs")
+    p.add_argument("-p", "--pairs", nargs="+", metavar="PAIR", help="with --datadir: these pairs (default: all)")
+    p.add_argument("-i", "--timeframe", help="with --datadir: the timeframe of the files, e.g. 5m")
+
+
+def _files(args: argparse.Namespace) -> list[Path]:
+    """The candle files named on the command line, then those --datadir holds for --pairs x --timeframe."""
+    from kubetrade import candlefiles
+
+    files = list(args.data)
+    if args.datadir is None:
+        if args.pairs or args.timeframe:
+            raise ValueError("--pairs and --timeframe choose files in --datadir; give --datadir too")
+        if not files:
+            raise ValueError("give candle files, or --datadir with --timeframe (e.g. --datadir data/binance -i 5m)")
+        return files
+    if not args.timeframe:
+        raise ValueError("--datadir needs --timeframe (-i), e.g. -i 5m")
+    folder: Path = args.datadir
+    if not folder.is_dir():
+        raise ValueError(f"--datadir {folder}: no such folder")
+    have = candlefiles.candle_files(folder)
+    if args.pairs:
+        for pair in args.pairs:
+            found = candlefiles.find(folder, pair, args.timeframe)
+            if found is None:
+                names = ", ".join(p.name for p in have) or "none"
+                raise ValueError(f"no {args.timeframe} file for {pair} in {folder} (has {names}); fetch it with "
+                                 f"kubetrade download-data --pairs {pair} --timeframes {args.timeframe} "
+                                 f"--datadir {folder}")
+            files.append(found)
+    else:
+        by_symbol: dict[str, Path] = {}
+        rank = list(candlefiles.SUFFIXES)
+        for path in sorted(have, key=lambda q: rank.index(candlefiles.suffix_of(q))):
+            symbol, tf = candlefiles.parse_name(path)
+            if tf == args.timeframe and symbol:
+                by_symbol.setdefault(symbol, path)  # one file per pair, the project's CSV first
+        chosen = [by_symbol[s] for s in sorted(by_symbol)]
+        if not chosen:
+            raise ValueError(f"no {args.timeframe} candle files in {folder}")
+        files += chosen
+    return list(dict.fromkeys(files))
 
 
 def _costs_args(p: argparse.ArgumentParser) -> None:
@@ -183,7 +232,7 @@ def _backtest(args: argparse.Namespace) -> int:
     msg = err if as_json else out
     try:
         strategies = _strategies(args)
-        data = _load(args.data, args.timerange)
+        data = _load(_files(args), args.timerange)
         if args.export_filename and args.export == "none":
             raise ValueError("--export-filename needs --export trades")
         results: list[StrategyRuns] = []
@@ -300,7 +349,7 @@ def _evolve(args: argparse.Namespace) -> int:
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
-        data = _load(args.data, args.timerange)
+        data = _load(_files(args), args.timerange)
         if len({c.timeframe for c in data}) != 1:
             raise ValueError(f"all candle files must share one timeframe, got {sorted({c.timeframe for c in data})}")
         cfg = EvolveConfig(population=args.population, generations=args.generations, seed=args.seed,
