@@ -9,22 +9,22 @@ from pathlib import Path
 import pytest
 
 from kubetrade.cli import main
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection, record
 from tests.orders.conftest import order
 
 
 async def _fills(dsn: str) -> None:
-    conn = await store.connect(dsn)
+    conn = await connection.connect(dsn)
     try:
-        await store.allocate(conn, "paper", "cli-alpha", 10_000.0)
-        await store.allocate(conn, "paper", "cli-beta", 10_000.0)
+        await allocation.allocate(conn, "paper", "cli-alpha", 10_000.0)
+        await allocation.allocate(conn, "paper", "cli-beta", 10_000.0)
         for i, (strategy, side, price) in enumerate([("cli-alpha", "buy", 50_000.0), ("cli-alpha", "sell", 51_000.0),
                                                      ("cli-beta", "buy", 49_000.0)]):
             coid = f"cli-{i}"
-            await store.record_new(conn, order(coid, strategy=strategy, side=side, price=price, qty=0.01))
+            await record.record_new(conn, order(coid, strategy=strategy, side=side, price=price, qty=0.01))
             fill = {"trade_id": f"t-{coid}", "quantity": 0.01, "price": price, "fee": 0.5, "fee_currency": "USDT",
                     "time": 1_735_000_000_000 + i}
-            await store.apply(conn, coid, "filled", [fill])
+            await record.apply(conn, coid, "filled", [fill])
     finally:
         await conn.close()
 

@@ -87,12 +87,14 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
 def main(argv: Sequence[str] | None = None, modules: Sequence[str] = COMMAND_MODULES) -> int:
     """Run a subcommand; ``modules`` narrows the CLI to some roles (``python -m kubetrade.risk``)."""
     from kubetrade import settings
+    from kubetrade.engine.warmcache import seed_from_image
 
     try:
         settings.load()  # every KUBETRADE_* variable, typed, before anything reads one
     except settings.SettingsError as exc:
         print(f"kubetrade: bad setting: {exc}", file=sys.stderr)
         return 2
+    seed_from_image()  # before the command modules are imported: numba looks at its cache then
     parser = build_parser(modules)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -110,11 +112,9 @@ def _observe(role: str) -> None:
     (``KUBETRADE_METRICS_PORT``, ``OTEL_EXPORTER_OTLP_ENDPOINT``); both are off when unset.
     """
     import kubetrade
-    from kubetrade.engine.warmcache import seed_from_image
     from kubetrade.observability import metrics
     from kubetrade.observability import tracecontext as tracing
 
-    seed_from_image()
     metrics.serve_from_env(role, kubetrade.__version__)
     tracing.configure(role)
 

@@ -118,12 +118,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _allocate(args: argparse.Namespace) -> int:
-    from kubetrade.executor import store
+    from kubetrade.ledger import allocation, connection
 
     async def main() -> None:
-        conn = await store.connect(args.database_url)
+        conn = await connection.connect(args.database_url)
         try:
-            await store.allocate(conn, args.environment, args.strategy, args.capital, args.namespace, args.risk_policy)
+            await allocation.allocate(
+                conn, args.environment, args.strategy, args.capital, args.namespace, args.risk_policy
+            )
         finally:
             await conn.close()
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from kubetrade.ccxtclient import point_ccxt
 from kubetrade.engine import costs
-from kubetrade.executor import lifecycle
+from kubetrade.ledger import orderstatus
 
 Row = dict[str, Any]
 
@@ -212,7 +212,7 @@ class CcxtVenue:
 
     def _venue_order(self, o: dict[str, Any], order: Row) -> VenueOrder:
         filled = float(o.get("filled") or 0.0)
-        status = lifecycle.from_exchange(o.get("status"), filled, float(o.get("amount") or order["quantity"]))
+        status = orderstatus.from_exchange(o.get("status"), filled, float(o.get("amount") or order["quantity"]))
         return VenueOrder(status, str(o.get("id")) if o.get("id") is not None else None, filled)
 
     async def _with_fills(self, vo: VenueOrder, order: Row) -> VenueOrder:
@@ -222,7 +222,7 @@ class CcxtVenue:
                 trades = await self._call("fetch_order_trades", self.client.fetch_order_trades(oid, order["symbol"]))
             else:
                 trades = await self._call("fetch_my_trades", self.client.fetch_my_trades(order["symbol"]))
-            vo.fills = [lifecycle.ccxt_fill(t) for t in trades if str(t.get("order")) == oid]
+            vo.fills = [orderstatus.ccxt_fill(t) for t in trades if str(t.get("order")) == oid]
         return vo
 
     async def submit(self, order: Row) -> VenueOrder:

@@ -123,11 +123,23 @@ def _fail(exc: Exception) -> int:
 # --- trades --------------------------------------------------------------------------------
 
 
-TRADES_SQL = (
-    "SELECT * FROM fills WHERE (%s::text IS NULL OR environment = %s) AND (%s::text IS NULL OR strategy = %s) "
-    "AND (%s::text IS NULL OR symbol = %s) ORDER BY id DESC LIMIT %s"
-)
-"""The query ``GET /api/v1/trades`` runs, so both sources list the same rows."""
+def db_fills(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The fills ``GET /api/v1/trades`` lists, by the ledger's own query (``kubetrade.ledger.queries``)."""
+    import asyncio
+
+    import psycopg
+
+    from kubetrade.ledger import queries
+
+    async def read() -> list[dict[str, Any]]:
+        async with await psycopg.AsyncConnection.connect(args.dsn, connect_timeout=10) as conn:
+            return list(await queries.list_fills(conn, args.environment, args.strategy, args.symbol, args.limit))
+
+    try:
+        return asyncio.run(read())
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"database: {first}") from exc
 
 
 def _trades(args: argparse.Namespace) -> int:
@@ -135,8 +147,7 @@ def _trades(args: argparse.Namespace) -> int:
         return _fail(ValueError("--limit must be between 1 and 1000"))
     try:
         if args.dsn:
-            rows = db_rows(args.dsn, TRADES_SQL, (args.environment, args.environment, args.strategy, args.strategy,
-                                                  args.symbol, args.symbol, args.limit))
+            rows = db_fills(args)
         else:
             rows = api_get(args, "/api/v1/trades", {"environment": args.environment, "strategy": args.strategy,
                                                     "symbol": args.symbol, "limit": args.limit})
