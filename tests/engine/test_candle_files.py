@@ -57,8 +57,10 @@ def test_freqtrade_futures_feather_name(eth_1h: Candles, tmp_path: Path) -> None
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_freqtrade_json_and_jsongz(eth_1h: Candles, tmp_path: Path, gz: bool) -> None:
-    # Freqtrade's json: pandas' to_json(orient="values"), dates as epoch ms: [[ms, o, h, l, c, v], ...]
-    text = _frame(eth_1h).to_json(orient="values", date_format="epoch", date_unit="ms", double_precision=15)
+    # Freqtrade's json: pandas' to_json(orient="values") with dates as epoch ms: [[ms, o, h, l, c, v], ...]
+    df = _frame(eth_1h)
+    df["date"] = (df["date"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    text = df.to_json(orient="values", double_precision=15)
     path = tmp_path / ("ETH_USDT-1h.json.gz" if gz else "ETH_USDT-1h.json")
     path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
     c = candlefiles.load(path)
