@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
+
+from kubetrade import settings
 
 log = logging.getLogger("kubetrade.observability.metrics")
 
@@ -212,10 +213,9 @@ def serve_from_env(role: str, version: str) -> int | None:
     every path, so it doubles as the liveness probe target (``/livez``).
     """
     BUILD_INFO.labels(version, role).set(1)
-    raw = os.environ.get(METRICS_PORT_ENV, "").strip()
-    if not raw or role in SELF_SERVING_ROLES:
+    port = settings.current().metrics_port  # typed: a bad value has been refused, naming the variable
+    if not port or role in SELF_SERVING_ROLES:
         return None
-    port = int(raw)
     start_http_server(port)
     log.info("metrics endpoint", extra={"port": port})
     return port
