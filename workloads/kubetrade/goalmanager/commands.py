@@ -18,12 +18,13 @@ from typing import Any
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("goal-manager", help="compute and report every goal's equity, progress and sizing")
-    parser.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"))
+    parser.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"),
+                        help="NATS server (default $KUBETRADE_NATS_URL)")
     parser.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"),
                         help="the local resource store, when there is no cluster")
-    parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between two rounds (default 10)")
     parser.add_argument("--once", action="store_true", help="one round, printed as JSON")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     parser.set_defaults(func=_run)
 
 
