@@ -104,8 +104,6 @@ run_on_base() {  # run_on_base DIR SCRIPT [INPUT...]
   unshare --mount --propagation private -- bash -euo pipefail -c '
     dir="$1" base="$2" uvcache="$3"
     m="$dir/merged"
-    ca_env=""
-    if [ -f "$dir/in/host-ca.crt" ]; then ca_env=1; fi
     mount -t overlay overlay -o "lowerdir=$base/rootfs,upperdir=$dir/upper,workdir=$dir/work" "$m"
     mount -t proc proc "$m/proc"
     mount --rbind /dev "$m/dev"
@@ -115,8 +113,7 @@ run_on_base() {  # run_on_base DIR SCRIPT [INPUT...]
     mount --bind "$uvcache" "$m/tmp/kubetrade-build/uv-cache"
     chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       HOME=/root LANG=C.UTF-8 SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" BUILD=/tmp/kubetrade-build \
-      UV_CACHE_DIR=/tmp/kubetrade-build/uv-cache \
-      ${ca_env:+SSL_CERT_FILE=/tmp/kubetrade-build/host-ca.crt} /bin/sh ${KUBETRADE_IMAGE_TRACE:+-x} /tmp/kubetrade-build/install.sh >&2
+      UV_CACHE_DIR=/tmp/kubetrade-build/uv-cache /bin/sh ${KUBETRADE_IMAGE_TRACE:+-x} /tmp/kubetrade-build/install.sh >&2
     umount "$m/tmp/kubetrade-build/uv-cache"
     mountpoint -q "$m/tmp/kubetrade-build/uv-cache" && { echo "uv cache still mounted" >&2; exit 1; }
     rm -rf --one-file-system "$m/tmp/kubetrade-build" "$m/etc/resolv.conf"
@@ -170,7 +167,13 @@ build_kubetrade() {
     rm -rf "$tmp"
     mkdir -p "$tmp/in/dist"
     log "kubetrade wheel"
-    "$UV" build --quiet --wheel --out-dir "$tmp/in/dist" "$repo" >&2
+    # From a clean copy of exactly what the Dockerfile COPYs: setuptools builds in ./build and
+    # would carry files deleted since an earlier build into the wheel.
+    mkdir -p "$tmp/src"
+    cp pyproject.toml README.md "$tmp/src/"
+    (tar -c --exclude=__pycache__ --exclude='*.egg-info' --exclude='*.pyc' workloads operator) | tar -x -C "$tmp/src"
+    "$UV" build --quiet --wheel --out-dir "$tmp/in/dist" "$tmp/src" >&2
+    rm -rf "$tmp/src"
     cp requirements/runtime.lock "$tmp/in/runtime.lock"
     log "kubetrade: Debian python3 + runtime.lock + the wheel + numba kernels (install.sh in a chroot)"
     run_on_base "$tmp/stage" "$here/kubetrade/install.sh" "$tmp/in/dist" "$tmp/in/runtime.lock"

@@ -8,9 +8,12 @@
 #   runtime.lock        requirements/runtime.lock (pyproject's dependencies, pinned)
 #   dist/kubetrade-*.whl  the kubetrade wheel (never the test bed)
 #   uv                  a uv binary (not kept in the image)
+#   host-ca.crt         (optional) CA bundle for HTTPS to PyPI behind a TLS-intercepting proxy
+#                       (build.sh copies the host's; Docker: --secret id=ca,src=FILE)
 # $UV_CACHE_DIR, if set, is uv's download cache (build.sh lends the host's); otherwise none.
 set -eu
 BUILD="${BUILD:-/tmp/kubetrade-build}"
+if [ -s "$BUILD/host-ca.crt" ]; then export SSL_CERT_FILE="$BUILD/host-ca.crt"; fi
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1767225600}"
 VENV=/opt/kubetrade/venv
 SEED=/opt/kubetrade/numba-cache
