@@ -19,7 +19,11 @@
 # scripts, the lock, kubetrade's sources, the Debian suite, SOURCE_DATE_EPOCH): a second build
 # with the same inputs returns at once, and two builds of different inputs never share a folder.
 # Needs root (mmdebstrap, chroot, overlayfs mounts); installs mmdebstrap from Debian if missing.
-# KUBETRADE_IMAGE_REBUILD=1 ignores the cache (the new build replaces the old entry).
+# KUBETRADE_IMAGE_REBUILD=1 rebuilds the named images (on the cached base), =all the base too;
+# the new build replaces the old entry.
+# The whole script is one group that bash reads before running it: an edit (a merge, a checkout)
+# while a build runs cannot change what the running build does.
+{
 set -euo pipefail
 shopt -s inherit_errexit  # a failing step inside $(...) fails the build too
 cd "$(dirname "$0")/../.."
@@ -66,8 +70,13 @@ locked() {  # locked NAME COMMAND...
   return $rc
 }
 
-fresh() {  # fresh DIR: an existing, complete entry (and KUBETRADE_IMAGE_REBUILD unset)?
-  [ -z "${KUBETRADE_IMAGE_REBUILD:-}" ] && [ -f "$1/done" ]
+fresh() {  # fresh DIR: an existing, complete entry (and not to be rebuilt)?
+  case "${KUBETRADE_IMAGE_REBUILD:-}" in
+    all) return 1 ;;
+    "") ;;
+    *) [[ "$(basename "$1")" == base-* ]] || return 1 ;;  # the named images, on the cached base
+  esac
+  [ -f "$1/done" ]
 }
 
 # --- bookworm slim: the base layer of kubetrade and postgres ----------------------------------
@@ -247,3 +256,5 @@ for arg in sys.argv[1:]:
     out[name] = json.load(open(path))
 print(json.dumps(out, indent=1))
 PY
+exit 0
+}

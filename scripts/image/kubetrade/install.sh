@@ -77,9 +77,14 @@ find / -xdev -newer "$started" ! -type s ! -path '/proc/*' ! -path '/dev/*' ! -p
 
 # 7. Every numba kernel, compiled for any x86-64 CPU (NUMBA_CPU_NAME=generic) into the seed cache
 #    that each process copies into its writable $NUMBA_CACHE_DIR (kubetrade.engine.warmcache).
+#    numba's cache files hold text with the addresses of Python objects: without address space
+#    randomization (where the build may turn it off; Docker's seccomp profile does not let it) and
+#    with a fixed hash seed they come out the same in every build.
 mkdir -p "$SEED"
+fixed=""
+if setarch "$(uname -m)" --addr-no-randomize true 2>/dev/null; then fixed="setarch $(uname -m) --addr-no-randomize"; fi
 NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR="$SEED" KUBETRADE_NUMBA_CACHE_SEED="" PYTHONDONTWRITEBYTECODE=1 \
-  HOME=/tmp "$VENV/bin/kubetrade" warmup
+  PYTHONHASHSEED=0 HOME=/tmp $fixed "$VENV/bin/kubetrade" warmup
 chmod -R a+rX,go-w /opt/kubetrade
 
 find / -xdev -newer "$started" ! -type s ! -path '/proc/*' ! -path '/dev/*' ! -path "$BUILD/*" \
