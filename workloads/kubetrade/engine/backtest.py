@@ -66,6 +66,9 @@ ACC_SIZE = 13
 # trade record columns
 T_ENTRY_BAR, T_EXIT_BAR, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_REASON = range(8)
 TRADE_SIZE = 8
+# per-segment sums of the per-bar returns (walk-forward blocks, PBO): count, sum, sum of squares
+G_N, G_SUM, G_SUM2 = range(3)
+SEG_SIZE = 3
 
 
 @njit(cache=True)
@@ -125,13 +128,16 @@ def _stop_exit(side, entry, extreme, o, h, lo, sl, tp, ts):  # type: ignore[no-u
 
 @njit(cache=True)
 def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  # type: ignore[no-untyped-def]
-             fee, slip, state, start, end, acc, equity_out, trades_out):
+             fee, slip, state, start, end, acc, equity_out, trades_out, seg_ends, seg_out):
     """Advance one strategy over bars [start, end), each bar closed; the backtester and the live runner both call this.
 
     ``state`` (see :func:`new_state`) carries the position between calls, so the live
     runner calling it for one bar at a time makes exactly the decisions of one call over
     the whole history.  ``acc`` receives the running sums for the metrics of this call;
-    ``equity_out`` / ``trades_out`` are filled when they have rows.  Returns the number of
+    ``equity_out`` / ``trades_out`` are filled when they have rows.  ``seg_ends`` (ascending
+    bar indices, the last one ``end``) cuts the call into segments ``[start, seg_ends[0])``,
+    ``[seg_ends[0], seg_ends[1])`` ...; ``seg_out`` (one row each) then receives the count, sum
+    and sum of squares of the per-bar returns realised in each.  Returns the number of
     trades written.  The bar logic is written out in this one loop on purpose: calls into
     other jitted functions with array arguments cost more than the logic itself.
     """
@@ -152,6 +158,9 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
     ntr = 0
     rec_eq = equity_out.shape[0] > 0
     cap = trades_out.shape[0]
+    nseg = seg_ends.shape[0]
+    seg = 0
+    g_n = g_s1 = g_s2 = 0.0
     # running sums stay in locals (registers) and are written to ``acc`` once at the end
     nret = s1 = s2 = s3 = s4 = down2 = maxdd = wins = gross_win = gross_loss = bars_in = 0.0
     r = 0.0
@@ -160,6 +169,12 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
     opened = 0
     new_entry_px = np.nan
     for i in range(start, end):
+        while seg < nseg and i >= seg_ends[seg]:
+            seg_out[seg, G_N] = g_n
+            seg_out[seg, G_SUM] = g_s1
+            seg_out[seg, G_SUM2] = g_s2
+            g_n = g_s1 = g_s2 = 0.0
+            seg += 1
         reason = NO_EXIT
         exit_px = np.nan
         opened = 0
@@ -284,6 +299,7 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
                 equity_out[i - start] = cash
             if i > start:
                 nret += 1
+                g_n += 1
             continue
         eq = cash
         if side != 0:
@@ -295,6 +311,9 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
             r = eq / prev_eq - 1.0 if prev_eq > 0 else 0.0
             r2 = r * r
             nret += 1
+            g_n += 1
+            g_s1 += r
+            g_s2 += r2
             s1 += r
             s2 += r2
             s3 += r2 * r
@@ -306,6 +325,12 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
         elif eq < peak * (1.0 - maxdd) and peak > 0:
             maxdd = (peak - eq) / peak
         prev_eq = eq
+    while seg < nseg:
+        seg_out[seg, G_N] = g_n
+        seg_out[seg, G_SUM] = g_s1
+        seg_out[seg, G_SUM2] = g_s2
+        g_n = g_s1 = g_s2 = 0.0
+        seg += 1
     state[S_SIDE] = side
     state[S_QTY] = qty
     state[S_CASH] = cash
@@ -335,13 +360,18 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
 
 @njit(cache=True, parallel=True)
 def run_batch(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  # type: ignore[no-untyped-def]
-              fee, slip, init_cash, start, end):
-    """Every strategy of a compiled batch over the same bars, in parallel; one accumulator row each."""
+              fee, slip, init_cash, start, end, seg_ends):
+    """Every strategy of a compiled batch over the same bars, in parallel.
+
+    Returns one accumulator row per strategy and, per strategy, one row of return sums per
+    segment of ``seg_ends`` (an empty ``seg_ends``: no segments, an empty second array).
+    """
     n = rules.shape[0]
     acc = np.zeros((n, ACC_SIZE))
+    segs = np.zeros((n, seg_ends.shape[0], SEG_SIZE))
     no_eq = np.empty(0)
     no_tr = np.empty((0, TRADE_SIZE))
     for s in prange(n):
         simulate(F, o, h, lo, c, rules[s], consts[s], nrules[s], combine[s], risk[s], direction[s],
-                 fee, slip, new_state(init_cash), start, end, acc[s], no_eq, no_tr)
-    return acc
+                 fee, slip, new_state(init_cash), start, end, acc[s], no_eq, no_tr, seg_ends, segs[s])
+    return acc, segs

@@ -31,6 +31,18 @@ POSITION = (0.5, 0.75, 1.0)
 Spec = dict[str, Any]
 
 
+def warmup() -> int:
+    """The longest warm-up (bars) of any operand the generator can draw: bars a window needs before it trades."""
+    from kubetrade.engine import indicators
+
+    longest = [("sma", {"period": max(PERIODS)}), ("ema", {"period": max(PERIODS)}),
+               ("rsi", {"period": max(OSC_PERIODS)}), ("atr", {"period": max((*OSC_PERIODS, 50))}),
+               ("stoch", {"fastk": max(STOCH_K), "slowk": 3, "slowd": 3}),
+               ("vwap", {"period": max(VWAP_PERIODS)}), ("bbands", {"period": max(p for p, _ in BB_SETS)})]
+    longest += [("macd", {"fast": f, "slow": s, "signal": g}) for f, s, g in MACD_SETS]
+    return max(indicators.lookback(name, params) for name, params in longest)
+
+
 def _ind(name: str, output: str | None = None, **params: float) -> Spec:
     d: Spec = {"indicator": name, "params": {k: float(v) for k, v in params.items()}}
     if output:

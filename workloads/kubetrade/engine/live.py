@@ -53,6 +53,8 @@ class LiveSignal:
         self._acc = np.zeros(bt.ACC_SIZE)
         self._no_eq = np.empty(0)
         self._no_trades = np.empty((0, bt.TRADE_SIZE))
+        self._no_segs = np.empty(0, dtype=np.int64)
+        self._no_seg_out = np.empty((0, bt.SEG_SIZE))
         self._simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
 
     @property
@@ -93,7 +95,8 @@ class LiveSignal:
         F = build_features(self.plan, candles)
         i = len(candles) - 1
         self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
-                       self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades)
+                       self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades,
+                       self._no_segs, self._no_seg_out)
         st = self.state
         return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
                       int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import backtest as bt
@@ -66,12 +67,30 @@ def run_program(
     cache: dict[SeriesKey, FloatArray] | None = None,
 ) -> list[Metrics]:
     """Metrics of every compiled strategy over bars [start, end): one parallel kernel call."""
+    return run_program_segments(plan, program, candles, costs, start=start, end=end, features=features,
+                                cache=cache)[0]
+
+
+def run_program_segments(
+    plan: FeaturePlan, program: Program, candles: Candles, costs: Costs = Costs(), *,
+    start: int | None = None, end: int | None = None, features: FloatArray | None = None,
+    cache: dict[SeriesKey, FloatArray] | None = None, segments: Sequence[int] = (),
+) -> tuple[list[Metrics], npt.NDArray[np.float64]]:
+    """:func:`run_program`, plus per-strategy return sums of the segments ending at ``segments``.
+
+    ``segments`` are ascending bar indices inside (start, end], the last one ``end``; the
+    second result is (strategies, segments, 3): count, sum and sum of squares of the per-bar
+    returns in each (see :data:`kubetrade.engine.backtest.G_N`).
+    """
     s, e = _bounds(candles, start, end)
+    seg_ends = np.asarray(segments, dtype=np.int64)
+    if seg_ends.size and (seg_ends[-1] != e or (np.diff(seg_ends) <= 0).any() or seg_ends[0] <= s):
+        raise ValueError(f"segment ends {seg_ends.tolist()} must rise strictly inside ({s}, {e}] and end at {e}")
     F = features if features is not None else build_features(plan, candles, cache)
-    acc = bt.run_batch(F, candles.open, candles.high, candles.low, candles.close, program.rules, program.consts,
-                       program.nrules, program.combine, program.risk, program.direction,
-                       costs.fee, costs.slippage, costs.init_cash, s, e)
-    return [from_accumulators(row, costs.init_cash, candles.bars_per_year) for row in acc]
+    acc, segs = bt.run_batch(F, candles.open, candles.high, candles.low, candles.close, program.rules,
+                             program.consts, program.nrules, program.combine, program.risk, program.direction,
+                             costs.fee, costs.slippage, costs.init_cash, s, e, seg_ends)
+    return [from_accumulators(row, costs.init_cash, candles.bars_per_year) for row in acc], segs
 
 
 def backtest_many(
@@ -95,7 +114,8 @@ def backtest(
     trades = np.empty((min(max_trades, e - s + 1), bt.TRADE_SIZE))
     simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
     n = simulate(F, candles.open, candles.high, candles.low, candles.close, *program.take(0),
-                    costs.fee, costs.slippage, bt.new_state(costs.init_cash), s, e, acc, equity, trades)
+                 costs.fee, costs.slippage, bt.new_state(costs.init_cash), s, e, acc, equity, trades,
+                 np.empty(0, dtype=np.int64), np.empty((0, bt.SEG_SIZE)))
     return Result(
         from_accumulators(acc, costs.init_cash, candles.bars_per_year),
         equity,
