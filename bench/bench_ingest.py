@@ -25,7 +25,7 @@ import psycopg
 
 from kubetrade.candles import Candles, load_csv, shared_data_dir
 from kubetrade.data import SAMPLE_DIR
-from kubetrade.embedded import PostgresServer
+from kubetrade.localstack.servers import PostgresServer
 from kubetrade.storage import migrate
 from kubetrade.storage.candles import SeriesKey, ensure_partitions, ingest
 

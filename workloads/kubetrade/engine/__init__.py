@@ -3,7 +3,7 @@
 Layers, lowest first:
 
 * ``kernels`` (numba indicator loops) and ``backtest`` (the numba bar loop) hold the hot
-  code; ``reference`` and ``reference_backtest`` are their slow plain-Python twins for tests.
+  code; their slow plain-Python twins live in the test bed (``kubetrade_testbed.reference``).
 * ``indicators`` (registry: names, parameters, outputs), ``compile`` (genomes -> kernel
   tables + the live signal function), ``metrics`` and ``runs`` (the Python-facing API).
 * ``genes`` and ``evolve`` (NSGA-II search), ``publish`` (Strategy manifests, PostgreSQL),

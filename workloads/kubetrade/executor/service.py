@@ -540,12 +540,16 @@ class Executor:
         assert self.conn is not None
         started = datetime.now(UTC)
         differences: list[dict[str, Any]] = []
-        if isinstance(self.venue, PaperVenue) and not await store.live_orders(self.conn, self.environment):
-            self.stats["reconciled"] += 1
-            if time.monotonic() - self._idle_recorded >= IDLE_RECONCILIATION_RECORD_SECONDS:
-                await store.record_reconciliation(self.conn, self.environment, started, 0, [])
-                self._idle_recorded = time.monotonic()
-            return differences
+        if isinstance(self.venue, PaperVenue):
+            # self.conn is shared with the per-order path, which a paper batch's fallback may be
+            # running right now (it holds the gate alone): wait for it rather than interleave
+            async with self.gate.shared():
+                if not await store.live_orders(self.conn, self.environment):
+                    self.stats["reconciled"] += 1
+                    if time.monotonic() - self._idle_recorded >= IDLE_RECONCILIATION_RECORD_SECONDS:
+                        await store.record_reconciliation(self.conn, self.environment, started, 0, [])
+                        self._idle_recorded = time.monotonic()
+                    return differences
         async with self.gate.exclusive():
             rows = await store.live_orders(self.conn, self.environment)
             for row in rows:

@@ -25,10 +25,10 @@ import psycopg
 import yaml
 from rich.console import Console
 
-from kubetrade.embedded.process import ManagedProcess
 from kubetrade.localstack import control, report, services
 from kubetrade.localstack import data as market
 from kubetrade.localstack.resources import ResourceSet
+from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport
 from kubetrade.resources.strategy import Strategy

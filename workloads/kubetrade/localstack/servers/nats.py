@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kubetrade.embedded.process import ManagedProcess, Service, free_port, port_open
+from kubetrade.localstack.servers.processes import ManagedProcess, Service, free_port, port_open
 
 
 def nats_server_binary() -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from kubetrade.embedded.exchange.state import ExchangeState, Market, Series
+from kubetrade_testbed.exchange.state import ExchangeState, Market, Series
 
 router = APIRouter(prefix="/api/v3")
 

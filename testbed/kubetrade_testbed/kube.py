@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kubetrade.embedded.pki import CertificateAuthority, service_account_keys
-from kubetrade.embedded.process import ManagedProcess, Service, free_port, port_open
+from kubetrade.localstack.servers.processes import ManagedProcess, Service, free_port, port_open
+from kubetrade_testbed.pki import CertificateAuthority, service_account_keys
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "testbed" / "build-controlplane.sh"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from kubetrade.embedded.process import ManagedProcess, Service, free_port
+from kubetrade.localstack.servers.processes import ManagedProcess, Service, free_port
 
 SERVICE_USER = "kubetrade-pg"
 

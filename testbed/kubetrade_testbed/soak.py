@@ -8,8 +8,8 @@ Everything is real: nats-server, PostgreSQL, the executor as its own process (``
 executor --environment live``), ccxt's Binance client against the local exchange (which
 uses Binance's own client-order-id rule here, so a resent filled order *would* double).
 
-``kubetrade executor soak --trials 120`` runs it and prints the report; the test suite runs
-a smaller number of trials through the same :func:`run`.
+``python -m kubetrade_testbed.soak --trials 120`` runs it and prints the report (exit 1 on any
+mismatch); the test suite runs a smaller number of trials through the same :func:`run_soak`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kubetrade.embedded import NatsServer, PostgresServer
-from kubetrade.embedded.exchange import ExchangeState, Fault, LocalExchange, Market
-from kubetrade.embedded.exchange.proxy import DroppingProxy
-from kubetrade.embedded.exchange.trading import TradingState, trading_state
 from kubetrade.executor import store
+from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CancelRequest, OrderRequest
 from kubetrade.storage import migrate
+from kubetrade_testbed.exchange import ExchangeState, Fault, LocalExchange, Market
+from kubetrade_testbed.exchange.proxy import DroppingProxy
+from kubetrade_testbed.exchange.trading import TradingState, trading_state
 
 STRATEGIES = ("s1", "s2", "s3")
 FAULT_POINTS = "after_record,after_attempt,after_submit,after_apply,after_ack,after_lookup"
@@ -385,3 +385,25 @@ async def run_soak(trials: int = 100, orders_per_trial: int = 4, seed: int = 1) 
 
 def run(trials: int = 100, orders_per_trial: int = 4, seed: int = 1) -> Report:
     return asyncio.run(run_soak(trials, orders_per_trial, seed))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m kubetrade_testbed.soak",
+        description="fault soak: SIGKILL the live executor, restart NATS/PostgreSQL, exchange faults; "
+        "then compare exchange and database",
+    )
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--orders-per-trial", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    report = run(args.trials, args.orders_per_trial, args.seed)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,8 +32,8 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from kubetrade.embedded.exchange.public import BinanceError, charge
-from kubetrade.embedded.exchange.state import ExchangeState, Market
+from kubetrade_testbed.exchange.public import BinanceError, charge
+from kubetrade_testbed.exchange.state import ExchangeState, Market
 
 router = APIRouter(prefix="/api/v3")
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import threading
 
-from kubetrade.embedded.process import free_port
+from kubetrade.localstack.servers.processes import free_port
 
 
 class DroppingProxy:

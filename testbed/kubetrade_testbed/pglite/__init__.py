@@ -7,7 +7,7 @@ line protocol (``bridge.mjs``), so that the Timescale DDL of :mod:`kubetrade.sto
 and the queries of :mod:`kubetrade.storage.history` run against the real extension.  Our SQL
 uses psycopg's ``%(name)s`` parameters; :meth:`PGliteTimescale.query` rewrites them to ``$n``.
 
-``python -m kubetrade.embedded.pglite install`` (or ``scripts/install-pglite.sh``) installs it ahead of time.
+``python -m kubetrade_testbed.pglite install`` (or ``scripts/testbed/install-pglite.sh``) installs it ahead of time.
 """
 
 from __future__ import annotations

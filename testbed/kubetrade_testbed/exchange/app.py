@@ -1,4 +1,4 @@
-"""The local exchange's ASGI app, its uvicorn runner, and pointing a ccxt client at it."""
+"""The local exchange's ASGI app and its uvicorn runner."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import importlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -16,14 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from kubetrade.embedded.exchange.public import BinanceError
-from kubetrade.embedded.exchange.state import ExchangeState, RateLimited
-from kubetrade.embedded.process import free_port
+from kubetrade.localstack.servers.processes import free_port
+from kubetrade_testbed.exchange.public import BinanceError
+from kubetrade_testbed.exchange.state import ExchangeState, RateLimited
 
 ROUTER_MODULES: tuple[str, ...] = (
-    "kubetrade.embedded.exchange.public",
-    "kubetrade.embedded.exchange.streams",
-    "kubetrade.embedded.exchange.trading",
+    "kubetrade_testbed.exchange.public",
+    "kubetrade_testbed.exchange.streams",
+    "kubetrade_testbed.exchange.trading",
 )
 """Modules exposing ``router``; the signed trading endpoints add ``...exchange.trading`` here."""
 
@@ -87,7 +86,7 @@ class LocalExchange:
     """Serve :func:`create_app` with uvicorn on a free loopback port, in a background thread.
 
     >>> with LocalExchange() as ex:          # doctest: +SKIP
-    ...     client = ccxt.binance(); point_ccxt(client, ex.url)
+    ...     client = ccxt.binance(); kubetrade.ccxtclient.point_ccxt(client, ex.url)
     """
 
     def __init__(self, state: ExchangeState | None = None, routers: tuple[str, ...] = ROUTER_MODULES) -> None:
@@ -123,26 +122,6 @@ class LocalExchange:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def point_ccxt(exchange: Any, base_url: str) -> None:
-    """Send every API (and websocket) URL of a ccxt client to ``base_url``, keeping the paths.
-
-    This is ccxt's own extension point (``urls['api']``), not a patch: the client's signing,
-    parsing, rate limiting and error mapping all run unchanged.
-    """
-    ws_base = "ws" + base_url.removeprefix("http")
-
-    def rewrite(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: rewrite(v) for k, v in value.items()}
-        if isinstance(value, str) and "://" in value:
-            scheme, rest = value.split("://", 1)
-            path = rest.split("/", 1)[1] if "/" in rest else ""
-            return f"{ws_base if scheme.startswith('ws') else base_url}/{path}"
-        return value
-
-    exchange.urls["api"] = rewrite(exchange.urls["api"])
 
 
 @contextlib.contextmanager

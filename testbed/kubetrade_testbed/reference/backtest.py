@@ -1,7 +1,7 @@
 """A plain-Python backtester written straight from the execution model in :mod:`kubetrade.engine.backtest`.
 
 It shares nothing with the kernel but the genome: operands are computed with the
-references in :mod:`kubetrade.engine.reference`, rules are read from the pydantic model,
+references in :mod:`kubetrade_testbed.reference.indicators`, rules are read from the pydantic model,
 and the bar loop is spelled out with objects.  Tests hold the kernel to it trade for trade.
 """
 
@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 
 from kubetrade.candles import Candles
-from kubetrade.engine import reference as ref
 from kubetrade.resources.genome import Genome, Operand, Rule, RuleSet
+from kubetrade_testbed.reference import indicators as ref
 
 
 @dataclass

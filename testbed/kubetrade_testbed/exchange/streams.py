@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from kubetrade.embedded.exchange.state import ExchangeState, Series
+from kubetrade_testbed.exchange.state import ExchangeState, Series
 
 router = APIRouter()
 

@@ -1,7 +1,7 @@
 """The kubetrade operator as a child process on loopback, with its admission webhook's own TLS.
 
 Tests and the operator benchmark run the real operator this way against the real control
-plane (:class:`kubetrade.embedded.kube.KubeControlPlane`): a certificate authority for the
+plane (:class:`kubetrade_testbed.kube.KubeControlPlane`): a certificate authority for the
 webhook, a serving certificate for 127.0.0.1, free ports for webhook, metrics and health.
 """
 
@@ -13,8 +13,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from kubetrade.embedded.pki import CertificateAuthority
-from kubetrade.embedded.process import ManagedProcess, free_port, port_open
+from kubetrade.localstack.servers.processes import ManagedProcess, free_port, port_open
+from kubetrade_testbed.pki import CertificateAuthority
 
 
 class OperatorProcess:
