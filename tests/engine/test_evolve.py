@@ -17,7 +17,7 @@ import yaml
 from kubetrade.candles import Candles
 from kubetrade.engine import genes
 from kubetrade.engine.evolve import EvolveConfig, EvolveResult, evolve
-from kubetrade.engine.publish import ManifestSettings, store_run, strategy_manifest, write_manifests
+from kubetrade.engine.publish import ManifestSettings, store_run, strategy_manifest, survivor_summary, write_manifests
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.resources.strategy import Strategy
 
@@ -75,7 +75,8 @@ def test_genes_always_make_valid_genomes() -> None:
 
 def _manifests(result: EvolveResult, data: list[Candles], run_id: str) -> list[Strategy]:
     settings = ManifestSettings(capital=2500, risk_policy="conservative", goal="monthly-8pct")
-    return [strategy_manifest(s, i, run_id, data, CFG, settings) for i, s in enumerate(result.survivors, start=1)]
+    return [strategy_manifest(s.genome, survivor_summary(s), i, run_id, data, CFG, settings)
+            for i, s in enumerate(result.survivors, start=1)]
 
 
 def test_manifests_round_trip_without_loss(tmp_path: Path, data: list[Candles], result: EvolveResult) -> None:

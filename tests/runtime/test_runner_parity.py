@@ -124,6 +124,12 @@ async def test_paper_runner_trades_exactly_like_the_backtest(tmp_path, runtime_n
     # the runner's own report agrees with the record
     last = reports[-1].status
     assert last["trades"] == len(want)
+    # ... and its paper check (the review's live gate input) finds the backtest of the same bars trade for trade
+    check = last["paperCheck"]
+    assert check["paper"]["trades"] == check["backtest"]["trades"] == check["matchedTrades"] >= len(want) - 1
+    assert check["paper"]["returnPct"] == pytest.approx(check["backtest"]["returnPct"], abs=1e-9)
+    assert check["paper"]["maxDrawdown"] == pytest.approx(check["backtest"]["maxDrawdown"], abs=1e-9)
+    assert check["bars"] >= LIVE - 30
     ledger = await (await conn.execute("SELECT cash FROM ledgers WHERE strategy = 'parity'")).fetchone()
     open_qty = len(fills) % 2 and fills[-1]["quantity"]
     assert last["equity"] == pytest.approx(ledger["cash"] + open_qty * candles.close[-1], rel=1e-9)

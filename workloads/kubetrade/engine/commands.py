@@ -129,7 +129,13 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _evolve(args: argparse.Namespace) -> int:
-    from kubetrade.engine.publish import ManifestSettings, store_run, strategy_manifest, write_manifests
+    from kubetrade.engine.publish import (
+        ManifestSettings,
+        store_run,
+        strategy_manifest,
+        survivor_summary,
+        write_manifests,
+    )
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
@@ -153,7 +159,7 @@ def _evolve(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     settings = ManifestSettings(exchange=args.exchange, capital=args.capital, currency=args.currency,
                                 risk_policy=args.risk_policy, goal=args.goal, namespace=args.namespace)
-    strategies = [strategy_manifest(s, rank, run_id, data, cfg, settings)
+    strategies = [strategy_manifest(s.genome, survivor_summary(s), rank, run_id, data, cfg, settings)
                   for rank, s in enumerate(result.survivors, start=1)]
     table = Table(title=f"evolution {run_id[:8]}: {result.trials} genomes tried, {len(result.survivors)} survivors, "
                         f"{elapsed:.1f}s")

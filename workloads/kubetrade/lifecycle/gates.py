@@ -18,18 +18,20 @@ walk-forward (:mod:`kubetrade.engine.walkforward`), all after costs:
 
 **Live gate** (``spec.review.promote``), on the paper period: the paper result must agree
 with a backtest of the same bars (the runner steps the backtester's own kernel beside its
-paper book and reports both, ``status.paperCheck``): the same number of trades (within
-``maxTradeMismatch``) and returns no further apart than ``maxReturnGap``; and the paper result
-itself must meet the promotion criteria (Sharpe, drawdown, trades, return, its gap below the
-backtest Sharpe it was selected on).
+paper book and reports both, ``status.paperCheck``) over at least ``minCheckDays``: trade for
+trade (entry bar, exit bar, side; at most ``maxTradeMismatch`` unmatched on either side) and
+returns no further apart than ``maxReturnGap``; and the paper result itself must meet the
+promotion criteria (Sharpe, drawdown, trades, return, and its Sharpe no more than
+``maxBacktestGap`` below the out-of-sample Sharpe it was selected on).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from kubetrade.resources.goal import SelectionGates
-from kubetrade.resources.strategy import SelectionEvidence
+from kubetrade.resources.goal import PromotionCriteria, SelectionGates
+from kubetrade.resources.strategy import PaperCheck, SelectionEvidence
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,37 @@ def no_pass_message(evidence: list[SelectionEvidence], pbos: list[float]) -> str
     top = max(evidence, key=lambda x: x.oos_return_pct)
     parts.append(f"best out-of-sample return {top.oos_return_pct:+.2%} against {top.benchmark_return_pct:+.2%}")
     return "no strategy passed: " + ", ".join(parts)
+
+
+def live_gate(check: PaperCheck | None, criteria: PromotionCriteria, selected_sharpe: float | None,
+              now: datetime) -> Verdict:
+    """Whether the paper period earns the strategy a place in live trading (see the module docstring)."""
+    if check is None:
+        return Verdict(False, ["no paper check yet (the runner reports one once it has traded a bar flat)"])
+    fail: list[str] = []
+    days = (now - check.since).total_seconds() / 86400
+    if days < criteria.min_check_days:
+        fail.append(f"the paper/backtest comparison covers {days:.1f} days < minCheckDays {criteria.min_check_days:g}")
+    p, b = check.paper, check.backtest
+    unmatched = max(p.trades, b.trades) - check.matched_trades
+    if unmatched > criteria.max_trade_mismatch:
+        fail.append(f"paper made {p.trades} trades and the backtest of the same bars {b.trades}, "
+                    f"{check.matched_trades} alike: {unmatched} unmatched > maxTradeMismatch "
+                    f"{criteria.max_trade_mismatch}")
+    if abs(p.return_pct - b.return_pct) > criteria.max_return_gap:
+        fail.append(f"paper return {p.return_pct:+.2%} and the backtest's {b.return_pct:+.2%} are more than "
+                    f"{criteria.max_return_gap:.2%} apart")
+    if p.sharpe is None:
+        fail.append("no paper Sharpe ratio yet")
+    elif p.sharpe < criteria.min_sharpe:
+        fail.append(f"paper Sharpe {p.sharpe:.2f} < {criteria.min_sharpe:.2f}")
+    if p.max_drawdown > criteria.max_drawdown_pct:
+        fail.append(f"paper drawdown {p.max_drawdown:.1%} > {criteria.max_drawdown_pct:.1%}")
+    if p.trades < criteria.min_trades:
+        fail.append(f"{p.trades} paper trades < {criteria.min_trades}")
+    if p.return_pct < criteria.min_return_pct:
+        fail.append(f"paper return {p.return_pct:+.2%} < {criteria.min_return_pct:+.2%}")
+    if selected_sharpe is not None and p.sharpe is not None and selected_sharpe - p.sharpe > criteria.max_backtest_gap:
+        fail.append(f"paper Sharpe {p.sharpe:.2f} trails the Sharpe it was selected on ({selected_sharpe:.2f}) by more "
+                    f"than {criteria.max_backtest_gap:g}")
+    return Verdict(not fail, fail)

@@ -208,6 +208,13 @@ class PromotionCriteria(Model):
     """Lowest paper-trading return."""
     max_backtest_gap: Annotated[float, Field(ge=0)] = 1.0
     """Largest shortfall of paper Sharpe below backtest Sharpe (guards against overfit strategies)."""
+    max_trade_mismatch: Annotated[int, Field(ge=0)] = 0
+    """Most trades by which paper trading may differ from a backtest of the same bars."""
+    max_return_gap: Annotated[float, Field(ge=0, le=1)] = 0.02
+    """Largest difference between the paper return and a backtest's of the same bars (sizing by the goal
+    multiplier or risk cuts shows here)."""
+    min_check_days: Annotated[float, Field(ge=0, le=365)] = 7.0
+    """Fewest days the paper/backtest comparison must cover (it restarts with the runner)."""
 
 
 class ReviewSettings(Model):

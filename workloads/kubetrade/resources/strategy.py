@@ -184,6 +184,34 @@ class SelectionEvidence(Model):
     """The gates it failed, with the figures."""
 
 
+class PeriodResult(Model):
+    """What one way of trading a period made of it."""
+
+    trades: Annotated[int, Field(ge=0)] = 0
+    """Closed trades."""
+    return_pct: float = 0.0
+    """Return over the period, as a fraction."""
+    sharpe: float | None = None
+    """Annualised Sharpe ratio (None before two bars)."""
+    max_drawdown: float = 0.0
+    """Largest drawdown within the period, as a fraction."""
+
+
+class PaperCheck(Model):
+    """Paper trading against a backtest of the same bars, stepped by the runner on the same kernel."""
+
+    since: datetime
+    """First bar both cover (the runner's first bar with nothing held; later after a restart)."""
+    bars: Annotated[int, Field(ge=0)] = 0
+    """Bars covered."""
+    paper: PeriodResult = defaulted(PeriodResult)
+    """What the paper book (the executor's fills) made of them."""
+    backtest: PeriodResult = defaulted(PeriodResult)
+    """What the backtester made of the same bars, from the same capital."""
+    matched_trades: Annotated[int, Field(ge=0)] = 0
+    """Paper trades with the backtest's entry bar, exit bar and side."""
+
+
 class StrategyStatus(Model):
     """What the operator and the runner observe about the strategy."""
 
@@ -217,6 +245,8 @@ class StrategyStatus(Model):
     """Backtest results the strategy was selected on."""
     evidence: SelectionEvidence | None = None
     """Out-of-sample evidence (walk-forward windows, deflated Sharpe, PBO, benchmark) and the gates' verdict."""
+    paper_check: PaperCheck | None = None
+    """Paper trading against a backtest of the same bars (what the review's live gate compares)."""
     message: str | None = None
     """A short explanation of the current phase."""
     conditions: list[Condition] = conditions_field()

@@ -37,6 +37,7 @@ from kubetrade.observability import tracecontext as tracing
 from kubetrade.runner import decide
 from kubetrade.runner.book import Book
 from kubetrade.runner.config import RunnerConfig
+from kubetrade.runner.paritycheck import ParityCheck
 from kubetrade.runner.probes import Probes, RunnerMetrics
 
 log = logging.getLogger("kubetrade.runner")
@@ -105,6 +106,8 @@ class Runner:
         self.fee = self.spec.execution.fee_rate
         self.slippage = bps_to_fraction(self.spec.execution.slippage_bps)
         self.bar_ms = timeframe_ms(self.spec.timeframe)
+        self.check = ParityCheck(365 * 86_400_000 / self.bar_ms)
+        """Paper trading against a backtest of the same bars (``status.paperCheck``, the live gate's input)."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -314,6 +317,11 @@ class Runner:
             log.warning("candle gap; warming up again from history", extra={"strategy": self.cfg.label,
                                                                              "error": str(exc)})
             await self._warm(st, c)
+            # the backtest beside the paper book lost its bars too: the comparison starts again
+            self.check = ParityCheck(self.check.bars_per_year)
+            for other in self.symbols.values():
+                if other.live is not None:
+                    other.live.shadow = None
             sig = st.live.on_bar(c.time, c.open, c.high, c.low, c.close, c.volume)
         st.last_time = c.time
         if not self.ready.is_set() and self.issue and self.issue.startswith("no candles"):
@@ -329,11 +337,26 @@ class Runner:
                                      prefix=self.cfg.order_prefix, busy=bool(st.inflight or st.undecided)):
             if not await self._execute(st, intent):
                 break
+        st.book.mark(c.symbol, c.close)  # a fill marked the position at its price; the bar closes at the close
         st.book.close_bar()
+        self._check_parity(st, c, sig.position)
         self.last_signal_ms = c.time + self.bar_ms
         self.metrics.bars.inc()
         self.metrics.last_bar.set(self.last_signal_ms / 1000)
         await self.publish_status()
+
+    def _check_parity(self, st: SymbolState, c: Candle, wanted: int) -> None:
+        """Step the paper/backtest comparison after a bar; arm this symbol's shadow once all is flat."""
+        live = st.live
+        assert live is not None
+        if live.shadow is None:
+            if wanted == 0 and st.book.position(c.symbol) == 0 and not st.inflight and not st.undecided:
+                live.arm_shadow(st.book.equity)
+                self.check.arm(c.symbol, c.time + self.bar_ms, st.book.equity)
+            return
+        armed = [s for s in self.symbols.values() if s.live is not None and s.live.shadow is not None]
+        self.check.on_bar(sum(s.book.equity for s in armed),
+                          sum(s.live.shadow.equity for s in armed if s.live is not None and s.live.shadow is not None))
 
     async def _retry_undecided(self, st: SymbolState, wanted: int) -> None:
         for coid, intent in list(st.undecided.items()):
@@ -422,6 +445,11 @@ class Runner:
         }
         if sharpes:
             out["sharpe"] = sum(sharpes) / len(sharpes)
+        check = self.check.report([t for b in books for t in b.trades],
+                                  {st.symbol: st.live.shadow.trades for st in self.symbols.values()
+                                   if st.live is not None and st.live.shadow is not None})
+        if check is not None:
+            out["paperCheck"] = check
         if self.last_signal_ms is not None:
             out["lastSignalTime"] = iso(self.last_signal_ms)
         return out
