@@ -342,6 +342,12 @@ class RiskManager:
             portfolio.violations += 1
             portfolio.dirty = True
             return self._remember(decision)
+        if not signal.reduce_only:
+            key = (signal.mode, signal.namespace, signal.strategy, signal.symbol)
+            if abs(self._held(key) or 0.0) <= 1e-12:
+                # a new position where the last one was closed since the stops were loaded: that one's stop
+                # (its entry, its quantity) must not guard this one; the next load brings this one's stop
+                self.stops.forget(key)
         # reserve before the first await: the next signal, decided while this order is being
         # published, already sees its size (decide + reserve are one step for the event loop)
         reserve(portfolio.state, signal, decision)

@@ -113,6 +113,13 @@ class StopWatch:
         for key in fresh:
             self.by_symbol.setdefault(key[3], []).append(key)
 
+    def forget(self, key: tuple[str, str, str, str]) -> None:
+        """Drop a position's stop until the next load (a new position opens where the old one was closed)."""
+        if self.stops.pop(key, None) is not None:
+            keys = self.by_symbol.get(key[3], [])
+            if key in keys:
+                keys.remove(key)
+
     async def on_price(self, js: Any, symbol: str, price: float) -> int:
         """Move stops for ``symbol``; submit closing orders for those hit.  Returns how many were sent."""
         sent = 0
