@@ -77,3 +77,38 @@ def test_books_from_fills_match_the_backtest_and_ignore_replays() -> None:
     assert [x.pnl for x in book.trades] == pytest.approx([t.pnl for t in bt.trades], rel=1e-9)
     assert book.cash == pytest.approx(bt.equity[bt.trades[-1].exit_bar], rel=1e-9)  # flat after the last exit
     assert book.open_positions == 0 and book.pnl == pytest.approx(sum(t.pnl for t in bt.trades), rel=1e-9)
+
+
+def test_an_exit_inside_the_bar_carries_the_kernels_price_for_the_paper_fill() -> None:
+    from kubetrade.engine.costs import fill_price
+    from kubetrade.executor.venues import PaperVenue
+
+    stopped = Signal(bar=1, exit_reason="stop-loss", exit_price=97.0 * (1 - 0.0002), opened=0, entry_price=math.nan,
+                     position=0)
+    [it] = run(stopped, held=2.0)
+    assert it.kind == "exit" and it.reduce_only and it.price == 100.0  # decided at the close of 100
+    assert it.paper_fill_price == pytest.approx(97.0)  # but filled where the stop was: 97, before slippage
+    [by_signal] = run(Signal(bar=1, exit_reason="signal", exit_price=100.0 * (1 - 0.0002), opened=0,
+                             entry_price=math.nan, position=0), held=2.0)
+    assert by_signal.paper_fill_price is None  # a signal exit fills at the close anyway
+    venue = PaperVenue()
+    venue.on_price("binance", "BTC/USDT", 100.0)
+    order = {"client_order_id": it.client_order_id, "exchange": "binance", "symbol": "BTC/USDT", "side": "sell",
+             "type": "market", "quantity": 2.0, "filled_quantity": 0.0, "slippage_bps": 2.0, "fee_rate": 0.001,
+             "price": 100.0, "reduce_only": True, "paper_fill_price": it.paper_fill_price}
+    fill = venue.fill_for(order, 0)
+    assert fill is not None and fill["price"] == pytest.approx(stopped.exit_price, rel=1e-12)  # the kernel's fill
+    assert venue.fill_for({**order, "paper_fill_price": 60.0}, 0)["price"] == fill_price("sell", 100.0, 0.0002)
+    assert venue.fill_for({**order, "reduce_only": False}, 0)["price"] == fill_price("sell", 100.0, 0.0002)
+
+
+def test_the_stop_watch_fills_a_paper_stop_as_the_kernel_does() -> None:
+    from kubetrade.risk import stops
+    from kubetrade.risk.stopwatch import paper_stop_fill
+
+    long = stops.Stop("s", "BTC/USDT", 1.0, 100.0, 97.0, 100.0, None)
+    assert paper_stop_fill(long, bar_open=99.0) == 97.0  # the bar went through the stop: filled at the stop
+    assert paper_stop_fill(long, bar_open=95.0) == 95.0  # it opened beyond: filled at the open
+    assert paper_stop_fill(long, bar_open=None) is None  # a ticker: the market is there, fill at it
+    short = stops.Stop("s", "BTC/USDT", -1.0, 100.0, 103.0, 100.0, None)
+    assert paper_stop_fill(short, bar_open=101.0) == 103.0 and paper_stop_fill(short, bar_open=104.0) == 104.0

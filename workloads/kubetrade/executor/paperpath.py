@@ -270,6 +270,8 @@ def _plan(
             "filled_quantity": 0.0,
             "slippage_bps": req.slippage_bps,
             "fee_rate": req.fee_rate,
+            "reduce_only": req.reduce_only,
+            "paper_fill_price": req.paper_fill_price,
         }
         fill = venue.fill_for(order, now_ms)
         if (

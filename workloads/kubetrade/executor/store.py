@@ -104,8 +104,8 @@ async def record_new(conn: AsyncConnection[Row], req: OrderRequest) -> tuple[Row
         cur = await conn.execute(
             """INSERT INTO orders (client_order_id, environment, namespace, strategy, exchange, symbol, side, type,
                    quantity, price, stop_price, trailing_pct, reduce_only, fee_rate, slippage_bps, status, reason,
-                   decided_at, expires_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   decided_at, expires_at, paper_fill_price)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (client_order_id) DO NOTHING RETURNING *""",
             (
                 req.client_order_id,
@@ -127,6 +127,7 @@ async def record_new(conn: AsyncConnection[Row], req: OrderRequest) -> tuple[Row
                 why,
                 ts(req.time),
                 ts(req.expires_at),
+                req.paper_fill_price if req.environment == "paper" and req.reduce_only else None,
             ),
         )
         row = await cur.fetchone()

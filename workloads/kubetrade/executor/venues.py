@@ -11,6 +11,7 @@ look it up before doing anything else).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,10 @@ from typing import Any, Protocol
 from kubetrade.ccxtclient import point_ccxt
 from kubetrade.engine import costs
 from kubetrade.executor import lifecycle
+
+log = logging.getLogger("kubetrade.executor.paper")
+PAPER_FILL_BAND = 0.25
+"""Farthest a paper_fill_price may be from the last price (a fraction of it) and still be taken."""
 
 Row = dict[str, Any]
 
@@ -64,8 +69,13 @@ class PaperVenue:
     The cost model is :mod:`kubetrade.engine.costs`, the backtester's, so a paper fill is
     the fill the backtest would have assumed at that price.  Market orders fill at once when
     a price is known, otherwise they rest until the first price arrives; limit orders fill
-    at their limit when the market trades through it.  Trade ids are derived from the
-    client order id, so replaying a paper fill after a crash records nothing twice.
+    at their limit when the market trades through it.  A reduce-only market order that
+    carries ``paper_fill_price`` (an exit the backtest fills inside the bar: a stop-loss,
+    trailing stop or take-profit) fills at that price instead of the last one, so paper exits
+    happen where the backtest's do - unless it is more than :data:`PAPER_FILL_BAND` away from
+    the last price, which no bar explains (then the last price, and a warning).  Trade ids
+    are derived from the client order id, so replaying a paper fill after a crash records
+    nothing twice.
     """
 
     name = "paper"
@@ -84,7 +94,16 @@ class PaperVenue:
         if remaining <= 0:
             return None
         if order["type"] == "market":
-            price = costs.fill_price(order["side"], last, costs.bps_to_fraction(float(order["slippage_bps"])))
+            reference = last
+            inside = order.get("paper_fill_price")
+            if inside and order.get("reduce_only"):
+                if abs(float(inside) / last - 1) <= PAPER_FILL_BAND:
+                    reference = float(inside)
+                else:
+                    log.warning("paper fill price too far from the last price; filled at the last price",
+                                extra={"client_order_id": order["client_order_id"], "paper_fill_price": inside,
+                                       "last": last})
+            price = costs.fill_price(order["side"], reference, costs.bps_to_fraction(float(order["slippage_bps"])))
         else:
             limit = float(order["price"])
             crossed = last <= limit if order["side"] == "buy" else last >= limit

@@ -68,6 +68,10 @@ class Signal(Model):
     """The Strategy's execution.slippageBps (paper fills use it; default 2)."""
     trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
     """Trail the position's stop at this distance (else the policy's stopLoss setting)."""
+    paper_fill_price: Annotated[float, Field(gt=0)] | None = None
+    """A reduce-only exit's price inside the bar, where the backtest fills it (a stop-loss, trailing stop or
+    take-profit hit by the bar's open, low or high, before slippage): a paper fill takes it instead of the
+    last price.  A live exchange never sees it."""
     dry_run: bool = False
     """Only ask what the risk manager would decide: nothing is reserved or submitted."""
 
@@ -117,6 +121,9 @@ class OrderRequest(Model):
     stop_price: Annotated[float, Field(gt=0)] | None = None
     trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
     reduce_only: bool = False
+    paper_fill_price: Annotated[float, Field(gt=0)] | None = None
+    """Paper only, reduce-only only: fill at this price (before slippage) rather than the last price - where
+    the backtest fills a stop or take-profit hit inside a bar (see Signal.paper_fill_price)."""
     fee_rate: Annotated[float, Field(ge=0, le=0.05)] = 0.001
     slippage_bps: Annotated[float, Field(ge=0, le=500)] = 2.0
     time: Millis

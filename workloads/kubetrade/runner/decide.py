@@ -4,7 +4,10 @@ The live signal function (:class:`kubetrade.engine.live.LiveSignal`) says what t
 backtester would do on this bar; this module turns that into order *intents* against what
 the strategy actually holds (the executor's fills, which risk limits may have cut):
 
-* an exit (signal, stop, take-profit, reverse) closes the whole actual position, reduce-only;
+* an exit (signal, stop, take-profit, reverse) closes the whole actual position, reduce-only; an
+  exit the kernel filled inside the bar (stop-loss, trailing stop, take-profit) carries that
+  price, before slippage, as ``paper_fill_price``: a paper fill takes it, so paper exits
+  happen where the backtest's do, not at the close (a live exchange never sees it);
 * a position the strategy no longer wants (its entry was reduced, a risk stop closed part of
   it, an earlier exit was refused) is closed too: the runner never holds what the genome
   does not;
@@ -43,6 +46,12 @@ class Intent:
     stop_price: float | None = None
     trailing_pct: float | None = None
     reason: str = ""
+    paper_fill_price: float | None = None
+    """Where the backtest filled this exit inside the bar (before slippage), for a paper fill."""
+
+
+INSIDE_THE_BAR = ("stop-loss", "trailing-stop", "take-profit")
+"""Exit reasons the kernel fills at a price inside the bar rather than at its close."""
 
 
 def client_order_id(prefix: str, symbol_index: int, bar_time: int, kind: Kind) -> str:
@@ -72,9 +81,15 @@ def intents(
     if held != 0 and (sig.exit_reason or sig.position == 0 or sig.position * held < 0):
         kind: Kind = "exit" if sig.exit_reason else "flatten"
         side: Literal["buy", "sell"] = "sell" if held > 0 else "buy"
+        inside = None
+        if sig.exit_reason in INSIDE_THE_BAR and sig.exit_price > 0:
+            # the kernel's fill has the slippage in it; the paper venue applies it again to the raw price
+            slip = -sizing.slippage if side == "sell" else sizing.slippage
+            inside = sig.exit_price / (1 + slip)
         out.append(Intent(kind, symbol, side, abs(held), close, client_order_id(prefix, symbol_index, bar_time, kind),
-                          bar_time, reduce_only=True, reason=sig.exit_reason or "strategy is flat"))
-        fill = costs.fill_price(side, close, sizing.slippage)
+                          bar_time, reduce_only=True, reason=sig.exit_reason or "strategy is flat",
+                          paper_fill_price=inside))
+        fill = costs.fill_price(side, inside or close, sizing.slippage)
         expected_cash += held * fill - costs.fee(held, fill, sizing.fee_rate)
         held = 0.0
     if sig.opened != 0 and held == 0 and expected_cash > 0 and sizing.multiplier > 0:

@@ -373,7 +373,8 @@ class Runner:
                         exchange=self.spec.exchange, symbol=it.symbol, side=it.side, quantity=it.quantity,
                         price=it.price, stop_price=it.stop_price, reduce_only=it.reduce_only, time=now_ms(),
                         mode=self.spec.mode, order_type=self.spec.execution.order_type, fee_rate=self.fee,
-                        slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct)
+                        slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct,
+                        paper_fill_price=it.paper_fill_price if self.spec.mode == "paper" else None)
         try:
             reply = await self.nc.request(subjects.RISK_CHECK, codec.encode(signal), timeout=self.opts.risk_timeout,
                                           headers=tracing.inject())
