@@ -64,7 +64,7 @@ def _strategy(**changes) -> str:
         ({"spec.genome.entry.rules": []}, "spec.genome.entry.rules: Invalid value"),
         (
             {"spec.genome.entry.rules": [{"left": {"price": "close", "value": 1}, "op": "gt", "right": {"value": 2}}]},
-            "exactly one of indicator, price or value must be set",
+            "exactly one of indicator, price, alt or value must be set",
         ),
     ],
     ids=[

@@ -24,7 +24,8 @@ import numpy as np
 from deap import base, tools
 
 from kubetrade.candles import Candles, FloatArray
-from kubetrade.engine import genes
+from kubetrade.engine import altdata, genes
+from kubetrade.engine.altdata import AltData, AltOperand
 from kubetrade.engine.compile import FeaturePlan, SeriesKey, build_features, compile_genomes
 from kubetrade.engine.metrics import Metrics
 from kubetrade.engine.runs import Costs, run_program_segments
@@ -133,15 +134,16 @@ class Features:
     walk-forward) and the scoring after them, so each indicator series is computed once.
     """
 
-    def __init__(self, data: Sequence[Candles]) -> None:
+    def __init__(self, data: Sequence[Candles], alt: AltData | None = None) -> None:
         self.data = list(data)
+        self.alt = alt
         self.plan = FeaturePlan()
         self.caches: list[dict[SeriesKey, FloatArray]] = [{} for _ in data]
         self.matrices: list[FloatArray] = [np.empty((0, len(c))) for c in data]
 
     def matrix(self, d: int) -> FloatArray:
         if self.matrices[d].shape[0] < len(self.plan.keys):
-            self.matrices[d] = build_features(self.plan, self.data[d], self.caches[d])
+            self.matrices[d] = build_features(self.plan, self.data[d], self.caches[d], self.alt)
         return self.matrices[d]
 
 
@@ -197,18 +199,26 @@ def _fitness(metrics: dict[str, Metrics], min_trades: int) -> tuple[float, float
 
 def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None = None, *,
            bounds: Sequence[tuple[int, int]] | None = None, blocks: int = 0,
-           features: Features | None = None) -> EvolveResult:
+           features: Features | None = None, alt: AltData | None = None) -> EvolveResult:
     """Run the search and return the ranked survivors (best first, at most ``cfg.top``).
 
     ``bounds`` limits the search to bars [start, end) of each candle set (the bars before
     still warm the indicators up); ``blocks`` > 0 keeps each tried genome's training return
     sums in that many blocks (for CSCV); ``features`` shares computed series between searches.
+    ``alt``: alternative-data series the genomes may use, each compared with its deciles among
+    the values known before the training part's last bar.
     """
     if not data:
         raise ValueError("evolve needs at least one candle set")
     rng = random.Random(cfg.seed)
     random.seed(cfg.seed)  # deap's selection operators draw from the module-level generator
+    if features is None:
+        features = Features(data, alt)
     ev = _Evaluator(data, cfg, bounds, blocks, features)
+    alt_ops: list[AltOperand] = []
+    if alt:
+        train_end = int(data[0].time[ev.splits[0] - 1]) + data[0].bar_ms
+        alt_ops = altdata.operands([alt[k].ref for k in sorted(alt)], alt, train_end)
     seen: dict[str, tuple[float, float]] = {}
     tried: dict[str, genes.Spec] = {}
     evaluations = 0
@@ -233,7 +243,7 @@ def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None
         for ind in pop:
             ind.fitness.values = seen[ind.key]
 
-    pop = [Individual(genes.random_spec(rng, both_sides=both)) for _ in range(cfg.population)]
+    pop = [Individual(genes.random_spec(rng, both_sides=both, alt=alt_ops)) for _ in range(cfg.population)]
     evaluate(pop)
     pop = tools.selNSGA2(pop, cfg.population)
     report(0, cfg.generations, f"generation 0: {len(seen)} genomes tried")
@@ -245,7 +255,7 @@ def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None
                 a.spec, b.spec = genes.crossover(a.spec, b.spec, rng)
         for ind in offspring:
             if rng.random() < cfg.mutation_prob:
-                ind.spec = genes.mutate(ind.spec, rng)
+                ind.spec = genes.mutate(ind.spec, rng, alt_ops)
         evaluate(offspring)
         pop = tools.selNSGA2(pop + offspring, cfg.population)
         best = max(ind.fitness.values[0] for ind in pop)

@@ -27,6 +27,7 @@ import numpy as np
 
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import backtest as bt
+from kubetrade.engine.altdata import AltData
 from kubetrade.engine.compile import Market, build_features, compile_genomes
 from kubetrade.resources.genome import Genome
 
@@ -63,8 +64,14 @@ class LiveSignal:
     """Decisions of one genome on a growing series of closed candles."""
 
     def __init__(self, genome: Genome, *, market: Market = "spot", timeframe: str = "", fee: float = 0.0,
-                 slippage: float = 0.0, capital: float = 1.0) -> None:
+                 slippage: float = 0.0, capital: float = 1.0, alt: AltData | None = None) -> None:
         self.plan, self.program = compile_genomes([genome], market=market)
+        self.alt = alt
+        """The alternative-data series the genome uses, as received so far (the runner keeps it current)."""
+        self.timeframe = timeframe
+        if not timeframe and any(k[0] == "alt" for k in self.plan.keys):
+            raise ValueError("a genome with alternative-data operands needs the timeframe: a value counts from the "
+                             "close of the bar it was known by")
         self.fee, self.slippage = fee, slippage
         self.bar_ms = timeframe_ms(timeframe) if timeframe else 0
         self.state = bt.new_state(capital)
@@ -117,8 +124,8 @@ class LiveSignal:
         self._check(time, open, high, low, close, volume)
         for col, v in zip(self._cols, (time, open, high, low, close, volume), strict=True):
             col.append(v)
-        candles = from_arrays(*self._cols, check=False)
-        F = build_features(self.plan, candles)
+        candles = from_arrays(*self._cols, timeframe=self.timeframe, check=False)
+        F = build_features(self.plan, candles, alt=self.alt)
         i = len(candles) - 1
         self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
                        self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades,

@@ -50,6 +50,7 @@ import numpy as np
 
 from kubetrade.candles import CandleError, Candles, validate
 from kubetrade.engine import genes
+from kubetrade.engine.altdata import AltData
 from kubetrade.engine.compile import compile_genomes
 from kubetrade.engine.evolve import EvolveConfig, EvolveResult, Features, evolve, pooled
 from kubetrade.engine.metrics import Metrics
@@ -320,13 +321,18 @@ def _windows_and_benchmark(data: Sequence[Candles], wf: WalkForwardConfig, bench
 
 
 def walk_forward(data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConfig,
-                 progress: Progress | None = None, *, benchmark_data: Candles | None = None) -> WalkForwardResult:
-    """Search and score every window; each candidate's pooled evidence (not yet judged by the gates)."""
+                 progress: Progress | None = None, *, benchmark_data: Candles | None = None,
+                 alt: AltData | None = None) -> WalkForwardResult:
+    """Search and score every window; each candidate's pooled evidence (not yet judged by the gates).
+
+    ``alt``: alternative-data series the genomes may use (joined as of each bar's close; each
+    window's rule levels come from the values known before its training part ends).
+    """
     t0, offsets, windows, bench_sets, bench_ranges = _windows_and_benchmark(data, wf, benchmark_data)
     _check_lengths(windows, data, offsets, cfg)
     bar = data[0].bar_ms
     report = progress or (lambda done, total, msg: None)
-    features = Features(data)
+    features = Features(data, alt)
     scorer = _Scorer(data, features, cfg)
     bench_scorer = _Scorer(bench_sets, Features(bench_sets), cfg) if bench_sets else None
     hold = buy_and_hold()
@@ -340,7 +346,7 @@ def walk_forward(data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConf
 
         bounds = [(w.is_start + off, w.is_end + off) for off in offsets]
         res = evolve(data, replace(cfg, seed=cfg.seed + w.index, top=max(cfg.top, wf.per_window)), sub,
-                     bounds=bounds, blocks=wf.blocks, features=features)
+                     bounds=bounds, blocks=wf.blocks, features=features, alt=alt)
         tried |= res.tried.keys()
         evaluations += res.evaluations
         overfit = None
@@ -411,7 +417,7 @@ def _evidence(c: Candidate, windows: Sequence[WindowResult], trials: int, bars_p
 
 
 def evaluate(genome: Genome, data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConfig, *, trials: int = 1,
-             benchmark_data: Candles | None = None) -> WalkForwardResult:
+             benchmark_data: Candles | None = None, alt: AltData | None = None) -> WalkForwardResult:
     """The same evidence for one given strategy: scored on every out-of-sample window, no search.
 
     ``trials`` is how many strategies were tried to find this one (1: none besides it).  With no
@@ -421,7 +427,7 @@ def evaluate(genome: Genome, data: Sequence[Candles], cfg: EvolveConfig, wf: Wal
         raise WalkForwardError(f"trials {trials} must be at least 1")
     t0, offsets, windows, bench_sets, bench_ranges = _windows_and_benchmark(data, wf, benchmark_data)
     bar = data[0].bar_ms
-    features = Features(data)
+    features = Features(data, alt)
     scorer = _Scorer(data, features, cfg)
     bench_scorer = _Scorer(bench_sets, Features(bench_sets), cfg) if bench_sets else None
     key = genome_key(genome)

@@ -92,11 +92,27 @@ async def evolve_goal(namespace: str, name: str, dsn: str, seed: int | None) -> 
     if wanted is not None and bench and spec.gates.benchmark == "buyAndHold" and bench not in wanted:
         wanted.append(bench)  # the benchmark's candles, beside the traded pairs' (not traded itself)
     candles = await load_candles(dsn, evo.exchange, evo.timeframe, math.ceil(days), wanted)
+    alt = None
+    if evo.alternative_data:
+        import psycopg
+
+        from kubetrade.engine.altdata import AltDataError
+        from kubetrade.storage import altpoints
+
+        # a week more than the candles: a daily series needs values known before the first bar
+        since = datetime.now(UTC) - timedelta(days=math.ceil(days) + 7)
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                alt = await altpoints.load(conn, evo.alternative_data, since)
+        except AltDataError as exc:
+            log.error("goal evolution cannot start", extra={"goal": f"{namespace}/{name}", "error": str(exc)})
+            print(f"goal-evolution {namespace}/{name}: spec.evolution.alternativeData: {exc}")
+            return 2
     started = datetime.now(UTC)
     run_seed = seed if seed is not None else secrets.randbelow(2**31)
     try:
         run = await asyncio.to_thread(
-            run_goal_evolution, name, spec, candles, seed=run_seed, namespace=namespace,
+            run_goal_evolution, name, spec, candles, seed=run_seed, namespace=namespace, alt=alt,
             progress=lambda done, total, msg: log.info("evolution progress", extra={"goal": name, "step": msg}))
     except GoalRunError as exc:
         log.error("goal evolution cannot start", extra={"goal": f"{namespace}/{name}", "error": str(exc)})

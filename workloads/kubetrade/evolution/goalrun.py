@@ -26,6 +26,7 @@ from typing import Any
 
 from kubetrade.candles import Candles
 from kubetrade.engine import genes
+from kubetrade.engine.altdata import AltData, AltDataError
 from kubetrade.engine.evolve import EvolveConfig, Progress
 from kubetrade.engine.publish import ManifestSettings, evidence_summary, strategy_manifest
 from kubetrade.engine.runs import Costs
@@ -112,10 +113,20 @@ def history_days(spec: GoalSpec, bar_ms: int) -> float:
 def run_goal_evolution(
     goal_name: str, spec: GoalSpec, available: Mapping[str, Candles], *, seed: int,
     namespace: str | None = None, overrides: Mapping[str, Any] | None = None, progress: Progress | None = None,
-    capital_per_strategy: float | None = None, now: datetime | None = None,
+    capital_per_strategy: float | None = None, now: datetime | None = None, alt: AltData | None = None,
 ) -> GoalRun:
-    """Evolve, score and judge strategies for a goal on the candle sets given (one per symbol, one timeframe)."""
+    """Evolve, score and judge strategies for a goal on the candle sets given (one per symbol, one timeframe).
+
+    ``alt`` holds the alternative-data series loaded for ``spec.evolution.alternativeData``; only those
+    the Goal names become operands, and each one it names must be there.
+    """
     symbols, pairs, left_out = choose_symbols(spec, available)
+    refs = spec.evolution.alternative_data
+    missing = [r.key for r in refs if r.key not in (alt or {})]
+    if missing:
+        raise GoalRunError(f"spec.evolution.alternativeData: no points stored for {', '.join(missing)} (a Collector "
+                           f"of that provider must store them first)")
+    used = {r.key: (alt or {})[r.key] for r in refs} or None
     evo = spec.evolution
     bar_ms = max(1, available[symbols[0]].bar_ms)
     bars = int(evo.backtest_days * DAY_MS // bar_ms)
@@ -129,8 +140,8 @@ def run_goal_evolution(
     bench = spec.gates.benchmark_symbol
     bench_data = available.get(bench) if bench and spec.gates.benchmark == "buyAndHold" else None
     try:
-        walk = walk_forward(data, cfg, wf, progress, benchmark_data=bench_data)
-    except WalkForwardError as exc:
+        walk = walk_forward(data, cfg, wf, progress, benchmark_data=bench_data, alt=used)
+    except (WalkForwardError, AltDataError) as exc:
         raise GoalRunError(f"spec.evolution: {exc}") from None
     run_id = str(uuid.uuid4())
     settings = ManifestSettings(

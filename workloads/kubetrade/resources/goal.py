@@ -29,6 +29,7 @@ from kubetrade.resources.base import (
     conditions_field,
     defaulted,
 )
+from kubetrade.resources.genome import AltSeriesRef
 
 CronSchedule = Annotated[
     str,
@@ -179,6 +180,9 @@ class EvolutionSettings(Model):
     """Most recent fraction of each search's in-sample bars held out to rank its survivors."""
     walk_forward: WalkForwardSettings = defaulted(WalkForwardSettings)
     """Out-of-sample windows the chosen genomes are scored on."""
+    alternative_data: Annotated[list[AltSeriesRef], Field(max_length=20)] = Field(default_factory=list)
+    """Alternative-data series (on-chain, social, macro) the genomes may use as operands; a Collector must store
+    them."""
     min_trades: Annotated[int, Field(ge=1, le=100_000)] = 20
     """Strategies with fewer trades are discarded."""
     paper_fraction: PositiveFraction = 0.3

@@ -29,10 +29,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
+from kubetrade.engine import altdata
+from kubetrade.engine.altdata import AltSeries
+from kubetrade.engine.compile import alt_refs
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.live import LiveSignal
 from kubetrade.messaging import codec, subjects
-from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
+from kubetrade.messaging.schemas import (
+    TERMINAL_STATUSES,
+    AltPoint,
+    Candle,
+    OrderEvent,
+    RiskDecision,
+    Signal,
+    StatusReport,
+)
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.runner import decide
 from kubetrade.runner.book import Book
@@ -106,6 +117,10 @@ class Runner:
         self.fee = self.spec.execution.fee_rate
         self.slippage = bps_to_fraction(self.spec.execution.slippage_bps)
         self.bar_ms = timeframe_ms(self.spec.timeframe)
+        self.alt_refs = alt_refs(cfg.genome)
+        self.alt: dict[str, AltSeries] = {}
+        """The alternative-data series the genome uses: stored history at warm-up, then each point as it arrives."""
+        self._alt_loaded = False
         self.check = ParityCheck(365 * 86_400_000 / self.bar_ms)
         """Paper trading against a backtest of the same bars (``status.paperCheck``, the live gate's input)."""
 
@@ -128,6 +143,9 @@ class Runner:
         try:
             await self._open_books()
             subs = [await self.nc.subscribe(subjects.order_events(self.spec.mode, self.cfg.name), cb=self._on_event)]
+            for ref in self.alt_refs:
+                subs.append(await self.nc.subscribe(f"alt.*.{subjects.token(ref.provider)}.{subjects.token(ref.topic)}",
+                                                    cb=self._on_alt))
             for s in self.spec.symbols:
                 subs.append(await self.nc.subscribe(subjects.candle(self.spec.exchange, s, self.spec.timeframe),
                                                     cb=self._on_candle))
@@ -198,6 +216,49 @@ class Runner:
             log.warning("candle not understood; skipped", extra={"subject": msg.subject, "error": str(exc)})
             return
         await self.queue.put((candle, msg))
+
+    async def _on_alt(self, msg: Any) -> None:
+        """A new alternative-data point of a series the genome uses: from now on, bars closing after it see it."""
+        try:
+            p = codec.decode(AltPoint, msg.data)
+        except codec.BadMessage:
+            return
+        for ref in self.alt_refs:
+            if (ref.provider, ref.topic, ref.metric) == (p.provider, p.topic, p.metric):
+                s = self.alt.get(ref.key)
+                try:
+                    self.alt[ref.key] = (altdata.series(ref, [p.time], [p.value]) if s is None
+                                         else altdata.append(s, p.time, p.value))
+                except altdata.AltDataError as exc:
+                    log.warning("alternative-data point refused", extra={"strategy": self.cfg.label,
+                                                                          "error": str(exc)})
+
+    async def _load_alt(self, first: Candle) -> None:
+        """The stored history of the genome's alternative-data series, once, from before the warm-up's first bar."""
+        if self._alt_loaded or not self.alt_refs:
+            return
+        self._alt_loaded = True
+        if self.conn is None or self.dsn is None:
+            log.warning("no database: alternative data starts empty and fills as points arrive",
+                        extra={"strategy": self.cfg.label})
+            return
+        import psycopg
+
+        from kubetrade.storage import altpoints
+
+        since = datetime.fromtimestamp((first.time - self.spec.warmup_bars * self.bar_ms) / 1000 - 7 * 86400, UTC)
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            stored = await altpoints.load(conn, self.alt_refs, since, required=False)
+        for key, s in stored.items():
+            now = self.alt.get(key)
+            if now is not None:  # points that arrived while loading stay
+                for t, v in zip(now.known, now.values, strict=True):
+                    s = altdata.append(s, int(t) - altdata.known_after(s.ref.provider, s.ref.metric), float(v))
+            self.alt[key] = s
+        missing = [r.key for r in self.alt_refs if r.key not in self.alt]
+        if missing:
+            self.issue = f"no alternative data stored for {', '.join(missing)}: rules on it stay false until it comes"
+            log.warning("alternative data missing", extra={"strategy": self.cfg.label, "series": missing})
 
     def _bar_time(self, coid: str, fallback: int) -> int:
         parts = coid.split("-")
@@ -272,8 +333,9 @@ class Runner:
         return c.slice(gaps[-1], len(c)) if gaps else c
 
     async def _warm(self, st: SymbolState, first: Candle) -> None:
+        await self._load_alt(first)
         st.live = LiveSignal(self.cfg.genome, market=self.spec.market, timeframe=self.spec.timeframe, fee=self.fee,
-                             slippage=self.slippage, capital=st.book.capital)
+                             slippage=self.slippage, capital=st.book.capital, alt=self.alt)
         hist = await self._history(st.symbol, first.time)
         if hist is not None and len(hist):
             st.live.prime(hist)
