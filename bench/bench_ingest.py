@@ -10,7 +10,7 @@ PostgreSQL server, one after the other:
 - kubetrade: :func:`kubetrade.storage.candles.ingest` from the candle arrays, timing
   everything it does (binary encoding with numpy, partition check, batches, savepoints).
 
-Target (issue 4): at least 80 % of the baseline and at least 500k rows/s.
+Target: at least 80 % of the baseline and at least 500k rows/s.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def test_the_evolution_draws_rules_on_the_series_from_its_past_only(candles: Can
 
 def test_a_goals_evolution_uses_the_series_it_names_and_refuses_without_them(candles: Candles,
                                                                             mvrv: AltSeries) -> None:
-    from kubetrade.evolution.goalrun import GoalRunError, run_goal_evolution
+    from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
     from kubetrade.resources.goal import GoalSpec
 
     spec = GoalSpec.model_validate({

@@ -20,9 +20,9 @@ def kube_env(kube, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
     from kubetrade import cluster
 
-    cluster._api_client.cache_clear()
+    cluster.api_client.cache_clear()
     yield
-    cluster._api_client.cache_clear()
+    cluster.api_client.cache_clear()
 
 
 def test_health_reports_every_dependency_connected(pg_dsn, nats_url, kube_env) -> None:

@@ -66,13 +66,13 @@ def evolution_kubeconfig(kube: Any, namespace: str, tmp_path: Path) -> Path:
 
 async def run_job(kube: Any, namespace: str, dsn: str, tmp_path: Path) -> int:
     os.environ["KUBECONFIG"] = str(evolution_kubeconfig(kube, namespace, tmp_path))
-    cluster._api_client.cache_clear()  # a CronJob pod reads its token once; this process runs several jobs
+    cluster.api_client.cache_clear()  # a CronJob pod reads its token once; this process runs several jobs
     try:
         code: int = await asyncio.to_thread(cli.main, ["goal-evolution", "--goal", f"{namespace}/grow",
                                                        "--database-url", dsn])
     finally:
         del os.environ["KUBECONFIG"]
-        cluster._api_client.cache_clear()
+        cluster.api_client.cache_clear()
     return code
 
 

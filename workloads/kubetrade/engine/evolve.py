@@ -27,7 +27,7 @@ from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import altdata, genes
 from kubetrade.engine.altdata import AltData, AltOperand
 from kubetrade.engine.compile import FeaturePlan, SeriesKey, build_features, compile_genomes
-from kubetrade.engine.metrics import Metrics
+from kubetrade.engine.performance import Metrics
 from kubetrade.engine.runs import Costs, run_program_segments
 from kubetrade.engine.stats import Moments, deflated_sharpe
 from kubetrade.resources.genome import Genome

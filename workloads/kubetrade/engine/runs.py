@@ -13,7 +13,7 @@ from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import backtest as bt
 from kubetrade.engine.altdata import AltData
 from kubetrade.engine.compile import FeaturePlan, Market, Program, SeriesKey, build_features, compile_genomes
-from kubetrade.engine.metrics import Metrics, from_accumulators
+from kubetrade.engine.performance import Metrics, from_accumulators
 from kubetrade.resources.genome import Genome
 
 

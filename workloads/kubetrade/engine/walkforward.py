@@ -53,7 +53,7 @@ from kubetrade.engine import genes
 from kubetrade.engine.altdata import AltData
 from kubetrade.engine.compile import compile_genomes
 from kubetrade.engine.evolve import EvolveConfig, EvolveResult, Features, evolve, pooled
-from kubetrade.engine.metrics import Metrics
+from kubetrade.engine.performance import Metrics
 from kubetrade.engine.runs import run_program
 from kubetrade.engine.stats import Moments, Overfitting, deflated_sharpe, pbo_from_blocks
 from kubetrade.engine.templates import buy_and_hold

@@ -67,8 +67,8 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kubetrade.executor.executor import Executor
     from kubetrade.executor.lease import AlreadyHeld
-    from kubetrade.executor.service import Executor
     from kubetrade.executor.venues import CcxtVenue, PaperVenue, Venue
     from kubetrade.observability.logging import configure
     from kubetrade.storage import migrate
@@ -110,12 +110,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _allocate(args: argparse.Namespace) -> int:
-    from kubetrade.executor import store
+    from kubetrade.ledger import allocation, connection
 
     async def main() -> None:
-        conn = await store.connect(args.database_url)
+        conn = await connection.connect(args.database_url)
         try:
-            await store.allocate(conn, args.environment, args.strategy, args.capital, args.namespace, args.risk_policy)
+            await allocation.allocate(
+                conn, args.environment, args.strategy, args.capital, args.namespace, args.risk_policy
+            )
         finally:
             await conn.close()
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from kubetrade.localstack.manifests import ResourceSet, load
 from kubetrade.localstack.pipeline import PipelineOptions, Stack, run_pipeline
-from kubetrade.localstack.resources import ResourceSet, load
 from kubetrade.localstack.servers import NatsServer, PostgresServer, free_port
 from kubetrade.storage import migrate
 

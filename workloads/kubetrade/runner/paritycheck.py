@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubetrade.runner.book import ClosedTrade
+from kubetrade.runner.account import ClosedTrade
 
 
 @dataclass
