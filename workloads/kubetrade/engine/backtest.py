@@ -55,8 +55,9 @@ from kubetrade.engine.codes import (  # noqa: F401 - re-exported for the kernels
 
 # state vector
 (S_SIDE, S_QTY, S_CASH, S_ENTRY_PX, S_EXTREME, S_ENTRY_BAR, S_CASH_BEFORE,
- S_LAST_REASON, S_LAST_EXIT_PX, S_LAST_OPENED, S_LAST_ENTRY_PX) = range(11)
-STATE_SIZE = 11
+ S_LAST_REASON, S_LAST_EXIT_PX, S_LAST_OPENED, S_LAST_ENTRY_PX, S_LAST_STOP, S_LAST_TARGET) = range(13)
+STATE_SIZE = 13
+"""S_LAST_STOP / S_LAST_TARGET: the levels a stop exit on the last bar was filled against (NaN if none)."""
 # exit reasons
 NO_EXIT, EXIT_SIGNAL, EXIT_STOP_LOSS, EXIT_TRAILING, EXIT_TAKE_PROFIT, EXIT_REVERSE = range(6)
 EXIT_REASONS = ("", "signal", "stop-loss", "trailing-stop", "take-profit", "reverse")
@@ -80,6 +81,8 @@ def new_state(init_cash):  # type: ignore[no-untyped-def]
     state[S_ENTRY_BAR] = -1.0
     state[S_LAST_EXIT_PX] = np.nan
     state[S_LAST_ENTRY_PX] = np.nan
+    state[S_LAST_STOP] = np.nan
+    state[S_LAST_TARGET] = np.nan
     return state
 
 
@@ -87,38 +90,37 @@ _fixed_level = njit(inline="always")(stoprule.fixed_level)
 _trailed_level = njit(inline="always")(stoprule.trailed_level)
 _best_price = njit(inline="always")(stoprule.best_price)
 _crossed = njit(inline="always")(stoprule.crossed)
+_bar_fill = njit(inline="always")(stoprule.bar_fill)
 
 
 @njit(cache=True)
 def _stop_exit(side, entry, extreme, o, h, lo, sl, tp, ts):  # type: ignore[no-untyped-def]
-    """(reason, raw fill price) for a stop hit inside one bar, or (NO_EXIT, nan).
+    """(reason, raw fill price, stop level, target level) for a stop hit inside one bar, or (NO_EXIT, nan, ...).
 
     The stop level is :mod:`kubetrade.engine.stoprule`'s, as the risk manager's stop watch
-    computes it; the bar adds the open's gap (through the stop or the take-profit: filled at
-    the open), then the stop (its level), then the take-profit (its level).
+    computes it; where the bar fills it is :func:`kubetrade.engine.stoprule.bar_fill`'s (the
+    open's gap through the stop or the take-profit: filled at the open; then the stop's level,
+    then the take-profit's), as the paper venue computes it from the same candle.
     """
     extreme = _best_price(side, extreme, o)
-    stop = -np.inf if side > 0 else np.inf
+    stop = np.nan
     reason = NO_EXIT
     if sl > 0:
         stop = _fixed_level(side, entry, sl)
         reason = EXIT_STOP_LOSS
     if ts > 0:
-        trailed = _trailed_level(side, stop, extreme, ts)
+        trailed = _trailed_level(side, stop if sl > 0 else (-np.inf if side > 0 else np.inf), extreme, ts)
         if trailed != stop:
             stop = trailed
             reason = EXIT_TRAILING
     # the take-profit sits ``tp`` beyond the entry in the position's favour
-    target = _fixed_level(-side, entry, tp) if tp > 0 else (np.inf if side > 0 else -np.inf)
-    if reason != NO_EXIT and _crossed(side, o, stop):
-        return reason, o
-    if _crossed(-side, o, target):
-        return EXIT_TAKE_PROFIT, o
-    if reason != NO_EXIT and _crossed(side, lo if side > 0 else h, stop):
-        return reason, stop
-    if _crossed(-side, h if side > 0 else lo, target):
-        return EXIT_TAKE_PROFIT, target
-    return NO_EXIT, np.nan
+    target = _fixed_level(-side, entry, tp) if tp > 0 else np.nan
+    kind, raw = _bar_fill(side, stop, target, o, h, lo)
+    if kind == stoprule.STOP_FILL:
+        return reason, raw, stop, target
+    if kind == stoprule.TARGET_FILL:
+        return EXIT_TAKE_PROFIT, raw, stop, target
+    return NO_EXIT, np.nan, stop, target
 
 
 @njit(cache=True)
@@ -163,6 +165,8 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
     exit_px = np.nan
     opened = 0
     new_entry_px = np.nan
+    last_stop = np.nan
+    last_target = np.nan
     for i in range(start, end):
         while seg < nseg and i >= seg_ends[seg]:
             seg_out[seg, G_N] = g_n
@@ -174,13 +178,17 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
         exit_px = np.nan
         opened = 0
         new_entry_px = np.nan
+        last_stop = np.nan
+        last_target = np.nan
         old_side = side
         stopped = False
         # 1. stops inside the bar, for a position opened on an earlier bar
         if side != 0 and has_stops and i > entry_bar:
-            reason, raw = _stop_exit(side, entry_px, extreme, o[i], h[i], lo[i], sl, tp, ts)
+            reason, raw, stop_level, target_level = _stop_exit(side, entry_px, extreme, o[i], h[i], lo[i], sl, tp, ts)
             if reason != NO_EXIT:
                 stopped = True
+                last_stop = stop_level
+                last_target = target_level
                 exit_px = raw * (1.0 - slip) if side > 0 else raw * (1.0 + slip)
             elif side > 0:
                 extreme = max(extreme, h[i])
@@ -337,6 +345,8 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
     state[S_LAST_EXIT_PX] = exit_px
     state[S_LAST_OPENED] = opened
     state[S_LAST_ENTRY_PX] = new_entry_px
+    state[S_LAST_STOP] = last_stop
+    state[S_LAST_TARGET] = last_target
     acc[A_FINAL] = prev_eq
     acc[A_NRET] = nret
     acc[A_SUM] = s1

@@ -45,6 +45,10 @@ class Signal:
     entry_price: float
     position: int
     """Position after the bar: +1 long, -1 short, 0 flat."""
+    exit_stop: float = math.nan
+    """A stop exit's stop level on this bar (NaN if it had none), as the kernel filled it."""
+    exit_target: float = math.nan
+    """A stop exit's take-profit level on this bar (NaN if it had none)."""
 
 
 @dataclass
@@ -144,4 +148,5 @@ class LiveSignal:
             sh.equity = float(sh.state[bt.S_CASH] + sh.state[bt.S_SIDE] * sh.state[bt.S_QTY] * close)
         st = self.state
         return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
-                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)
+                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position,
+                      float(st[bt.S_LAST_STOP]), float(st[bt.S_LAST_TARGET]))

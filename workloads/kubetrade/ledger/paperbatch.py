@@ -278,7 +278,7 @@ def _plan(
             "slippage_bps": req.slippage_bps,
             "fee_rate": req.fee_rate,
             "reduce_only": req.reduce_only,
-            "paper_fill_price": req.paper_fill_price,
+            "bar_exit": req.bar_exit.to_k8s() if req.bar_exit is not None else None,
         }
         fill = venue.fill_for(order, now_ms)
         if (

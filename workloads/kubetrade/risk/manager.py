@@ -263,12 +263,13 @@ class RiskManager:
     async def _on_market_data(self, msg: Any) -> None:
         got = self.feed.on_message(msg.subject, msg.data)
         if got is not None and self.stops.stops:
-            bar_open = None
+            bar = None
             if ".candle." in msg.subject and got[1] in self.stops.by_symbol:
                 with contextlib.suppress(codec.BadMessage):
-                    bar_open = codec.decode(Candle, msg.data).open
+                    c = codec.decode(Candle, msg.data)
+                    bar = (c.timeframe, c.time)
             try:
-                await self.stops.on_price(self.js, got[1], got[2], bar_open)
+                await self.stops.on_price(self.js, got[1], got[2], bar)
             except Exception as exc:  # NATS restarting: the next price retries the same id
                 log.warning("stop order not published", extra={"error": str(exc)[:200]})
 
@@ -385,7 +386,7 @@ class RiskManager:
             trailing_pct=signal.trailing_pct
             or ((spec.stop_loss.trailing_pct or spec.stop_loss.default_stop_pct) if spec.stop_loss.trailing else None),
             reduce_only=signal.reduce_only,
-            paper_fill_price=signal.paper_fill_price if signal.mode == "paper" and signal.reduce_only else None,
+            bar_exit=signal.bar_exit if signal.mode == "paper" and signal.reduce_only else None,
             fee_rate=0.001 if signal.fee_rate is None else signal.fee_rate,
             slippage_bps=2.0 if signal.slippage_bps is None else signal.slippage_bps,
             time=d.time,

@@ -5,8 +5,9 @@ A triggered stop becomes a reduce-only market order through the ordinary path (J
 executor, ledger) with a client order id derived from the position and its stop
 generation: a repeated trigger (every tick below the stop, a restart) sends the same id,
 which JetStream and the database each refuse to double.  A paper stop triggered by a
-closed candle fills where the backtest fills it (``paper_fill_price``): at the stop level,
-or at the bar's open when the bar opened beyond it - not at the close that revealed it.
+closed candle names that bar and its level (``bar_exit``): the paper venue fills it from the
+candle by the kernel's rule - at the stop level, or at the bar's open when the bar opened
+beyond it - not at the close that revealed it.
 Trailing levels are written back to ``positions`` so a restarted risk manager resumes from
 the tightened stop.
 """
@@ -23,7 +24,7 @@ from psycopg import AsyncConnection
 
 from kubetrade.ledger import stops as ledger_stops
 from kubetrade.messaging import codec, subjects
-from kubetrade.messaging.schemas import OrderRequest
+from kubetrade.messaging.schemas import BarExit, OrderRequest
 from kubetrade.resources.riskpolicy import StopLossSettings
 from kubetrade.risk import stops
 
@@ -40,14 +41,6 @@ Reserve = Callable[[tuple[str, str, str, str], str, float | None], None]
 """Count a stop's close in the risk book, as an approved order is: (key, client order id, signed
 quantity), from the moment it is sent until the executor's outcome is read back; a quantity of
 None takes back a reservation whose close never reached the stream."""
-
-
-def paper_stop_fill(stop: stops.Stop, bar_open: float | None) -> float | None:
-    """Where the backtest fills a stop a closed bar hit (before slippage): the open if it gapped past, else the stop."""
-    if bar_open is None:
-        return None  # a ticker or trade price: the market is at it now, fill there
-    beyond = bar_open <= stop.stop if stop.quantity > 0 else bar_open >= stop.stop
-    return bar_open if beyond else stop.stop
 
 
 class StopWatch:
@@ -132,11 +125,12 @@ class StopWatch:
             if key in keys:
                 keys.remove(key)
 
-    async def on_price(self, js: Any, symbol: str, price: float, bar_open: float | None = None) -> int:
+    async def on_price(self, js: Any, symbol: str, price: float, bar: tuple[str, int] | None = None) -> int:
         """Move stops for ``symbol``; submit closing orders for those hit.  Returns how many were sent.
 
-        ``bar_open`` is given when ``price`` is a closed candle's close: a paper stop it triggers then
-        fills as the backtest's does, at the stop, or at the open if the bar opened beyond the stop.
+        ``bar`` (timeframe, open time) is given when ``price`` is a closed candle's close: a paper stop it
+        triggers names that bar, so the paper fill is the backtest's (the stop, or the open if it gapped past).
+        A ticker or trade price is where the market is now: the fill is there.
         """
         sent = 0
         for key in self.by_symbol.get(symbol, ()):
@@ -174,7 +168,8 @@ class StopWatch:
                 quantity=quantity,
                 price=price,
                 reduce_only=True,
-                paper_fill_price=paper_stop_fill(moved, bar_open) if env == "paper" else None,
+                bar_exit=(BarExit(timeframe=bar[0], bar_time=bar[1], stop=moved.stop)
+                          if env == "paper" and bar is not None else None),
                 time=int(time.time() * 1000),
             )
             self.closing.add(coid)  # before the await: a concurrent price must not send it again

@@ -389,7 +389,8 @@ class Runner:
                                g.trailing_stop_pct)
         for intent in intents(sig, symbol=c.symbol, symbol_index=st.index, bar_time=c.time, close=c.close,
                                      held=st.book.position(c.symbol), cash=st.book.cash, sizing=sizing,
-                                     prefix=self.cfg.order_prefix, busy=bool(st.inflight or st.undecided)):
+                                     prefix=self.cfg.order_prefix, busy=bool(st.inflight or st.undecided),
+                                     timeframe=self.spec.timeframe):
             if not await self._execute(st, intent):
                 break
         st.book.mark(c.symbol, c.close)  # a fill marked the position at its price; the bar closes at the close
@@ -429,7 +430,7 @@ class Runner:
                         price=it.price, stop_price=it.stop_price, reduce_only=it.reduce_only, time=now_ms(),
                         mode=self.spec.mode, order_type=self.spec.execution.order_type, fee_rate=self.fee,
                         slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct,
-                        paper_fill_price=it.paper_fill_price if self.spec.mode == "paper" else None)
+                        bar_exit=it.bar_exit if self.spec.mode == "paper" else None)
         try:
             reply = await self.nc.request(subjects.RISK_CHECK, codec.encode(signal), timeout=self.opts.risk_timeout,
                                           headers=tracing.inject())
