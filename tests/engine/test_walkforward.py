@@ -194,3 +194,46 @@ def test_a_planted_edge_passes_every_gate(eth_1h: Candles) -> None:
     by_index = {w.index: w for w in again.windows}
     for w in e.windows:
         assert by_index[w.index].return_pct == pytest.approx(w.return_pct)
+
+
+def _write(c: Candles, path: Path) -> Path:
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        f.write("time,open,high,low,close,volume\n")
+        for row in zip(c.time, c.open, c.high, c.low, c.close, c.volume, strict=True):
+            f.write(",".join(repr(float(x)) if i else str(int(x)) for i, x in enumerate(row)) + "\n")
+    return path
+
+
+def test_cli_evolve_walk_forward_and_evaluate(tmp_path: Path, eth_1h: Candles) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    cycle = _write(planted_cycle(eth_1h, seed=1), tmp_path / "CYCLE_USDT-1h.csv.gz")
+    noise = _write(random_walk(eth_1h, seed=1), tmp_path / "NOISE_USDT-1h.csv.gz")
+    common = ["--windows", "3", "--oos-fraction", "0.1", "--blocks", "10"]
+    cli = [sys.executable, "-m", "kubetrade.cli"]
+    out = subprocess.run([*cli, "evolve", str(cycle), "--walk-forward", "--population", "48", "--generations", "3",
+                          "--seed", "3", "--min-trades", "10", "--fee", "0.001", "--slippage", "0.0002",
+                          "--top", "2", "--out", str(tmp_path / "m"), *common],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "walk-forward: 3 windows (rolling)" in out.stdout and "passed" in out.stdout
+    manifests = sorted((tmp_path / "m").glob("*.yaml"))
+    assert 1 <= len(manifests) <= 2
+    doc = yaml.safe_load(manifests[0].read_text())
+    assert doc["status"]["evidence"]["passed"] is True
+    trials = doc["status"]["evidence"]["trials"]
+    good = subprocess.run([*cli, "evaluate", str(manifests[0]), str(cycle), *common],  # trials, PBO: the manifest
+                          capture_output=True, text=True, timeout=600)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "gates: 1 of 1 passed" in good.stdout
+    bad = subprocess.run([*cli, "evaluate", str(manifests[0]), str(noise), "--trials", str(trials), *common],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 3 and "gates: 0 of 1 passed" in bad.stdout and "deflated Sharpe" in bad.stdout
+    overlap = subprocess.run([*cli, "evaluate", str(manifests[0]), str(cycle), "--oos-bars", "500",
+                              "--step-bars", "200"], capture_output=True, text=True, timeout=600)
+    assert overlap.returncode == 1 and "overlap: step 200 bars < window length 500 bars" in overlap.stdout

@@ -22,6 +22,7 @@ from kubetrade.engine.compile import GenomeError, Market
 from kubetrade.engine.evolve import EvolveConfig, evolve, summary_row
 from kubetrade.engine.indicators import IndicatorError
 from kubetrade.engine.runs import Costs, backtest
+from kubetrade.engine.selectcommands import run_walk_forward, walk_forward_args
 from kubetrade.engine.templates import expand
 from kubetrade.resources.genome import Genome
 from kubetrade.resources.strategy import Strategy
@@ -61,6 +62,10 @@ def register(sub: Any) -> None:
     ev.add_argument("--goal")
     ev.add_argument("--namespace")
     ev.add_argument("--plot", type=Path, help="equity curve PNG of the best strategy (validation part)")
+    ev.add_argument("--walk-forward", action="store_true",
+                    help="search on each window's in-sample bars, score on the windows after, judge with the gates: "
+                         "a per-window table and every candidate's verdict; manifests only for those that pass")
+    walk_forward_args(ev)
     ev.set_defaults(func=_evolve)
 
 
@@ -149,6 +154,8 @@ def _evolve(args: argparse.Namespace) -> int:
     except (CandleError, ValueError, OSError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 1
+    if args.walk_forward:
+        return run_walk_forward(args, data, cfg, console)
     run_id = str(uuid.uuid4())
     started = datetime.now(UTC)
     t0 = time.perf_counter()

@@ -417,11 +417,13 @@ def _evidence(c: Candidate, windows: Sequence[WindowResult], trials: int, bars_p
 
 
 def evaluate(genome: Genome, data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConfig, *, trials: int = 1,
-             benchmark_data: Candles | None = None, alt: AltData | None = None) -> WalkForwardResult:
+             benchmark_data: Candles | None = None, alt: AltData | None = None,
+             pbo: float | None = None) -> WalkForwardResult:
     """The same evidence for one given strategy: scored on every out-of-sample window, no search.
 
     ``trials`` is how many strategies were tried to find this one (1: none besides it).  With no
-    tried genomes at hand no PBO can be measured (the gates ask for one only when ``trials`` > 1).
+    tried genomes at hand no PBO can be measured: ``pbo`` is the one of the search that found it, if known
+    (the gates ask for one only when ``trials`` > 1).
     """
     if trials < 1:
         raise WalkForwardError(f"trials {trials} must be at least 1")
@@ -443,5 +445,6 @@ def evaluate(genome: Genome, data: Sequence[Candles], cfg: EvolveConfig, wf: Wal
         results.append(WindowResult(w, t0 + w.is_start * bar, t0 + w.is_end * bar, t0 + w.oos_start * bar,
                                     t0 + w.oos_end * bar, 0, None, 0.0, [key], bench_return, empty))
     bpy = data[0].bars_per_year
-    return WalkForwardResult(results, {key: cand}, {key: _evidence(cand, results, trials, bpy, wf.benchmark)},
-                             trials, 0, [c.symbol or c.label for c in data], wf, bpy)
+    evidence = _evidence(cand, results, trials, bpy, wf.benchmark).model_copy(update={"pbo": pbo})
+    return WalkForwardResult(results, {key: cand}, {key: evidence}, trials, 0, [c.symbol or c.label for c in data],
+                             wf, bpy)

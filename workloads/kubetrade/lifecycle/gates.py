@@ -12,7 +12,8 @@ walk-forward (:mod:`kubetrade.engine.walkforward`), all after costs:
 2. a positive return in more than ``minPositiveWindows`` of those windows;
 3. a deflated Sharpe ratio of the pooled out-of-sample returns of at least ``minDeflatedSharpe``
    (the number of trials is every genome the run's searches tried);
-4. a probability of backtest overfitting of the search that chose it of at most ``maxPbo``;
+4. a probability of backtest overfitting of the search that chose it of at most ``maxPbo``
+   (unknown counts as a failure, except for a strategy evaluated alone, ``trials`` = 1);
 5. a compounded out-of-sample return above the benchmark's over the same windows (cash: 0,
    or buying and holding).
 
@@ -60,7 +61,9 @@ def paper_gate(e: SelectionEvidence, g: SelectionGates) -> Verdict:
                     f"(Sharpe {e.sharpe:.2f} against {e.luck_sharpe:.2f} that the best of {e.trials} tries "
                     f"reaches by luck)")
     if e.pbo is None:
-        fail.append("no probability of backtest overfitting (the search tried too few genomes)")
+        if e.trials > 1:  # one strategy tried alone was not chosen from others: nothing to overfit by choosing
+            fail.append(f"no probability of backtest overfitting: the returns of the {e.trials} tries are not known "
+                        f"(give the PBO of the search that found it)")
     elif e.pbo > g.max_pbo:
         fail.append(f"PBO {e.pbo:.2f} > {g.max_pbo:.2f}")
     if not e.oos_return_pct > e.benchmark_return_pct:
