@@ -16,23 +16,17 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # the engine loads on first use: `kubetrade --help` and other commands stay quick
+    from rich.console import Console
 
-from kubetrade.candles import CandleError, Candles, load_csv
-from kubetrade.engine.altdata import AltData, AltDataError
-from kubetrade.engine.compile import GenomeError
-from kubetrade.engine.evolve import EvolveConfig
-from kubetrade.engine.runs import Costs
-from kubetrade.engine.templates import expand
-from kubetrade.engine.walkforward import WalkForwardConfig, WalkForwardError, WalkForwardResult, evaluate, walk_forward
-from kubetrade.lifecycle.gates import judged
-from kubetrade.resources.goal import SelectionGates
-from kubetrade.resources.strategy import SelectionEvidence, Strategy, StrategyStatus
+    from kubetrade.candles import Candles
+    from kubetrade.engine.altdata import AltData
+    from kubetrade.engine.evolve import EvolveConfig
+    from kubetrade.engine.walkforward import WalkForwardConfig, WalkForwardResult
+    from kubetrade.resources.goal import SelectionGates
+    from kubetrade.resources.strategy import SelectionEvidence
 
 
 def walk_forward_args(p: argparse.ArgumentParser) -> None:
@@ -72,6 +66,9 @@ def register(sub: Any) -> None:
 
 
 def config_from(args: argparse.Namespace, bars: int | None = None) -> tuple[WalkForwardConfig, SelectionGates]:
+    from kubetrade.engine.walkforward import WalkForwardConfig
+    from kubetrade.resources.goal import SelectionGates
+
     wf = WalkForwardConfig(windows=args.windows, mode=args.mode, bars=bars, oos_bars=args.oos_bars,
                            oos_fraction=args.oos_fraction, is_bars=args.is_bars, step_bars=args.step_bars,
                            per_window=args.per_window, blocks=args.blocks, benchmark=args.benchmark)
@@ -86,7 +83,7 @@ def load_alt(paths: list[Path]) -> AltData | None:
         return None
     import csv
 
-    from kubetrade.engine.altdata import series
+    from kubetrade.engine.altdata import AltDataError, series
     from kubetrade.resources.genome import AltSeriesRef
 
     points: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
@@ -120,6 +117,8 @@ def _day(ms: int) -> str:
 
 
 def print_windows(console: Console, result: WalkForwardResult) -> None:
+    from rich.table import Table
+
     table = Table(title=f"walk-forward: {len(result.windows)} windows ({result.config.mode}), "
                         f"{result.trials} genomes tried on {', '.join(result.datasets)}")
     for col in ("window", "in sample", "out of sample", "tried", "PBO", "chosen", "chosen OOS return (best)",
@@ -135,6 +134,8 @@ def print_windows(console: Console, result: WalkForwardResult) -> None:
 
 
 def print_verdicts(console: Console, verdicts: list[tuple[str, SelectionEvidence]], limit: int = 20) -> None:
+    from rich.table import Table
+
     table = Table(title=f"gates: {sum(e.passed for _, e in verdicts)} of {len(verdicts)} passed")
     for col in ("strategy", "windows", "positive", "OOS return", "Sharpe", "DSR", "PBO", "benchmark", "trades",
                 "verdict"):
@@ -149,6 +150,9 @@ def print_verdicts(console: Console, verdicts: list[tuple[str, SelectionEvidence
 
 def run_walk_forward(args: argparse.Namespace, data: list[Candles], cfg: EvolveConfig, console: Console) -> int:
     """``evolve --walk-forward``: search per window, the gates on every candidate, manifests for those that pass."""
+    from kubetrade.candles import CandleError
+    from kubetrade.engine.altdata import AltDataError
+    from kubetrade.engine.compile import GenomeError
     from kubetrade.engine.publish import (
         Candidate,
         ManifestSettings,
@@ -157,6 +161,9 @@ def run_walk_forward(args: argparse.Namespace, data: list[Candles], cfg: EvolveC
         strategy_manifest,
         write_manifests,
     )
+    from kubetrade.engine.walkforward import WalkForwardError, walk_forward
+    from kubetrade.lifecycle.gates import judged
+    from kubetrade.resources.strategy import StrategyStatus
 
     try:
         wf, gates = config_from(args)
@@ -196,6 +203,21 @@ def run_walk_forward(args: argparse.Namespace, data: list[Candles], cfg: EvolveC
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import yaml
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.table import Table
+
+    from kubetrade.candles import CandleError, load_csv
+    from kubetrade.engine.altdata import AltDataError
+    from kubetrade.engine.compile import GenomeError
+    from kubetrade.engine.evolve import EvolveConfig
+    from kubetrade.engine.runs import Costs
+    from kubetrade.engine.templates import expand
+    from kubetrade.engine.walkforward import WalkForwardError, evaluate
+    from kubetrade.lifecycle.gates import judged
+    from kubetrade.resources.strategy import Strategy
+
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         st = Strategy.model_validate(yaml.safe_load(args.strategy.read_text()))
