@@ -25,7 +25,7 @@ bash scripts/testbed/install-pglite.sh
 images_started=$SECONDS
 bash scripts/image/build.sh | python3 -c 'import json, sys
 for name, d in json.load(sys.stdin).items():
-    print(f"[test] image {d[\"reference\"]}: {d[\"compressedSize\"] / 1e6:.0f} MB gzip, {d[\"uncompressedSize\"] / 1e6:.0f} MB unpacked")'
+    print("[test] image %s: %.0f MB gzip, %.0f MB unpacked" % (d["reference"], d["compressedSize"] / 1e6, d["uncompressedSize"] / 1e6))'
 echo "[test] images ready in $((SECONDS - images_started))s"
 KUBETRADE_RUNC="$(bash scripts/image/install-runc.sh)"
 export KUBETRADE_RUNC
