@@ -80,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     from kubetrade.executor.lease import AlreadyHeld
     from kubetrade.executor.service import Executor
     from kubetrade.executor.venues import CcxtVenue, PaperVenue, Venue
+    from kubetrade.observability import probes
     from kubetrade.observability.logging import configure
     from kubetrade.storage import migrate
 
@@ -109,11 +110,18 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, ex.stopping.set)
+        port = probes.port_from_env()
+        server = probes.ProbeServer(ex.readiness)
+        ex.beat = server.beat
+        if port is not None:
+            await server.start(port)
         try:
             await ex.run(wait_for_lease=not args.no_wait)
         except AlreadyHeld as exc:
             print(f"executor: {exc}")
             return 3
+        finally:
+            await server.stop()
         return 0
 
     return eventloop.run(main())
