@@ -5,11 +5,12 @@ One install per session (the ``platform`` fixture), shared by these tests in ord
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.node.conftest import Platform
+from tests.node.conftest import CHART, Platform
 
 COMPONENTS = ("operator", "api", "risk-manager", "executor-paper", "nats", "timescaledb")
 
@@ -27,6 +28,32 @@ def test_helm_install_brings_every_pod_ready_through_real_probes(platform: Platf
                 # a real container: containerd's id, the image we built, started by the kubelet
                 assert status["containerID"].startswith("containerd://"), status
                 assert status["state"].get("running"), status
+    # the namespace enforces the restricted Pod Security standard: a pod without it is refused
+    bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    refused = platform.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(bare), check=False)
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
+    # least privilege, asked of the API server's own RBAC authorizer (moved here from tests/chart)
+    operator_sa = f"system:serviceaccount:{platform.namespace}:{platform.release}-operator"
+    api_sa = f"system:serviceaccount:{platform.namespace}:{platform.release}-api"
+    allowed = {
+        (operator_sa, "create", "deployments.apps", None): "yes",
+        (operator_sa, "patch", "strategies.kubetrade.io/status", None): "yes",
+        (operator_sa, "create", "cronjobs.batch", None): "yes",
+        (operator_sa, "patch", "validatingwebhookconfigurations", "validate.kubetrade.io"): "yes",
+        (operator_sa, "bind", "clusterroles.rbac.authorization.k8s.io", "kubetrade-evolution"): "yes",
+        (operator_sa, "bind", "clusterroles.rbac.authorization.k8s.io", "cluster-admin"): "no",
+        (operator_sa, "create", "strategies.kubetrade.io", None): "no",  # only evolution jobs create them
+        (operator_sa, "get", "secrets", None): "no",
+        (operator_sa, "delete", "namespaces", None): "no",
+        (api_sa, "list", "strategies.kubetrade.io", None): "yes",
+        (api_sa, "patch", "strategies.kubetrade.io", None): "no",
+        (api_sa, "get", "secrets", None): "no",
+    }
+    for (who, verb, resource, name), expected in allowed.items():
+        target = f"{resource}/{name}" if name else resource
+        got = platform.kubectl("auth", "can-i", verb, target, f"--as={who}", check=False).stdout
+        assert got.strip() == expected, f"{who} {verb} {target}: {got.strip()}, expected {expected}"
 
 
 MANIFESTS = Path(__file__).with_name("manifests")
@@ -137,5 +164,67 @@ def test_deleting_a_strategy_closes_its_position_through_the_executor_pod(platfo
     assert float(platform.psql(held)[0][0]) == 0.0
     last = platform.psql("SELECT side, status FROM orders WHERE strategy = 'eth-fast' ORDER BY created_at DESC LIMIT 1")
     assert last == [["sell", "filled"]], last
-    assert not [p for p in platform.get("pods")["items"] if p["metadata"]["name"].startswith("strategy-eth-fast-")]
+    _wait(lambda: not [p for p in platform.get("pods")["items"]
+                       if p["metadata"]["name"].startswith("strategy-eth-fast-")],
+          120, "the runner pod to go with its Strategy")
     _books_add_up(platform)
+
+
+def test_a_goal_s_evolution_cronjob_run_by_hand_creates_paper_strategies(platform: Platform) -> None:
+    """``kubectl create job --from=cronjob/...``: the evolution runs in a real pod (the image's
+    ``kubetrade goal-evolution``, the evolution service account) on the candles the collector
+    stored, and the survivors it creates are paper Strategies of the Goal."""
+    platform.kubectl("apply", "-f", str(Path(__file__).with_name("goal.yaml")))
+    cron = _wait(lambda: [c["metadata"]["name"] for c in platform.get("cronjobs")["items"]
+                          if "quick-goal" in c["metadata"]["name"]], 120, "the Goal's evolution CronJob")[0]
+    platform.kubectl("create", "job", f"--from=cronjob/{cron}", "evolve-now")
+
+    def finished() -> str | None:
+        conds = platform.get("job", "evolve-now").get("status", {}).get("conditions") or []
+        return next((c["type"] for c in conds if c["type"] in ("Complete", "Failed") and c["status"] == "True"), None)
+
+    outcome = _wait(finished, 900, "the evolution Job to finish")
+    logs = platform.kubectl("logs", "job/evolve-now", "--tail=30", check=False).stdout
+    assert outcome == "Complete", logs
+    evolved = [s for s in platform.get("strategies")["items"]
+               if (s["metadata"].get("labels") or {}).get("kubetrade.io/goal") == "quick-goal"]
+    assert evolved, f"no Strategy created by the evolution run:\n{logs}"
+    assert all(s["spec"]["mode"] == "paper" for s in evolved)
+
+
+def test_helm_upgrade_with_a_new_image_tag_rolls_the_pods(platform: Platform) -> None:
+    """The same image under a new tag (what a release does): every kubetrade pod is replaced
+    by one running the new tag, Ready; generated secrets stay as they were."""
+    assert platform.cluster.node is not None
+    image = next(v.split("=", 1)[1] for v in platform.values if v.startswith("image.repository="))
+    tag = next(v.split("=", 1)[1] for v in platform.values if v.startswith("image.tag="))
+    platform.cluster.node.ctr("images", "tag", f"{image}:{tag}", f"{image}:{tag}-next")
+    db_secret = platform.get("secret", f"{platform.release}-db")["data"]
+    old = {p["metadata"]["uid"] for c in ("operator", "api", "risk-manager", "executor-paper")
+           for p in platform.pods(c)}
+    values = [v if not v.startswith("image.tag=") else f"image.tag={tag}-next" for v in platform.values]
+    args = ["upgrade", platform.release, str(CHART), "--namespace", platform.namespace, "--wait", "--timeout", "600s"]
+    for v in values:
+        args += ["--set", v]
+    platform.helm.run(*args, timeout=700)
+    platform.values = values
+    for component in ("operator", "api", "risk-manager", "executor-paper"):
+        pods = [p for p in platform.pods(component) if p["metadata"].get("deletionTimestamp") is None]
+        assert pods and all(p["metadata"]["uid"] not in old and _ready(p) for p in pods), component
+        assert {p["spec"]["containers"][0]["image"] for p in pods} == {f"{image}:{tag}-next"}, component
+    assert platform.get("secret", f"{platform.release}-db")["data"] == db_secret
+    # the operator rolls the runners it owns onto the new image too
+    _wait(lambda: all(p["spec"]["containers"][0]["image"] == f"{image}:{tag}-next" and _ready(p)
+                      for p in platform.get("pods")["items"] if p["metadata"]["name"].startswith("strategy-")),
+          300, "the runner pods on the new tag")
+
+
+def test_helm_uninstall_removes_the_release_and_keeps_the_crds(platform: Platform) -> None:
+    platform.helm.run("uninstall", platform.release, "--namespace", platform.namespace, "--wait", timeout=400)
+    left = [d["metadata"]["name"] for d in platform.get("deployments")["items"]
+            if d["metadata"]["name"].startswith(f"{platform.release}-")]
+    assert left == []
+    for crd in ("strategies", "goals", "riskpolicies", "collectors"):
+        platform.cluster.kubectl("get", "crd", f"{crd}.kubetrade.io")
+    assert platform.cluster.kubectl("get", "validatingwebhookconfiguration", "validate.kubetrade.io",
+                                    check=False).returncode != 0
