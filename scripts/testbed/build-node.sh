@@ -11,7 +11,8 @@
 #                         ask for the RuntimeDefault profile)
 #   bridge, host-local,   github.com/containernetworking/plugins (CNI)
 #   loopback, portmap
-#   coredns               github.com/coredns/coredns (cluster DNS, run as a pod)
+#   coredns               github.com/coredns/coredns (cluster DNS, run as a pod), with only the
+#                         plugins its Corefile uses (testbed/kubetrade_testbed/node/coredns)
 #   crictl                sigs.k8s.io/cri-tools
 #   pause                 the pod sandbox's process, from testbed/kubetrade_testbed/node/pause (no
 #                         registry can give registry.k8s.io/pause here)
@@ -30,7 +31,7 @@ CNI_VERSION="${CNI_VERSION:-v1.9.1}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
 CRICTL_VERSION="${CRICTL_VERSION:-v1.37.0}"
 CACHE="${KUBETRADE_CACHE:-$HOME/.cache/kubetrade}"
-OUT="$CACHE/bin/node-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSION-runc-$RUNC_VERSION-cni-$CNI_VERSION-coredns-$COREDNS_VERSION-crictl-$CRICTL_VERSION"
+OUT="$CACHE/bin/node-k8s-$K8S_VERSION-containerd-$CONTAINERD_VERSION-runc-$RUNC_VERSION-cni-$CNI_VERSION-coredns-$COREDNS_VERSION-crictl-$CRICTL_VERSION-dnsmin"
 BINARIES=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr runc bridge host-local loopback portmap coredns crictl pause)
 HOST_TOOLS=(iptables conntrack busybox)
 DEBIAN_PACKAGES=(iptables conntrack libseccomp-dev busybox-static)
@@ -136,8 +137,12 @@ fi
 # --- CoreDNS ----------------------------------------------------------------------
 if [ ! -x "$OUT/coredns" ]; then
   log "building CoreDNS $COREDNS_VERSION"
-  build_module coredns github.com/coredns/coredns "$COREDNS_VERSION" \
-    "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" github.com/coredns/coredns
+  mkdir -p "$work/coredns"
+  cp "$(dirname "$0")/../../testbed/kubetrade_testbed/node/coredns/main.go" "$work/coredns/"
+  printf 'module kubetrade.io/testbed/coredns\n\ngo 1.25\n\nrequire github.com/coredns/coredns %s\n' "$COREDNS_VERSION" \
+    > "$work/coredns/go.mod"
+  (cd "$work/coredns" && go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+    -o "$OUT/coredns" .)
 fi
 
 # --- crictl -----------------------------------------------------------------------

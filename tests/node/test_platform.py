@@ -122,7 +122,8 @@ def test_kubectl_apply_starts_runner_pods_that_paper_trade_into_postgres(platfor
     pods = platform.get("pods")["items"]
     for n in names:
         runners = [p for p in pods if p["metadata"]["name"].startswith(f"strategy-{n}-")]
-        assert runners and all(_ready(p) for p in runners), f"no Ready runner pod for {n}"
+        assert runners and all(s["containerID"].startswith("containerd://")
+                               for p in runners for s in p["status"]["containerStatuses"]), f"no runner pod for {n}"
     rows = {r[0]: int(r[1]) for r in platform.psql("SELECT strategy, count(*) FROM fills GROUP BY strategy")}
     for n in names:
         status = _strategy(platform, n)
@@ -190,6 +191,8 @@ def test_a_goal_s_evolution_cronjob_run_by_hand_creates_paper_strategies(platfor
                if (s["metadata"].get("labels") or {}).get("kubetrade.io/goal") == "quick-goal"]
     assert evolved, f"no Strategy created by the evolution run:\n{logs}"
     assert all(s["spec"]["mode"] == "paper" for s in evolved)
+    # what a user does with a test run's output: delete it (their runners go with them)
+    platform.kubectl("delete", "strategies", "-l", "kubetrade.io/goal=quick-goal", "--timeout=300s", timeout=320)
 
 
 def test_helm_upgrade_with_a_new_image_tag_rolls_the_pods(platform: Platform) -> None:
