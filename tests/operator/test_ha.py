@@ -132,7 +132,7 @@ def test_operator_works_with_exactly_its_documented_permissions(kube, nats_url, 
 def test_operator_runs_without_the_webhook(kube, nats_url, namespace, tmp_path) -> None:
     """No --webhook-port (local development, or a cluster relying on the CRD's CEL rules alone):
     kopf must not be handed admission handlers it has no server for."""
-    from kubetrade.embedded.operator import OperatorProcess as Bare
+    from kubetrade_testbed.operator import OperatorProcess as Bare
 
     kube.kubectl("delete", "validatingwebhookconfiguration", "validate.kubetrade.io", "--ignore-not-found")
     op = Bare(kube.kubeconfig, nats_url, tmp_path / "bare", name="op-bare", webhook=False)

@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from kubetrade.embedded import NatsServer
-from kubetrade.embedded.process import ManagedProcess, free_port
+from kubetrade.localstack.servers import NatsServer
+from kubetrade.localstack.servers.processes import ManagedProcess, free_port
 from kubetrade.localstack.services import _env, kubetrade_argv
 
 

@@ -16,7 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.resources.commands",
     "kubetrade.api.commands",
     "kubetrade.api.keycommands",
-    "kubetrade.backtests.commands",
+    "kubetrade.backtestjobs.commands",
     "kubetrade.localstack.commands",
     "kubetrade_operator.commands",
     "kubetrade.engine.commands",
@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.executor.commands",
     "kubetrade.engine.warmcache",
     "kubetrade.runner.commands",
-    "kubetrade.evolution.commands",
+    "kubetrade.goalevolution.commands",
     "kubetrade.collector.commands",
 )
 
@@ -39,6 +39,9 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
 
 def main(argv: Sequence[str] | None = None, modules: Sequence[str] = COMMAND_MODULES) -> int:
     """Run a subcommand; ``modules`` narrows the CLI to some roles (``python -m kubetrade.risk``)."""
+    from kubetrade.engine.warmcache import seed_from_image
+
+    seed_from_image()  # before the command modules are imported: numba looks at its cache then
     parser = build_parser(modules)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -56,11 +59,9 @@ def _observe(role: str) -> None:
     (``KUBETRADE_METRICS_PORT``, ``OTEL_EXPORTER_OTLP_ENDPOINT``); both are off when unset.
     """
     import kubetrade
-    from kubetrade.engine.warmcache import seed_from_image
     from kubetrade.observability import metrics
     from kubetrade.observability import tracecontext as tracing
 
-    seed_from_image()
     metrics.serve_from_env(role, kubetrade.__version__)
     tracing.configure(role)
 

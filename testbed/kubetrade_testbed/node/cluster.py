@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kubetrade.embedded.kube import REPO_ROOT, KubeControlPlane, controlplane_bin_dir
-from kubetrade.embedded.process import Service, StartupError
+from kubetrade.localstack.servers.processes import Service, StartupError
+from kubetrade_testbed.kube import REPO_ROOT, KubeControlPlane, controlplane_bin_dir
 from kubetrade_testbed.node import dns
 from kubetrade_testbed.node.node import KubeNode
 from kubetrade_testbed.node.sandbox import NodeSandbox

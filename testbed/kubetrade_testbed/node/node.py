@@ -1,6 +1,6 @@
 """A real Kubernetes node: containerd + runc + CNI + kubelet + kube-proxy in a sandbox.
 
-Joined to a :class:`~kubetrade.embedded.kube.KubeControlPlane` that listens on the
+Joined to a :class:`~kubetrade_testbed.kube.KubeControlPlane` that listens on the
 sandbox's host address.  What kubelet 1.36 needs of this host, and how it is given:
 
 * **cgroup v1 (hybrid)**: ``failCgroupV1: false`` (1.35+ refuse v1 by default); the
@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kubetrade.embedded.kube import KubeControlPlane
-from kubetrade.embedded.process import ManagedProcess
+from kubetrade.localstack.servers.processes import ManagedProcess
+from kubetrade_testbed.kube import KubeControlPlane
 from kubetrade_testbed.node import images
 from kubetrade_testbed.node.sandbox import CGROUP_ROOT, NodeSandbox
 

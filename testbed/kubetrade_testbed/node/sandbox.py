@@ -37,7 +37,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kubetrade.embedded.process import ManagedProcess
+from kubetrade.localstack.servers.processes import ManagedProcess
 
 PRIVATE_DIRS = ("/run/containerd", "/run/netns", "/var/lib/cni", "/var/log/pods", "/var/log/containers")
 """Host paths that get a tmpfs of their own inside the sandbox."""

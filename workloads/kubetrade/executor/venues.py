@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from kubetrade.ccxtclient import point_ccxt
 from kubetrade.engine import costs
-from kubetrade.executor import lifecycle
+from kubetrade.ledger import orderstatus
 
 Row = dict[str, Any]
 
@@ -155,8 +156,6 @@ class CcxtVenue:
             }
         )
         if base_url:
-            from kubetrade.embedded.exchange import point_ccxt
-
             point_ccxt(self.client, base_url)
         self.name = exchange_id
 
@@ -182,7 +181,7 @@ class CcxtVenue:
 
     def _venue_order(self, o: dict[str, Any], order: Row) -> VenueOrder:
         filled = float(o.get("filled") or 0.0)
-        status = lifecycle.from_exchange(o.get("status"), filled, float(o.get("amount") or order["quantity"]))
+        status = orderstatus.from_exchange(o.get("status"), filled, float(o.get("amount") or order["quantity"]))
         return VenueOrder(status, str(o.get("id")) if o.get("id") is not None else None, filled)
 
     async def _with_fills(self, vo: VenueOrder, order: Row) -> VenueOrder:
@@ -191,7 +190,7 @@ class CcxtVenue:
                 "fetch_my_trades",
                 self.client.fetch_my_trades(order["symbol"], params={"orderId": vo.exchange_order_id}),
             )
-            vo.fills = [lifecycle.ccxt_fill(t) for t in trades if str(t.get("order")) == vo.exchange_order_id]
+            vo.fills = [orderstatus.ccxt_fill(t) for t in trades if str(t.get("order")) == vo.exchange_order_id]
         return vo
 
     async def submit(self, order: Row) -> VenueOrder:

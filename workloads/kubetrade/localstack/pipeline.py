@@ -25,15 +25,15 @@ import psycopg
 import yaml
 from rich.console import Console
 
-from kubetrade.embedded.process import ManagedProcess
 from kubetrade.localstack import control, report, services
 from kubetrade.localstack import data as market
-from kubetrade.localstack.resources import ResourceSet
+from kubetrade.localstack.manifests import ResourceSet
+from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport
 from kubetrade.resources.strategy import Strategy
 from kubetrade.runner.config import RunnerConfig, RunnerConfigError, parse
-from kubetrade.runner.service import Runner, RunnerOptions
+from kubetrade.runner.runner import Runner, RunnerOptions
 
 log = logging.getLogger("kubetrade.localstack")
 
@@ -143,7 +143,7 @@ def check_strategies(stack: Stack, strategies: list[tuple[Strategy, str]]) -> No
 
 def evolve_goals(stack: Stack) -> list[tuple[Strategy, str]]:
     from kubetrade.engine.publish import store_run, write_manifests
-    from kubetrade.evolution.goalrun import GoalRunError, run_goal_evolution
+    from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
 
     out: list[tuple[Strategy, str]] = []
     if not stack.opts.evolve:
@@ -183,7 +183,7 @@ def evolve_goals(stack: Stack) -> list[tuple[Strategy, str]]:
 async def start_services(stack: Stack) -> None:
     logs = stack.opts.state_dir / "logs"
     for p in stack.rs.policies:
-        await services.publish_policy(stack.nc, "default", p.metadata["name"], p.spec.to_k8s())
+        await services.publish_policy(stack.nc, "default", p.metadata["name"], p.spec)
     with stack.console.status("starting the risk manager and the paper executor"):
         stack.processes.append(await asyncio.to_thread(services.start_risk_manager, stack.nats_url, stack.dsn, logs))
         stack.processes.append(await asyncio.to_thread(services.start_executor, stack.nats_url, stack.dsn, logs))
@@ -192,15 +192,15 @@ async def start_services(stack: Stack) -> None:
 
 
 async def allocate(stack: Stack) -> None:
-    from kubetrade.executor import store
+    from kubetrade.ledger import allocation, connection
 
-    conn = await store.connect(stack.dsn)
+    conn = await connection.connect(stack.dsn)
     try:
         for e in stack.entries:
             if e.config is not None:
                 s = e.strategy.spec
-                await store.allocate(conn, "paper", e.name, s.capital.amount, "default", s.risk_policy_ref.name,
-                                     s.capital.currency)
+                await allocation.allocate(conn, "paper", e.name, s.capital.amount, "default",
+                                          s.risk_policy_ref.name, s.capital.currency)
     finally:
         await conn.close()
     names = {e.name for e in stack.entries if e.config is not None}
