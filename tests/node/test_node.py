@@ -16,9 +16,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kubetrade_testbed.node.cluster import RealCluster
 from kubetrade_testbed.node.images import BUSYBOX
 from kubetrade_testbed.node.sandbox import veth_names
+
+pytestmark = [pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> Any:

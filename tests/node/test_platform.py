@@ -10,7 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.node.conftest import CHART, Platform
+
+# a real install, real pods and a real evolution run on two shared cores: minutes, not seconds
+pytestmark = [pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 COMPONENTS = ("operator", "api", "risk-manager", "executor-paper", "nats", "timescaledb")
 
