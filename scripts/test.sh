@@ -4,13 +4,19 @@
 #   - the Kubernetes control plane binaries, built from the Go module proxy and cached
 #     under ~/.cache/kubetrade (first run about 5-10 minutes, later runs instant)
 #   - the container images (scripts/image/build.sh), cached under ~/.cache/kubetrade/images
-#   - NATS, PostgreSQL and the control plane are started by the test fixtures themselves.
+#   - the parts of a real node (scripts/testbed/build-node.sh), cached the same way
+#   - NATS, PostgreSQL, the control plane and the node are started by the test fixtures themselves.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k risk -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 echo "[test] control plane: $(bash scripts/testbed/build-controlplane.sh)"
+# The real node (kubelet, kube-proxy, containerd, runc, CNI, CoreDNS, crictl): built after the
+# control plane, whose compiled packages it reuses; cached like it.
+KUBETRADE_NODE_BIN="$(bash scripts/testbed/build-node.sh)"
+export KUBETRADE_NODE_BIN
+echo "[test] node: $KUBETRADE_NODE_BIN"
 # Helm (chart tests), third-party CRDs (chart variants), Prometheus and Alertmanager
 # (observability tests): built, fetched or installed once, then cached.
 KUBETRADE_HELM_BIN="$(bash scripts/testbed/build-helm.sh)"

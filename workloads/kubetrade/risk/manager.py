@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -108,6 +109,10 @@ class RiskManager:
         self.stats = {"checks": 0, "approved": 0, "rejected": 0, "reduced": 0, "bad": 0}
         self._tasks: set[asyncio.Task[None]] = set()
         self._policy_sync = time.monotonic()
+        self.refreshed_at: float | None = None
+        """When the book was last read from the database (monotonic): the readiness probe's database check."""
+        self.beat: Callable[[], None] = lambda: None
+        """Called each turn of the main loop (the liveness probe's heartbeat)."""
         self._reported: dict[tuple[str, str, str], tuple[tuple[object, ...], float]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -139,6 +144,7 @@ class RiskManager:
         try:
             last = time.monotonic()
             while not self.stopping.is_set():
+                self.beat()
                 poked = asyncio.ensure_future(self.poke.wait())
                 # a stop wakes the wait as a poke does: a long refresh period must not delay shutdown
                 await asyncio.wait((poked, stopping), timeout=self.refresh_seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -166,6 +172,18 @@ class RiskManager:
                 await self.conn.close()
             await self.nc.drain()
 
+    def readiness(self) -> list[str]:
+        """What keeps the risk manager from deciding on current state (empty: ready)."""
+        missing = []
+        if self.nc is None or not self.nc.is_connected:
+            missing.append("nats: not connected")
+        if not self.ready.is_set():
+            missing.append("starting: policies and the book are not loaded yet")
+        elif self.refreshed_at is None or time.monotonic() - self.refreshed_at > max(15.0, 5 * self.refresh_seconds):
+            age = "never" if self.refreshed_at is None else f"{time.monotonic() - self.refreshed_at:.0f}s ago"
+            missing.append(f"database: unreachable (book last read {age})")
+        return missing
+
     async def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
             if self.conn is not None:
@@ -182,6 +200,7 @@ class RiskManager:
         """A refresh, timed, and the time of the last one that completed (an alert watches it)."""
         started = time.monotonic()
         await self._refresh()
+        self.refreshed_at = time.monotonic()
         RISK_REFRESH_SECONDS.observe(time.monotonic() - started)
         RISK_LAST_REFRESH.set(time.time())
 
