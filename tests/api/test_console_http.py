@@ -1,0 +1,136 @@
+"""The console and /docs over plain HTTP: login by key into an HTTP-only session cookie, CSRF on
+every state-changing form, scopes of the API route each control stands for, revocation ending a
+session, and every asset served from the API itself (the browser tests are tests/console)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import psycopg
+import pytest
+
+from tests.api.conftest import make_key, revoke_key
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+
+
+def _login(url: str, key: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=30, follow_redirects=False)
+    form = client.get("/console/login")
+    assert form.status_code == 200
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+    done = client.post("/console/login", data={"login_token": token, "api_key": key})
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == "/console/"
+    return client
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_docs_page_loads_nothing_from_another_host(api) -> None:
+    page = httpx.get(f"{api.url}/docs")
+    assert page.status_code == 200
+    assert not EXTERNAL.search(page.text), page.text
+    for asset in re.findall(r"""(?:src|href)=["'](/static/[^"']+)""", page.text):
+        got = httpx.get(f"{api.url}{asset}")
+        assert got.status_code == 200 and len(got.content) > 500, asset
+    assert "validatorUrl" in page.text and '"validatorUrl": null' in page.text
+    assert httpx.get(f"{api.url}/redoc").status_code == 404  # it would load ReDoc from a CDN
+    assert httpx.get(f"{api.url}/openapi.json").json()["paths"]
+
+
+def test_login_session_cookie_csrf_and_logout(api) -> None:
+    key_id, key = make_key(api.dsn, ["read", "trade"], "trader")
+    anonymous = httpx.get(f"{api.url}/console/", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/console/login"
+
+    # A wrong key: the login page again with the API's refusal, and no session.
+    client = httpx.Client(base_url=api.url, timeout=30)
+    form = client.get("/console/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text).group(1)
+    wrong = client.post("/console/login", data={"login_token": token, "api_key": "kt_aaaaaaaaaaaa_" + "x" * 43})
+    assert wrong.status_code == 401 and "invalid API key" in wrong.text and "kt_session" not in wrong.cookies
+    # A login without the login form's token is refused (login CSRF).
+    assert client.post("/console/login", data={"api_key": key}).status_code == 403
+
+    client = _login(api.url, key)
+    cookie = next(c for c in client.cookies.jar if c.name == "kt_session")
+    assert cookie.path == "/console" and cookie.has_nonstandard_attr("HttpOnly")
+    assert key not in cookie.value and key_id not in cookie.value
+    page = client.get("/console/")
+    assert page.status_code == 200 and "Dashboard" in page.text
+    assert key not in page.text  # the key is never shown back
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert not EXTERNAL.search(page.text.replace('href="https://www.tradingview.com/"', ""))
+
+    # The stored session names the key by its id and keeps only a hash of the token.
+    with psycopg.connect(api.dsn) as conn:
+        rows = conn.execute("SELECT key_id, token_hash FROM console_sessions WHERE key_id = %s", (key_id,)).fetchall()
+    assert len(rows) == 1 and bytes(rows[0][1]) != cookie.value.encode()
+
+    # A state-changing form without the session's CSRF token is refused, and changes nothing.
+    made = client.post("/console/alerts", data={"name": "x", "metric": "price", "target": "binance:BTC/USDT",
+                                                "operator": ">", "threshold": "1", "enabled": "on"})
+    assert made.status_code == 403 and "CSRF" in made.text
+    with psycopg.connect(api.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_rules WHERE name = 'x'").fetchone()[0] == 0
+
+    logout = client.post("/console/logout", data={"csrf": _csrf(page.text)})
+    assert logout.status_code == 303
+    client.cookies.set("kt_session", cookie.value, path="/console")  # a copied cookie is dead after logout
+    assert client.get("/console/").status_code == 303
+
+
+def test_read_only_key_sees_and_uses_no_write_control(api) -> None:
+    _, key = make_key(api.dsn, ["read"], "viewer")
+    client = _login(api.url, key)
+    csrf = _csrf(client.get("/console/").text)
+    for path in ("/console/alerts", "/console/datasources", "/console/strategies"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert 'class="primary write"' not in page.text and "data-action=" not in page.text, path
+    refused = client.post("/console/alerts", data={"csrf": csrf, "name": "ro", "metric": "price",
+                                                   "target": "binance:BTC/USDT", "operator": ">", "threshold": "1"})
+    assert refused.status_code == 403 and "lacks" in refused.text
+    refused = client.post("/console/datasources", data={"csrf": csrf, "name": "ro", "source": "replay",
+                                                        "provider": "bundled", "symbols": "BTC/USDT"})
+    assert refused.status_code == 403
+    with psycopg.connect(api.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_rules WHERE name = 'ro'").fetchone()[0] == 0
+
+
+def test_revoking_the_key_ends_its_sessions(api) -> None:
+    key_id, key = make_key(api.dsn, ["read"], "short-lived")
+    client = _login(api.url, key)
+    assert client.get("/console/").status_code == 200
+    revoke_key(api.dsn, key_id)
+    import time
+
+    deadline = time.monotonic() + 10  # the NOTIFY reaches the API's key cache
+    while client.get("/console/").status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert client.get("/console/").headers["location"] == "/console/login"
+    assert client.get("/console/live").status_code == 401
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("threshold", "NaN", "threshold must be a finite number"),
+    ("target", "BTC/USDT", "must be exchange:BASE/QUOTE"),
+    ("cooldownSeconds", "-5", "greater than or equal to 0"),
+])
+def test_alert_form_shows_the_models_error_next_to_the_field(api, field, value, words) -> None:
+    _, key = make_key(api.dsn, ["read", "trade"], "trader")
+    client = _login(api.url, key)
+    csrf = _csrf(client.get("/console/alerts").text)
+    form = {"csrf": csrf, "name": f"bad-{field}", "metric": "price", "target": "binance:BTC/USDT", "operator": ">",
+            "threshold": "1", "cooldownSeconds": "60", "enabled": "on", field: value}
+    got = client.post("/console/alerts", data=form, headers={"HX-Request": "true"})
+    assert got.status_code == 422
+    error = re.search(rf'<p class="error field-error" data-field="{field}"[^>]*>([^<]+)</p>', got.text)
+    assert error and words in error.group(1), got.text
+    with psycopg.connect(api.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_rules WHERE name = %s", (f"bad-{field}",)).fetchone()[0] == 0
