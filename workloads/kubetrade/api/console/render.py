@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from fastapi import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
@@ -23,6 +24,8 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
 
 
 def _finite(x: Any) -> float | None:
+    if x is None or isinstance(x, jinja2.Undefined):
+        return None
     try:
         f = float(x)
     except (TypeError, ValueError):
@@ -53,7 +56,7 @@ def qty(x: Any) -> str:
 
 
 def when(x: Any) -> str:
-    if x is None or x == "":
+    if x is None or x == "" or isinstance(x, jinja2.Undefined):
         return "-"
     if isinstance(x, int | float):
         x = datetime.fromtimestamp(x / 1000, UTC)

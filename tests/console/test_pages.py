@@ -1,0 +1,160 @@
+"""Each console page in a real browser against a running ``kubetrade up``: what it shows is what
+the records say (the database, the API, the risk manager), nothing comes from another host, the
+page logs no error, and a screenshot is kept."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg.rows import dict_row
+from selenium.webdriver.common.by import By
+
+from tests.console.conftest import console_errors, live, login, no_other_host, wait_for
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "").replace("+", ""))
+
+
+def _clean(driver, stack, name: str, screenshots) -> None:
+    assert no_other_host(driver, stack.api) == []
+    assert console_errors(driver) == []
+    driver.save_screenshot(str(screenshots / f"{name}.png"))
+
+
+def test_up_prints_the_console_and_its_first_page_works_with_the_printed_key(stack, browser, screenshots) -> None:
+    out = stack.output()
+    block = out[out.index("where to look"):].split("\n\n")
+    summary = [line for line in "\n".join(block[:3]).splitlines() if line.strip()]
+    console_line = next(line for line in summary if line.strip().startswith("console"))
+    url = re.search(r"(http://\S+/console/)", console_line).group(1)
+    assert url == f"{stack.api}/console/" and str(stack.state / "api-key") in console_line
+    assert summary[-1] == console_line  # the summary ends with it
+
+    browser.get(f"{stack.api}/console/login")
+    assert browser.find_element(By.ID, "api_key").get_attribute("type") == "password"
+    _clean(browser, stack, "login", screenshots)
+    login(browser, stack.api, stack.trade_key)
+    assert stack.trade_key not in browser.current_url
+    live(browser)
+    assert browser.find_element(By.ID, "scopes").text == "read, trade"
+    cookies = {c["name"]: c for c in browser.get_cookies()}
+    assert cookies["kt_session"]["httpOnly"] and cookies["kt_session"]["sameSite"] == "Strict"
+    assert browser.execute_script("return document.cookie") == ""  # the page's scripts cannot read it
+
+
+def test_dashboard_shows_equity_breakers_orders_and_collectors(stack, browser, screenshots) -> None:
+    login(browser, stack.api, stack.admin_key)
+    live(browser)
+    with psycopg.connect(stack.dsn, row_factory=dict_row) as db:
+        ledgers = db.execute("SELECT count(*) AS n, sum(capital) AS c FROM ledgers WHERE environment = 'paper'"
+                             ).fetchone()
+        newest = db.execute("SELECT client_order_id FROM orders ORDER BY id DESC LIMIT 15").fetchall()
+    paper = browser.find_element(By.CSS_SELECTOR, '#panel-equity [data-environment="paper"]')
+    figures = dict(zip([e.text for e in paper.find_elements(By.TAG_NAME, "dt")],
+                       [e.text for e in paper.find_elements(By.TAG_NAME, "dd")], strict=True))
+    assert int(figures["strategies"]) == ledgers["n"]
+    assert _number(figures["capital"]) == round(ledgers["c"], 2)
+    equity = _number(figures["equity"])
+    assert abs(equity - ledgers["c"] - _number(figures["PnL all"])) < 0.02  # all = equity - capital
+    assert 0.5 * ledgers["c"] < equity < 1.5 * ledgers["c"]
+    assert not browser.find_elements(By.CSS_SELECTOR, '#panel-equity [data-environment="live"]')  # none here
+
+    shown = [r.get_attribute("data-order") for r in browser.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr")]
+    assert set(shown) & {r["client_order_id"] for r in newest}  # the newest orders (more may have come since)
+    policies = {r.get_attribute("data-policy") for r in browser.find_elements(By.CSS_SELECTOR, "#panel-breakers tr")}
+    assert {"default", "one-at-a-time"} <= policies
+    collector = browser.find_element(By.CSS_SELECTOR, '#panel-collectors tr[data-collector="replay-binance"]')
+    assert "Running" in collector.text or "Suspended" in collector.text
+    # Rejections come with the risk manager's reason (one-at-a-time refuses the second strategy).
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#rejections-table td.reason"), "a rejection",
+             timeout=240)
+    reason = browser.find_element(By.CSS_SELECTOR, "#rejections-table td.reason").text
+    assert reason
+    _clean(browser, stack, "dashboard", screenshots)
+
+
+def test_leaderboard_sorts_and_shows_what_each_strategy_reported(stack, browser, screenshots) -> None:
+    login(browser, stack.api, stack.admin_key)
+    browser.get(f"{stack.api}/console/strategies")
+    live(browser)
+    with stack.client() as api:
+        listed = {s["metadata"]["name"]: s for s in api.get("/api/v1/strategies", params={"limit": 100}).json()["items"]}
+    rows = {r.get_attribute("data-strategy"): r for r in browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")}
+    assert set(rows) == set(listed)
+    assert "Failed" in rows["bad-genome"].text and "Paper" in rows["btc-wide"].text
+    assert any(n.startswith("monthly-8pct-evo-") for n in rows)
+
+    def column(name: str) -> list[float]:
+        cells = browser.find_elements(By.CSS_SELECTOR, f'#leaderboard td[data-col="{name}"]')
+        return [_number(c.text) for c in cells if c.text != "-"]
+
+    browser.find_element(By.CSS_SELECTOR, 'a[data-sort="trades"]').click()
+    wait_for(browser, lambda d: "sort=trades" in d.current_url, "sorted by trades")
+    assert column("trades") == sorted(column("trades"), reverse=True) and len(column("trades")) >= 3
+    browser.find_element(By.CSS_SELECTOR, 'a[data-sort="trades"]').click()
+    wait_for(browser, lambda d: "dir=asc" in d.current_url, "ascending")
+    assert column("trades") == sorted(column("trades"))
+    browser.find_element(By.CSS_SELECTOR, 'a[data-sort="pnl"]').click()
+    wait_for(browser, lambda d: "sort=pnl" in d.current_url, "sorted by PnL")
+    live(browser)
+    assert column("pnl") == sorted(column("pnl"), reverse=True)
+    _clean(browser, stack, "strategies", screenshots)
+
+
+def test_strategy_page_draws_candles_trades_and_curves(stack, browser, screenshots) -> None:
+    login(browser, stack.api, stack.admin_key)
+    browser.get(f"{stack.api}/console/strategies/btc-wide")
+    live(browser)
+    wait_for(browser, lambda d: d.execute_script("return document.body.dataset.charts") == "drawn", "the charts")
+    for chart in ("candles", "equity", "drawdown"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#{chart} canvas"), chart
+    data = browser.execute_script("return JSON.parse(document.getElementById('chart-data').textContent)")
+    with psycopg.connect(stack.dsn, row_factory=dict_row) as db:
+        fills = db.execute("SELECT side, price FROM fills WHERE strategy = 'btc-wide' AND symbol = 'BTC/USDT' "
+                           "ORDER BY time, id").fetchall()
+    assert len(data["candles"]) > 100 and data["markers"]
+    assert [(m["side"], m["price"]) for m in data["markers"]] == [(f["side"], f["price"]) for f in fills[
+        :len(data["markers"])]]
+    assert all(m["time"] % 300 == 0 for m in data["markers"])  # on their 5-minute bars
+    rows = browser.find_elements(By.CSS_SELECTOR, "#trades-table tbody tr[data-fill]")
+    assert len(rows) >= min(len(fills), 200) - 5 and rows  # a fill or two may land between the reads
+    compare = browser.find_element(By.ID, "compare").text
+    assert "backtest" in compare and "paper" in compare
+    _clean(browser, stack, "strategy", screenshots)
+
+
+def test_goals_page_shows_progress_sizing_and_the_evolution_verdicts(stack, browser, screenshots) -> None:
+    login(browser, stack.api, stack.admin_key)
+    browser.get(f"{stack.api}/console/goals")
+    live(browser)
+    card = browser.find_element(By.CSS_SELECTOR, '[data-goal="monthly-8pct"]')
+    with stack.client() as api:
+        summary = next(g for g in api.get("/api/v1/goals/summary").json() if g["name"] == "monthly-8pct")
+    assert card.find_element(By.CSS_SELECTOR, '[data-figure="multiplier"]').text == f"{summary['sizingMultiplier']:.3f}"
+    assert card.find_element(By.TAG_NAME, "meter")
+    with psycopg.connect(stack.dsn, row_factory=dict_row) as db:
+        run = db.execute("SELECT id, trials FROM evolution_runs WHERE goal = 'monthly-8pct'").fetchone()
+        results = db.execute("SELECT strategy_name FROM evolution_results WHERE run_id = %s ORDER BY rank",
+                             (run["id"],)).fetchall()
+    summary_text = card.find_element(By.CSS_SELECTOR, "details.run summary").text
+    assert f"{run['trials']} genomes tried" in summary_text
+    verdicts = [r.get_attribute("data-result") for r in card.find_elements(By.CSS_SELECTOR, "table.verdicts tbody tr")]
+    assert verdicts == [r["strategy_name"] for r in results] and verdicts
+    _clean(browser, stack, "goals", screenshots)
+
+
+def test_alerts_and_data_sources_pages_render(stack, browser, screenshots) -> None:
+    login(browser, stack.api, stack.admin_key)
+    browser.get(f"{stack.api}/console/alerts")
+    live(browser)
+    assert browser.find_element(By.ID, "alert-form")
+    assert browser.find_element(By.ID, "history-table")
+    _clean(browser, stack, "alerts", screenshots)
+    browser.get(f"{stack.api}/console/datasources")
+    live(browser)
+    row = browser.find_element(By.CSS_SELECTOR, '#collectors-table tr[data-collector="replay-binance"]')
+    assert "replay/bundled" in row.text and "BTC/USDT" in row.text
+    assert row.find_elements(By.CSS_SELECTOR, '[data-action="stop"]')  # an admin key may stop it
+    _clean(browser, stack, "datasources", screenshots)
