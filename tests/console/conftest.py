@@ -34,11 +34,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.api.conftest import PEPPER, make_key
 
 from kubetrade.localstack.servers import free_port
 from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.localstack.services import kubetrade_argv
-from tests.api.conftest import PEPPER, make_key
 
 RESOURCES = Path(__file__).resolve().parents[1] / "runtime" / "e2e_resources"
 CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -65,8 +65,22 @@ class Stack:
         return self.up.log_path.read_text(errors="replace")
 
 
+def _attached(state: Path) -> Stack:
+    """A stack someone started by hand with the same options (``KUBETRADE_CONSOLE_ATTACH=<state dir>``,
+    for working on the tests; never used by scripts/test.sh): nothing is started or stopped here."""
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    up = ManagedProcess("kubetrade-up", ["true"], state.parent / "up.out")
+    return Stack(endpoints["api"], endpoints["nats"], endpoints["database"], state, up,
+                 (state / "api-key").read_text().strip(),
+                 make_key(endpoints["database"], ["read", "trade", "admin"], "console-admin")[1],
+                 make_key(endpoints["database"], ["read"], "console-viewer")[1])
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if os.environ.get("KUBETRADE_CONSOLE_ATTACH"):
+        yield _attached(Path(os.environ["KUBETRADE_CONSOLE_ATTACH"]))
+        return
     work = tmp_path_factory.mktemp("console-stack")
     state = work / "state"
     # COLUMNS: rich wraps at 80 columns without a terminal; a person's terminal shows each line whole
@@ -96,20 +110,99 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert time.monotonic() < deadline, s.output()[-3000:]
             time.sleep(0.5)
         yield s
+        # Ctrl-C with a console page still open (an event stream that never ends by itself): the stop
+        # is clean and bounded, the summary written.
+        with _open_stream(s):
+            up.send_signal(signal.SIGINT)
+            assert up.proc is not None and up.proc.wait(120) == 0, s.output()[-3000:]
+        assert "stopped cleanly" in s.output() and (state / "summary.json").is_file()
     finally:
         up.stop(timeout=90, sig=signal.SIGINT)
+
+
+class _open_stream:
+    """A logged-in client holding /console/live open (in a thread) while the block runs."""
+
+    def __init__(self, s: Stack) -> None:
+        import threading
+
+        self.s = s
+        self.opened = threading.Event()
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        with httpx.Client(base_url=self.s.api, timeout=30) as c:
+            page = c.get("/console/login")
+            token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
+            c.post("/console/login", data={"login_token": token, "api_key": self.s.read_key})
+            try:
+                with c.stream("GET", "/console/live", params={"page": "dashboard"}, timeout=None) as stream:
+                    for _ in stream.iter_lines():
+                        self.opened.set()
+            except httpx.HTTPError:
+                pass  # the server went away: that is the point
+
+    def __enter__(self) -> None:
+        self.thread.start()
+        assert self.opened.wait(30), "the event stream did not open"
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(30)
+
+
+MANUAL = "console-manual"
+"""The strategy the live tests place their small manual orders for: its own ledger and RiskPolicy, so
+they never run into the runners' limits (nor change them)."""
+
+
+@pytest.fixture(scope="session")
+def manual_ledger(stack: Stack) -> str:
+    """A ledger and a RiskPolicy for manual orders, set up as ``kubetrade executor allocate`` and the
+    operator would (the risk manager picks both up by itself)."""
+    import asyncio
+
+    async def setup() -> None:
+        import nats
+
+        from kubetrade.ledger import allocation, connection
+        from kubetrade.localstack.services import publish_policy, risk_metrics
+
+        nc = await nats.connect(stack.nats)
+        try:
+            await publish_policy(nc, "default", MANUAL, {"strategyLimits": {"maxPositionPct": 0.9}})
+            conn = await connection.connect(stack.dsn)
+            try:
+                await allocation.allocate(conn, "paper", MANUAL, 5000.0, "default", MANUAL, "USDT")
+            finally:
+                await conn.close()
+            deadline = time.monotonic() + 60
+            while True:
+                reply = await risk_metrics(nc)
+                if any(MANUAL in p.strategies for p in reply.portfolios):
+                    return
+                assert time.monotonic() < deadline, "the risk manager did not pick up the manual ledger"
+                await asyncio.sleep(0.3)
+        finally:
+            await nc.drain()
+
+    asyncio.run(setup())
+    return MANUAL
 
 
 class SecondApi:
     """The console's application served by this process over the stack's NATS and database."""
 
     def __init__(self, stack: Stack) -> None:
-        from kubetrade.api import create_app
         from tests.api.conftest import settings_for
+
+        from kubetrade.api import create_app
 
         self.stack = stack
         self.port = free_port()
-        self.settings = settings_for(stack.dsn, stack.nats, namespace="default", alert_evaluation=False)
+        # the stack API's own rate limits: two processes with different limits leasing from the same
+        # database window would starve each other's clients
+        self.settings = settings_for(stack.dsn, stack.nats, namespace="default", alert_evaluation=False,
+                                     rate_limit_per_key=600, rate_limit_per_address=1200)
         self.create_app = create_app
         self.server: Any = None
         self.thread: Any = None
@@ -196,9 +289,18 @@ def login(driver: Any, base: str, key: str) -> None:
 
 
 def wait_for(driver: Any, condition: Any, what: str, timeout: float = 60.0) -> Any:
+    from selenium.common.exceptions import (
+        NoAlertPresentException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message=f"waited for {what}")
+    # a live panel may be swapped between finding an element and reading it: look again
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                             NoAlertPresentException)
+                         ).until(condition, message=f"waited for {what}")
 
 
 def live(driver: Any) -> None:
@@ -215,4 +317,51 @@ def no_other_host(driver: Any, base: str) -> list[str]:
 def console_errors(driver: Any) -> list[str]:
     """Errors the page logged (a script error, a refused resource, a CSP violation)."""
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
-            and not re.search(r"/console/live .*(ERR_|net::)", e["message"])]
+            and not re.search(r"/console/live .*(ERR_|net::)", e["message"])
+            and "the server responded with a status of 422" not in e["message"]]  # a refused form: expected
+
+
+def acting(driver: Any, css: str, confirm: bool = False) -> None:
+    """Click a control whose success loads the page again, and wait for the new page's live stream."""
+    driver.execute_script("window.__beforeAction = true")
+    click(driver, css)
+    if confirm:
+        wait_for(driver, lambda d: d.switch_to.alert, "the confirmation", 10).accept()
+    wait_for(driver, lambda d: d.execute_script("return window.__beforeAction") is None, f"the page after {css}")
+    live(driver)
+
+
+def click(driver: Any, css: str, what: str = "") -> None:
+    """Click an element that a live panel swap may replace at any moment (find it again if so)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def once(d: Any) -> bool:
+        try:
+            d.find_element("css selector", css).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(driver, once, what or css, timeout=30)
+
+
+def snapshot(driver: Any, css: str) -> list[dict[str, Any]]:
+    """The elements matching ``css`` read in one script run - text, data attributes and the text of
+    their ``[data-col]``/``dt``+``dd`` parts - so a live swap cannot change the page mid-read."""
+    return list(driver.execute_script(
+        """return [...document.querySelectorAll(arguments[0])].map(e => ({
+             text: e.innerText, data: Object.assign({}, e.dataset),
+             cols: Object.fromEntries([...e.querySelectorAll('[data-col]')].map(c => [c.dataset.col, c.innerText])),
+             terms: Object.fromEntries([...e.querySelectorAll('dt')].map(t => [t.innerText,
+                      t.nextElementSibling ? t.nextElementSibling.innerText : null]))}))""", css))
+
+
+def shoot(driver: Any, path: Path) -> None:
+    """A screenshot of the whole page (the window grown to the document's height for it)."""
+    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+    full = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(width, min(max(full + 120, height), 5000))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(width, height)

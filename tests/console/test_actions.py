@@ -10,8 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-
-from tests.console.conftest import console_errors, live, login, wait_for
+from tests.console.conftest import acting, click, console_errors, live, login, shoot, wait_for
 
 
 def _fill(driver, form_id: str, values: dict[str, str]) -> None:
@@ -75,7 +74,7 @@ def test_an_alert_rule_made_in_the_console_is_stored_and_fires(stack, browser, s
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#alert-form [data-field="threshold"]'),
              "the threshold's error")
     assert "finite" in browser.find_element(By.CSS_SELECTOR, '#alert-form [data-field="threshold"]').text
-    browser.save_screenshot(str(screenshots / "alerts-form-error.png"))
+    shoot(browser, screenshots / "alerts-form-error.png")
     _fill(browser, "alert-form", {"threshold": "1"})
     _submit(browser, "alert-form")
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#alert-form [data-field="target"]'),
@@ -101,13 +100,13 @@ def test_an_alert_rule_made_in_the_console_is_stored_and_fires(stack, browser, s
     with psycopg.connect(stack.dsn) as db:
         fired = db.execute("SELECT status FROM alert_history WHERE rule_id = %s", (rule["id"],)).fetchall()
     assert ("firing",) in fired
-    browser.save_screenshot(str(screenshots / "alerts.png"))
+    shoot(browser, screenshots / "alerts.png")
 
     # Silence, edit and delete it, each through the API's own route.
-    browser.find_element(By.CSS_SELECTOR, '#rules-table tr[data-rule="btc above one"] [data-action="silence"]').click()
+    acting(browser, '#rules-table tr[data-rule="btc above one"] [data-action="silence"]')
     wait_for(browser, lambda d: "silenced" in d.find_element(
         By.CSS_SELECTOR, '#rules-table tr[data-rule="btc above one"]').text, "silenced")
-    browser.find_element(By.CSS_SELECTOR, '#rules-table tr[data-rule="btc above one"] [data-action="edit"]').click()
+    click(browser, '#rules-table tr[data-rule="btc above one"] [data-action="edit"]')
     wait_for(browser, lambda d: "edit=" in d.current_url, "the edit form")
     _fill(browser, "alert-form", {"threshold": "2.5", "enabled": "on"})
     _submit(browser, "alert-form")
@@ -115,8 +114,7 @@ def test_an_alert_rule_made_in_the_console_is_stored_and_fires(stack, browser, s
     with psycopg.connect(stack.dsn, row_factory=dict_row) as db:
         edited = db.execute("SELECT threshold, enabled FROM alert_rules WHERE id = %s", (rule["id"],)).fetchone()
     assert edited == {"threshold": 2.5, "enabled": True}
-    browser.find_element(By.CSS_SELECTOR, '#rules-table tr[data-rule="btc above one"] [data-action="delete"]').click()
-    browser.switch_to.alert.accept()
+    acting(browser, '#rules-table tr[data-rule="btc above one"] [data-action="delete"]', confirm=True)
     wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, '#rules-table tr[data-rule="btc above one"]'),
              "deleted")
     with psycopg.connect(stack.dsn) as db:
@@ -147,24 +145,24 @@ def test_a_backtest_started_in_the_console_shows_its_result(stack, browser, scre
     assert row["request"]["initialCash"] == 5000
     trades = int(row["result"]["BTC/USDT"]["trades"])
     assert f"{trades}" in result.find_element(By.CSS_SELECTOR, "tbody tr").text
-    browser.save_screenshot(str(screenshots / "strategy-backtest.png"))
+    shoot(browser, screenshots / "strategy-backtest.png")
 
 
 def test_pause_and_resume_go_through_the_strategy_api(stack, browser) -> None:
     login(browser, stack.api, stack.trade_key)
     browser.get(f"{stack.api}/console/strategies/eth-fast")
     live(browser)
-    browser.find_element(By.CSS_SELECTOR, '[data-action="pause"]').click()
+    acting(browser, '[data-action="pause"]')
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-action="resume"]'), "the resume button")
     with stack.client() as api:
         assert api.get("/api/v1/strategies/eth-fast").json()["spec"]["paused"] is True
-    browser.find_element(By.CSS_SELECTOR, '[data-action="resume"]').click()
+    acting(browser, '[data-action="resume"]')
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-action="pause"]'), "the pause button")
     with stack.client() as api:
         assert api.get("/api/v1/strategies/eth-fast").json()["spec"]["paused"] is False
     # Promote to live is refused by the API (no credentials anywhere): its sentence is shown, nothing changes.
-    browser.find_element(By.CSS_SELECTOR, '[data-action="promote"]').click()
-    browser.switch_to.alert.accept()
+    click(browser, '[data-action="promote"]')
+    wait_for(browser, lambda d: d.switch_to.alert, "the confirmation", 10).accept()
     wait_for(browser, lambda d: d.find_element(By.ID, "flash").text, "the refusal")
     assert "promote refused" in browser.find_element(By.ID, "flash").text
     with stack.client() as api:
@@ -180,7 +178,7 @@ def test_collectors_are_made_edited_stopped_and_deleted_in_the_console(stack, br
     _submit(browser, "collector-form")
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#collector-form [data-field="symbols"]'),
              "the symbols' error")
-    browser.save_screenshot(str(screenshots / "datasources-form-error.png"))
+    shoot(browser, screenshots / "datasources-form-error.png")
     with stack.client() as api:
         assert api.get("/api/v1/collectors/replay-extra").status_code == 404
     _fill(browser, "collector-form", {"symbols": "BTC/USDT, ETH/USDT"})
@@ -191,19 +189,18 @@ def test_collectors_are_made_edited_stopped_and_deleted_in_the_console(stack, br
         made = api.get("/api/v1/collectors/replay-extra").json()
     assert made["spec"]["symbols"] == ["BTC/USDT", "ETH/USDT"] and made["spec"]["replay"]["speed"] == 60
 
-    browser.find_element(By.CSS_SELECTOR, f'{row} [data-action="stop"]').click()
+    acting(browser, f'{row} [data-action="stop"]')
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{row} [data-action="start"]'), "stopped")
     with stack.client() as api:
         assert api.get("/api/v1/collectors/replay-extra").json()["spec"]["suspend"] is True
-    browser.find_element(By.CSS_SELECTOR, f'{row} [data-action="edit"]').click()
+    click(browser, f'{row} [data-action="edit"]')
     wait_for(browser, lambda d: "edit=replay-extra" in d.current_url, "the edit form")
     _fill(browser, "collector-form", {"backfillDays": "3"})
     _submit(browser, "collector-form")
     wait_for(browser, lambda d: "edit=" not in d.current_url, "saved")
     with stack.client() as api:
         assert api.get("/api/v1/collectors/replay-extra").json()["spec"]["backfillDays"] == 3
-    browser.find_element(By.CSS_SELECTOR, f'{row} [data-action="delete"]').click()
-    browser.switch_to.alert.accept()
+    acting(browser, f'{row} [data-action="delete"]', confirm=True)
     wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, row), "deleted")
     time.sleep(0.2)
     with stack.client() as api:

@@ -9,8 +9,7 @@ import re
 import psycopg
 from psycopg.rows import dict_row
 from selenium.webdriver.common.by import By
-
-from tests.console.conftest import console_errors, live, login, no_other_host, wait_for
+from tests.console.conftest import click, console_errors, live, login, no_other_host, shoot, snapshot, wait_for
 
 
 def _number(text: str) -> float:
@@ -20,13 +19,17 @@ def _number(text: str) -> float:
 def _clean(driver, stack, name: str, screenshots) -> None:
     assert no_other_host(driver, stack.api) == []
     assert console_errors(driver) == []
-    driver.save_screenshot(str(screenshots / f"{name}.png"))
+    shoot(driver, screenshots / f"{name}.png")
 
 
 def test_up_prints_the_console_and_its_first_page_works_with_the_printed_key(stack, browser, screenshots) -> None:
     out = stack.output()
-    block = out[out.index("where to look"):].split("\n\n")
-    summary = [line for line in "\n".join(block[:3]).splitlines() if line.strip()]
+    summary = []
+    for line in out[out.index("where to look"):].splitlines():  # up to the first progress line
+        if re.match(r"^\S*\d\d:\d\d:\d\d", line):
+            break
+        if line.strip():
+            summary.append(line)
     console_line = next(line for line in summary if line.strip().startswith("console"))
     url = re.search(r"(http://\S+/console/)", console_line).group(1)
     assert url == f"{stack.api}/console/" and str(stack.state / "api-key") in console_line
@@ -51,27 +54,24 @@ def test_dashboard_shows_equity_breakers_orders_and_collectors(stack, browser, s
         ledgers = db.execute("SELECT count(*) AS n, sum(capital) AS c FROM ledgers WHERE environment = 'paper'"
                              ).fetchone()
         newest = db.execute("SELECT client_order_id FROM orders ORDER BY id DESC LIMIT 15").fetchall()
-    paper = browser.find_element(By.CSS_SELECTOR, '#panel-equity [data-environment="paper"]')
-    figures = dict(zip([e.text for e in paper.find_elements(By.TAG_NAME, "dt")],
-                       [e.text for e in paper.find_elements(By.TAG_NAME, "dd")], strict=True))
+    figures = snapshot(browser, '#panel-equity [data-environment="paper"]')[0]["terms"]
     assert int(figures["strategies"]) == ledgers["n"]
     assert _number(figures["capital"]) == round(ledgers["c"], 2)
     equity = _number(figures["equity"])
     assert abs(equity - ledgers["c"] - _number(figures["PnL all"])) < 0.02  # all = equity - capital
     assert 0.5 * ledgers["c"] < equity < 1.5 * ledgers["c"]
-    assert not browser.find_elements(By.CSS_SELECTOR, '#panel-equity [data-environment="live"]')  # none here
+    assert not snapshot(browser, '#panel-equity [data-environment="live"]')  # none here
 
-    shown = [r.get_attribute("data-order") for r in browser.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr")]
+    shown = [r["data"]["order"] for r in snapshot(browser, "#orders-table tbody tr[data-order]")]
     assert set(shown) & {r["client_order_id"] for r in newest}  # the newest orders (more may have come since)
-    policies = {r.get_attribute("data-policy") for r in browser.find_elements(By.CSS_SELECTOR, "#panel-breakers tr")}
+    policies = {r["data"].get("policy") for r in snapshot(browser, "#panel-breakers tr")}
     assert {"default", "one-at-a-time"} <= policies
-    collector = browser.find_element(By.CSS_SELECTOR, '#panel-collectors tr[data-collector="replay-binance"]')
-    assert "Running" in collector.text or "Suspended" in collector.text
-    # Rejections come with the risk manager's reason (one-at-a-time refuses the second strategy).
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#rejections-table td.reason"), "a rejection",
-             timeout=240)
-    reason = browser.find_element(By.CSS_SELECTOR, "#rejections-table td.reason").text
-    assert reason
+    collector = snapshot(browser, '#panel-collectors tr[data-collector="replay-binance"]')[0]
+    assert "Running" in collector["text"] or "Suspended" in collector["text"]
+    # Refusals come with the risk manager's rule and reason (one-at-a-time refuses the second strategy).
+    refused = wait_for(browser, lambda d: [r for r in snapshot(d, "#rejections-table tbody tr[data-order]")
+                                           if r["cols"]["by"] == "risk manager"], "a refusal", timeout=300)
+    assert refused[0]["cols"]["rule"] not in ("", "-") and len(refused[0]["cols"]["reason"]) > 10
     _clean(browser, stack, "dashboard", screenshots)
 
 
@@ -80,23 +80,24 @@ def test_leaderboard_sorts_and_shows_what_each_strategy_reported(stack, browser,
     browser.get(f"{stack.api}/console/strategies")
     live(browser)
     with stack.client() as api:
-        listed = {s["metadata"]["name"]: s for s in api.get("/api/v1/strategies", params={"limit": 100}).json()["items"]}
-    rows = {r.get_attribute("data-strategy"): r for r in browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")}
+        items = api.get("/api/v1/strategies", params={"limit": 100}).json()["items"]
+    listed = {s["metadata"]["name"]: s for s in items}
+    rows = {r["data"]["strategy"]: r for r in snapshot(browser, "#leaderboard tbody tr[data-strategy]")}
     assert set(rows) == set(listed)
-    assert "Failed" in rows["bad-genome"].text and "Paper" in rows["btc-wide"].text
+    assert "Failed" in rows["bad-genome"]["text"] and "Paper" in rows["btc-wide"]["text"]
     assert any(n.startswith("monthly-8pct-evo-") for n in rows)
 
     def column(name: str) -> list[float]:
-        cells = browser.find_elements(By.CSS_SELECTOR, f'#leaderboard td[data-col="{name}"]')
-        return [_number(c.text) for c in cells if c.text != "-"]
+        cells = [r["cols"][name] for r in snapshot(browser, "#leaderboard tbody tr[data-strategy]")]
+        return [_number(c) for c in cells if c != "-"]
 
-    browser.find_element(By.CSS_SELECTOR, 'a[data-sort="trades"]').click()
+    click(browser, 'a[data-sort="trades"]')
     wait_for(browser, lambda d: "sort=trades" in d.current_url, "sorted by trades")
     assert column("trades") == sorted(column("trades"), reverse=True) and len(column("trades")) >= 3
-    browser.find_element(By.CSS_SELECTOR, 'a[data-sort="trades"]').click()
+    click(browser, 'a[data-sort="trades"]')
     wait_for(browser, lambda d: "dir=asc" in d.current_url, "ascending")
     assert column("trades") == sorted(column("trades"))
-    browser.find_element(By.CSS_SELECTOR, 'a[data-sort="pnl"]').click()
+    click(browser, 'a[data-sort="pnl"]')
     wait_for(browser, lambda d: "sort=pnl" in d.current_url, "sorted by PnL")
     live(browser)
     assert column("pnl") == sorted(column("pnl"), reverse=True)
@@ -118,9 +119,9 @@ def test_strategy_page_draws_candles_trades_and_curves(stack, browser, screensho
     assert [(m["side"], m["price"]) for m in data["markers"]] == [(f["side"], f["price"]) for f in fills[
         :len(data["markers"])]]
     assert all(m["time"] % 300 == 0 for m in data["markers"])  # on their 5-minute bars
-    rows = browser.find_elements(By.CSS_SELECTOR, "#trades-table tbody tr[data-fill]")
+    rows = snapshot(browser, "#trades-table tbody tr[data-fill]")
     assert len(rows) >= min(len(fills), 200) - 5 and rows  # a fill or two may land between the reads
-    compare = browser.find_element(By.ID, "compare").text
+    compare = snapshot(browser, "#compare")[0]["text"]
     assert "backtest" in compare and "paper" in compare
     _clean(browser, stack, "strategy", screenshots)
 
@@ -129,18 +130,18 @@ def test_goals_page_shows_progress_sizing_and_the_evolution_verdicts(stack, brow
     login(browser, stack.api, stack.admin_key)
     browser.get(f"{stack.api}/console/goals")
     live(browser)
-    card = browser.find_element(By.CSS_SELECTOR, '[data-goal="monthly-8pct"]')
     with stack.client() as api:
         summary = next(g for g in api.get("/api/v1/goals/summary").json() if g["name"] == "monthly-8pct")
-    assert card.find_element(By.CSS_SELECTOR, '[data-figure="multiplier"]').text == f"{summary['sizingMultiplier']:.3f}"
-    assert card.find_element(By.TAG_NAME, "meter")
+    shown = snapshot(browser, '[data-goal="monthly-8pct"] [data-figure="multiplier"]')[0]["text"]
+    assert abs(float(shown) - summary["sizingMultiplier"]) < 0.05  # equity moves between the two reads
+    assert snapshot(browser, '[data-goal="monthly-8pct"] [role=meter]')
     with psycopg.connect(stack.dsn, row_factory=dict_row) as db:
         run = db.execute("SELECT id, trials FROM evolution_runs WHERE goal = 'monthly-8pct'").fetchone()
         results = db.execute("SELECT strategy_name FROM evolution_results WHERE run_id = %s ORDER BY rank",
                              (run["id"],)).fetchall()
-    summary_text = card.find_element(By.CSS_SELECTOR, "details.run summary").text
+    summary_text = snapshot(browser, '[data-goal="monthly-8pct"] details.run summary')[0]["text"]
     assert f"{run['trials']} genomes tried" in summary_text
-    verdicts = [r.get_attribute("data-result") for r in card.find_elements(By.CSS_SELECTOR, "table.verdicts tbody tr")]
+    verdicts = [r["data"]["result"] for r in snapshot(browser, '[data-goal="monthly-8pct"] table.verdicts tbody tr')]
     assert verdicts == [r["strategy_name"] for r in results] and verdicts
     _clean(browser, stack, "goals", screenshots)
 
@@ -154,7 +155,7 @@ def test_alerts_and_data_sources_pages_render(stack, browser, screenshots) -> No
     _clean(browser, stack, "alerts", screenshots)
     browser.get(f"{stack.api}/console/datasources")
     live(browser)
-    row = browser.find_element(By.CSS_SELECTOR, '#collectors-table tr[data-collector="replay-binance"]')
-    assert "replay/bundled" in row.text and "BTC/USDT" in row.text
-    assert row.find_elements(By.CSS_SELECTOR, '[data-action="stop"]')  # an admin key may stop it
+    row = snapshot(browser, '#collectors-table tr[data-collector="replay-binance"]')[0]
+    assert "replay/bundled" in row["text"] and "BTC/USDT" in row["text"]
+    assert snapshot(browser, '#collectors-table tr[data-collector="replay-binance"] [data-action="stop"]')
     _clean(browser, stack, "datasources", screenshots)

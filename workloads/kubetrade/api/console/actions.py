@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import ValidationError
@@ -66,6 +67,10 @@ def errors_of(exc: ValidationError | HTTPException, fields: set[str]) -> Errors:
 def done(request: Request, to: str) -> Response:
     """Success: htmx navigates to ``to`` (the page shows the new state); a plain form gets a 303."""
     if request.headers.get("hx-request"):
+        here = urlsplit(request.headers.get("hx-current-url", ""))
+        there = urlsplit(to)
+        if (here.path, here.query) == (there.path, there.query):  # the same page: load it again
+            return Response(status_code=204, headers={"HX-Refresh": "true"})
         return Response(status_code=204, headers={"HX-Redirect": to})
     return RedirectResponse(to, status_code=303)
 

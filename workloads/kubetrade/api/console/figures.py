@@ -62,9 +62,11 @@ async def collector_health(request: Request) -> tuple[list[dict[str, Any]], str 
     now = time.time() * 1000
     out = []
     for h in sorted(found, key=lambda h: (h.namespace, h.name)):
+        replay = h.source == "replay"  # replayed candles are old by design: no lag against the wall clock
         lag = (now - h.last_sample_time) / 1000 if h.last_sample_time is not None else None
-        stale = h.phase == "Running" and (lag is None or lag > STALE_AFTER)
-        out.append({**h.model_dump(), "stale": stale, "age_seconds": (now - h.time) / 1000})
+        stale = h.phase == "Running" and not replay and (lag is None or lag > STALE_AFTER)
+        out.append({**h.model_dump(), "stale": stale, "replay": replay, "age_seconds": (now - h.time) / 1000,
+                    "lag_seconds": None if replay else h.lag_seconds})
     return out, None
 
 
@@ -103,10 +105,22 @@ async def positions(request: Request) -> list[dict[str, Any]]:
 
 
 async def orders(request: Request, limit: int = 15) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The newest orders, and the newest refusals: the risk manager's (no order row; its RiskRejection
+    events) and the executor's or exchange's (orders with status rejected), newest first."""
     async with request.app.state.db_pool.connection() as conn:
         last = await queries.list_orders(conn, None, None, None, limit)
-        rejected = await queries.list_orders(conn, None, None, "rejected", 8)
-    return last, rejected
+        refused = await queries.list_orders(conn, None, None, "rejected", 8)
+    rows = [{"time": o["updated_at"], "by": "executor", "client_order_id": o["client_order_id"],
+             "environment": o["environment"], "strategy": o["strategy"], "symbol": o["symbol"], "side": o["side"],
+             "quantity": o["quantity"], "rule": None, "reason": o["reason"]} for o in refused]
+    log_ = getattr(request.app.state, "rejections", None)
+    for r in log_.newest(8) if log_ is not None else []:
+        rows.append({"time": datetime.fromtimestamp(r.time / 1000, UTC), "by": "risk manager",
+                     "client_order_id": r.client_order_id, "environment": r.environment, "strategy": r.strategy,
+                     "symbol": r.symbol, "side": r.side, "quantity": r.quantity, "rule": r.rule,
+                     "reason": "; ".join(r.reasons)})
+    rows.sort(key=lambda r: r["time"], reverse=True)
+    return last, rows[:10]
 
 
 async def breakers(request: Request) -> dict[str, Any]:

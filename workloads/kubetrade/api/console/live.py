@@ -48,6 +48,8 @@ def _kind(subject: str) -> str | None:
         return "collector-health"
     if subject.startswith("events.alerts."):
         return "alert"
+    if subject.startswith("events.strategy.") and subject.endswith(".rejected"):
+        return "rejection"
     return None
 
 
@@ -77,7 +79,8 @@ async def _stream(request: Request, viewer: Viewer, name: str, args: dict[str, s
             wake.set()
 
     if nc is not None and nc.is_connected:
-        for subject in ("status.>", "events.orders.>", f"$KV.{subjects.COLLECTOR_HEALTH_BUCKET}.>", "events.alerts.>"):
+        for subject in ("status.>", "events.orders.>", f"$KV.{subjects.COLLECTOR_HEALTH_BUCKET}.>", "events.alerts.>",
+                        subjects.risk_rejected("*")):
             subs.append(await nc.subscribe(subject, cb=on_event))
     yield b"retry: 1000\n\n"
     yield _message("hello", {"page": name, "nats": bool(subs)})

@@ -170,7 +170,7 @@ async def alert_history(request: Request, viewer: Viewer, args: dict[str, str]) 
     rows = [r.model_dump() for r in got.items]
     channels: dict[str, dict[str, int]] = {}
     for r in rows:
-        channel = r.get("channel") or ("alertmanager" if r.get("source") == "platform" else "console")
+        channel = r.get("channel") or ("alertmanager" if r.get("source") == "platform" else "events.alerts (NATS)")
         r["channel"] = channel
         state = r.get("delivery") or "none"
         counts = channels.setdefault(channel, {})
@@ -230,4 +230,5 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "status.collector": ("collectors", "datasources"),
     "collector-health": ("collectors", "datasources"),
     "alert": ("alert-rules", "alert-history"),
+    "rejection": ("orders",),
 }

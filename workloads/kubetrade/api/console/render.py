@@ -15,9 +15,10 @@ from starlette.templating import Jinja2Templates
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-"""Only the API's own origin: the browser itself refuses anything from another host (no CDN, no inline script)."""
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+"""Only the API's own origin: the browser itself refuses anything from another host (no CDN, no inline
+script). Inline *styles* are allowed: lightweight-charts sizes its canvases with style attributes."""
 
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-store", "X-Frame-Options": "DENY"}

@@ -63,10 +63,16 @@
     var markers = data.markers.map(function (m) {
       var buy = m.side === "buy";
       return { time: m.time, position: buy ? "belowBar" : "aboveBar", color: buy ? "#58a6ff" : "#f0b429",
-               shape: buy ? "arrowUp" : "arrowDown", text: (buy ? "B " : "S ") + m.price.toFixed(2) };
+               shape: buy ? "arrowUp" : "arrowDown", text: buy ? "B" : "S" };
     });
     if (LC.createSeriesMarkers) LC.createSeriesMarkers(candles, markers);
-    price.timeScale().fitContent();
+    var last = data.candles.length ? data.candles[data.candles.length - 1].time : null;
+    if (markers.length && last !== null) {  // from a little before the first fill shown to the newest bar
+      var step = data.candles.length > 1 ? data.candles[1].time - data.candles[0].time : 300;
+      price.timeScale().setVisibleRange({ from: Math.max(data.candles[0].time, markers[0].time - 60 * step), to: last });
+    } else {
+      price.timeScale().fitContent();
+    }
     var eq = LC.createChart(document.getElementById("equity"), base);
     eq.addSeries(LC.BaselineSeries, { baseValue: { type: "price", price: data.capital } }).setData(data.equity);
     eq.timeScale().fitContent();
