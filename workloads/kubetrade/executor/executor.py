@@ -39,7 +39,7 @@ from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain
 from kubetrade.ledger import connection, paperbatch, queries, record
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.prices import price_of
-from kubetrade.messaging.schemas import CancelRequest, Fill, OrderEvent, OrderRequest
+from kubetrade.messaging.schemas import CancelRequest, Candle, Fill, OrderEvent, OrderRequest
 from kubetrade.messaging.streams import ensure_order_streams
 from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
@@ -403,6 +403,10 @@ class Executor:
             return
         exchange, symbol, price, _ = got
         self.venue.on_price(exchange, symbol, price)
+        if ".candle." in msg.subject:  # the bars paper exits decided on take their price from
+            with contextlib.suppress(codec.BadMessage):
+                c = codec.decode(Candle, msg.data)
+                self.venue.on_candle(c.exchange, c.symbol, c.timeframe, c.time, c.open, c.high, c.low)
         if (exchange, symbol) in self.resting and self.ready.is_set() and self.gate.idle:
             async with self.gate.exclusive():
                 await self._fill_resting(exchange, symbol)

@@ -26,6 +26,7 @@ from kubetrade.ledger import stops as ledger_stops
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.acked import AckedPublisher
 from kubetrade.messaging.schemas import (
+    Candle,
     OrderEvent,
     OrderRequest,
     PortfolioRisk,
@@ -263,8 +264,13 @@ class RiskManager:
     async def _on_market_data(self, msg: Any) -> None:
         got = self.feed.on_message(msg.subject, msg.data)
         if got is not None and self.stops.stops:
+            bar = None
+            if ".candle." in msg.subject and got[1] in self.stops.by_symbol:
+                with contextlib.suppress(codec.BadMessage):
+                    c = codec.decode(Candle, msg.data)
+                    bar = (c.timeframe, c.time)
             try:
-                await self.stops.on_price(self.js, got[1], got[2])
+                await self.stops.on_price(self.js, got[1], got[2], bar)
             except Exception as exc:  # NATS restarting: the next price retries the same id
                 log.warning("stop order not published", extra={"error": str(exc)[:200]})
 
@@ -346,6 +352,12 @@ class RiskManager:
             portfolio.violations += 1
             portfolio.dirty = True
             return self._remember(decision)
+        if not signal.reduce_only:
+            key = (signal.mode, signal.namespace, signal.strategy, signal.symbol)
+            if abs(self._held(key) or 0.0) <= 1e-12:
+                # a new position where the last one was closed since the stops were loaded: that one's stop
+                # (its entry, its quantity) must not guard this one; the next load brings this one's stop
+                self.stops.forget(key)
         # reserve before the first await: the next signal, decided while this order is being
         # published, already sees its size (decide + reserve are one step for the event loop)
         reserve(portfolio.state, signal, decision)
@@ -390,6 +402,7 @@ class RiskManager:
             trailing_pct=signal.trailing_pct
             or ((spec.stop_loss.trailing_pct or spec.stop_loss.default_stop_pct) if spec.stop_loss.trailing else None),
             reduce_only=signal.reduce_only,
+            bar_exit=signal.bar_exit if signal.mode == "paper" and signal.reduce_only else None,
             fee_rate=0.001 if signal.fee_rate is None else signal.fee_rate,
             slippage_bps=2.0 if signal.slippage_bps is None else signal.slippage_bps,
             time=d.time,
