@@ -23,6 +23,7 @@ from kubetrade import cluster
 from kubetrade.api.routes import collectors as collector_routes
 from kubetrade.api.routes import risk as risk_routes
 from kubetrade.ledger import queries
+from kubetrade.runner.intents import bar_time_of
 
 log = logging.getLogger("kubetrade.api.console")
 
@@ -180,13 +181,21 @@ def sort_rows(rows: list[dict[str, Any]], key: str, descending: bool) -> list[di
     return known + sorted(unknown, key=lambda r: str(r.get("name")))
 
 
+def decided_at(fill: dict[str, Any]) -> int:
+    """When the fill's order was decided, in seconds: a runner's bar (from its client order id, so a
+    replay's fills sit on the replayed bars), else the fill's own time (a manual order)."""
+    bar = bar_time_of(str(fill["client_order_id"]))
+    return bar // 1000 if bar is not None else int(fill["time"].timestamp())
+
+
 def curves(fills: list[dict[str, Any]], capital: float) -> dict[str, list[dict[str, Any]]]:
-    """Realised equity and its drawdown, one point per fill (after fees), and the chart's trade markers."""
+    """Realised equity and its drawdown, one point per fill (after fees), and the chart's trade markers,
+    each at the time its order was decided (:func:`decided_at`)."""
     equity_points, drawdown_points, markers = [], [], []
     eq = peak = capital
     last_t = None
-    for f in fills:
-        t = int(f["time"].timestamp())
+    for f in sorted(fills, key=lambda f: (decided_at(f), f["id"])):
+        t = decided_at(f)
         eq += float(f["realised_pnl"]) - float(f["fee"])
         peak = max(peak, eq)
         if last_t == t:  # one point per second: the chart needs strictly increasing times

@@ -14,6 +14,7 @@ from kubetrade.api import security
 from kubetrade.api.console import figures, panels, session
 from kubetrade.api.console.render import page
 from kubetrade.api.console.session import LoginRequired, Viewer
+from kubetrade.candles import timeframe_ms
 from kubetrade.ledger import queries
 from kubetrade.storage import history
 from kubetrade.storage.candles import SeriesKey, last_time
@@ -106,8 +107,6 @@ async def strategies(request: Request, sort: str = "pnl", dir: str = "desc") -> 
 
 
 def _candle_time(ms: int, timeframe: str) -> int:
-    from kubetrade.candles import timeframe_ms
-
     step = timeframe_ms(timeframe)
     return int(ms // step * step // 1000)
 
@@ -127,7 +126,8 @@ async def chart_data(request: Request, obj: dict[str, Any]) -> dict[str, Any]:
         if newest is None:
             candles: list[tuple[Any, ...]] = []
         else:
-            first_fill = min((f["time"] for f in fills if f["symbol"] == symbol), default=None)
+            first_fill = min((datetime.fromtimestamp(figures.decided_at(f), UTC) for f in fills
+                              if f["symbol"] == symbol), default=None)
             end = datetime.fromtimestamp(newest / 1000, UTC) + timedelta(seconds=1)
             start = end - timedelta(days=2)
             if first_fill is not None and first_fill < start:
@@ -135,14 +135,17 @@ async def chart_data(request: Request, obj: dict[str, Any]) -> dict[str, Any]:
             candles, _ = await history.page(conn, key, start, end, 3000)
     capital = float(ledger["capital"]) if ledger else float((spec.get("capital") or {}).get("amount") or 0)
     curve = figures.curves(fills, capital)
+    first_bar = int(candles[0][0]) if candles else 0
+    last_bar = int(candles[-1][0]) + timeframe_ms(timeframe) if candles else -1
     markers = [{**m, "time": _candle_time(m["time"] * 1000, timeframe)} for m in curve["markers"]
-               if m["symbol"] == symbol]
+               if m["symbol"] == symbol and first_bar <= m["time"] * 1000 <= last_bar]
     return {
         "symbol": symbol,
         "timeframe": timeframe,
         "candles": [{"time": int(c[0] // 1000) if isinstance(c[0], int) else int(c[0].timestamp()),
                      "open": c[1], "high": c[2], "low": c[3], "close": c[4]} for c in candles],
         "markers": markers,
+        "unplaced": sum(1 for m in curve["markers"] if m["symbol"] == symbol) - len(markers),
         "equity": curve["equity"],
         "drawdown": curve["drawdown"],
         "capital": capital,

@@ -54,7 +54,8 @@
       autoSize: true
     };
     var caption = document.getElementById("chart-caption");
-    if (caption) caption.textContent = data.symbol + " " + data.timeframe + " · " + data.markers.length + " fills marked";
+    if (caption) caption.textContent = data.symbol + " " + data.timeframe + " · " + data.markers.length + " fills marked" +
+      (data.unplaced ? " · " + data.unplaced + " outside these bars" : "");
     var price = LC.createChart(document.getElementById("candles"), base);
     var candles = price.addSeries(LC.CandlestickSeries, {
       upColor: "#3fb950", downColor: "#f85149", borderVisible: false, wickUpColor: "#3fb950", wickDownColor: "#f85149"
