@@ -107,6 +107,8 @@ async def trades(request: Request, viewer: Viewer, args: dict[str, str]) -> str:
     env = (obj.get("spec") or {}).get("mode", "paper")
     async with request.app.state.db_pool.connection() as conn:
         fills = await queries.strategy_fill_history(conn, env, figures.namespace(request), args["name"], 200)
+    for f in fills:
+        f["bar"] = figures.decided_at(f) * 1000
     return fragment("panels/trades.html", fills=list(reversed(fills)))
 
 

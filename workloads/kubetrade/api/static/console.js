@@ -4,6 +4,7 @@
 (function () {
   "use strict";
   var state = document.getElementById("live-state");
+  var pending = {};
 
   function show(kind, text) {
     if (!state) return;
@@ -24,10 +25,21 @@
         show("reconnecting", "reconnecting…");
       }
     };
-    source.addEventListener("panel", function (event) {
-      var message = JSON.parse(event.data);
+    source.addEventListener("panel", function (event) { swap(JSON.parse(event.data)); });
+    // A panel whose form is being sent is not replaced until the answer is in: htmx drops the answer
+    // of a form that left the page, so the action would happen without the page showing it.
+    document.addEventListener("htmx:afterRequest", function () {
+      var waiting = pending;
+      pending = {};
+      Object.keys(waiting).forEach(function (id) { swap(waiting[id]); });
+    });
+    function swap(message) {
       var old = document.getElementById(message.id);
       if (!old) return;
+      if (old.matches(".htmx-request") || old.querySelector(".htmx-request")) {
+        pending[message.id] = message;
+        return;
+      }
       var holder = document.createElement("div");
       holder.innerHTML = message.html;
       var fresh = holder.firstElementChild;
@@ -35,7 +47,7 @@
       old.replaceWith(fresh);
       if (window.htmx) window.htmx.process(fresh);
       document.dispatchEvent(new CustomEvent("kubetrade:panel", { detail: message.id }));
-    });
+    }
     source.addEventListener("logout", function () {
       source.close();
       show("closed", "session ended: log in again");
