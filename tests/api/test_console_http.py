@@ -172,3 +172,40 @@ def test_every_page_and_its_live_stream_render_over_the_api(api) -> None:
                         break
         assert len(seen) == panels and all(s.startswith("panel-") for s in seen), (page, seen)
     assert client.get("/console/live", params={"page": "nope"}).status_code == 404
+
+
+def test_console_actions_go_through_the_kube_apiserver(pg_dsn, nats_url, kube, namespace, monkeypatch) -> None:
+    """On a cluster the console's buttons and forms write the custom resources on the API server
+    (through the same Strategy and Collector routes): pause, then create and stop a Collector."""
+    from kubetrade import cluster
+    from kubetrade.api import create_app
+    from tests.api.conftest import settings_for
+    from tests.api.test_strategies import STRATEGY
+    from tests.support.server import serving
+
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    cluster.api_client.cache_clear()
+    try:
+        _, key = make_key(pg_dsn, ["read", "trade", "admin"], "cluster-console")
+        with serving(create_app(settings_for(pg_dsn, nats_url, namespace=namespace))) as url:
+            with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as api:
+                assert api.post("/api/v1/strategies", json=STRATEGY).status_code == 201
+            client = _login(url, key)
+            page = client.get("/console/strategies/btc-ema")
+            assert page.status_code == 200 and 'data-action="pause"' in page.text
+            done = client.post("/console/strategies/btc-ema/pause", data={"csrf": _csrf(page.text)})
+            assert done.status_code == 303, done.text
+            assert kube.get_json("strategy", "btc-ema", "-n", namespace)["spec"]["paused"] is True
+            made = client.post("/console/datasources", data={
+                "csrf": _csrf(page.text), "name": "replay-k8s", "source": "replay", "provider": "bundled",
+                "exchange": "binance", "symbols": "BTC/USDT", "timeframes": "5m", "replaySpeed": "120"})
+            assert made.status_code == 303, made.text
+            stored = kube.get_json("collector", "replay-k8s", "-n", namespace)
+            assert stored["spec"]["symbols"] == ["BTC/USDT"] and stored["spec"]["replay"]["speed"] == 120
+            stopped = client.post("/console/datasources/replay-k8s/stop", data={"csrf": _csrf(page.text)})
+            assert stopped.status_code == 303
+            assert kube.get_json("collector", "replay-k8s", "-n", namespace)["spec"]["suspend"] is True
+            listed = client.get("/console/datasources")
+            assert 'data-collector="replay-k8s"' in listed.text
+    finally:
+        cluster.api_client.cache_clear()
