@@ -22,6 +22,7 @@ from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, GoalSpec
 from kubetrade.resources.semantic import goal_problems
+from kubetrade.resources.strategy import PaperCheck
 from kubetrade_operator import builders
 from kubetrade_operator.cluster import KUBE, Cluster
 from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
@@ -52,8 +53,21 @@ def _view(s: dict[str, Any]) -> StrategyView:
         max_drawdown=st.get("maxDrawdown"),
         trades=st.get("trades") or 0,
         return_pct=(pnl / capital) if pnl is not None and capital else None,
-        backtest_sharpe=(st.get("backtest") or {}).get("sharpe"),
+        backtest_sharpe=((st.get("evidence") or {}).get("sharpe") if st.get("evidence")
+                         else (st.get("backtest") or {}).get("sharpe")),
+        paper_check=_paper_check(st.get("paperCheck")),
     )
+
+
+def _paper_check(raw: Any) -> PaperCheck | None:
+    """The runner's paper/backtest comparison, or None when there is none (or it does not parse: no promotion)."""
+    if not raw:
+        return None
+    try:
+        return PaperCheck.model_validate(raw)
+    except ValueError:
+        log.warning("paperCheck in status does not parse; the strategy cannot be promoted", extra={"raw": str(raw)})
+        return None
 
 
 def _gate(policy: dict[str, Any] | None, policy_name: str) -> PolicyGate:

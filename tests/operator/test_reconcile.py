@@ -456,7 +456,12 @@ def test_deletion_closes_positions_through_the_executor(kube, namespace, operato
 
 def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator, nats_url, tmp_path) -> None:
     """A controlled set of paper strategies with known performance; the review applies the documented rules,
-    and the goal manager (its own process, as in a deployment) reports the goal's figures into its status."""
+    and the goal manager (its own process, as in a deployment) reports the goal's figures into its status.
+
+    Each runner report carries its paper check (paper against a backtest of the same bars): "drifting"
+    has the best paper Sharpe, but its trades do not match the backtest's, so the live gate keeps it
+    in paper.
+    """
     manager = ManagedProcess("goal-manager", kubetrade_argv("goal-manager", "--interval", "2"),
                              tmp_path / "goal-manager.log",
                              env={**os.environ, "KUBECONFIG": str(kube.kubeconfig), "KUBETRADE_NATS_URL": nats_url})
@@ -475,7 +480,15 @@ def _goal_review(kube, namespace, nats_url) -> None:
         "third": {"sharpe": 1.4, "trades": 12, "maxDrawdown": 0.05, "pnl": 20.0},
         "loser": {"sharpe": -0.7, "trades": 12, "maxDrawdown": 0.08, "pnl": -60.0},
         "unsure": {"sharpe": 0.6, "trades": 4, "maxDrawdown": 0.02, "pnl": 3.0},
+        "drifting": {"sharpe": 3.0, "trades": 12, "maxDrawdown": 0.03, "pnl": 70.0},
     }
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 10 * 86400))
+    for name, fields in perf.items():
+        paper = {"trades": fields["trades"], "returnPct": fields["pnl"] / 1000, "sharpe": fields["sharpe"],
+                 "maxDrawdown": fields["maxDrawdown"]}
+        backtest = paper | ({"trades": 15} if name == "drifting" else {})
+        fields["paperCheck"] = {"since": since, "bars": 2880, "paper": paper, "backtest": backtest,
+                                "matchedTrades": 10 if name == "drifting" else fields["trades"]}
     for name in perf:
         doc = strategy(name)
         doc["metadata"]["labels"] = {"kubetrade.io/goal": "review-me"}
@@ -522,6 +535,8 @@ def _goal_review(kube, namespace, nats_url) -> None:
     assert spec_of("third")["mode"] == "paper", "maxLive 2 leaves the third candidate in paper"
     assert spec_of("loser")["retired"] is True
     assert spec_of("unsure")["mode"] == "paper" and not spec_of("unsure").get("retired")
+    assert spec_of("drifting")["mode"] == "paper" and not spec_of("drifting").get("retired")
+    assert kube.get_json("strategy", "drifting", "-n", namespace)["status"]["paperCheck"]["matchedTrades"] == 10
 
     wait_status(kube, "strategy", "star", namespace, lambda s, _: s.get("phase") == "Live")
     wait_status(kube, "strategy", "loser", namespace, lambda s, _: s.get("phase") == "Retired")
@@ -534,7 +549,7 @@ def _goal_review(kube, namespace, nats_url) -> None:
     assert events.count("PromotedToLive") >= 4  # one on each strategy, one on the goal, per promotion
     assert "Retired" in events and "paper Sharpe -0.70 < 0.0" in events
     counts = body["status"]["phaseCounts"]
-    assert counts["live"] == 2 and counts["paper"] == 3
+    assert counts["live"] == 2 and counts["paper"] == 4
     assert body["status"]["returnPct"] is not None and "onTrack" in body["status"]
     multiplier = body["status"]["sizingMultiplier"]
     assert 0 < multiplier <= 1.5

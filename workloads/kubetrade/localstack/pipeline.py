@@ -29,6 +29,7 @@ import yaml
 from psycopg_pool import AsyncConnectionPool
 
 from kubetrade.api import create_app
+from kubetrade.api.commands import STOP_GRACE
 from kubetrade.cluster import Conflict
 from kubetrade.cluster.database import DatabaseStore
 from kubetrade.collector.health import Health, HealthReporter
@@ -36,8 +37,9 @@ from kubetrade.collector.publish import Publisher
 from kubetrade.collector.publish import ensure_streams as ensure_md_streams
 from kubetrade.collector.replay import ReplayCollector
 from kubetrade.collector.sink import Sink
-from kubetrade.engine.publish import store_run, write_manifests
-from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
+from kubetrade.engine.publish import write_manifests
+from kubetrade.goalevolution import outcome
+from kubetrade.goalevolution.goalrun import GoalRun, GoalRunError, run_goal_evolution
 from kubetrade.goalmanager.manager import GoalManager
 from kubetrade.ledger import allocation, connection
 from kubetrade.localstack import apikey, report, services
@@ -78,8 +80,10 @@ async def load_history(stack: Stack) -> None:
                  f"({stack.data.offered()})")
 
 
-def evolve_goals(stack: Stack) -> list[Strategy]:
-    out: list[Strategy] = []
+def evolve_goals(stack: Stack) -> dict[str, GoalRun]:
+    """The Goals' evolution runs, with the very recipe and gate of the CronJob (:func:`run_goal_evolution`),
+    each stored as the CronJob's job stores it (:func:`outcome.store`)."""
+    out: dict[str, GoalRun] = {}
     if not stack.opts.evolve:
         return out
     for goal in stack.rs.goals:
@@ -105,12 +109,14 @@ def evolve_goals(stack: Stack) -> list[Strategy]:
                 stack.warn(f"Goal/{name}: evolution failed: {exc}")
                 continue
         chosen = ", ".join(run.symbols)
-        picked = f"pair selection picked {chosen}" if run.ranked else f"symbols {chosen}"
-        stack.ok(f"evolution Goal/{name}: {run.result.trials} genomes tried, {len(run.result.survivors)} survived "
-                 f"the validation guards; {picked}")
-        store_run(stack.dsn, run.run_id, started, run.result, run.config, run.data, run.strategies, goal=name)
+        picked = f"pair selection picked {chosen}" if run.pairs else f"symbols {chosen}"
+        sel = run.selection
+        line = (f"evolution Goal/{name}: {sel.trials} genomes tried over {len(run.walk.windows)} walk-forward "
+                f"windows, {sel.candidates} scored out of sample; {picked}; {sel.message}")
+        (stack.ok if run.strategies else stack.warn)(line)
+        outcome.store(stack.dsn, run, started, name)
         write_manifests(run.strategies, stack.opts.state_dir / "strategies")
-        out += run.strategies
+        out[name] = run
     return out
 
 
@@ -129,10 +135,29 @@ def manifests(stack: Stack, evolved: list[Strategy]) -> list[dict[str, Any]]:
 
 
 async def store_resources(stack: Stack, docs: list[dict[str, Any]]) -> None:
+    """The user's resources, as ``kubectl apply`` creates them (the evolved ones come from :func:`record_runs`)."""
     assert stack.store is not None
     for d in docs:
+        if stack.origins.get(d["metadata"]["name"]) == "evolved" and d["kind"] == "Strategy":
+            continue
         with contextlib.suppress(Conflict):
             await stack.store.create(BY_KIND[d["kind"]].plural, NAMESPACE, d)
+    for st in stack.rs.strategies:
+        # the selection evidence a manifest of `kubetrade evolve` carries in its status (what the review reads)
+        carried = {k: v for k, v in (st.status.to_k8s() if st.status is not None else {}).items()
+                   if k in ("backtest", "evidence")}
+        if carried:
+            await stack.store.patch_status("strategies", NAMESPACE, st.metadata["name"], carried)
+
+
+async def record_runs(stack: Stack, runs: dict[str, GoalRun]) -> None:
+    """Each evolution run's Strategies (their evidence in status), its Goal's status and Event, as the
+    CronJob's job leaves them (:func:`outcome.record`)."""
+    assert stack.store is not None and stack.cluster is not None
+    for name, run in runs.items():
+        goal = await stack.store.get("goals", NAMESPACE, name)
+        await outcome.record(stack.store, goal, run)
+        stack.cluster.event(goal, *run.event())
 
 
 def write_resources(stack: Stack, docs: list[dict[str, Any]]) -> Path:
@@ -287,7 +312,8 @@ async def store_candles(stack: Stack, stop: asyncio.Event) -> None:
 
 
 async def serve_api(stack: Stack, port: int, stop: asyncio.Event) -> None:
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=STOP_GRACE)  # open console streams end with the stop
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
@@ -322,12 +348,13 @@ async def run_pipeline(stack: Stack, stop: asyncio.Event, on_api: Callable[[str]
     background: list[asyncio.Task[Any]] = []
     try:
         await load_history(stack)
-        evolved = await asyncio.to_thread(evolve_goals, stack)
+        runs = await asyncio.to_thread(evolve_goals, stack)
         if stop.is_set():  # Ctrl-C during the evolution: nothing was started yet
             return
-        docs = manifests(stack, evolved)
+        docs = manifests(stack, [s for run in runs.values() for s in run.strategies])
         write_resources(stack, docs)
         await store_resources(stack, docs)
+        await record_runs(stack, runs)
         stack.api_key_file = await apikey.local_api_key(stack.dsn, stack.opts.state_dir)
         await start_services(stack)
         await publish_policies(stack)
