@@ -54,7 +54,7 @@ from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.paritycheck import ParityCheck
 from kubetrade.runner.probes import Probes, RunnerMetrics
-from kubetrade.storage import history
+from kubetrade.storage import altpoints, history
 from kubetrade.storage.candles import SeriesKey
 
 log = logging.getLogger("kubetrade.runner")
@@ -266,10 +266,6 @@ class Runner:
             log.warning("no database: alternative data starts empty and fills as points arrive",
                         extra={"strategy": self.cfg.label})
             return
-        import psycopg
-
-        from kubetrade.storage import altpoints
-
         since = datetime.fromtimestamp((first.time - self.spec.warmup_bars * self.bar_ms) / 1000 - 7 * 86400, UTC)
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             stored = await altpoints.load(conn, self.alt_refs, since, required=False)
