@@ -34,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from kubetrade import cluster, eventloop
     from kubetrade.goalmanager.manager import GoalManager
+    from kubetrade.observability import probes
     from kubetrade.observability.logging import configure
 
     configure("goal-manager", args.log_level)
@@ -57,7 +58,15 @@ def _run(args: argparse.Namespace) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, manager.stopping.set)
-            await manager.run()
+            server = probes.ProbeServer(manager.readiness, stall_seconds=max(120.0, 6 * args.interval))
+            manager.beat = server.beat
+            port = probes.port_from_env()
+            if port is not None:
+                await server.start(port)
+            try:
+                await manager.run()
+            finally:
+                await server.stop()
             return 0
         finally:
             await nc.drain()

@@ -48,6 +48,11 @@ class GoalManager:
         self.figures: dict[tuple[str, str], GoalFigures] = {}
         self.stopping = asyncio.Event()
         self.rounds = 0
+        self.beat: Callable[[], None] = lambda: None
+        """Called each time the loop turns (the liveness probe's heartbeat)."""
+        self.last_round: float | None = None
+        """monotonic time of the last round that read every Goal and published its figures."""
+        self.last_error = ""
 
     async def compute(self) -> dict[tuple[str, str], GoalFigures]:
         """One round: the figures of every Goal whose strategies have reported a PnL."""
@@ -99,16 +104,35 @@ class GoalManager:
         figures = await self.compute()
         await self.publish(figures)
         self.rounds += 1
+        self.last_round = time.monotonic()
+        self.last_error = ""
         return figures
+
+    def readiness(self) -> list[str]:
+        """What keeps the goal figures from being current (empty: ready); the pod's ``/readyz``."""
+        missing = []
+        if self.nc is None or not self.nc.is_connected:
+            missing.append("nats: not connected")
+        stale = max(30.0, 3 * self.interval)
+        if self.last_round is None:
+            missing.append("starting: no round of the goals' figures yet"
+                           + (f" ({self.last_error})" if self.last_error else ""))
+        elif time.monotonic() - self.last_round > stale:
+            missing.append(f"goals: no round for {time.monotonic() - self.last_round:.0f}s"
+                           + (f" ({self.last_error})" if self.last_error else ""))
+        return missing
 
     async def run(self) -> None:
         log.info("goal manager ready", extra={"interval": self.interval})
         while not self.stopping.is_set():
+            self.beat()
             try:
                 await self.round()
             except (StoreError, OSError) as exc:
+                self.last_error = f"resources unreadable: {str(exc)[:200]}"
                 log.warning("goal figures not computed this round", extra={"error": str(exc)[:300]})
             except Exception as exc:  # a NATS hiccup: the next round publishes again
+                self.last_error = f"not published: {type(exc).__name__}"
                 log.warning("goal figures not published this round", extra={"error": repr(exc)[:300]})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.interval)

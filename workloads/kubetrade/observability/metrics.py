@@ -201,9 +201,10 @@ DEPENDENCY_UP = _metric(Gauge, "kubetrade_dependency_up",
 # --- the endpoint ---------------------------------------------------------------------------
 
 METRICS_PORT_ENV = "KUBETRADE_METRICS_PORT"
-SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up", "risk-manager", "executor"})
+SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up", "risk-manager", "executor",
+                                "goal-manager"})
 """Roles that serve /metrics themselves (API port, --metrics-port, their probe servers: the risk
-manager's and the executors' :class:`~kubetrade.observability.probes.ProbeServer`)."""
+manager's, the executors' and the goal manager's :class:`~kubetrade.observability.probes.ProbeServer`)."""
 
 
 def serve_from_env(role: str, version: str) -> int | None:
