@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.engine.warmcache",
     "kubetrade.runner.commands",
     "kubetrade.goalevolution.commands",
+    "kubetrade.goalmanager.commands",
     "kubetrade.collector.commands",
     "kubetrade.download.commands",
     "kubetrade.views.commands",
@@ -33,7 +34,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 SERVER_ROLES: tuple[str, ...] = (
-    "api", "operator", "collect", "risk-manager", "executor", "runner", "goal-evolution", "backtest-job", "warmup",
+    "api", "operator", "collect", "risk-manager", "goal-manager", "executor", "runner", "goal-evolution",
+    "backtest-job", "warmup",
 )
 """Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
 every other command is one a user types, and ``--help`` lists the two groups apart."""

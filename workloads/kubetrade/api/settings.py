@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubetrade import settings
+
 
 def _list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
@@ -38,8 +40,6 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """From the typed environment (:mod:`kubetrade.settings`): a bad value names its variable."""
-        from kubetrade import settings
-
         env = settings.load()
         return cls(
             database_url=env.database_url,
