@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -33,6 +34,7 @@ from kubetrade.messaging.schemas import (
     RiskControlReply,
     RiskControlRequest,
     RiskDecision,
+    RiskRejection,
     Signal,
     StatusReport,
 )
@@ -108,6 +110,10 @@ class RiskManager:
         self.stats = {"checks": 0, "approved": 0, "rejected": 0, "reduced": 0, "bad": 0}
         self._tasks: set[asyncio.Task[None]] = set()
         self._policy_sync = time.monotonic()
+        self.refreshed_at: float | None = None
+        """When the book was last read from the database (monotonic): the readiness probe's database check."""
+        self.beat: Callable[[], None] = lambda: None
+        """Called each turn of the main loop (the liveness probe's heartbeat)."""
         self._reported: dict[tuple[str, str, str], tuple[tuple[object, ...], float]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -139,6 +145,7 @@ class RiskManager:
         try:
             last = time.monotonic()
             while not self.stopping.is_set():
+                self.beat()
                 poked = asyncio.ensure_future(self.poke.wait())
                 # a stop wakes the wait as a poke does: a long refresh period must not delay shutdown
                 await asyncio.wait((poked, stopping), timeout=self.refresh_seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -166,6 +173,18 @@ class RiskManager:
                 await self.conn.close()
             await self.nc.drain()
 
+    def readiness(self) -> list[str]:
+        """What keeps the risk manager from deciding on current state (empty: ready)."""
+        missing = []
+        if self.nc is None or not self.nc.is_connected:
+            missing.append("nats: not connected")
+        if not self.ready.is_set():
+            missing.append("starting: policies and the book are not loaded yet")
+        elif self.refreshed_at is None or time.monotonic() - self.refreshed_at > max(15.0, 5 * self.refresh_seconds):
+            age = "never" if self.refreshed_at is None else f"{time.monotonic() - self.refreshed_at:.0f}s ago"
+            missing.append(f"database: unreachable (book last read {age})")
+        return missing
+
     async def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
             if self.conn is not None:
@@ -182,6 +201,7 @@ class RiskManager:
         """A refresh, timed, and the time of the last one that completed (an alert watches it)."""
         started = time.monotonic()
         await self._refresh()
+        self.refreshed_at = time.monotonic()
         RISK_REFRESH_SECONDS.observe(time.monotonic() - started)
         RISK_LAST_REFRESH.set(time.time())
 
@@ -306,6 +326,21 @@ class RiskManager:
             verdict = "reduced"
         labelled(RISK_DECISIONS, signal.mode, verdict, decision.rule or "none").inc()
         await msg.respond(codec.encode(decision))
+        if not decision.approved and not signal.dry_run and decision.rule != "submissionUncertain":
+            await self._tell_rejected(signal, decision)
+
+    async def _tell_rejected(self, signal: Signal, decision: RiskDecision) -> None:
+        """Record the refusal where people look (the console's rejections; the EVENTS stream keeps it):
+        a refused signal leaves no order row.  After the answer, so it costs the decision nothing."""
+        event = RiskRejection(
+            client_order_id=signal.client_order_id, strategy=signal.strategy, namespace=signal.namespace,
+            environment=signal.mode, exchange=signal.exchange, symbol=signal.symbol, side=signal.side,
+            quantity=signal.quantity, price=signal.price, reduce_only=signal.reduce_only, rule=decision.rule,
+            reasons=decision.reasons, policy=decision.policy, time=decision.time)
+        try:
+            await self.nc.publish(subjects.risk_rejected(signal.strategy), codec.encode(event))
+        except Exception as exc:  # the decision stands; only its record is missing
+            log.warning("rejection not published", extra={"error": type(exc).__name__})
 
     async def check(self, signal: Signal) -> RiskDecision:
         """Decide on one signal and, if approved, submit its order; idempotent per client order id."""

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +84,9 @@ class RunnerOptions:
     order_wait: float = 30.0
     warmup_wait: float = 10.0
     """How long to wait for the stored history to reach the first live candle (the sink may lag)."""
+    compile: Callable[[], None] | None = None
+    """Compiles (or loads) the numba kernels before the first bar; run in a thread once the probes
+    answer, so a slow compile (a minute and more on a busy node) is "not ready", never "dead"."""
 
 
 class Runner:
@@ -126,17 +130,39 @@ class Runner:
     # --- lifecycle ---------------------------------------------------------------------
 
     def _not_ready(self) -> str | None:
-        if self.nc is None or not self.nc.is_connected:
+        if self.nc is None:
+            return self.issue or "connecting to NATS"
+        if not self.nc.is_connected:
             return "not connected to NATS"
         if not self.ready.is_set():
             return self.issue or "waiting for the first candle (warm-up)"
         return None
+
+    async def _compile(self, compile_kernels: Callable[[], None]) -> None:
+        self.issue = "compiling the strategy's kernels"
+        done = asyncio.Event()
+
+        async def beat() -> None:  # the main loop has not started: the compile is what is alive
+            while not done.is_set():
+                self.probes.beat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 5)
+
+        beating = asyncio.create_task(beat())
+        try:
+            await asyncio.to_thread(compile_kernels)
+        finally:
+            done.set()
+            await beating
+        self.issue = None
 
     async def run(self) -> None:
         import nats
 
         if self.opts.probe_port is not None:
             self.probe_port = await self.probes.start(self.opts.probe_port)
+        if self.opts.compile is not None:
+            await self._compile(self.opts.compile)
         self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
                                      reconnect_time_wait=0.5)
         try:
