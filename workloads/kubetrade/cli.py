@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.runner.commands",
     "kubetrade.goalevolution.commands",
     "kubetrade.collector.commands",
+    "kubetrade.alerts.commands",
 )
 
 

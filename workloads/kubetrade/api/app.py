@@ -121,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dependencies=[Depends(authenticate), Depends(reject_repeated_scalars)],
             responses=PROTECTED_RESPONSES,
         )
+    # Alertmanager's webhooks: its own bearer token, not an API key (kubetrade.api.routes.alertreceiver)
+    app.include_router(importlib.import_module("kubetrade.api.routes.alertreceiver").router,
+                       dependencies=[Depends(reject_repeated_scalars)])
     document_scopes(app)
     failures.install(app)
 

@@ -35,6 +35,29 @@ class Settings:
     """Secret whose keys become the environment of Jobs the API starts (KUBETRADE_JOB_ENV_SECRET)."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this process (KUBETRADE_ALERT_EVALUATION=0 turns it off)."""
+    alertmanager_urls: list[str] = field(default_factory=list)
+    """Alertmanagers every alert is posted to (KUBETRADE_ALERTMANAGER_URL, comma-separated: each replica of a
+    cluster); none keeps alerts in the history only."""
+    alert_receiver_token: str = field(default="", repr=False)
+    """Bearer token Alertmanager's webhooks present to /api/v1/alerts/receiver/* (KUBETRADE_ALERT_RECEIVER_TOKEN,
+    from a Secret); empty refuses every webhook."""
+    alert_channel_limits: dict[str, int] = field(default_factory=dict)
+    """Notifications per channel per hour beyond which warning and info alerts skip it
+    (KUBETRADE_ALERT_CHANNEL_LIMITS, e.g. ``sms=10,slack=60``; critical alerts are never limited)."""
+    twilio_account_sid: str = ""
+    """Twilio account (KUBETRADE_TWILIO_ACCOUNT_SID)."""
+    twilio_auth_token: str = field(default="", repr=False)
+    """Twilio auth token or API key secret (KUBETRADE_TWILIO_AUTH_TOKEN, from a Secret)."""
+    twilio_api_key_sid: str = ""
+    """An API key's SID to authenticate with instead of the account SID (KUBETRADE_TWILIO_API_KEY_SID)."""
+    twilio_api_url: str = "https://api.twilio.com"
+    """Twilio's API (KUBETRADE_TWILIO_API_URL)."""
+    sms_from: str = ""
+    """Sender: a Twilio number (E.164) or a Messaging Service SID ``MG...`` (KUBETRADE_SMS_FROM)."""
+    sms_to: list[str] = field(default_factory=list, repr=False)
+    """Recipients in E.164 (KUBETRADE_SMS_TO, comma-separated, from a Secret: phone numbers are personal)."""
+    sms_max_attempts: int = 8
+    """Attempts of one SMS before it fails and the channel's failing alert is raised (KUBETRADE_SMS_MAX_ATTEMPTS)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,7 +73,36 @@ class Settings:
             image=os.environ.get("KUBETRADE_IMAGE", "kubetrade:latest"),
             job_env_secret=os.environ.get("KUBETRADE_JOB_ENV_SECRET") or None,
             alert_evaluation=os.environ.get("KUBETRADE_ALERT_EVALUATION", "1") not in ("0", "false", "no"),
+            alertmanager_urls=[u.rstrip("/") for u in _list(os.environ.get("KUBETRADE_ALERTMANAGER_URL"))],
+            alert_receiver_token=os.environ.get("KUBETRADE_ALERT_RECEIVER_TOKEN", ""),
+            alert_channel_limits=channel_limits(os.environ.get("KUBETRADE_ALERT_CHANNEL_LIMITS")),
+            twilio_account_sid=os.environ.get("KUBETRADE_TWILIO_ACCOUNT_SID", ""),
+            twilio_auth_token=os.environ.get("KUBETRADE_TWILIO_AUTH_TOKEN", ""),
+            twilio_api_key_sid=os.environ.get("KUBETRADE_TWILIO_API_KEY_SID", ""),
+            twilio_api_url=os.environ.get("KUBETRADE_TWILIO_API_URL", "https://api.twilio.com"),
+            sms_from=os.environ.get("KUBETRADE_SMS_FROM", ""),
+            sms_to=_list(os.environ.get("KUBETRADE_SMS_TO")),
+            sms_max_attempts=int(os.environ.get("KUBETRADE_SMS_MAX_ATTEMPTS", "8")),
         )
+
+    @property
+    def sms_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.sms_from and self.sms_to)
+
+
+def channel_limits(value: str | None) -> dict[str, int]:
+    """``sms=10,slack=60`` -> {"sms": 10, "slack": 60}; a bad entry is an error naming it."""
+    from kubetrade.alerts.conditions import CHANNELS
+
+    out: dict[str, int] = {}
+    for item in _list(value):
+        channel, _, number = item.partition("=")
+        channel = channel.strip()
+        if channel not in CHANNELS or not number.strip().isdigit():
+            raise ValueError(f"KUBETRADE_ALERT_CHANNEL_LIMITS: {item!r} is not <channel>=<messages per hour> "
+                             f"with a channel of {', '.join(CHANNELS)}")
+        out[channel] = int(number)
+    return out
 
 
 def _pod_namespace() -> str | None:
