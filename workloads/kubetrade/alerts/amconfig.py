@@ -25,6 +25,9 @@ PLACEHOLDER = "kubetrade-secret:"
 FILE_FIELDS = ("api_url_file", "auth_password_file", "smtp_auth_password_file", "credentials_file",
                "password_file", "bot_token_file", "webhook_url_file", "url_file")
 
+VERBATIM_FILES = ("auth_password_file", "smtp_auth_password_file")
+"""Files Alertmanager 0.25 reads as they are, a trailing newline included."""
+
 
 class ConfigError(ValueError):
     """The configuration cannot be rendered as it stands (what is missing, never a secret)."""
@@ -54,6 +57,10 @@ def problems(config: dict[str, Any], secrets: Path) -> list[str]:
             f = Path(value)
             if not f.is_file() or not f.read_text().strip():
                 out.append(f"{path}: file {value} (a Secret key) is missing or empty")
+            elif key in VERBATIM_FILES and f.read_text() != f.read_text().rstrip("\r\n"):
+                out.append(f"{path}: file {value} ends with a newline, which Alertmanager 0.25 sends as part of "
+                           "the password: store the Secret's value without one (kubectl create secret generic "
+                           "--from-literal)")
     return out
 
 
