@@ -134,6 +134,7 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.api_overrides = api_overrides
         self._api: contextlib.ExitStack | None = None
+        self.app: Any = None
         self.key = make_key(dsn, ["read", "trade", "admin"], "alerts-tests")[1]
         self.render_config()
 
@@ -209,7 +210,7 @@ class Stack:
         until(lambda: all(len(http_json(f"{am.url}/api/v2/status")["cluster"]["peers"]) == 2 for am in self.ams),
               timeout=60, what="the two Alertmanagers joined one cluster")
 
-    def settings(self) -> Any:
+    def settings(self, **overrides: Any) -> Any:
         t = self.providers.twilio
         base: dict[str, Any] = dict(
             alertmanager_urls=[am.url for am in self.ams], alert_receiver_token=RECEIVER_TOKEN,
@@ -217,12 +218,19 @@ class Stack:
             sms_from=t.sender, sms_to=list(SMS_TO), sms_max_attempts=4, namespace="alerts",
         )
         base.update(self.api_overrides)
+        base.update(overrides)
         return settings_for(self.dsn, self.nats.url, **base)
 
-    def start_api(self) -> None:
+    def start_api(self, **overrides: Any) -> None:
+        """Serve the API (on the same port each time: Alertmanager's webhooks point at it)."""
         stack = contextlib.ExitStack()
-        stack.enter_context(serving(create_app(self.settings()), port=self.api_port))
+        self.app = create_app(self.settings(**overrides))
+        stack.enter_context(serving(self.app, port=self.api_port))
         self._api = stack
+
+    def restart_api(self, **overrides: Any) -> None:
+        self.stop_api()
+        self.start_api(**overrides)
 
     def stop_api(self) -> None:
         if self._api is not None:

@@ -65,6 +65,8 @@ class Dispatcher:
         self.dsn = dsn
         self.client = AlertmanagerClient(urls, timeout=timeout)
         self.wake = asyncio.Event()
+        self.resend = outbox.RESEND
+        """How often a firing alert is posted again."""
         self._pruned = 0.0
 
     async def run(self) -> None:
@@ -102,7 +104,7 @@ class Dispatcher:
         """Post every due row once; returns how many an Alertmanager accepted."""
         now = now or datetime.now(UTC)
         async with self.pool.connection() as conn:
-            rows = await outbox.due(conn, now)
+            rows = await outbox.due(conn, now, resend=self.resend)
             if now.timestamp() - self._pruned > 60:
                 await outbox.prune(conn, now)
                 self._pruned = now.timestamp()
@@ -158,7 +160,7 @@ class Dispatcher:
             except NatsTimeout:
                 continue
             except Exception as exc:  # NATS reconnecting: the durable consumer keeps our place
-                log.warning("platform events: fetch failed", extra={"error": type(exc).__name__})
+                log.warning(f"platform events: fetch failed ({type(exc).__name__})", extra={"error": str(exc)[:200]})
                 await asyncio.sleep(0.5)
                 continue
             for msg in messages:

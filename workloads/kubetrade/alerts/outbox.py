@@ -17,7 +17,6 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from kubetrade.alerts.conditions import SEVERITY_RANK
 from kubetrade.alerts.notices import Notice
 
 CHANNEL = "kubetrade_alert_outbox"
@@ -81,7 +80,7 @@ async def resolve(conn: Any, fp: str, at: datetime, history_id: int | None) -> s
     return "posted"
 
 
-async def due(conn: Any, now: datetime, limit: int = 200) -> list[dict[str, Any]]:
+async def due(conn: Any, now: datetime, limit: int = 200, resend: timedelta = RESEND) -> list[dict[str, Any]]:
     """Rows to post now, most urgent first: changed since last accepted, or due for their re-post."""
     cur = await conn.execute(
         f"""SELECT {COLUMNS} FROM alert_outbox
@@ -93,7 +92,7 @@ async def due(conn: Any, now: datetime, limit: int = 200) -> list[dict[str, Any]
                              OR coalesce(ends_at, %(now)s) > %(keep)s)))
              ORDER BY CASE severity WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 ELSE 1 END DESC, updated_at
              LIMIT %(limit)s""",  # noqa: S608 - fixed column names
-        {"now": now, "resend": now - RESEND, "keep": now - KEEP_RESOLVED, "limit": limit},
+        {"now": now, "resend": now - resend, "keep": now - KEEP_RESOLVED, "limit": limit},
     )
     return [_row(r) for r in await cur.fetchall()]
 
@@ -140,7 +139,3 @@ async def pending(conn: Any) -> int:
     cur = await conn.execute("SELECT count(*) FROM alert_outbox WHERE posted_version < version")
     row = await cur.fetchone()
     return int(row["count"] if isinstance(row, dict) else row[0])
-
-
-def rank(severity: str) -> int:
-    return SEVERITY_RANK.get(severity, 0)
