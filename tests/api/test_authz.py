@@ -18,10 +18,15 @@ from kubetrade.api.security import is_protected, operations, required_scopes
 from tests.api.conftest import make_key, revoke_key, settings_for
 from tests.support.server import serving
 
-PUBLIC = {"/health", "/livez", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC = {"/health", "/readyz", "/healthz", "/livez", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+          "/redoc"}
 """Probes, Prometheus and the API description: public by design, nothing else."""
 RECEIVER_PREFIX = "/api/v1/alerts/receiver/"
 """Alertmanager's webhooks: no API key, the receiver token (tested below)."""
+
+CONSOLE_PUBLIC = {"/console/login", "/console"}
+"""The console's login form, and the redirect of /console to /console/; every other console route
+needs a session opened with a key (tests/api/test_console_http.py), checked below."""
 
 
 def _concrete(path: str) -> str:
@@ -42,7 +47,7 @@ def test_every_route_is_protected_or_deliberately_public(local_env) -> None:
     app = create_app(settings_for("postgresql://unused", None))
     cases = _cases(app)
     assert len(cases) >= 15  # the app's routes, not an empty list
-    unprotected = {path for _, path, scopes in cases if not scopes}
+    unprotected = {path for _, path, scopes in cases if not scopes and not path.startswith("/console")}
     receiver = {p for p in unprotected if p.startswith(RECEIVER_PREFIX) and _takes_the_receiver_token(app, p)}
     assert len(receiver) == 3
     unprotected -= receiver
@@ -78,6 +83,24 @@ def test_alertmanager_webhooks_take_the_receiver_token_and_no_api_key(pg_dsn, lo
         for path in paths:
             got = httpx.post(url + path, json=body, headers={"Authorization": "Bearer anything"}, timeout=30)
             assert got.status_code == 503 and got.headers["retry-after"] == "30"
+
+
+def test_every_console_route_needs_a_session(pg_dsn, local_env) -> None:
+    """The console's routes use a session cookie instead of the key header: without one, a page
+    sends the browser to the login form, the live stream answers 401, and nothing else happens."""
+    app = create_app(settings_for(pg_dsn, None))
+    console = [(m, p) for m, p, _ in operations(app) if p.startswith("/console") and p not in CONSOLE_PUBLIC]
+    assert len(console) >= 10
+    with serving(app) as url:
+        for method, path in console:
+            for cookie in ({}, {"kt_session": "forged-session-token"}):
+                with httpx.Client(base_url=url, timeout=30, follow_redirects=False, cookies=cookie) as client:
+                    got = client.request(method, _concrete(path))
+                if path == "/console/live":
+                    assert got.status_code == 401, (method, path)
+                else:
+                    assert got.status_code == 303 and got.headers["location"] == "/console/login", \
+                        (method, path, got.status_code, got.text[:200])
 
 
 def test_every_route_refuses_missing_revoked_and_unscoped_keys(pg_dsn, local_env) -> None:

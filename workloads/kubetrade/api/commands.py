@@ -6,12 +6,16 @@ import argparse
 import os
 from typing import Any
 
+STOP_GRACE = 5
+"""Seconds a stopping server waits for open requests: the console's event streams never end by
+themselves, so without a bound a browser left open would hold a rollout or a Ctrl-C forever."""
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("api", help="serve the HTTP API")
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes; rate limits and key revocations hold across them (PostgreSQL)")
     parser.add_argument("--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
@@ -35,5 +39,5 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["KUBETRADE_LOG_LEVEL"] = args.log_level
     uvicorn.run("kubetrade.api.commands:served_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_config=None, access_log=False, proxy_headers=True,
-                forwarded_allow_ips=args.forwarded_allow_ips)
+                forwarded_allow_ips=args.forwarded_allow_ips, timeout_graceful_shutdown=STOP_GRACE)
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 
@@ -61,28 +60,32 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        """From the typed environment (:mod:`kubetrade.settings`): a bad value names its variable."""
+        from kubetrade import settings
+
+        env = settings.load()
         return cls(
-            database_url=os.environ.get("KUBETRADE_DATABASE_URL"),
-            nats_url=os.environ.get("KUBETRADE_NATS_URL"),
-            cors_origins=_list(os.environ.get("KUBETRADE_CORS_ORIGINS")),
-            api_key_pepper=os.environ.get("KUBETRADE_API_KEY_PEPPER", ""),
-            rate_limit_per_key=int(os.environ.get("KUBETRADE_RATE_LIMIT_PER_KEY", "600")),
-            rate_limit_per_address=int(os.environ.get("KUBETRADE_RATE_LIMIT_PER_ADDRESS", "1200")),
-            rate_window_seconds=int(os.environ.get("KUBETRADE_RATE_WINDOW_SECONDS", "60")),
-            namespace=os.environ.get("KUBETRADE_NAMESPACE") or _pod_namespace() or "default",
-            image=os.environ.get("KUBETRADE_IMAGE", "kubetrade:latest"),
-            job_env_secret=os.environ.get("KUBETRADE_JOB_ENV_SECRET") or None,
-            alert_evaluation=os.environ.get("KUBETRADE_ALERT_EVALUATION", "1") not in ("0", "false", "no"),
-            alertmanager_urls=[u.rstrip("/") for u in _list(os.environ.get("KUBETRADE_ALERTMANAGER_URL"))],
-            alert_receiver_token=os.environ.get("KUBETRADE_ALERT_RECEIVER_TOKEN", ""),
-            alert_channel_limits=channel_limits(os.environ.get("KUBETRADE_ALERT_CHANNEL_LIMITS")),
-            twilio_account_sid=os.environ.get("KUBETRADE_TWILIO_ACCOUNT_SID", ""),
-            twilio_auth_token=os.environ.get("KUBETRADE_TWILIO_AUTH_TOKEN", ""),
-            twilio_api_key_sid=os.environ.get("KUBETRADE_TWILIO_API_KEY_SID", ""),
-            twilio_api_url=os.environ.get("KUBETRADE_TWILIO_API_URL", "https://api.twilio.com"),
-            sms_from=os.environ.get("KUBETRADE_SMS_FROM", ""),
-            sms_to=_list(os.environ.get("KUBETRADE_SMS_TO")),
-            sms_max_attempts=int(os.environ.get("KUBETRADE_SMS_MAX_ATTEMPTS", "8")),
+            database_url=env.database_url,
+            nats_url=env.nats_url,
+            cors_origins=_list(env.cors_origins),
+            api_key_pepper=env.api_key_pepper.get_secret_value(),
+            rate_limit_per_key=env.rate_limit_per_key,
+            rate_limit_per_address=env.rate_limit_per_address,
+            rate_window_seconds=env.rate_window_seconds,
+            namespace=env.namespace or _pod_namespace() or "default",
+            image=env.image,
+            job_env_secret=env.job_env_secret,
+            alert_evaluation=env.alert_evaluation,
+            alertmanager_urls=[u.rstrip("/") for u in _list(env.alertmanager_url)],
+            alert_receiver_token=env.alert_receiver_token.get_secret_value(),
+            alert_channel_limits=channel_limits(env.alert_channel_limits),
+            twilio_account_sid=env.twilio_account_sid,
+            twilio_auth_token=env.twilio_auth_token.get_secret_value(),
+            twilio_api_key_sid=env.twilio_api_key_sid,
+            twilio_api_url=env.twilio_api_url,
+            sms_from=env.sms_from,
+            sms_to=_list(env.sms_to),
+            sms_max_attempts=env.sms_max_attempts,
         )
 
     @property

@@ -23,13 +23,19 @@ def sms_client(settings: Any) -> Any:
 
 @contextlib.asynccontextmanager
 async def background_tasks(app_state: Any, settings: Any) -> AsyncIterator[None]:
-    """The alert loops (each one leader among the replicas), when there is a database.
+    """The console's record of the risk manager's refusals (when there is NATS), and the alert loops (each
+    one leader among the replicas, when there is a database).
 
     The evaluator needs NATS (it follows status reports and prices); the dispatcher posts the
     outbox to Alertmanager when one is configured (and follows platform events on NATS); the
     SMS notifier sends what Alertmanager's SMS webhook queued.
     """
     tasks: list[asyncio.Task[Any]] = []
+    from kubetrade.api.console.rejections import RejectionLog
+
+    app_state.rejections = RejectionLog()
+    if app_state.nats is not None:
+        tasks.append(asyncio.create_task(app_state.rejections.follow(app_state.nats), name="risk-rejections"))
     pool = app_state.db_pool
     deliver = bool(settings.alertmanager_urls)
     if settings.alert_evaluation and pool is not None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -200,8 +199,9 @@ DEPENDENCY_UP = _metric(Gauge, "kubetrade_dependency_up",
 # --- the endpoint ---------------------------------------------------------------------------
 
 METRICS_PORT_ENV = "KUBETRADE_METRICS_PORT"
-SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up"})
-"""Roles that serve /metrics themselves (API port, --metrics-port, their probe servers)."""
+SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up", "risk-manager", "executor"})
+"""Roles that serve /metrics themselves (API port, --metrics-port, their probe servers: the risk
+manager's and the executors' :class:`~kubetrade.observability.probes.ProbeServer`)."""
 
 
 def serve_from_env(role: str, version: str) -> int | None:
@@ -211,11 +211,12 @@ def serve_from_env(role: str, version: str) -> int | None:
     starts is scrapeable without each command growing its own flag.  The endpoint answers
     every path, so it doubles as the liveness probe target (``/livez``).
     """
+    from kubetrade import settings
+
     BUILD_INFO.labels(version, role).set(1)
-    raw = os.environ.get(METRICS_PORT_ENV, "").strip()
-    if not raw or role in SELF_SERVING_ROLES:
+    port = settings.current().metrics_port  # typed: a bad value has been refused, naming the variable
+    if not port or role in SELF_SERVING_ROLES:
         return None
-    port = int(raw)
     start_http_server(port)
     log.info("metrics endpoint", extra={"port": port})
     return port

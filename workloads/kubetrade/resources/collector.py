@@ -38,7 +38,8 @@ class ReplaySettings(Model):
     """Play stored candles as if they arrived live."""
 
     path: Annotated[str, StringConstraints(min_length=1, max_length=4096)] = "bundled"
-    """Folder of PAIR_QUOTE-TIMEFRAME.csv.gz files, or 'bundled' for the sample shipped in the image."""
+    """Folder of PAIR_QUOTE-TIMEFRAME candle files (.csv.gz, .feather, .parquet or .json), or 'bundled' for
+    the sample shipped in the image."""
     speed: Annotated[float, Field(gt=0, le=1e7)] = 60.0
     """Playback speed relative to real time (60 = one minute of candles per second)."""
     loop: bool = False
