@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.goalevolution.commands",
     "kubetrade.goalmanager.commands",
     "kubetrade.collector.commands",
+    "kubetrade.alerts.commands",
     "kubetrade.download.commands",
     "kubetrade.views.commands",
 )
@@ -35,7 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 SERVER_ROLES: tuple[str, ...] = (
     "api", "operator", "collect", "risk-manager", "goal-manager", "executor", "runner", "goal-evolution",
-    "backtest-job", "warmup",
+    "backtest-job", "warmup", "alertmanager-config",
 )
 """Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
 every other command is one a user types, and ``--help`` lists the two groups apart."""
