@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     """Secret whose keys become the environment of Jobs the API starts."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this API process."""
+    api_candle_cache_rows: Annotated[int, Field(ge=0)] = 500_000
+    """Stored candles an API process keeps encoded for /api/v1/historical (0: no cache); about 200 bytes each."""
     health_report_seconds: Annotated[float, Field(gt=0)] = 10.0
     """How often a collector reports its health."""
     collector_config: Path | None = None

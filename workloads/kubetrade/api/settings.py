@@ -34,6 +34,8 @@ class Settings:
     """Secret whose keys become the environment of Jobs the API starts (KUBETRADE_JOB_ENV_SECRET)."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this process (KUBETRADE_ALERT_EVALUATION=0 turns it off)."""
+    candle_cache_rows: int = 500_000
+    """Stored candles kept encoded for /api/v1/historical (KUBETRADE_API_CANDLE_CACHE_ROWS; 0: no cache)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
             image=env.image,
             job_env_secret=env.job_env_secret,
             alert_evaluation=env.alert_evaluation,
+            candle_cache_rows=env.api_candle_cache_rows,
         )
 
 

@@ -116,6 +116,17 @@ async def ensure_partitions(conn: psycopg.AsyncConnection, start_ms: int, end_ms
         month = nxt
 
 
+NOTIFY_CHANNEL = "kubetrade_candles"
+"""Every write to ``candles`` notifies ``exchange|symbol|timeframe|first_ms|last_ms`` here, inside its transaction:
+PostgreSQL delivers it on commit (never for a rolled-back write), so readers that cache candles (the API) can
+forget exactly what a committed write may have changed."""
+
+
+async def _notify(conn: psycopg.AsyncConnection, key: SeriesKey, first_ms: int, last_ms: int) -> None:
+    await conn.execute("SELECT pg_notify(%s, %s)",
+                       (NOTIFY_CHANNEL, f"{key.exchange}|{key.symbol}|{key.timeframe}|{first_ms}|{last_ms}"))
+
+
 async def _copy(conn: psycopg.AsyncConnection, table: str, data: bytes, chunk: int = 1 << 20) -> None:
     view = memoryview(data)  # 1 MiB writes keep the pipe to the server full without copying the batch
     async with conn.cursor() as cur, cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -153,6 +164,7 @@ async def ingest(conn: psycopg.AsyncConnection, key: SeriesKey, c: Candles, *, b
                 written += min(batch_rows, len(c) - start)
             except psycopg.errors.UniqueViolation:
                 written += await upsert_binary(conn, data)
+            await _notify(conn, key, int(c.time[start]), int(c.time[min(start + batch_rows, len(c)) - 1]))
     return written
 
 
@@ -181,6 +193,7 @@ async def upsert_messages(conn: psycopg.AsyncConnection, candles: Sequence[Candl
         for key, c in series.items():
             await ensure_partitions(conn, int(c.time[0]), int(c.time[-1]))
             changed += await upsert_binary(conn, encode_binary(key, c))
+            await _notify(conn, key, int(c.time[0]), int(c.time[-1]))
     return changed
 
 
