@@ -202,3 +202,23 @@ def test_encoded_rows_are_what_json_dumps_makes() -> None:
         want = json.dumps(dict(zip(("time", "open", "high", "low", "close", "volume"), (row[0], *map(float, row[1:])),
                                    strict=True)), separators=(",", ":"))
         assert encode_row(row).decode() == want
+
+
+def test_overlapping_pages_read_in_any_order_join_into_one_run() -> None:
+    cache = CandleCache()
+    cache.listening = True
+    rows = [(1000 * i, 1.0 + i, 2.0 + i, 0.5 + i, 1.5 + i, 10.0) for i in range(40)]
+
+    def read(start: int) -> None:  # a page of 4 candles and the one after it, as the route reads it
+        page = rows[start:start + 5]
+        cache.put(S, cache.generation(S), 1000 * start, 10**12, 4, page, [encode_row(r) for r in page])
+
+    for start in (20, 17, 23, 14, 18):
+        read(start)
+    assert cache.rows == 28 - 14
+    for start in range(14, 24):
+        hit = cache.get(S, 1000 * start, 10**12, 4)
+        assert hit is not None and hit.rows == [encode_row(r) for r in rows[start:start + 4]] and hit.more
+    read(35)  # a page apart from the run replaces it: a gap between them was never read
+    assert cache.get(S, 14_000, 10**12, 4) is None and cache.get(S, 35_000, 10**12, 4) is not None
+    assert cache.rows == 5

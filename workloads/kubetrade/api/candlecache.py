@@ -159,13 +159,13 @@ class CandleCache:
         times = [int(r[0]) for r in rows]
         hi = times[-1] + 1 if len(rows) > limit else end
         run = self._runs.get(series)
-        if run is not None and run.lo <= start <= run.hi:  # joins the run: what it read replaces the rest
-            keep = bisect.bisect_left(run.times, start)
-            self._rows -= len(run.times) - keep
-            del run.times[keep:], run.rows[keep:]
-            run.times.extend(times)
-            run.rows.extend(encoded)
-            run.hi = hi
+        if run is not None and start <= run.hi and hi >= run.lo:  # overlaps or touches the run: join them
+            before = bisect.bisect_left(run.times, start)
+            after = bisect.bisect_left(run.times, hi)
+            self._rows -= after - before  # what it read replaces what the run held in [start, hi)
+            run.times[before:after] = times
+            run.rows[before:after] = encoded
+            run.lo, run.hi = min(run.lo, start), max(run.hi, hi)
             run.changes += 1
         else:
             if run is not None:

@@ -9,43 +9,50 @@ backtest's over the same candles, bar for bar (``tests/engine/test_live_parity.p
 Indicators with memory (EMA, RSI, ATR, ...) depend on where their history starts, so
 parity holds for the same first candle; a runner primes it with ``Strategy.spec.warmupBars``
 of history, long enough for those values to converge.
+
+It holds a bounded window of bars, not the whole history: ``window`` bars (by default twenty
+times the genome's longest look-back, at least 1,000), trimmed to that once it reaches twice
+as many, so a bar costs the same after a month as after an hour.  An indicator with finite
+memory (SMA, Bollinger Bands, stochastics, VWAP, a model over a window) has the same values
+over the window as over the full history; one with infinite memory (EMA, RSI, ATR, MACD)
+restarts from the window's first bar, where the weight left of the bars before is about e^-20
+(Wilder's smoothing (1 - 1 / n) ** (20 n), an EMA's less), so the decisions are the full history's
+(``tests/engine/test_live_parity.py`` on real candles).  Bar numbers (``Signal.bar``, the
+state's entry bar) stay counted from the first bar fed.
+
+The runner uses :class:`kubetrade.engine.stream.StreamSignal` instead whenever every
+indicator of the genome has a streaming form (all of the built-in ones): the same decisions
+without numba in the pod; this class stays for the rest (e.g. the ONNX ``prediction``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import backtest as bt
+from kubetrade.engine import codes
+from kubetrade.engine.codes import Signal
 from kubetrade.engine.compile import Market, build_features, compile_genomes
 from kubetrade.resources.genome import Genome
 
-
-@dataclass(frozen=True)
-class Signal:
-    """What the strategy did on the close of one bar; the runner turns it into orders."""
-
-    bar: int
-    exit_reason: str
-    """"" (none), signal, stop-loss, trailing-stop, take-profit or reverse."""
-    exit_price: float
-    opened: int
-    """+1 opened long, -1 opened short, 0 nothing opened."""
-    entry_price: float
-    position: int
-    """Position after the bar: +1 long, -1 short, 0 flat."""
+MIN_WINDOW = 1000
+WINDOW_LOOKBACKS = 20
 
 
 class LiveSignal:
     """Decisions of one genome on a growing series of closed candles."""
 
     def __init__(self, genome: Genome, *, market: Market = "spot", timeframe: str = "", fee: float = 0.0,
-                 slippage: float = 0.0, capital: float = 1.0) -> None:
+                 slippage: float = 0.0, capital: float = 1.0, window: int | None = -1) -> None:
         self.plan, self.program = compile_genomes([genome], market=market)
+        self.window = max(MIN_WINDOW, WINDOW_LOOKBACKS * (self.plan.warmup + 1)) if window == -1 else window
+        """Bars kept (None: all of them, the unbounded history)."""
+        self.offset = 0
+        """Bars trimmed off the front so far: bar ``i`` of the window is bar ``offset + i`` of the series."""
         self.fee, self.slippage = fee, slippage
         self.bar_ms = timeframe_ms(timeframe) if timeframe else 0
         self.state = bt.new_state(capital)
@@ -58,7 +65,7 @@ class LiveSignal:
     @property
     def position(self) -> int:
         """+1 long, -1 short, 0 flat, as the strategy sees it after the last bar."""
-        return int(self.state[bt.S_SIDE])
+        return int(self.state[codes.S_SIDE])
 
     def prime(self, history: Candles) -> None:
         """Load history without trading it (a fresh runner starts flat, whatever the past bars said)."""
@@ -68,6 +75,18 @@ class LiveSignal:
             col.extend(float(v) for v in getattr(history, name))
         if not self.bar_ms and len(history) > 1:
             self.bar_ms = history.bar_ms
+
+    @property
+    def held(self) -> int:
+        """Bars in the window now."""
+        return len(self._cols[0])
+
+    def _trim(self, drop: int) -> None:
+        """Forget the oldest ``drop`` bars; the entry bar in the state moves with the window."""
+        for col in self._cols:
+            del col[:drop]
+        self.offset += drop
+        self.state[codes.S_ENTRY_BAR] -= drop
 
     def _check(self, time: int, o: float, h: float, lo: float, c: float, v: float) -> None:
         when = f"bar at {np.datetime64(int(time), 'ms')}Z"
@@ -89,11 +108,14 @@ class LiveSignal:
         self._check(time, open, high, low, close, volume)
         for col, v in zip(self._cols, (time, open, high, low, close, volume), strict=True):
             col.append(v)
+        if self.window is not None and len(self._cols[0]) >= 2 * self.window:
+            self._trim(len(self._cols[0]) - self.window)
         candles = from_arrays(*self._cols, check=False)
         F = build_features(self.plan, candles)
         i = len(candles) - 1
         self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
                        self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades)
         st = self.state
-        return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
-                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)
+        return Signal(self.offset + i, codes.EXIT_REASONS[int(st[codes.S_LAST_REASON])],
+                      float(st[codes.S_LAST_EXIT_PX]), int(st[codes.S_LAST_OPENED]), float(st[codes.S_LAST_ENTRY_PX]),
+                      self.position)

@@ -56,9 +56,12 @@ def _run(args: argparse.Namespace) -> int:
         log.error("strategy cannot run", extra={"error": msg})
         print(f"runner: {msg}")
         return 2
-    from kubetrade.engine import warmup
+    from kubetrade.runner.runner import needs_kernels
 
-    warmup()  # compile (or load) the kernels before the first bar, never during it
+    if needs_kernels(cfg.genome, cfg.spec.market):
+        from kubetrade.engine import warmup
+
+        warmup()  # compile (or load) the kernels before the first bar, never during it
 
     async def main() -> None:
         runner = Runner(cfg, args.nats_url, args.database_url,

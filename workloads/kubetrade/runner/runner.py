@@ -28,8 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
+from kubetrade.engine import codes as bt
+from kubetrade.engine.compile import compile_genomes
 from kubetrade.engine.costs import bps_to_fraction
-from kubetrade.engine.live import LiveSignal
+from kubetrade.engine.stream import StreamSignal, streamable
 from kubetrade.ledger import allocation, connection, queries
 from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
@@ -50,12 +52,33 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
+def live_signal(genome: Any, **kw: Any) -> Any:
+    """The genome's live signal: streamed in plain Python when it can be, else the numba kernel's window.
+
+    StreamSignal (every built-in indicator) keeps numba and LLVM out of the runner's process; a
+    genome with an indicator registered at run time (the ONNX ``prediction``) needs the kernel's
+    :class:`~kubetrade.engine.live.LiveSignal`, imported only then (docs/architecture.md).
+    """
+    plan, _ = compile_genomes([genome], market=kw.get("market", "spot"))
+    if streamable(plan):
+        return StreamSignal(genome, **kw)
+    from kubetrade.engine.live import LiveSignal
+
+    return LiveSignal(genome, **kw)
+
+
+def needs_kernels(genome: Any, market: str) -> bool:
+    """Whether this genome's live signal runs the numba kernels (then compile them before the first bar)."""
+    return not streamable(compile_genomes([genome], market=market)[0])  # type: ignore[arg-type]
+
+
 @dataclass
 class SymbolState:
     symbol: str
     index: int
     book: Book
-    live: LiveSignal | None = None
+    live: StreamSignal | Any = None
+    """The live signal: a StreamSignal, or the kernel's LiveSignal for a genome that needs it."""
     last_time: int = -1
     undecided: dict[str, Intent] = field(default_factory=dict)
     inflight: dict[str, Intent] = field(default_factory=dict)
@@ -262,8 +285,8 @@ class Runner:
         return c.slice(gaps[-1], len(c)) if gaps else c
 
     async def _warm(self, st: SymbolState, first: Candle) -> None:
-        st.live = LiveSignal(self.cfg.genome, market=self.spec.market, timeframe=self.spec.timeframe, fee=self.fee,
-                             slippage=self.slippage, capital=st.book.capital)
+        st.live = live_signal(self.cfg.genome, market=self.spec.market, timeframe=self.spec.timeframe,
+                              fee=self.fee, slippage=self.slippage, capital=st.book.capital)
         hist = await self._history(st.symbol, first.time)
         if hist is not None and len(hist):
             st.live.prime(hist)
@@ -279,8 +302,6 @@ class Runner:
     def _adopt(self, st: SymbolState, held: float, bar: int, close: float) -> None:
         """A restarted runner takes over the position its fills say it holds (rather than closing it):
         from the next bar the genome's exits and stops manage it as if it had opened it on the last stored bar."""
-        from kubetrade.engine import backtest as bt
-
         assert st.live is not None
         pos = st.book.positions[st.symbol]
         state = st.live.state
