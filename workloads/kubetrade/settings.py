@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     """Secret whose keys become the environment of Jobs the API starts."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this API process."""
+    runner_signal: Literal["auto", "kernel"] = "auto"
+    """How a runner computes its genome's signal: ``auto`` streams it in plain Python when every indicator can
+    be streamed (no numba in the pod), ``kernel`` always steps the numba kernel over a bounded window."""
     api_candle_cache_rows: Annotated[int, Field(ge=0)] = 500_000
     """Stored candles an API process keeps encoded for /api/v1/historical (0: no cache); about 200 bytes each."""
     health_report_seconds: Annotated[float, Field(gt=0)] = 10.0

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kubetrade import settings
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import codes as bt
 from kubetrade.engine.compile import compile_genomes
@@ -59,8 +60,7 @@ def live_signal(genome: Any, **kw: Any) -> Any:
     genome with an indicator registered at run time (the ONNX ``prediction``) needs the kernel's
     :class:`~kubetrade.engine.live.LiveSignal`, imported only then (docs/architecture.md).
     """
-    plan, _ = compile_genomes([genome], market=kw.get("market", "spot"))
-    if streamable(plan):
+    if not needs_kernels(genome, kw.get("market", "spot")):
         return StreamSignal(genome, **kw)
     from kubetrade.engine.live import LiveSignal
 
@@ -69,6 +69,8 @@ def live_signal(genome: Any, **kw: Any) -> Any:
 
 def needs_kernels(genome: Any, market: str) -> bool:
     """Whether this genome's live signal runs the numba kernels (then compile them before the first bar)."""
+    if settings.current().runner_signal == "kernel":
+        return True
     return not streamable(compile_genomes([genome], market=market)[0])  # type: ignore[arg-type]
 
 
