@@ -39,7 +39,7 @@ PERMISSIVE = {
     "portfolioLimits": {"maxDrawdownPct": 1.0, "dailyLossLimitPct": 1.0, "maxSymbolExposurePct": 1.0,
                         "maxGrossExposurePct": 1.0, "maxCorrelation": 1.0, "varLimitPct": 1.0, "cvarLimitPct": 1.0},
     "stopLoss": {"defaultStopPct": 0.9, "trailing": False, "enforceWithoutRunner": False},
-    "circuitBreaker": {"priceAnomalyPct": 1.0, "staleDataSeconds": 10**9},
+    "circuitBreaker": {"priceAnomalyPct": 1.0, "staleDataSeconds": 86400},
 }
 
 

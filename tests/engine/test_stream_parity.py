@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import tracemalloc
 
 import numpy as np
@@ -150,3 +151,18 @@ def test_an_indicator_without_a_streaming_form_is_named(btc_1m: Candles) -> None
             StreamSignal(genome)
     finally:
         indicators.REGISTRY.pop("double_close", None)
+
+
+def test_the_runner_of_a_streamable_genome_loads_neither_numba_nor_numpy() -> None:
+    """What a runner pod imports to run an EMA-cross Strategy: the memory the footprint benchmark measures."""
+    import subprocess
+
+    code = ("import sys; sys.modules.setdefault('aiohttp', None)\n"
+            "import kubetrade.cli, kubetrade.runner.runner as r, kubetrade.storage.history\n"
+            "from kubetrade.engine.templates import ema_cross\n"
+            "sig = r.live_signal(ema_cross(5, 20), timeframe='1m')\n"
+            "sig.on_bar(0, 1.0, 1.0, 1.0, 1.0, 1.0)\n"
+            "heavy = {m.split('.')[0] for m in sys.modules} & {'numba', 'numpy', 'llvmlite'}\n"
+            "print(type(sig).__name__, sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["StreamSignal", "[]"]

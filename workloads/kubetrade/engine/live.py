@@ -38,6 +38,7 @@ from kubetrade.engine import codes
 from kubetrade.engine.codes import Signal
 from kubetrade.engine.compile import Market, build_features, compile_genomes
 from kubetrade.resources.genome import Genome
+from kubetrade.timeframes import Bars
 
 MIN_WINDOW = 1000
 WINDOW_LOOKBACKS = 20
@@ -67,7 +68,7 @@ class LiveSignal:
         """+1 long, -1 short, 0 flat, as the strategy sees it after the last bar."""
         return int(self.state[codes.S_SIDE])
 
-    def prime(self, history: Candles) -> None:
+    def prime(self, history: Candles | Bars) -> None:
         """Load history without trading it (a fresh runner starts flat, whatever the past bars said)."""
         if self._cols[0]:
             raise RuntimeError("prime() must come before the first on_bar()")

@@ -27,14 +27,17 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubetrade.candles import CandleError, Candles
 from kubetrade.engine import codes as bt
 from kubetrade.engine import indicators, stoprule
 from kubetrade.engine.codes import Signal
-from kubetrade.engine.compile import FeaturePlan, Market, SeriesKey, compile_genomes
+from kubetrade.engine.compile import FeaturePlan, Market, SeriesKey, compile_tables
 from kubetrade.resources.genome import Genome
+from kubetrade.timeframes import Bars, CandleError, timeframe_ms
+
+if TYPE_CHECKING:
+    from kubetrade.candles import Candles
 
 NAN = math.nan
 _ZERO = 1e-8  # kernels._ZERO: TA-Lib's TA_IS_ZERO
@@ -367,21 +370,15 @@ class StreamSignal:
 
     def __init__(self, genome: Genome, *, market: Market = "spot", timeframe: str = "", fee: float = 0.0,
                  slippage: float = 0.0, capital: float = 1.0) -> None:
-        from kubetrade.candles import timeframe_ms
-
-        self.plan, program = compile_genomes([genome], market=market)
+        self.plan, (tables,) = compile_tables([genome], market=market)
         if not streamable(self.plan):
             raise ValueError("this genome uses an indicator without a streaming form; use LiveSignal")
         self.fee, self.slippage = fee, slippage
         self.bar_ms = timeframe_ms(timeframe) if timeframe else 0
         self.state = bt.new_state_list(capital)
         self.features = _Features(self.plan)
-        self.rules = program.rules[0].tolist()
-        self.consts = program.consts[0].tolist()
-        self.nrules = program.nrules[0].tolist()
-        self.combine = program.combine[0].tolist()
-        self.risk = program.risk[0].tolist()
-        self.direction = int(program.direction[0])
+        self.rules, self.consts, self.nrules = tables.rules, tables.consts, tables.nrules
+        self.combine, self.risk, self.direction = tables.combine, tables.risk, tables.direction
         self.bars = 0
         """Bars seen (primed and live): the next bar's index, as the kernel numbers bars."""
         self.last_time: int | None = None
@@ -391,12 +388,12 @@ class StreamSignal:
     def position(self) -> int:
         return int(self.state[bt.S_SIDE])
 
-    def prime(self, history: Candles) -> None:
+    def prime(self, history: Candles | Bars) -> None:
         """Carry the indicators through history without trading it (a fresh runner starts flat)."""
         if self.bars:
             raise RuntimeError("prime() must come before the first on_bar()")
-        cols = [history.open.tolist(), history.high.tolist(), history.low.tolist(), history.close.tolist(),
-                history.volume.tolist()]
+        cols = [[float(x) for x in history.open], [float(x) for x in history.high], [float(x) for x in history.low],
+                [float(x) for x in history.close], [float(x) for x in history.volume]]
         for i in range(len(history)):
             self._prev = self.features.step(cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i])
         self.bars = len(history)

@@ -40,6 +40,11 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    # nats-py imports aiohttp, when installed, for its WebSocket transport only; a runner speaks
+    # nats:// over TCP, and aiohttp's import alone is about 14 MB of every runner's memory
+    sys.modules.setdefault("aiohttp", None)  # type: ignore[arg-type]
     from kubetrade.observability.logging import configure
     from kubetrade.runner.config import RunnerConfigError, load
     from kubetrade.runner.runner import Runner, RunnerOptions

@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubetrade import settings
-from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import codes as bt
-from kubetrade.engine.compile import compile_genomes
+from kubetrade.engine.compile import compile_tables
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.stream import StreamSignal, streamable
 from kubetrade.ledger import allocation, connection, queries
@@ -41,6 +40,7 @@ from kubetrade.runner.account import Book
 from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.probes import Probes, RunnerMetrics
+from kubetrade.timeframes import Bars, CandleError, timeframe_ms
 
 log = logging.getLogger("kubetrade.runner")
 
@@ -71,7 +71,7 @@ def needs_kernels(genome: Any, market: str) -> bool:
     """Whether this genome's live signal runs the numba kernels (then compile them before the first bar)."""
     if settings.current().runner_signal == "kernel":
         return True
-    return not streamable(compile_genomes([genome], market=market)[0])  # type: ignore[arg-type]
+    return not streamable(compile_tables([genome], market=market)[0])  # type: ignore[arg-type]
 
 
 @dataclass
@@ -256,14 +256,14 @@ class Runner:
 
     # --- one bar -----------------------------------------------------------------------
 
-    async def _history(self, symbol: str, before: int) -> Candles | None:
+    async def _history(self, symbol: str, before: int) -> Bars | None:
         """The stored candles right before ``before`` (contiguous with it), or None."""
         if self.conn is None or self.spec.warmup_bars == 0:
             return None
         import psycopg
 
         from kubetrade.storage import history
-        from kubetrade.storage.candles import SeriesKey
+        from kubetrade.storage.series import SeriesKey
 
         if self.history_conn is None or self.history_conn.closed:
             assert self.dsn is not None
@@ -281,10 +281,9 @@ class Runner:
                             extra={"strategy": self.cfg.label, "symbol": symbol, "stored": len(rows)})
                 return None
             await asyncio.sleep(0.5)
-        cols = list(zip(*rows, strict=True))
-        c = from_arrays(*cols, timeframe=self.spec.timeframe, symbol=symbol)
+        c = Bars.of_rows(rows, self.spec.timeframe)
         gaps = [i for i in range(1, len(c)) if c.time[i] - c.time[i - 1] != self.bar_ms]
-        return c.slice(gaps[-1], len(c)) if gaps else c
+        return c.since(gaps[-1]) if gaps else c
 
     async def _warm(self, st: SymbolState, first: Candle) -> None:
         st.live = live_signal(self.cfg.genome, market=self.spec.market, timeframe=self.spec.timeframe,

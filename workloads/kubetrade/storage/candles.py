@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
 
-from kubetrade.candles import Candles, from_arrays, timeframe_ms
+from kubetrade.candles import Candles, from_arrays
 from kubetrade.messaging.schemas import Candle
+from kubetrade.storage.series import SeriesKey as SeriesKey
+from kubetrade.storage.series import interval_literal as interval_literal
+from kubetrade.storage.series import last_time as last_time
 
 PG_EPOCH_MS = 946_684_800_000
 """2000-01-01T00:00:00Z in Unix ms: PostgreSQL's binary timestamps count from there."""
@@ -44,13 +46,6 @@ MERGE_SQL = f"""INSERT INTO candles ({_COLS})
      WHERE (candles.open, candles.high, candles.low, candles.close, candles.volume)
            IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)"""  # noqa: S608
 """Staged rows into ``candles``: new ones inserted, changed ones updated, identical ones left alone."""
-
-
-@dataclass(frozen=True)
-class SeriesKey:
-    exchange: str
-    symbol: str
-    timeframe: str
 
 
 def encode_binary(key: SeriesKey, c: Candles, start: int = 0, stop: int | None = None) -> bytes:
@@ -195,19 +190,3 @@ async def upsert_messages(conn: psycopg.AsyncConnection, candles: Sequence[Candl
             changed += await upsert_binary(conn, encode_binary(key, c))
             await _notify(conn, key, int(c.time[0]), int(c.time[-1]))
     return changed
-
-
-async def last_time(conn: psycopg.AsyncConnection, key: SeriesKey) -> int | None:
-    """Open time (ms) of the newest stored candle of a series: where a collector resumes."""
-    cur = await conn.execute(
-        "SELECT (extract(epoch FROM max(time)) * 1000)::bigint FROM candles "
-        "WHERE exchange = %s AND symbol = %s AND timeframe = %s",
-        (key.exchange, key.symbol, key.timeframe),
-    )
-    row = await cur.fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def interval_literal(timeframe: str) -> str:
-    """A timeframe as a PostgreSQL interval literal: ``4h`` -> ``14400 seconds``."""
-    return f"{timeframe_ms(timeframe) // 1000} seconds"
