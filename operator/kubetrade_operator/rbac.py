@@ -91,6 +91,9 @@ EVOLUTION_RULES: tuple[Permission, ...] = (
     ),
     Permission(GROUP, ("strategies/status",), ("get", "patch"), "it records each new strategy's backtest results"),
     Permission(GROUP, ("goals", "riskpolicies"), ("get", "list"), "it reads its Goal and the policy it must respect"),
+    Permission(GROUP, ("goals/status",), ("get", "patch"),
+               "it records on its Goal what the gates decided (lastSelection, lastEvolution)"),
+    Permission("", ("events",), ("create",), "it leaves an Event on its Goal: strategies to paper, or none passed"),
 )
 
 

@@ -18,7 +18,8 @@ from kubetrade.api.security import is_protected, operations, required_scopes
 from tests.api.conftest import make_key, revoke_key, settings_for
 from tests.support.server import serving
 
-PUBLIC = {"/health", "/livez", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC = {"/health", "/readyz", "/healthz", "/livez", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+          "/redoc"}
 """Probes, Prometheus and the API description: public by design, nothing else."""
 
 

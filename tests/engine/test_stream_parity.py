@@ -57,7 +57,8 @@ def _replay(sig: object, c: Candles, start: int = 0) -> list[tuple[object, ...]]
     out = []
     for i in range(start, len(c)):
         s = sig.on_bar(int(c.time[i]), c.open[i], c.high[i], c.low[i], c.close[i], c.volume[i])  # type: ignore[attr-defined]
-        out.append((s.bar, s.exit_reason, s.exit_price, s.opened, s.entry_price, s.position))
+        out.append((s.bar, s.exit_reason, s.exit_price, s.opened, s.entry_price, s.position, s.exit_stop,
+                    s.exit_target))
     return out
 
 
@@ -166,3 +167,19 @@ def test_the_runner_of_a_streamable_genome_loads_neither_numba_nor_numpy() -> No
             "print(type(sig).__name__, sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["StreamSignal", "[]"]
+
+
+@pytest.mark.parametrize(("genome", "market"), [(LONG_GENOMES[1], "spot"), (PERP_GENOMES[2], "perpetual")])
+def test_the_streamed_shadow_is_the_kernel_shadow(btc_1m: Candles, genome: object, market: str) -> None:
+    c = btc_1m.slice(0, 2400)
+    sides = [cls(genome, market=market, fee=0.001, slippage=0.0002, capital=1.0)  # type: ignore[arg-type]
+             for cls in (StreamSignal, LiveSignal)]
+    for s in sides:
+        s.prime(c.slice(0, 300))
+        for i in range(300, len(c)):
+            s.on_bar(int(c.time[i]), c.open[i], c.high[i], c.low[i], c.close[i], c.volume[i])
+            if i == 899:
+                s.arm_shadow(5_000.0)
+    a, b = (s.shadow for s in sides)
+    assert a is not None and b is not None and len(a.trades) >= 3
+    assert (a.since, a.bars, a.trades, a.equity) == (b.since, b.bars, b.trades, b.equity)

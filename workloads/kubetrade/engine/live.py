@@ -10,6 +10,12 @@ Indicators with memory (EMA, RSI, ATR, ...) depend on where their history starts
 parity holds for the same first candle; a runner primes it with ``Strategy.spec.warmupBars``
 of history, long enough for those values to converge.
 
+A :class:`Shadow` (``arm_shadow``) is a backtest of the bars that follow, run beside the
+live decisions on the very same features: it starts flat with the capital given and its
+state is never touched by what the exchange did (fills, risk cuts, a restart's adopted
+position), so the runner can report what the backtester would have made of its paper
+period and the review can compare the two (``status.paperCheck``).
+
 It holds a bounded window of bars, not the whole history: ``window`` bars (by default twenty
 times the genome's longest look-back, at least 1,000), trimmed to that once it reaches twice
 as many, so a bar costs the same after a month as after an hour.  An indicator with finite
@@ -21,8 +27,9 @@ restarts from the window's first bar, where the weight left of the bars before i
 state's entry bar) stay counted from the first bar fed.
 
 The runner uses :class:`kubetrade.engine.stream.StreamSignal` instead whenever every
-indicator of the genome has a streaming form (all of the built-in ones): the same decisions
-without numba in the pod; this class stays for the rest (e.g. the ONNX ``prediction``).
+operand of the genome has a streaming form (all of the built-in indicators and prices): the
+same decisions without numba in the pod; this class stays for the rest (the ONNX
+``prediction``, alternative data) and as the kernel's reference.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ import numpy as np
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import backtest as bt
 from kubetrade.engine import codes
-from kubetrade.engine.codes import Signal
+from kubetrade.engine.altdata import AltData
+from kubetrade.engine.codes import Shadow, Signal
 from kubetrade.engine.compile import Market, build_features, compile_genomes
 from kubetrade.resources.genome import Genome
 from kubetrade.timeframes import Bars
@@ -48,12 +56,19 @@ class LiveSignal:
     """Decisions of one genome on a growing series of closed candles."""
 
     def __init__(self, genome: Genome, *, market: Market = "spot", timeframe: str = "", fee: float = 0.0,
-                 slippage: float = 0.0, capital: float = 1.0, window: int | None = -1) -> None:
+                 slippage: float = 0.0, capital: float = 1.0, alt: AltData | None = None,
+                 window: int | None = -1) -> None:
         self.plan, self.program = compile_genomes([genome], market=market)
         self.window = max(MIN_WINDOW, WINDOW_LOOKBACKS * (self.plan.warmup + 1)) if window == -1 else window
         """Bars kept (None: all of them, the unbounded history)."""
         self.offset = 0
         """Bars trimmed off the front so far: bar ``i`` of the window is bar ``offset + i`` of the series."""
+        self.alt = alt
+        """The alternative-data series the genome uses, as received so far (the runner keeps it current)."""
+        self.timeframe = timeframe
+        if not timeframe and any(k[0] == "alt" for k in self.plan.keys):
+            raise ValueError("a genome with alternative-data operands needs the timeframe: a value counts from the "
+                             "close of the bar it was known by")
         self.fee, self.slippage = fee, slippage
         self.bar_ms = timeframe_ms(timeframe) if timeframe else 0
         self.state = bt.new_state(capital)
@@ -61,6 +76,10 @@ class LiveSignal:
         self._acc = np.zeros(bt.ACC_SIZE)
         self._no_eq = np.empty(0)
         self._no_trades = np.empty((0, bt.TRADE_SIZE))
+        self._no_segs = np.empty(0, dtype=np.int64)
+        self._no_seg_out = np.empty((0, bt.SEG_SIZE))
+        self._shadow_trade = np.empty((1, bt.TRADE_SIZE))
+        self.shadow: Shadow | None = None
         self._simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
 
     @property
@@ -83,11 +102,18 @@ class LiveSignal:
         return len(self._cols[0])
 
     def _trim(self, drop: int) -> None:
-        """Forget the oldest ``drop`` bars; the entry bar in the state moves with the window."""
+        """Forget the oldest ``drop`` bars; the entry bars in the states move with the window."""
         for col in self._cols:
             del col[:drop]
         self.offset += drop
         self.state[codes.S_ENTRY_BAR] -= drop
+        if self.shadow is not None:
+            self.shadow.state[codes.S_ENTRY_BAR] -= drop
+
+    def arm_shadow(self, capital: float) -> Shadow:
+        """Start a backtest of the bars from the next one on, flat, with ``capital``."""
+        self.shadow = Shadow(bt.new_state(capital), equity=capital)
+        return self.shadow
 
     def _check(self, time: int, o: float, h: float, lo: float, c: float, v: float) -> None:
         when = f"bar at {np.datetime64(int(time), 'ms')}Z"
@@ -111,12 +137,16 @@ class LiveSignal:
             col.append(v)
         if self.window is not None and len(self._cols[0]) >= 2 * self.window:
             self._trim(len(self._cols[0]) - self.window)
-        candles = from_arrays(*self._cols, check=False)
-        F = build_features(self.plan, candles)
+        candles = from_arrays(*self._cols, timeframe=self.timeframe, check=False)
+        F = build_features(self.plan, candles, alt=self.alt)
         i = len(candles) - 1
         self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
-                       self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades)
-        st = self.state
-        return Signal(self.offset + i, codes.EXIT_REASONS[int(st[codes.S_LAST_REASON])],
-                      float(st[codes.S_LAST_EXIT_PX]), int(st[codes.S_LAST_OPENED]), float(st[codes.S_LAST_ENTRY_PX]),
-                      self.position)
+                       self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades,
+                       self._no_segs, self._no_seg_out)
+        sh = self.shadow
+        if sh is not None:
+            n = self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
+                               self.fee, self.slippage, sh.state, i, i + 1, self._acc, self._no_eq,
+                               self._shadow_trade, self._no_segs, self._no_seg_out)
+            sh.step(int(time), close, int(self._shadow_trade[0][bt.T_SIDE]) if n else 0)
+        return codes.signal_of(self.state, self.offset + i)

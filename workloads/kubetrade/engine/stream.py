@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubetrade.engine import codes as bt
 from kubetrade.engine import indicators, stoprule
-from kubetrade.engine.codes import Signal
+from kubetrade.engine.codes import Shadow, Signal, signal_of
 from kubetrade.engine.compile import FeaturePlan, Market, SeriesKey, compile_tables
 from kubetrade.resources.genome import Genome
 from kubetrade.timeframes import Bars, CandleError, timeframe_ms
@@ -336,29 +336,26 @@ def _adapter(inputs: tuple[str, ...], n_out: int, fn: _Fn) -> Callable[[float, f
 
 
 def _stop_exit(side: int, entry: float, extreme: float, o: float, h: float, lo: float, sl: float, tp: float,
-               ts: float) -> tuple[int, float]:
-    """backtest._stop_exit: (reason, raw fill price) for a stop hit inside one bar, or (NO_EXIT, nan)."""
+               ts: float) -> tuple[int, float, float, float]:
+    """backtest._stop_exit: (reason, raw fill price, stop level, target level); filled by stoprule.bar_fill."""
     extreme = stoprule.best_price(side, extreme, o)
-    stop = -math.inf if side > 0 else math.inf
+    stop = NAN
     reason = bt.NO_EXIT
     if sl > 0:
         stop = stoprule.fixed_level(side, entry, sl)
         reason = bt.EXIT_STOP_LOSS
     if ts > 0:
-        trailed = stoprule.trailed_level(side, stop, extreme, ts)
+        trailed = stoprule.trailed_level(side, stop if sl > 0 else (-math.inf if side > 0 else math.inf), extreme, ts)
         if trailed != stop:
             stop = trailed
             reason = bt.EXIT_TRAILING
-    target = stoprule.fixed_level(-side, entry, tp) if tp > 0 else (math.inf if side > 0 else -math.inf)
-    if reason != bt.NO_EXIT and stoprule.crossed(side, o, stop):
-        return reason, o
-    if stoprule.crossed(-side, o, target):
-        return bt.EXIT_TAKE_PROFIT, o
-    if reason != bt.NO_EXIT and stoprule.crossed(side, lo if side > 0 else h, stop):
-        return reason, stop
-    if stoprule.crossed(-side, h if side > 0 else lo, target):
-        return bt.EXIT_TAKE_PROFIT, target
-    return bt.NO_EXIT, NAN
+    target = stoprule.fixed_level(-side, entry, tp) if tp > 0 else NAN
+    kind, raw = stoprule.bar_fill(side, stop, target, o, h, lo)
+    if kind == stoprule.STOP_FILL:
+        return reason, raw, stop, target
+    if kind == stoprule.TARGET_FILL:
+        return bt.EXIT_TAKE_PROFIT, raw, stop, target
+    return bt.NO_EXIT, NAN, stop, target
 
 
 class StreamSignal:
@@ -383,6 +380,7 @@ class StreamSignal:
         """Bars seen (primed and live): the next bar's index, as the kernel numbers bars."""
         self.last_time: int | None = None
         self._prev: list[float] = []
+        self.shadow: Shadow | None = None
 
     @property
     def position(self) -> int:
@@ -401,6 +399,11 @@ class StreamSignal:
             self.last_time = int(history.time[-1])
         if not self.bar_ms and len(history) > 1:
             self.bar_ms = history.bar_ms
+
+    def arm_shadow(self, capital: float) -> Shadow:
+        """Start a backtest of the bars from the next one on, flat, with ``capital`` (see LiveSignal)."""
+        self.shadow = Shadow(bt.new_state_list(capital), equity=capital)
+        return self.shadow
 
     def _check(self, time: int, o: float, h: float, lo: float, c: float, v: float) -> None:
         from datetime import UTC, datetime
@@ -427,13 +430,16 @@ class StreamSignal:
         self._check(time, o, h, lo, c, v)
         now = self.features.step(o, h, lo, c, v)
         i = self.bars
-        self._decide(now, self._prev, i, o, h, lo, c)
+        self._decide(self.state, now, self._prev, i, o, h, lo, c)
+        sh = self.shadow
+        if sh is not None:
+            side = int(sh.state[bt.S_SIDE])
+            self._decide(sh.state, now, self._prev, i, o, h, lo, c)
+            sh.step(int(time), c, side if sh.state[bt.S_LAST_REASON] else 0)
         self._prev = now
         self.bars += 1
         self.last_time = int(time)
-        st = self.state
-        return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
-                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)
+        return signal_of(self.state, i)
 
     def _rule_set(self, k: int, now: list[float], prev: list[float], i: int) -> bool:
         """kernel: whether rule set ``k`` fires on this bar (all / any of its rules)."""
@@ -462,21 +468,23 @@ class StreamSignal:
                 return bool(any_)
         return not any_
 
-    def _decide(self, now: list[float], prev: list[float], i: int, o: float, h: float, lo: float, c: float) -> None:
-        """backtest.simulate's loop body for bar ``i``; only the state it leaves matters live."""
-        st = self.state
+    def _decide(self, st: list[float], now: list[float], prev: list[float], i: int, o: float, h: float, lo: float,
+                c: float) -> None:
+        """backtest.simulate's loop body for bar ``i`` over the state ``st``; only the state it leaves matters live."""
         side = int(st[bt.S_SIDE])
         qty, cash, entry_px, extreme = st[bt.S_QTY], st[bt.S_CASH], st[bt.S_ENTRY_PX], st[bt.S_EXTREME]
         entry_bar, cash_before = int(st[bt.S_ENTRY_BAR]), st[bt.S_CASH_BEFORE]
         sl, tp, ts, pct = self.risk
         fee, slip, direction = self.fee, self.slippage, self.direction
         reason, exit_px, opened, new_entry_px = bt.NO_EXIT, NAN, 0, NAN
+        last_stop = last_target = NAN
         stopped = False
         # 1. stops inside the bar, for a position opened on an earlier bar
         if side != 0 and (sl > 0 or tp > 0 or ts > 0) and i > entry_bar:
-            reason, raw = _stop_exit(side, entry_px, extreme, o, h, lo, sl, tp, ts)
+            reason, raw, stop_level, target_level = _stop_exit(side, entry_px, extreme, o, h, lo, sl, tp, ts)
             if reason != bt.NO_EXIT:
                 stopped = True
+                last_stop, last_target = stop_level, target_level
                 exit_px = raw * (1.0 - slip) if side > 0 else raw * (1.0 + slip)
             elif side > 0:
                 extreme = max(extreme, h)
@@ -535,6 +543,7 @@ class StreamSignal:
         st[bt.S_ENTRY_PX], st[bt.S_EXTREME], st[bt.S_ENTRY_BAR] = entry_px, extreme, float(entry_bar)
         st[bt.S_CASH_BEFORE], st[bt.S_LAST_REASON] = cash_before, float(reason)
         st[bt.S_LAST_EXIT_PX], st[bt.S_LAST_OPENED], st[bt.S_LAST_ENTRY_PX] = exit_px, float(opened), new_entry_px
+        st[bt.S_LAST_STOP], st[bt.S_LAST_TARGET] = last_stop, last_target
 
 
 def feature_rows(plan: FeaturePlan, candles: Candles) -> list[list[float]]:
