@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from kubetrade.engine.compile import GenomeError, compile_genomes
+from kubetrade.engine.compile import GenomeError, compile_tables
 from kubetrade.engine.indicators import IndicatorError
 from kubetrade.engine.templates import expand
 from kubetrade.resources.genome import Genome
@@ -79,7 +79,7 @@ def parse(doc: dict, source: str = "strategy") -> RunnerConfig:  # type: ignore[
         except ModelError as exc:
             raise RunnerConfigError(f"{label}: spec.model: {exc}") from None
     try:
-        compile_genomes([genome], market=spec.market, names=[label])
+        compile_tables([genome], market=spec.market, names=[label])
     except (GenomeError, IndicatorError) as exc:
         raise RunnerConfigError(f"{label}: spec.genome does not compile: {exc}") from None
     return RunnerConfig(strategy, name, namespace, genome, str(meta.get("uid") or ""))
