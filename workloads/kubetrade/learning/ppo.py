@@ -16,6 +16,7 @@ training rows, in time): the best iteration's parameters are kept and training s
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -70,7 +71,7 @@ class PPOResult:
 def _mlp_init(key: jax.Array, sizes: list[int], last_scale: float) -> list[tuple[jax.Array, jax.Array]]:
     layers = []
     keys = jax.random.split(key, len(sizes) - 1)
-    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for k, (a, b) in enumerate(itertools.pairwise(sizes)):
         scale = last_scale if k == len(sizes) - 2 else np.sqrt(2.0)
         w = jax.nn.initializers.orthogonal(scale)(keys[k], (a, b), jnp.float32)
         layers.append((w, jnp.zeros(b, jnp.float32)))

@@ -76,14 +76,15 @@ def segment_return(s: SetRows, actions: np.ndarray, r0: int, costs: Costs, marke
     """Return after costs of taking action indices ``actions`` from local row ``r0`` on, flat at the start."""
     values = np.asarray(env.ACTIONS[market])[actions]
     c = s.candles
-    _, equity = env.rollout(values.astype(np.float64), c.open, c.high, c.low, c.close, *env.tables(market),
+    rollout: Any = env.rollout  # a numba dispatcher
+    _, equity = rollout(values.astype(np.float64), c.open, c.high, c.low, c.close, *env.tables(market),
                             costs.fee, costs.slippage, 1.0, int(s.bars[r0]), 0.0, 1.0)
     return float(equity[-1] - 1.0) if len(equity) else 0.0
 
 
 def train_policy(data: Sequence[Candles], cfg: ppo.PPOConfig, *, market: str = "spot", window: int = 8,
                  until_ms: int | None = None, since_ms: int | None = None, predictor: LoadedModel | None = None,
-                 costs: Costs = Costs(fee=0.001, slippage=0.0002), risk_aversion: float = 1.0,
+                 costs: Costs = env.COSTS, risk_aversion: float = 1.0,
                  progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainedPolicy:
     """PPO on the bars [since_ms, until_ms) of every set; validation = the last ``val_fraction`` of them."""
     sets, offset = [], 0
@@ -112,7 +113,8 @@ def train_policy(data: Sequence[Candles], cfg: ppo.PPOConfig, *, market: str = "
         s, off, _ = next(w for w in where if w[1] <= r0 < w[2])
         c = s.candles
         values = np.asarray(env.ACTIONS[market])[actions].astype(np.float64)
-        r, _ = env.rollout(values, c.open, c.high, c.low, c.close, *env.tables(market), costs.fee,
+        rollout: Any = env.rollout
+        r, _ = rollout(values, c.open, c.high, c.low, c.close, *env.tables(market), costs.fee,
                            costs.slippage, 1.0, int(s.bars[r0 - off]), risk_aversion, 100.0)
         return np.asarray(r)
 
@@ -137,7 +139,7 @@ def train_policy(data: Sequence[Candles], cfg: ppo.PPOConfig, *, market: str = "
 
 
 def held_out(trained: TrainedPolicy, data: Sequence[Candles], from_ms: int, predictor: LoadedModel | None,
-             costs: Costs = Costs(fee=0.001, slippage=0.0002)) -> dict[str, dict[str, float]]:
+             costs: Costs = env.COSTS) -> dict[str, dict[str, float]]:
     """Per set: the greedy policy's return after costs on the bars from ``from_ms`` on, cash's and buy-and-hold's."""
     out = {}
     long = env.ACTIONS[trained.market].index(1.0)
@@ -158,7 +160,8 @@ def policy_command(args: Any, data: list[Candles], cut: int) -> tuple[Any, ...]:
     """``kubetrade train policy``: train, score on the held-out bars, return what the command stores."""
     import sys
 
-    from kubetrade.prediction.model import ModelReference, load
+    from kubetrade.prediction.model import load
+    from kubetrade.resources.strategy import ModelReference
 
     predictor = None
     if args.predictor:

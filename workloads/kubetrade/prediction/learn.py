@@ -25,8 +25,9 @@ from kubetrade.candles import Candles
 from kubetrade.prediction import export, network
 from kubetrade.prediction import features as feat
 from kubetrade.prediction import train as ridge
-from kubetrade.prediction.model import ModelReference, from_bytes, predict_series
+from kubetrade.prediction.model import from_bytes, predict_series
 from kubetrade.resources.genome import Genome
+from kubetrade.resources.strategy import ModelReference
 
 
 def _iso(ms: int) -> str:
@@ -91,8 +92,8 @@ def train_predictor(data: Sequence[Candles], cfg: network.NetConfig, *, until_ms
             "kubetrade.architecture": f"lstm{cfg.hidden}-attention{cfg.layers}x{cfg.heads}",
             "kubetrade.seed": str(cfg.seed), "kubetrade.train_from": _iso(first), "kubetrade.train_to": _iso(last),
             "kubetrade.datasets": ",".join(c.label for c in data)}
-    s = result.scaling
-    blob = export.predictor(result.params, s.x_mean, s.x_std, s.y_mean, s.y_std, window=cfg.window,
+    sc = result.scaling
+    blob = export.predictor(result.params, sc.x_mean, sc.x_std, sc.y_mean, sc.y_std, window=cfg.window,
                             heads=cfg.heads, eps=cfg.ln_eps, input_name=feat.BARS_INPUT, metadata=meta)
     return TrainedPredictor(blob, result, first, last, [c.label for c in data], len(x))
 
@@ -180,4 +181,5 @@ def ridge_series(train_sets: Sequence[Candles], until_ms: int, c: Candles) -> np
 
 
 def report(skill: Skill) -> dict[str, Any]:
-    return json.loads(json.dumps({**asdict(skill), "skill_vs_zero": skill.skill_vs_zero}))
+    out: dict[str, Any] = json.loads(json.dumps({**asdict(skill), "skill_vs_zero": skill.skill_vs_zero}))
+    return out

@@ -120,7 +120,8 @@ def init_params(cfg: NetConfig, n_features: int, key: jax.Array) -> Params:
 def _layer_norm(x: jax.Array, g: jax.Array, b: jax.Array, eps: float) -> jax.Array:
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / jnp.sqrt(var + eps) * g + b
+    out: jax.Array = (x - mu) / jnp.sqrt(var + eps) * g + b
+    return out
 
 
 def lstm(p: Params, x: jax.Array) -> jax.Array:
@@ -138,7 +139,8 @@ def lstm(p: Params, x: jax.Array) -> jax.Array:
 
     zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
     _, hs = jax.lax.scan(step, (zeros, zeros), xs)
-    return jnp.transpose(hs, (1, 0, 2))
+    out: jax.Array = jnp.transpose(hs, (1, 0, 2))
+    return out
 
 
 def attention_block(blk: Params, x: jax.Array, heads: int, eps: float) -> jax.Array:
@@ -161,7 +163,8 @@ def forward(params: Params, x: jax.Array, cfg: NetConfig) -> jax.Array:
     hs = lstm(params["lstm"], x)
     for blk in params["blocks"]:
         hs = attention_block(blk, hs, cfg.heads, cfg.ln_eps)
-    return (hs[:, -1, :] @ params["head"]["w"] + params["head"]["b"])[:, 0]
+    out: jax.Array = (hs[:, -1, :] @ params["head"]["w"] + params["head"]["b"])[:, 0]
+    return out
 
 
 def fit_scaling(x: np.ndarray, y: np.ndarray) -> Scaling:
@@ -171,7 +174,8 @@ def fit_scaling(x: np.ndarray, y: np.ndarray) -> Scaling:
 
 
 def scale_x(x: np.ndarray, s: Scaling) -> np.ndarray:
-    return ((x - s.x_mean) / s.x_std).astype(np.float32)
+    out: np.ndarray = ((x - s.x_mean) / s.x_std).astype(np.float32)
+    return out
 
 
 def predict(result: TrainResult, x: np.ndarray, batch: int = 4096) -> np.ndarray:

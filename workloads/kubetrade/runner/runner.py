@@ -35,7 +35,6 @@ from kubetrade.engine.compile import alt_refs
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.live import LiveSignal
 from kubetrade.ledger import allocation, connection, queries
-from kubetrade.prediction.model import ModelInputError
 from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import (
     TERMINAL_STATUSES,
@@ -47,6 +46,7 @@ from kubetrade.messaging.schemas import (
     StatusReport,
 )
 from kubetrade.observability import tracecontext as tracing
+from kubetrade.prediction.model import ModelInputError
 from kubetrade.runner.account import Book
 from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
