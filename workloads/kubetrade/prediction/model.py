@@ -303,14 +303,14 @@ def uses(genome: Genome, name: str) -> bool:
     return any(op.indicator == name for rs in sets if rs for r in rs.rules for op in (r.left, r.right))
 
 
-def policy_genome(market: str = "spot", indicator: str = POLICY_INDICATOR) -> Genome:
+def policy_genome(market: str = "spot", indicator: str = POLICY_INDICATOR, position_pct: float = 1.0) -> Genome:
     """The genome that holds the position the ``policy`` indicator chooses (long/flat on spot, long/short on a
     perpetual), with no stops of its own: entry above 0.5, exit below; short below -0.5, cover above."""
     def rule(op: str, level: float) -> dict[str, Any]:
         return {"left": {"indicator": indicator}, "op": op, "right": {"value": level}}
 
     spec: dict[str, Any] = {"entry": {"rules": [rule("gt", 0.5)]}, "exit": {"rules": [rule("lt", 0.5)]},
-                            "positionPct": 1.0}
+                            "positionPct": position_pct}
     if market == "perpetual":
         spec |= {"direction": "both", "shortEntry": {"rules": [rule("lt", -0.5)]},
                  "shortExit": {"rules": [rule("gt", -0.5)]}}
