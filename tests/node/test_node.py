@@ -114,13 +114,27 @@ def test_a_failing_readiness_probe_keeps_the_pod_out_and_describe_says_why(clust
 
 
 def test_a_crashing_container_shows_its_exit_code_and_restarts(cluster: RealCluster) -> None:
+    """The container fails once (a marker on an emptyDir says so), then runs: its restart, exit code
+    and previous logs stay put to be read (a container that keeps crashing is garbage-collected
+    under the reader's feet)."""
     ns = f"n-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
-    cluster.kubectl("run", "crash", "-n", ns, f"--image={BUSYBOX}", "--image-pull-policy=Never", "--command", "--",
-                    "sh", "-c", "echo about to fail; exit 3")
-    _wait(lambda: (cluster.get_json("pod", "crash", "-n", ns)["status"].get("containerStatuses") or [{}])[0]
-          .get("restartCount", 0) >= 1, 120, "a restart")
-    last = cluster.get_json("pod", "crash", "-n", ns)["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crash", "namespace": ns},
+           "spec": {"containers": [{"name": "crash", "image": BUSYBOX, "imagePullPolicy": "Never",
+                                    "command": ["sh", "-c", "if [ -e /state/failed ]; then exec sleep 3600; fi; "
+                                                "touch /state/failed; echo about to fail; exit 3"],
+                                    "volumeMounts": [{"name": "state", "mountPath": "/state"}]}],
+                    "volumes": [{"name": "state", "emptyDir": {}}]}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+
+    def restarted_and_running() -> bool:
+        st = (cluster.get_json("pod", "crash", "-n", ns)["status"].get("containerStatuses") or [{}])[0]
+        return st.get("restartCount", 0) >= 1 and "running" in st.get("state", {})
+
+    _wait(restarted_and_running, 120, "a restart")
+    status = cluster.get_json("pod", "crash", "-n", ns)["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 1, status
+    last = status["lastState"]["terminated"]
     assert last["exitCode"] == 3 and last["reason"] == "Error", last
     described = cluster.kubectl("describe", "pod", "crash", "-n", ns).stdout
     assert "Last State:     Terminated" in described and "Exit Code:    3" in described, described

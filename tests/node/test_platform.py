@@ -176,10 +176,12 @@ def test_deleting_a_strategy_closes_its_position_through_the_executor_pod(platfo
     _books_add_up(platform)
 
 
-def test_a_goal_s_evolution_cronjob_run_by_hand_creates_paper_strategies(platform: Platform) -> None:
+def test_a_goal_s_evolution_cronjob_run_by_hand_gives_a_verdict(platform: Platform) -> None:
     """``kubectl create job --from=cronjob/...``: the evolution runs in a real pod (the image's
     ``kubetrade goal-evolution``, the evolution service account) on the candles the collector
-    stored, and the survivors it creates are paper Strategies of the Goal."""
+    stored, and the gates' verdict reaches the Goal's status and an Event: either Strategies that
+    passed, in paper mode with their evidence, or "no strategy passed" with the best figures (a day
+    of real candles rarely shows an edge; the gates, not the test, decide which)."""
     platform.kubectl("apply", "-f", str(Path(__file__).with_name("goal.yaml")))
     cron = _wait(lambda: [c["metadata"]["name"] for c in platform.get("cronjobs")["items"]
                           if "quick-goal" in c["metadata"]["name"]], 120, "the Goal's evolution CronJob")[0]
@@ -192,10 +194,23 @@ def test_a_goal_s_evolution_cronjob_run_by_hand_creates_paper_strategies(platfor
     outcome = _wait(finished, 900, "the evolution Job to finish")
     logs = platform.kubectl("logs", "job/evolve-now", "--tail=30", check=False).stdout
     assert outcome == "Complete", logs
+    verdict = _wait(lambda: platform.get("goal", "quick-goal").get("status", {}).get("lastSelection"), 120,
+                    "the verdict in the Goal's status")
+    assert verdict["trials"] >= 20 and verdict["candidates"] >= 1, verdict
+    assert verdict["message"], verdict
     evolved = [s for s in platform.get("strategies")["items"]
                if (s["metadata"].get("labels") or {}).get("kubetrade.io/goal") == "quick-goal"]
-    assert evolved, f"no Strategy created by the evolution run:\n{logs}"
-    assert all(s["spec"]["mode"] == "paper" for s in evolved)
+    assert len(evolved) == verdict["toPaper"], (verdict, [s["metadata"]["name"] for s in evolved])
+    for s in evolved:  # what passed goes to paper only, carrying the evidence it passed on
+        assert s["spec"]["mode"] == "paper"
+        evidence = (s.get("status") or {}).get("evidence") or {}
+        assert evidence.get("deflatedSharpe") is not None, s["metadata"]["name"]
+    if not evolved:
+        assert verdict["message"].startswith("no strategy passed"), verdict
+    events = platform.kubectl("get", "events", "--field-selector",
+                              "involvedObject.kind=Goal,involvedObject.name=quick-goal", "-o", "json").stdout
+    reason = "StrategiesToPaper" if evolved else "NoStrategyPassed"
+    assert reason in events and verdict["message"][:40] in events, events[-2000:]
     # what a user does with a test run's output: delete it (their runners go with them)
     platform.kubectl("delete", "strategies", "-l", "kubetrade.io/goal=quick-goal", "--timeout=300s", timeout=320)
 

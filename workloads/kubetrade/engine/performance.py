@@ -39,7 +39,8 @@ class Metrics:
     """The per-bar returns' sums, which pool across windows and candle sets (:mod:`kubetrade.engine.stats`)."""
 
     def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        """The scalar metrics (a table row, a stored backtest result); the pooled moments stay on ``returns``."""
+        return {k: v for k, v in asdict(self).items() if k != "returns"}
 
 
 def _finite(x: float) -> float:

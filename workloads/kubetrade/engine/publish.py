@@ -165,3 +165,18 @@ def store_selection(dsn: str, run_id: str, started: datetime, walk: WalkForwardR
                 for c in candidates
             ],
         )
+
+
+async def recent_runs(conn: Any, goal: str, limit: int = 5) -> list[dict[str, Any]]:
+    """A Goal's newest evolution runs, each with its ranked results (every column, as stored), for the API."""
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM evolution_runs WHERE goal = %s ORDER BY started_at DESC LIMIT %s",
+                          (goal, limit))
+        runs = list(await cur.fetchall())
+        for run in runs:
+            await cur.execute("SELECT to_jsonb(r) AS row FROM evolution_results r WHERE run_id = %s ORDER BY rank",
+                              (run["id"],))
+            run["results"] = [r["row"] for r in await cur.fetchall()]
+    return runs

@@ -33,7 +33,8 @@ def walk_forward_args(p: argparse.ArgumentParser) -> None:
     """The window and gate options shared by ``evolve --walk-forward`` and ``evaluate``."""
     g = p.add_argument_group("walk-forward windows and gates")
     g.add_argument("--windows", type=int, default=3, help="out-of-sample windows (default 3)")
-    g.add_argument("--mode", choices=("rolling", "anchored"), default="rolling")
+    g.add_argument("--mode", choices=("rolling", "anchored"), default="rolling",
+                   help="rolling: each search sees a fixed span before its window; anchored: all bars from the start")
     g.add_argument("--oos-fraction", type=float, default=0.1, help="each window's share of the bars (default 0.1)")
     g.add_argument("--oos-bars", type=int, help="bars per out-of-sample window (instead of --oos-fraction)")
     g.add_argument("--is-bars", type=int, help="in-sample bars of each search (default: all before window 0)")
@@ -42,9 +43,12 @@ def walk_forward_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--per-window", type=int, default=5, help="genomes each search hands on (default 5)")
     g.add_argument("--min-dsr", type=float, default=0.95, help="lowest deflated Sharpe ratio (default 0.95)")
     g.add_argument("--max-pbo", type=float, default=0.5, help="highest probability of backtest overfitting")
-    g.add_argument("--min-windows", type=int, default=2)
-    g.add_argument("--min-oos-trades", type=int, default=10)
-    g.add_argument("--benchmark", choices=("cash", "buyAndHold"), default="buyAndHold")
+    g.add_argument("--min-windows", type=int, default=2,
+                   help="fewest out-of-sample windows the evidence must cover (default 2)")
+    g.add_argument("--min-oos-trades", type=int, default=10,
+                   help="fewest out-of-sample trades, all windows together (default 10)")
+    g.add_argument("--benchmark", choices=("cash", "buyAndHold"), default="buyAndHold",
+                   help="what the pooled out-of-sample return must beat (default buyAndHold)")
     g.add_argument("--alt", type=Path, action="append", default=[], metavar="CSV",
                    help="alternative-data points (provider,topic,metric,time,value; time in ms), repeatable")
 
@@ -60,7 +64,7 @@ def register(sub: Any) -> None:
                     help="PBO of the search that found it (default: the manifest's status.evidence.pbo)")
     ev.add_argument("--fee", type=float, help="default: the manifest's execution.feeRate")
     ev.add_argument("--slippage", type=float, help="default: the manifest's execution.slippageBps")
-    ev.add_argument("--cash", type=float, default=10_000.0)
+    ev.add_argument("--cash", type=float, default=10_000.0, help="initial cash of each backtest (default 10,000)")
     walk_forward_args(ev)
     ev.set_defaults(func=_evaluate)
 

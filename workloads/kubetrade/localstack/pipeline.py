@@ -278,8 +278,10 @@ async def serve_api(stack: Stack, port: int, stop: asyncio.Event) -> None:
     import uvicorn
 
     from kubetrade.api import create_app
+    from kubetrade.api.commands import STOP_GRACE
 
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=STOP_GRACE)  # open console streams end with the stop
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()

@@ -189,6 +189,27 @@ class OrderEvent(Model):
     time: Millis
 
 
+class RiskRejection(Model):
+    """A signal the risk manager refused, and why (``events.strategy.<strategy>.rejected``, kept by the
+    EVENTS stream): no order row exists for it, so this is its only record."""
+
+    client_order_id: ClientOrderId
+    strategy: str
+    namespace: str = "default"
+    environment: Environment
+    exchange: ExchangeId
+    symbol: Symbol
+    side: Side
+    quantity: Annotated[float, Field(gt=0)]
+    """The quantity asked for."""
+    price: Annotated[float, Field(gt=0)]
+    reduce_only: bool = False
+    rule: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    policy: str | None = None
+    time: Millis
+
+
 class StatusReport(Model):
     """A workload's report about its resource, merged into the resource's status by the operator.
 

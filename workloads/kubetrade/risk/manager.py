@@ -34,6 +34,7 @@ from kubetrade.messaging.schemas import (
     RiskControlReply,
     RiskControlRequest,
     RiskDecision,
+    RiskRejection,
     Signal,
     StatusReport,
 )
@@ -325,6 +326,21 @@ class RiskManager:
             verdict = "reduced"
         labelled(RISK_DECISIONS, signal.mode, verdict, decision.rule or "none").inc()
         await msg.respond(codec.encode(decision))
+        if not decision.approved and not signal.dry_run and decision.rule != "submissionUncertain":
+            await self._tell_rejected(signal, decision)
+
+    async def _tell_rejected(self, signal: Signal, decision: RiskDecision) -> None:
+        """Record the refusal where people look (the console's rejections; the EVENTS stream keeps it):
+        a refused signal leaves no order row.  After the answer, so it costs the decision nothing."""
+        event = RiskRejection(
+            client_order_id=signal.client_order_id, strategy=signal.strategy, namespace=signal.namespace,
+            environment=signal.mode, exchange=signal.exchange, symbol=signal.symbol, side=signal.side,
+            quantity=signal.quantity, price=signal.price, reduce_only=signal.reduce_only, rule=decision.rule,
+            reasons=decision.reasons, policy=decision.policy, time=decision.time)
+        try:
+            await self.nc.publish(subjects.risk_rejected(signal.strategy), codec.encode(event))
+        except Exception as exc:  # the decision stands; only its record is missing
+            log.warning("rejection not published", extra={"error": type(exc).__name__})
 
     async def check(self, signal: Signal) -> RiskDecision:
         """Decide on one signal and, if approved, submit its order; idempotent per client order id."""

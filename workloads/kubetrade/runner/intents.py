@@ -62,6 +62,19 @@ def client_order_id(prefix: str, symbol_index: int, bar_time: int, kind: Kind) -
     return f"{prefix}-{symbol_index}-{bar_time}-{KIND_CODE[kind]}"
 
 
+def bar_time_of(client_order_id: str) -> int | None:
+    """The bar (open, UTC ms) a runner's order was decided on, read back from its client order id;
+    None for an id a runner did not make (a manual order)."""
+    parts = client_order_id.split("-")
+    if len(parts) != 4 or len(parts[0]) != 8 or parts[3] not in KIND_CODE.values():
+        return None
+    try:
+        int(parts[0], 16)
+        return int(parts[2]) if parts[1].isdigit() else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Sizing:
     position_pct: float

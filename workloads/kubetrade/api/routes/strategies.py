@@ -99,7 +99,8 @@ class Backtest(Model):
     """The Kubernetes Job running it, on a cluster."""
     start: datetime
     end: datetime
-    result: dict[str, dict[str, float]] | None = None
+    result: dict[str, dict[str, Any]] | None = None
+    """Per symbol: the metrics (numbers) and the moments of its returns (a small object), as the job wrote them."""
     error: str | None = None
     created_at: datetime
     started_at: datetime | None = None
