@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 
     configure("runner", args.log_level)
     try:
-        cfg = load(args.config)
+        cfg = load(args.config, args.database_url)
     except RunnerConfigError as exc:
         log.error("strategy cannot run", extra={"error": str(exc)})
         print(f"runner: {exc}")

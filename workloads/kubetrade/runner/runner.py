@@ -45,6 +45,7 @@ from kubetrade.messaging.schemas import (
     StatusReport,
 )
 from kubetrade.observability import tracecontext as tracing
+from kubetrade.prediction.model import ModelInputError
 from kubetrade.runner.account import Book
 from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
@@ -185,6 +186,9 @@ class Runner:
 
         if self.opts.probe_port is not None:
             self.probe_port = await self.probes.start(self.opts.probe_port)
+        if self.cfg.model_error is not None:
+            await self._refuse(self.cfg.model_error)
+            return
         if self.opts.compile is not None:
             await self._compile(self.opts.compile)
         self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
@@ -214,6 +218,12 @@ class Runner:
                         # the candle's trace continues through this bar's signals, decisions and orders
                         with tracing.consumer_span("runner.bar", msg, strategy=self.cfg.label, symbol=candle.symbol):
                             await self._on_bar(candle)
+                    except ModelInputError as exc:  # no prediction from bad inputs, never a silent zero
+                        self.issue = f"model refused: bar {iso(candle.time)}: {str(exc)[:300]}; no order on it"
+                        self.metrics.model_refused.set(1)
+                        log.error("model refused its input; no order on this bar",
+                                  extra={"strategy": self.cfg.label, "bar": iso(candle.time), "error": str(exc)})
+                        self._changed.set()
                     except Exception as exc:  # one bad bar must not take the strategy down; say so loudly
                         self.issue = f"bar {iso(candle.time)} failed: {type(exc).__name__}: {str(exc)[:200]}"
                         log.exception("bar failed", extra={"strategy": self.cfg.label, "bar": iso(candle.time)})
@@ -232,6 +242,28 @@ class Runner:
             for conn in (self.conn, self.history_conn):
                 if conn is not None:
                     await conn.close()
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+    async def _refuse(self, reason: str) -> None:
+        """A model the strategy needs was refused: trade nothing, say why until stopped (status, metric, log)."""
+        import nats
+
+        self.issue = f"model refused: {reason}; not trading"
+        self.metrics.model_refused.set(1)
+        log.error("model refused; the strategy does not trade", extra={"strategy": self.cfg.label, "error": reason})
+        self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
+                                     reconnect_time_wait=0.5)
+        try:
+            self.started.set()
+            while not self.stopping.is_set():
+                self.probes.beat()
+                await self.publish_status(force=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.opts.status_interval)
+            await self.publish_status(force=True)
+        finally:
+            await self.probes.stop()
             with contextlib.suppress(Exception):
                 await self.nc.drain()
 
@@ -431,6 +463,9 @@ class Runner:
         st.last_time = c.time
         if not self.ready.is_set() and self.issue and self.issue.startswith("no candles"):
             self.issue = None
+        if self.issue and self.issue.startswith("model refused: bar"):  # the model took this bar's input
+            self.issue = None
+            self.metrics.model_refused.set(0)
         self.ready.set()
         st.book.mark(c.symbol, c.close)
         await self._retry_undecided(st, sig.position)
