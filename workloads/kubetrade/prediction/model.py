@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from kubetrade.prediction import features as feat
+from kubetrade.prediction.errors import ModelError as ModelError  # re-exported: the loaders raise it
+from kubetrade.prediction.errors import ModelInputError as ModelInputError
 from kubetrade.resources.genome import Genome
 from kubetrade.resources.strategy import ModelReference
 
@@ -47,14 +49,6 @@ REGISTRY_SCHEME = "registry://"
 _lock = threading.Lock()
 _registered: dict[str, str] = {}
 """Indicator name -> sha256 of the model it is bound to in this process."""
-
-
-class ModelError(ValueError):
-    """A model the runner refuses; the message says what was expected."""
-
-
-class ModelInputError(ModelError):
-    """Inputs the model must not predict on (NaN or infinite values); names the bar."""
 
 
 def resolve(uri: str) -> Path:
