@@ -160,7 +160,9 @@ def side(timeframe: str) -> dict[str, Any]:
         row["pbo"] = wr.pbo.pbo if wr.pbo is not None else None
         per_window.append(row)
 
-    rl_ev = {n: judged(_evidence(c, result.windows, rl_trials[n], data[0].bars_per_year, wf.benchmark), gates)
+    # _evidence takes the PBO of the search that chose a candidate; PPO has none measured (not the genomes')
+    rl_ev = {n: judged(_evidence(c, result.windows, rl_trials[n], data[0].bars_per_year, wf.benchmark)
+                       .model_copy(update={"pbo": None}), gates)
              for n, c in (("rl", rl), ("rl_prediction", rl_pred))}
     best = max(evidence.values(), key=lambda e: e.deflated_sharpe) if evidence else None
     best_passed = max((evidence[k] for k in passed), key=lambda e: e.deflated_sharpe) if passed else None
