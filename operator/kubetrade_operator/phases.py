@@ -7,6 +7,10 @@ from typing import Any
 
 from kubetrade_operator.conditions import set_condition
 
+RUNNER_REPORTED = ("RunnerUnhealthy", "ModelRefused")
+"""Degraded reasons the runner's own reports set (through the status feed): a reconcile keeps them until the
+runner reports healthy again, since only the runner knows."""
+
 
 @dataclass(frozen=True)
 class StrategyObservation:
@@ -95,9 +99,8 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     )
     if obs.runner_healthy is False:
         previous = next((c for c in conds if c["type"] == "Degraded"), {})
-        conds = set_condition(
-            conds, "Degraded", True, "RunnerUnhealthy", previous.get("message") or "runner unhealthy", gen, now
-        )
+        reason = str(previous.get("reason")) if previous.get("reason") in RUNNER_REPORTED else "RunnerUnhealthy"
+        conds = set_condition(conds, "Degraded", True, reason, previous.get("message") or "runner unhealthy", gen, now)
     elif obs.breaker_open:
         conds = set_condition(conds, "Degraded", True, "BreakerOpen", message, gen, now)
     else:

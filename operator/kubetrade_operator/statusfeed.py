@@ -25,6 +25,7 @@ from kubetrade_operator import kube, riskpolicies
 from kubetrade_operator.cluster import KUBE, Cluster, KubeCluster
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.metrics import STATUS_REPORTS
+from kubetrade_operator.phases import RUNNER_REPORTED
 
 log = logging.getLogger("kubetrade.operator.statusfeed")
 
@@ -53,7 +54,7 @@ def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any
             # a refused model (missing, wrong digest, other features, NaN inputs) has a reason of its own
             reason = "ModelRefused" if health.startswith("model refused") else "RunnerUnhealthy"
             patch["conditions"] = set_condition(conds, "Degraded", True, reason, health, gen)
-        elif any(c.get("reason") in ("RunnerUnhealthy", "ModelRefused") for c in conds or []):
+        elif any(c.get("reason") in RUNNER_REPORTED for c in conds or []):
             patch["conditions"] = set_condition(conds, "Degraded", False, "AsExpected", "runner healthy again", gen)
     if report.kind == "Collector" and report.status.get("phase") in COLLECTOR_PHASES:
         phase = str(report.status["phase"])

@@ -25,7 +25,7 @@ from kubetrade.resources.semantic import strategy_problems
 from kubetrade_operator import builders
 from kubetrade_operator.cluster import KUBE, Cluster
 from kubetrade_operator.metrics import reconciling
-from kubetrade_operator.phases import StrategyObservation, judge
+from kubetrade_operator.phases import RUNNER_REPORTED, StrategyObservation, judge
 from kubetrade_operator.runtime import RUNTIME
 from kubetrade_operator.status import typed
 
@@ -144,7 +144,7 @@ def reconcile(
                 updated_replicas=dep_status.get("updatedReplicas") or 0,
                 runner_healthy=False
                 if any(
-                    c.get("reason") == "RunnerUnhealthy" and c.get("status") == "True"
+                    c.get("reason") in RUNNER_REPORTED and c.get("status") == "True"
                     for c in status.get("conditions") or []
                 )
                 else None,

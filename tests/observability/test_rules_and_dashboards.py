@@ -37,7 +37,8 @@ def code_metrics() -> tuple[set[str], list[str]]:
 def test_rules_load_in_promtool() -> None:
     out = run("promtool", "check", "rules", RULES)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 17 rules found" in out.stdout
+    written = sum(len(g["rules"]) for g in yaml.safe_load(Path(RULES).read_text())["groups"])
+    assert written >= 17 and f"SUCCESS: {written} rules found" in out.stdout  # promtool loaded every rule
 
 
 def test_rules_unit_tests_pass() -> None:

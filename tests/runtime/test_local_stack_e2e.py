@@ -124,9 +124,10 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         assert "unknown indicator 'nosuch'" in by_name["bad-genome"]["status"]["message"]
         assert by_name["sol-missing"]["status"]["phase"] == "Failed"
         assert "SOL/USDT 5m on binance is not provided by any collector" in by_name["sol-missing"]["status"]["message"]
-        assert by_name["missing-model"]["status"]["phase"] == "Failed"
-        assert "spec.model: model file /nonexistent/model.onnx cannot be read" in \
-            by_name["missing-model"]["status"]["message"]
+        # a model the runner cannot load: it runs, trades nothing and says why (Degraded/ModelRefused), as on a cluster
+        [degraded] = [c for c in by_name["missing-model"]["status"].get("conditions", []) if c["type"] == "Degraded"]
+        assert (degraded["status"], degraded["reason"]) == ("True", "ModelRefused"), degraded
+        assert "model file /nonexistent/model.onnx cannot be read" in degraded["message"], degraded
         assert not await (await db.execute(
             "SELECT 1 FROM orders WHERE strategy IN ('bad-genome', 'sol-missing', 'missing-model')")).fetchall()
 
