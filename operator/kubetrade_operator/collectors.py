@@ -12,6 +12,7 @@ from kubetrade_operator import builders, kube
 from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.status import typed
 
 
 def reconcile(body: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +24,8 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
         spec, problems = parse_spec(CollectorSpec, body, collector_problems)
         if spec is None or problems:
             message, conds = invalid_spec(conds, problems, gen)
-            return {"phase": "Failed", "observedGeneration": gen, "conditions": conds, "lastError": message}
+            return typed("Collector",
+                         {"phase": "Failed", "observedGeneration": gen, "conditions": conds, "lastError": message})
         configmap, deployment = builders.collector_children(name, namespace, uid, gen, spec, RUNTIME.config)
         kube.apply(configmap)
         observed = kube.apply(deployment)
@@ -40,12 +42,12 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
             conds = set_condition(conds, "Ready", False, "CollectorNotReady", "waiting for the collector", gen)
         if status.get("phase") != phase:
             kopf.event(kube.as_body(body), type="Normal", reason=f"Phase{phase}", message=f"collector {phase.lower()}")
-        return {
+        return typed("Collector", {
             "phase": phase,
             "observedGeneration": gen,
             "workload": deployment["metadata"]["name"],
             "conditions": conds,
-        }
+        })
 
 
 @kopf.on.create(GROUP, VERSION, "collectors")

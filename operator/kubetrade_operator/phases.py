@@ -24,6 +24,10 @@ class StrategyObservation:
     updated_replicas: int = 0
     runner_healthy: bool | None = None
     """What the runner last reported about itself (None: nothing yet)."""
+    runner_refused: str | None = None
+    """Why the cluster does not run this runner (None: it does, or is trying to)."""
+    runner_refused_for_good: bool = False
+    """The refusal holds until the spec changes (a runner config that cannot load)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     elif obs.paused or obs.breaker_open:
         phase = "Paused"
         message = f"circuit breaker open: {obs.breaker_reason}" if obs.breaker_open else "paused by spec"
+    elif not ready and obs.runner_refused:
+        phase = "Failed" if obs.runner_refused_for_good else "Pending"
+        message = obs.runner_refused
     elif not ready:
         phase, message = "Pending", "waiting for the runner to become ready"
     else:

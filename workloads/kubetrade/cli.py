@@ -26,14 +26,17 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.engine.warmcache",
     "kubetrade.runner.commands",
     "kubetrade.goalevolution.commands",
+    "kubetrade.goalmanager.commands",
     "kubetrade.collector.commands",
+    "kubetrade.alerts.commands",
     "kubetrade.download.commands",
     "kubetrade.views.commands",
 )
 
 
 SERVER_ROLES: tuple[str, ...] = (
-    "api", "operator", "collect", "risk-manager", "executor", "runner", "goal-evolution", "backtest-job", "warmup",
+    "api", "operator", "collect", "risk-manager", "goal-manager", "executor", "runner", "goal-evolution",
+    "backtest-job", "warmup", "alertmanager-config",
 )
 """Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
 every other command is one a user types, and ``--help`` lists the two groups apart."""

@@ -126,6 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dependencies=[Depends(authenticate), Depends(reject_repeated_scalars)],
             responses=PROTECTED_RESPONSES,
         )
+    # Alertmanager's webhooks: its own bearer token, not an API key (kubetrade.api.routes.alertreceiver)
+    app.include_router(importlib.import_module("kubetrade.api.routes.alertreceiver").router,
+                       dependencies=[Depends(reject_repeated_scalars)])
     # The console (server-rendered pages, its own session cookie; kubetrade.api.console) and the
     # browser assets it and /docs use, all from the package: nothing is loaded from another host.
     app.include_router(console_router)

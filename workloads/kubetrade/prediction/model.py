@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from kubetrade.engine import indicators
 from kubetrade.prediction.features import INPUT_NAME, WINDOW, window_matrix
 from kubetrade.resources.strategy import ModelReference
 
@@ -93,8 +94,6 @@ def load(ref: ModelReference) -> PredictionModel:
 
 def register_prediction(ref: ModelReference) -> PredictionModel:
     """Load the model and make it the ``prediction`` indicator of this process."""
-    from kubetrade.engine import indicators
-
     global _registered
     model = load(ref)
     with _lock:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from kubetrade.resources.collector import CollectorSpec
+from kubetrade.resources.genome import Genome, Operand, RuleSet
 from kubetrade.resources.goal import GoalSpec
 from kubetrade.resources.strategy import StrategySpec
 
@@ -138,11 +139,41 @@ def strategy_problems(spec: StrategySpec) -> list[str]:
         except ValueError as exc:
             problems.append(f"spec.template: {exc}")
     if genome is not None:
+        if _uses_prediction(genome):
+            if spec.model is None:
+                problems.append("spec.genome uses the prediction indicator but spec.model is not set")
+            # the model is loaded where it is mounted (the runner, which says so if it cannot read it);
+            # every other rule is checked here, the prediction operands standing in as a plain series
+            genome = _without_prediction(genome)
         try:
             compile_genomes([genome], market=spec.market, names=["spec.genome"])
         except (GenomeError, ValueError) as exc:
             problems.append(f"genome does not compile: {exc}")
     return problems
+
+
+def _rule_sets(genome: Genome) -> list[RuleSet]:
+    return [rs for rs in (genome.entry, genome.exit, genome.short_entry, genome.short_exit) if rs is not None]
+
+
+def _uses_prediction(genome: Genome) -> bool:
+    return any(op.indicator == "prediction" for rs in _rule_sets(genome) for r in rs.rules for op in (r.left, r.right))
+
+
+def _without_prediction(genome: Genome) -> Genome:
+    close = Operand(price="close")
+
+    def swap(op: Operand) -> Operand:
+        return close if op.indicator == "prediction" else op
+
+    def rules(rs: RuleSet | None) -> RuleSet | None:
+        if rs is None:
+            return None
+        return rs.model_copy(update={"rules": [r.model_copy(update={"left": swap(r.left), "right": swap(r.right)})
+                                               for r in rs.rules]})
+
+    return genome.model_copy(update={"entry": rules(genome.entry), "exit": rules(genome.exit),
+                                     "short_entry": rules(genome.short_entry), "short_exit": rules(genome.short_exit)})
 
 
 def goal_problems(spec: GoalSpec) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
+    OPERATOR,
     Condition,
     ExchangeId,
     LocalObjectReference,
@@ -215,11 +216,11 @@ class PaperCheck(Model):
 class StrategyStatus(Model):
     """What the operator and the runner observe about the strategy."""
 
-    phase: StrategyPhase = "Pending"
+    phase: Annotated[StrategyPhase, OPERATOR] = "Pending"
     """Pending, Paper, Live, Paused, Retired or Failed."""
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    observed_generation: Annotated[int | None, Field(ge=0), OPERATOR] = None
     """The .metadata.generation this status reflects."""
-    runner: str | None = None
+    runner: Annotated[str | None, OPERATOR] = None
     """Name of the runner workload."""
     equity: float | None = None
     """Current equity of the strategy's ledger."""
@@ -237,9 +238,9 @@ class StrategyStatus(Model):
     """Positions currently open."""
     last_signal_time: datetime | None = None
     """Time of the last signal the runner computed."""
-    paper_since: datetime | None = None
+    paper_since: Annotated[datetime | None, OPERATOR] = None
     """When paper trading started."""
-    live_since: datetime | None = None
+    live_since: Annotated[datetime | None, OPERATOR] = None
     """When the strategy was promoted to live."""
     backtest: PerformanceSummary | None = None
     """Backtest results the strategy was selected on."""
@@ -247,9 +248,9 @@ class StrategyStatus(Model):
     """Out-of-sample evidence (walk-forward windows, deflated Sharpe, PBO, benchmark) and the gates' verdict."""
     paper_check: PaperCheck | None = None
     """Paper trading against a backtest of the same bars (what the review's live gate compares)."""
-    message: str | None = None
+    message: Annotated[str | None, OPERATOR] = None
     """A short explanation of the current phase."""
-    conditions: list[Condition] = conditions_field()
+    conditions: Annotated[list[Condition], OPERATOR] = conditions_field()
     """Ready, Progressing and Degraded conditions."""
 
 

@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import altdata
+from kubetrade.engine import backtest as bt
 from kubetrade.engine.altdata import AltSeries
 from kubetrade.engine.compile import alt_refs
 from kubetrade.engine.costs import bps_to_fraction
@@ -51,6 +54,8 @@ from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.paritycheck import ParityCheck
 from kubetrade.runner.probes import Probes, RunnerMetrics
+from kubetrade.storage import altpoints, history
+from kubetrade.storage.candles import SeriesKey
 
 log = logging.getLogger("kubetrade.runner")
 
@@ -261,10 +266,6 @@ class Runner:
             log.warning("no database: alternative data starts empty and fills as points arrive",
                         extra={"strategy": self.cfg.label})
             return
-        import psycopg
-
-        from kubetrade.storage import altpoints
-
         since = datetime.fromtimestamp((first.time - self.spec.warmup_bars * self.bar_ms) / 1000 - 7 * 86400, UTC)
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
             stored = await altpoints.load(conn, self.alt_refs, since, required=False)
@@ -325,11 +326,6 @@ class Runner:
         """The stored candles right before ``before`` (contiguous with it), or None."""
         if self.conn is None or self.spec.warmup_bars == 0:
             return None
-        import psycopg
-
-        from kubetrade.storage import history
-        from kubetrade.storage.candles import SeriesKey
-
         if self.history_conn is None or self.history_conn.closed:
             assert self.dsn is not None
             self.history_conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
@@ -370,8 +366,6 @@ class Runner:
     def _adopt(self, st: SymbolState, held: float, bar: int, close: float) -> None:
         """A restarted runner takes over the position its fills say it holds (rather than closing it):
         from the next bar the genome's exits and stops manage it as if it had opened it on the last stored bar."""
-        from kubetrade.engine import backtest as bt
-
         assert st.live is not None
         pos = st.book.positions[st.symbol]
         state = st.live.state

@@ -1,8 +1,9 @@
 """``/api/v1/goals/summary`` and ``/api/v1/position-sizing/calculate``: goal progress and sizing.
 
-Both are thin shells over pure functions: progress is :mod:`kubetrade.lifecycle.progress`
-(the operator's), the multiplier and the capped position fraction are
-:mod:`kubetrade.sizing.goal` (the formula is documented there).  Goals and strategies are
+Both are thin shells over pure functions: a goal's figures are
+:func:`kubetrade.lifecycle.goalfigures.goal_figures` (what the goal manager reports into the Goal's
+status), the multiplier and the capped position fraction :mod:`kubetrade.sizing.goal` (the
+formula is documented there).  Goals and strategies are
 read through the resource store - the cluster's API server, or the local database under
 ``kubetrade up`` - and a strategy's figures are its status as its runner reported them.
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import Field, model_validator
 
 from kubetrade import cluster
-from kubetrade.lifecycle.progress import progress
+from kubetrade.lifecycle import goalfigures
 from kubetrade.resources.base import Model
 from kubetrade.resources.goal import GoalSpec, Target
 from kubetrade.resources.riskpolicy import RiskPolicySpec
@@ -26,7 +27,6 @@ from kubetrade.sizing.goal import goal_sizing, position_fraction
 router = APIRouter(prefix="/api/v1", tags=["goals"])
 Namespace = Annotated[str | None, Query(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
                                         description="Namespace; the API's own when absent.")]
-GOAL_LABEL = "kubetrade.io/goal"
 
 
 def _store(request: Request) -> cluster.ResourceStore:
@@ -38,21 +38,6 @@ def _store(request: Request) -> cluster.ResourceStore:
 
 def _namespace(request: Request, namespace: str | None) -> str:
     return namespace or str(getattr(request.app.state.settings, "namespace", None) or "default")
-
-
-def _selected(goal: dict[str, Any], strategy: dict[str, Any]) -> bool:
-    labels = (strategy.get("metadata") or {}).get("labels") or {}
-    sel = ((goal.get("spec") or {}).get("strategySelector") or {}).get("matchLabels")
-    if not sel:
-        return bool(labels.get(GOAL_LABEL) == goal["metadata"]["name"])
-    return all(labels.get(k) == v for k, v in sel.items())
-
-
-def _start(goal: dict[str, Any], spec: GoalSpec) -> date:
-    if spec.target.start_date:
-        return spec.target.start_date
-    created = (goal.get("metadata") or {}).get("creationTimestamp")
-    return datetime.fromisoformat(created.replace("Z", "+00:00")).date() if created else datetime.now(UTC).date()
 
 
 class StrategyFigures(Model):
@@ -95,7 +80,7 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
     out = []
     for g in goals:
         spec = GoalSpec.model_validate(g["spec"])
-        counted = [s for s in strategies if _selected(g, s)]
+        counted = goalfigures.members(spec, g["metadata"]["name"], strategies)
         figures = [
             StrategyFigures(
                 name=s["metadata"]["name"],
@@ -103,15 +88,10 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
             )
             for s in counted
         ]
-        equity = spec.target.capital.amount + sum(f.pnl or 0.0 for f in figures)
-        start = _start(g, spec)
-        prog = progress(spec.target, equity, start, now)
         policy = policies.get(spec.risk_policy_ref.name)
-        dd = RiskPolicySpec.model_validate(policy["spec"]).portfolio_limits.max_drawdown_pct if policy else None
-        peak = max(equity, float(((g.get("status") or {}).get("equity")) or equity))
-        sizing = goal_sizing(
-            spec.target, equity, peak, now, start, max_multiplier=spec.max_sizing_multiplier, policy_max_drawdown=dd
-        )
+        policy_spec = RiskPolicySpec.model_validate(policy["spec"]) if policy else None
+        f = goalfigures.goal_figures(spec, g, counted, now, policy_spec) or goalfigures.figures_at(
+            spec, g, spec.target.capital.amount, 0, now, policy_spec)
         out.append(
             GoalSummary(
                 name=g["metadata"]["name"],
@@ -119,14 +99,14 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
                 target_return_pct=spec.target.return_pct,
                 period=spec.target.period,
                 capital=spec.target.capital.amount,
-                equity=equity,
-                return_pct=prog.return_pct,
-                expected_return_pct=prog.expected_return_pct,
-                progress_pct=prog.progress_pct,
-                on_track=prog.on_track,
-                sizing_multiplier=sizing.multiplier,
-                sizing_state=sizing.state,
-                sizing_explanation=sizing.explanation,
+                equity=f.equity,
+                return_pct=f.return_pct,
+                expected_return_pct=f.expected_return_pct,
+                progress_pct=f.progress_pct,
+                on_track=f.on_track,
+                sizing_multiplier=f.sizing_multiplier,
+                sizing_state=f.sizing_state,
+                sizing_explanation=f.sizing_explanation,
                 strategies=figures,
             )
         )
@@ -196,7 +176,9 @@ async def calculate(
         except cluster.StoreError as exc:
             raise HTTPException(503, str(exc)) from None
         spec = GoalSpec.model_validate(g["spec"])
-        target, cap, start = spec.target, spec.max_sizing_multiplier, start or _start(g, spec)
+        target, cap = spec.target, spec.max_sizing_multiplier
+        created = (g.get("metadata") or {}).get("creationTimestamp")
+        start = start or goalfigures.start_date(spec, created, datetime.now(UTC))
         if policy is None:
             try:
                 policy = RiskPolicySpec.model_validate(
