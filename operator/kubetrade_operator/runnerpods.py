@@ -2,9 +2,11 @@
 
 The kubelet knows why a container does not run - an image it cannot pull, a Secret that is not
 there, a process that keeps exiting, a memory limit, no node with room - and says so on the pod
-only.  :func:`runner_state` reads the pods of one runner Deployment (as the API server returns
-them, or as ``kubetrade up``'s local cluster shapes its runner tasks) and gives one reason and
-one message, for the Strategy's ``RunnerReady`` condition:
+only.  :func:`runner_state` reads the pods of one runner Deployment as the API server returns
+them (``Cluster.runner_pods``; ``kubetrade up``'s local cluster has no pods and says nothing: its
+runner tasks' trouble is their Deployment's ``RunnerRefused``) and gives one reason and one
+message, for the Strategy's ``RunnerReady`` condition (and, for a fault, Ready, Degraded, the
+phase's message and a Warning Event):
 
 =================  ==========================================================================
 ``PodReady``       the pod is Ready
