@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.node.conftest import CHART, Platform
 
@@ -51,6 +52,8 @@ def test_helm_install_brings_every_pod_ready_through_real_probes(platform: Platf
         (operator_sa, "bind", "clusterroles.rbac.authorization.k8s.io", "cluster-admin"): "no",
         (operator_sa, "create", "strategies.kubetrade.io", None): "no",  # only evolution jobs create them
         (operator_sa, "get", "secrets", None): "no",
+        (operator_sa, "watch", "pods", None): "yes",  # why a runner pod cannot run, on its Strategy
+        (operator_sa, "delete", "pods", None): "no",
         (operator_sa, "delete", "namespaces", None): "no",
         (api_sa, "list", "strategies.kubetrade.io", None): "yes",
         (api_sa, "patch", "strategies.kubetrade.io", None): "no",
@@ -219,6 +222,66 @@ def test_a_goal_s_evolution_cronjob_run_by_hand_gives_a_verdict(platform: Platfo
     assert reason in events and verdict["message"][:40] in events, events[-2000:]
     # what a user does with a test run's output: delete it (their runners go with them)
     platform.kubectl("delete", "strategies", "-l", "kubetrade.io/goal=quick-goal", "--timeout=300s", timeout=320)
+
+
+def _runner_condition(platform: Platform, name: str, namespace: str) -> dict[str, Any]:
+    status = platform.cluster.get_json("strategy", name, "-n", namespace).get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c["type"] == "RunnerReady"), {})
+    return {**ready, "phase": status.get("phase"), "phaseMessage": status.get("message")}
+
+
+def test_a_strategy_says_why_its_runner_pod_cannot_run(platform: Platform) -> None:
+    """Faults the kubelet sees reach the Strategy (issue 16): a namespace without the database
+    Secret (CreateContainerConfigError) names the Secret and the variable that needs it; a
+    runner that exits (a model file the image lacks) is a crash loop with the runner's own
+    reason, which ``kubectl describe pod`` shows too; a Warning Event says it once; creating
+    the Secret moves the condition on."""
+    spec = yaml.safe_load((MANIFESTS / "strategies.yaml").read_text().split("\n---\n")[0])
+    secret_name = next(e["value"] for e in platform.get("deployment", f"{platform.release}-operator")["spec"][
+        "template"]["spec"]["containers"][0]["env"] if e["name"] == "KUBETRADE_DATABASE_SECRET")
+    bare = "no-database"
+    platform.cluster.kubectl("create", "namespace", bare)
+    no_secret = {**spec, "metadata": {"name": "no-secret", "namespace": bare,
+                                      "annotations": {"kubetrade.io/skip-close-on-delete": "true"}}}
+    bad_model = {**spec, "metadata": {"name": "bad-model", "namespace": platform.namespace,
+                                      "annotations": {"kubetrade.io/skip-close-on-delete": "true"}},
+                 "spec": {**spec["spec"], "model": {"uri": "file:///models/missing.onnx"},
+                          "genome": {**spec["spec"]["genome"], "entry": {"combine": "all", "rules": [
+                              {"left": {"indicator": "prediction"}, "op": "gt", "right": {"value": 0.0}}]}}}}
+    policy = yaml.safe_load((MANIFESTS / "riskpolicy.yaml").read_text())
+    docs = [{**policy, "metadata": {"name": "default", "namespace": ns}} for ns in (bare, platform.namespace)]
+    platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [*docs, no_secret, bad_model]}))
+    try:
+        missing = _wait(lambda: (c := _runner_condition(platform, "no-secret", bare)).get("reason") == "SecretMissing"
+                        and c, 180, "no-secret's RunnerReady to say SecretMissing")
+        assert missing["status"] == "False" and missing["phase"] == "Pending", missing
+        assert f"Secret {bare}/{secret_name} not found" in missing["message"], missing
+        assert "KUBETRADE_DATABASE_URL" in missing["message"] and missing["message"] in missing["phaseMessage"]
+
+        crashed = _wait(lambda: (c := _runner_condition(platform, "bad-model", platform.namespace)).get(
+            "reason") == "CrashLoop" and c, 300, "bad-model's RunnerReady to say CrashLoop")
+        why = "spec.model: model file /models/missing.onnx cannot be read"
+        assert "exited with code 2" in crashed["message"] and why in crashed["message"], crashed
+        pod = platform.get("pods", "-l", "kubetrade.io/owner-name=bad-model")["items"][0]["metadata"]["name"]
+        assert why in platform.kubectl("describe", "pod", pod).stdout
+        events = platform.get("events", "--field-selector",
+                              "involvedObject.kind=Strategy,involvedObject.name=bad-model")
+        warned = [e for e in events["items"] if e["reason"] == "RunnerCrashLoop"]
+        assert warned and why in warned[0]["message"] and warned[0]["type"] == "Warning", events["items"]
+
+        # the Secret created (a copy of the release's): the runner gets past it, whatever comes next
+        source = platform.get("secret", secret_name)
+        copy = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": bare},
+                "type": source.get("type", "Opaque"), "data": source["data"]}
+        platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(copy))
+        moved = _wait(lambda: (c := _runner_condition(platform, "no-secret", bare)).get("reason") != "SecretMissing"
+                      and c, 240, "no-secret's RunnerReady to move on from SecretMissing")
+        assert "not found" not in moved["message"], moved
+    finally:
+        platform.cluster.kubectl("delete", "strategy", "bad-model", "-n", platform.namespace, "--wait=false",
+                                 check=False)
+        platform.cluster.kubectl("delete", "namespace", bare, "--wait=false", check=False)
 
 
 def test_helm_upgrade_with_a_new_image_tag_rolls_the_pods(platform: Platform) -> None:
