@@ -50,8 +50,10 @@ def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any
         gen = current.get("observedGeneration")
         conds = current.get("conditions")
         if health != "healthy":
-            patch["conditions"] = set_condition(conds, "Degraded", True, "RunnerUnhealthy", health, gen)
-        elif any(c.get("reason") == "RunnerUnhealthy" for c in conds or []):
+            # a refused model (missing, wrong digest, other features, NaN inputs) has a reason of its own
+            reason = "ModelRefused" if health.startswith("model refused") else "RunnerUnhealthy"
+            patch["conditions"] = set_condition(conds, "Degraded", True, reason, health, gen)
+        elif any(c.get("reason") in ("RunnerUnhealthy", "ModelRefused") for c in conds or []):
             patch["conditions"] = set_condition(conds, "Degraded", False, "AsExpected", "runner healthy again", gen)
     if report.kind == "Collector" and report.status.get("phase") in COLLECTOR_PHASES:
         phase = str(report.status["phase"])

@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.alerts.commands",
     "kubetrade.download.commands",
     "kubetrade.views.commands",
+    "kubetrade.training.commands",
 )
 
 
@@ -40,7 +41,7 @@ SERVER_ROLES: tuple[str, ...] = (
 )
 """Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
 every other command is one a user types, and ``--help`` lists the two groups apart."""
-USER_ORDER: tuple[str, ...] = ("download-data", "backtest", "evolve", "up", "trades", "strategies", "validate",
+USER_ORDER: tuple[str, ...] = ("download-data", "backtest", "evolve", "train", "up", "trades", "strategies", "validate",
                                "crds", "api-keys")
 """The order user commands are listed in (the first things a trader reaches for first); others follow."""
 

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     """SMS recipients in E.164, comma-separated (from a Secret: phone numbers are personal)."""
     sms_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
     """Attempts of one SMS before it fails and the channel's failing alert is raised."""
+    runner_signal: Literal["auto", "kernel"] = "auto"
+    """How a runner computes its genome's signal: ``auto`` streams it in plain Python when every indicator can
+    be streamed (no numba in the pod), ``kernel`` always steps the numba kernel over a bounded window."""
+    api_candle_cache_rows: Annotated[int, Field(ge=0)] = 500_000
+    """Stored candles an API process keeps encoded for /api/v1/historical (0: no cache); about 200 bytes each."""
     health_report_seconds: Annotated[float, Field(gt=0)] = 10.0
     """How often a collector reports its health."""
     collector_config: Path | None = None

@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 import kubetrade
 from kubetrade.api import docs, failures, health
+from kubetrade.api.candlecache import cache_for
 from kubetrade.api.console import router as console_router
 from kubetrade.api.errors import PROTECTED_RESPONSES
 from kubetrade.api.middleware import RequestContextMiddleware
@@ -88,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.error("nats unreachable at start", extra={"error": type(exc).__name__})
         log.info("api started", extra={"version": kubetrade.__version__})
         try:
-            async with gate_for(app.state, settings), background_tasks(app.state, settings):
+            async with (gate_for(app.state, settings), cache_for(app.state, settings),
+                        background_tasks(app.state, settings)):
                 yield
         finally:
             if app.state.nats is not None:

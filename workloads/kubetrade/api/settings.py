@@ -59,6 +59,8 @@ class Settings:
     """Recipients in E.164 (KUBETRADE_SMS_TO, comma-separated, from a Secret: phone numbers are personal)."""
     sms_max_attempts: int = 8
     """Attempts of one SMS before it fails and the channel's failing alert is raised (KUBETRADE_SMS_MAX_ATTEMPTS)."""
+    candle_cache_rows: int = 500_000
+    """Stored candles kept encoded for /api/v1/historical (KUBETRADE_API_CANDLE_CACHE_ROWS; 0: no cache)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             sms_from=env.sms_from,
             sms_to=_list(env.sms_to),
             sms_max_attempts=env.sms_max_attempts,
+            candle_cache_rows=env.api_candle_cache_rows,
         )
 
     @property

@@ -29,12 +29,15 @@ TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$
 
 
 class ModelReference(Model):
-    """An ONNX price-prediction model the genome may use as a signal input."""
+    """An ONNX model the genome may use as a signal input: a price predictor or an RL policy."""
 
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    """Where the model is: a path in the image (file:///...), or configmap://NAME/KEY."""
+    """Where the model is: bundled://NAME (in the image), file:///PATH (e.g. a mounted volume), a path, or
+    registry://NAME (the model store in PostgreSQL that `kubetrade train` and the training Job write; needs sha256)."""
     sha256: Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{64}$")] | None = None
     """Expected SHA-256 of the model file; the runner refuses a file that does not match."""
+    features: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")] | None = None
+    """The feature set the Strategy feeds the model (bars-v1, returns-16); a model trained on others is refused."""
 
 
 class ExecutionSettings(Model):
@@ -73,7 +76,9 @@ class StrategySpec(Model):
     parameters: dict[str, float] = Field(default_factory=dict)
     """Parameters of the template, e.g. {fast: 12, slow: 26}."""
     model: ModelReference | None = None
-    """Optional ONNX price-prediction model used as a signal input."""
+    """Optional ONNX price-prediction model: the genome's `prediction` indicator."""
+    policy: ModelReference | None = None
+    """Optional ONNX reinforcement-learning policy: the genome's `policy` indicator (its target position)."""
     exchange: ExchangeId = "binance"
     """ccxt exchange id the strategy trades on."""
     market: Literal["spot", "perpetual"] = "spot"
