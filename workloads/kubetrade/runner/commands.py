@@ -72,7 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     from kubetrade.runner.runner import needs_kernels
 
     compile_kernels: Callable[[], None] | None = None
-    if needs_kernels(cfg.genome, cfg.spec.market):  # a streamed genome needs no kernels (no numba in the pod)
+    # a streamed genome needs no kernels (no numba in the pod); one whose model was refused does not
+    # compile and is not traded (the runner says why in its status), so nothing is compiled for it
+    if cfg.model_error is None and needs_kernels(cfg.genome, cfg.spec.market):
         from kubetrade.engine import warmup
 
         compile_kernels = warmup
