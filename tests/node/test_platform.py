@@ -5,6 +5,7 @@ One install per session (the ``platform`` fixture), shared by these tests in ord
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -231,57 +232,58 @@ def _runner_condition(platform: Platform, name: str, namespace: str) -> dict[str
 
 
 def test_a_strategy_says_why_its_runner_pod_cannot_run(platform: Platform) -> None:
-    """Faults the kubelet sees reach the Strategy (issue 16): a namespace without the database
-    Secret (CreateContainerConfigError) names the Secret and the variable that needs it; a
-    runner that exits (a model file the image lacks) is a crash loop with the runner's own
-    reason, which ``kubectl describe pod`` shows too; a Warning Event says it once; creating
-    the Secret moves the condition on."""
+    """Faults the kubelet sees reach the Strategy (issue 16), in a namespace of its own: without
+    the database Secret (CreateContainerConfigError) it names the Secret and the variable that
+    needs it; with a Secret whose database cannot be reached the runner exits, and the Strategy
+    shows a crash loop with the runner's own reason (in ``kubectl describe pod`` too) and one
+    Warning Event; with the release's Secret the runner runs and the Strategy paper trades."""
     spec = yaml.safe_load((MANIFESTS / "strategies.yaml").read_text().split("\n---\n")[0])
     secret_name = next(e["value"] for e in platform.get("deployment", f"{platform.release}-operator")["spec"][
         "template"]["spec"]["containers"][0]["env"] if e["name"] == "KUBETRADE_DATABASE_SECRET")
-    bare = "no-database"
-    platform.cluster.kubectl("create", "namespace", bare)
-    no_secret = {**spec, "metadata": {"name": "no-secret", "namespace": bare,
-                                      "annotations": {"kubetrade.io/skip-close-on-delete": "true"}}}
-    bad_model = {**spec, "metadata": {"name": "bad-model", "namespace": platform.namespace,
-                                      "annotations": {"kubetrade.io/skip-close-on-delete": "true"}},
-                 "spec": {**spec["spec"], "model": {"uri": "file:///models/missing.onnx"},
-                          "genome": {**spec["spec"]["genome"], "entry": {"combine": "all", "rules": [
-                              {"left": {"indicator": "prediction"}, "op": "gt", "right": {"value": 0.0}}]}}}}
+    ns = "no-database"
+    platform.cluster.kubectl("create", "namespace", ns)
+    strategy = {**spec, "metadata": {"name": "lonely", "namespace": ns,
+                                     "annotations": {"kubetrade.io/skip-close-on-delete": "true"}}}
     policy = yaml.safe_load((MANIFESTS / "riskpolicy.yaml").read_text())
-    docs = [{**policy, "metadata": {"name": "default", "namespace": ns}} for ns in (bare, platform.namespace)]
+    policy["metadata"] = {"name": "default", "namespace": ns}
     platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": [*docs, no_secret, bad_model]}))
+        {"apiVersion": "v1", "kind": "List", "items": [policy, strategy]}))
+
+    def condition(reason: str) -> Any:
+        c = _runner_condition(platform, "lonely", ns)
+        return c if c.get("reason") == reason else None
+
+    def secret(data: dict[str, str]) -> None:
+        platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": ns}, "data": data}))
+
     try:
-        missing = _wait(lambda: (c := _runner_condition(platform, "no-secret", bare)).get("reason") == "SecretMissing"
-                        and c, 180, "no-secret's RunnerReady to say SecretMissing")
+        missing = _wait(lambda: condition("SecretMissing"), 180, "RunnerReady to say SecretMissing")
         assert missing["status"] == "False" and missing["phase"] == "Pending", missing
-        assert f"Secret {bare}/{secret_name} not found" in missing["message"], missing
+        assert f"Secret {ns}/{secret_name} not found" in missing["message"], missing
         assert "KUBETRADE_DATABASE_URL" in missing["message"] and missing["message"] in missing["phaseMessage"]
 
-        crashed = _wait(lambda: (c := _runner_condition(platform, "bad-model", platform.namespace)).get(
-            "reason") == "CrashLoop" and c, 300, "bad-model's RunnerReady to say CrashLoop")
-        why = "spec.model: model file /models/missing.onnx cannot be read"
-        assert "exited with code 2" in crashed["message"] and why in crashed["message"], crashed
-        pod = platform.get("pods", "-l", "kubetrade.io/owner-name=bad-model")["items"][0]["metadata"]["name"]
-        assert why in platform.kubectl("describe", "pod", pod).stdout
-        events = platform.get("events", "--field-selector",
-                              "involvedObject.kind=Strategy,involvedObject.name=bad-model")
-        warned = [e for e in events["items"] if e["reason"] == "RunnerCrashLoop"]
-        assert warned and why in warned[0]["message"] and warned[0]["type"] == "Warning", events["items"]
+        # a database Secret that points where no database listens: the runner starts, and exits
+        secret({"url": base64.b64encode(b"postgresql://kubetrade@127.0.0.1:9/kubetrade").decode()})
+        crashed = _wait(lambda: condition("CrashLoop"), 300, "RunnerReady to say CrashLoop")
+        why = f"exited with code 1: Strategy {ns}/lonely: database unreachable: "
+        assert why in crashed["message"] and "port 9 failed" in crashed["message"], crashed
+        pods = platform.cluster.get_json("pods", "-n", ns, "-l", "kubetrade.io/owner-name=lonely")["items"]
+        described = platform.cluster.kubectl("describe", "pod", "-n", ns, pods[0]["metadata"]["name"]).stdout
+        assert "database unreachable" in described, described[-3000:]
+        events = platform.cluster.get_json("events", "-n", ns, "--field-selector",
+                                           "involvedObject.kind=Strategy,involvedObject.name=lonely")["items"]
+        warned = [e for e in events if e["reason"] == "RunnerCrashLoop"]
+        assert len(warned) == 1 and warned[0]["type"] == "Warning" and why in warned[0]["message"], events
 
-        # the Secret created (a copy of the release's): the runner gets past it, whatever comes next
-        source = platform.get("secret", secret_name)
-        copy = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": bare},
-                "type": source.get("type", "Opaque"), "data": source["data"]}
-        platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(copy))
-        moved = _wait(lambda: (c := _runner_condition(platform, "no-secret", bare)).get("reason") != "SecretMissing"
-                      and c, 240, "no-secret's RunnerReady to move on from SecretMissing")
-        assert "not found" not in moved["message"], moved
+        # the release's own Secret, and a new pod to read it: the runner runs, the Strategy trades
+        secret(platform.get("secret", secret_name)["data"])
+        platform.cluster.kubectl("delete", "pod", "-n", ns, "-l", "kubetrade.io/owner-name=lonely", "--wait=false")
+        ready = _wait(lambda: (c := condition("PodReady")) and c["phase"] == "Paper" and c, 420,
+                      "the runner to become ready and the Strategy to paper trade")
+        assert ready["status"] == "True", ready
     finally:
-        platform.cluster.kubectl("delete", "strategy", "bad-model", "-n", platform.namespace, "--wait=false",
-                                 check=False)
-        platform.cluster.kubectl("delete", "namespace", bare, "--wait=false", check=False)
+        platform.cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_helm_upgrade_with_a_new_image_tag_rolls_the_pods(platform: Platform) -> None:
