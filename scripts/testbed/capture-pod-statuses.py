@@ -103,21 +103,13 @@ GENOME = {
                                            "right": {"indicator": "ema", "params": {"period": 8}}}]},
     "positionPct": 0.1,
 }
-PREDICTING = {
-    **GENOME,
-    "entry": {"combine": "all", "rules": [{"left": {"indicator": "prediction"}, "op": "gt",
-                                             "right": {"value": 0.0}}]},
-}
 
 
-def runner(name: str, cfg: OperatorConfig, genome: dict[str, Any] = GENOME,
-           model: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def runner(name: str, cfg: OperatorConfig, genome: dict[str, Any] = GENOME) -> list[dict[str, Any]]:
     """A Strategy's ConfigMap and Deployment as the operator builds them (no owner: no Strategy here)."""
     spec = {"mode": "paper", "symbols": ["BTC/USDT"], "timeframe": "5m",
             "capital": {"amount": 1000, "currency": "USDT"}, "riskPolicyRef": {"name": "default"}, "genome": genome,
             "warmupBars": 0}
-    if model is not None:
-        spec["model"] = model
     objs = builders.strategy_children(name, NS, f"00000000-0000-0000-0000-{abs(hash(name)) % 10**12:012d}", 1,
                                       StrategySpec.model_validate(spec), cfg)
     for obj in objs:
@@ -138,6 +130,10 @@ def cases(kubetrade_image: str, nats_image: str) -> list[Case]:
     present = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kt-db-present", "namespace": NS},
                "stringData": {"url": "postgresql://kubetrade@127.0.0.1:9/kubetrade"}}  # nothing listens there
     repo = kubetrade_image.rsplit(":", 1)[0]
+    wrong_environment = runner("wrong-env", base)
+    for env in wrong_environment[1]["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if env["name"] == "KUBETRADE_ENVIRONMENT":
+            env["value"] = "live"
     unschedulable_runner = runner("too-big", base)
     dep = unschedulable_runner[1]
     dep["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"memory": "4000Gi"}}
@@ -162,10 +158,10 @@ def cases(kubetrade_image: str, nats_image: str) -> list[Case]:
                "stringData": {"dsn": "postgresql://nobody@127.0.0.1:9/none"}},
               *runner("no-key", OperatorConfig(**{**base.__dict__, "database_secret": "kt-db-nokey"}))],
              {"waiting": waiting("CreateContainerConfigError")}),
-        Case("runner-bad-model",
-             "a Strategy whose genome uses the prediction indicator with a model file the image does not have: "
-             "kubetrade runner exits 2 and writes why to /dev/termination-log",
-             runner("bad-model", base, PREDICTING, {"uri": "file:///models/missing.onnx"}),
+        Case("runner-wrong-environment",
+             "a paper Strategy's runner deployed with KUBETRADE_ENVIRONMENT=live: kubetrade runner exits 2 and "
+             "writes why to /dev/termination-log",
+             wrong_environment,
              {"terminated": terminated, "backoff": backoff_after_exit, "restarted": running_after_exit}),
         Case("runner-database-unreachable",
              "NATS is there, the database Secret points at a port nothing listens on: the runner exits 1 "

@@ -36,11 +36,11 @@ CASES = [
      ["Secret capture/kt-db-nokey has no key 'url'", "KUBETRADE_DATABASE_URL"]),
     ("configmap-missing--waiting", "ConfigMissing",
      ["ConfigMap capture/app-settings not found", "needed by SETTING of container main"]),
-    ("runner-bad-model--terminated", "CrashLoop",
-     ["container strategy-runner exited with code 2: Strategy capture/bad-model: spec.model: "
-      "model file /models/missing.onnx cannot be read"]),
-    ("runner-bad-model--backoff", "CrashLoop", ["exited with code 2", "/models/missing.onnx cannot be read"]),
-    ("runner-bad-model--restarted", "CrashLoop", ["exited with code 2", "/models/missing.onnx cannot be read"]),
+    ("runner-wrong-environment--terminated", "CrashLoop",
+     ["container strategy-runner exited with code 2: Strategy capture/wrong-env: "
+      "spec.mode is paper but this runner is deployed for live"]),
+    ("runner-wrong-environment--backoff", "CrashLoop", ["exited with code 2", "deployed for live"]),
+    ("runner-wrong-environment--restarted", "CrashLoop", ["exited with code 2", "deployed for live"]),
     ("runner-database-unreachable--backoff", "CrashLoop",
      ["exited with code 1: Strategy capture/db-down: database unreachable:", 'at "127.0.0.1", port 9 failed']),
     ("crash-logs-only--backoff", "CrashLoop",
@@ -80,7 +80,8 @@ def test_a_pull_error_and_its_back_off_say_the_same() -> None:
 
 def test_a_crash_loop_says_the_same_at_every_moment_of_it() -> None:
     """Exited, waiting in back-off, running again: one message, without counts or times."""
-    said = {runner_state([pod(f"runner-bad-model--{m}")]).message for m in ("terminated", "backoff", "restarted")}
+    said = {runner_state([pod(f"runner-wrong-environment--{m}")]).message
+            for m in ("terminated", "backoff", "restarted")}
     assert len(said) == 1, said
 
 
