@@ -12,8 +12,11 @@ import nats
 
 from kubetrade.alerts.conditions import RuleState, decide, from_status
 from kubetrade.alerts.evaluator import matching, observations
+from kubetrade.api import create_app
 from kubetrade.messaging import subjects
 from kubetrade.messaging.schemas import AlertEvent, StatusReport
+from tests.api.conftest import settings_for
+from tests.support.server import serving
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -169,3 +172,25 @@ def test_two_replicas_raise_an_alert_once(pg_dsn, nats_url, local_env) -> None:
         history = httpx.get(f"{a}/api/v1/alerts/history", headers={"X-API-Key": key},
                             params={"rule_id": rule["id"]}).json()["items"]
     assert [h["status"] for h in history] == ["firing"]
+
+
+NOTIFICATION = {"version": "4", "groupKey": "{}:{}", "status": "firing", "receiver": "history",
+                "alerts": [{"status": "firing", "labels": {"alertname": "Probe"}, "startsAt": "2026-01-01T00:00:00Z",
+                            "fingerprint": "f00d"}]}
+
+
+def test_the_receiver_refuses_webhooks_without_its_token(api, pg_dsn, nats_url, local_env) -> None:
+    """No token configured: 503 with Retry-After (Alertmanager retries, nothing lost); configured: a wrong or
+    missing bearer is 401, and an API key does not open it."""
+    unconfigured = httpx.post(f"{api.url}/api/v1/alerts/receiver/record", json=NOTIFICATION,
+                              headers={"Authorization": "Bearer anything"})
+    assert unconfigured.status_code == 503 and unconfigured.headers["retry-after"] == "30"
+    assert "KUBETRADE_ALERT_RECEIVER_TOKEN" in unconfigured.json()["detail"]
+    token = "receiver-token-for-this-test"
+    with serving(create_app(settings_for(pg_dsn, nats_url, alert_receiver_token=token))) as url:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, api.headers()):
+            r = httpx.post(f"{url}/api/v1/alerts/receiver/record", json=NOTIFICATION, headers=headers)
+            assert r.status_code == 401, (headers.keys(), r.text)
+        ok = httpx.post(f"{url}/api/v1/alerts/receiver/record", json=NOTIFICATION,
+                        headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.json()["recorded"] >= 1, ok.text

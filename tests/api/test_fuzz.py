@@ -31,7 +31,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from kubetrade.api import create_app
 from kubetrade.messaging.subjects import RISK_CONTROL
+from tests.api.conftest import Api, make_key, settings_for
+from tests.support.server import serving
 
 EXAMPLES = {GenerationMode.POSITIVE: 60, GenerationMode.NEGATIVE: 30}
 """Examples per operation and mode: bounded so the run stays around a minute on two cores."""
@@ -70,8 +73,18 @@ def risk_manager(pg_dsn, nats_url) -> Iterator[None]:
         proc.wait(30)
 
 
+@pytest.fixture
+def configured_api(pg_dsn, nats_url, local_env) -> Iterator[Api]:
+    """The API as the chart deploys it: with an Alertmanager receiver token (which the fuzzer does not
+    have, so the receiver routes answer 401; without a token they answer 503, tests/api/test_alerts.py)."""
+    settings = settings_for(pg_dsn, nats_url, alert_receiver_token="fuzz-receiver-token-not-a-secret")
+    with serving(create_app(settings)) as url:
+        yield Api(url, pg_dsn, make_key(pg_dsn, ["read", "trade", "admin"], "admin")[1])
+
+
 @pytest.mark.slow
-def test_fuzz_every_operation(api, risk_manager) -> None:
+def test_fuzz_every_operation(configured_api, risk_manager) -> None:
+    api = configured_api
     doc = httpx.get(f"{api.url}/openapi.json").json()
     schema = schemathesis.openapi.from_dict(doc)
     operations = [result.ok() for result in schema.get_all_operations()]

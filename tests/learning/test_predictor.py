@@ -121,3 +121,21 @@ def test_the_model_store_keeps_the_file_by_name_and_hash(trained, pg_dsn, clean_
         registry.fetch(pg_dsn, ModelReference(uri="registry://lstm-eth", sha256="1" * 64))
     with pytest.raises(ModelError, match="it has no model named nope"):
         registry.fetch(pg_dsn, ModelReference(uri="registry://nope", sha256="1" * 64))
+
+
+def test_the_held_out_strategy_needs_no_bound_model_and_trades_as_the_backtest(eth_1h, trained, tmp_path,
+                                                                                clean_indicators) -> None:
+    # what `kubetrade train predictor` and bench learning score a model by, with no indicator bound
+    # (it used to compile the rule on the `prediction` indicator and failed: "unknown indicator")
+    pred = learn.onnx_series(trained.onnx, eth_1h)
+    level = float(np.nanmedian(pred[3000:4500]))
+    ret, trades = learn.strategy_on(pred, eth_1h, 3000, 4500, 0.001, 0.0002, level)
+    skill = learn.evaluate(pred, eth_1h, 3000, 4500)
+    assert skill.bars == 1500 and 0.3 < skill.direction_accuracy < 0.7
+    # the same rule on the same bars through the backtester, the model bound as the prediction indicator
+    path = tmp_path / "net.onnx"
+    path.write_bytes(trained.onnx)
+    register_prediction(ModelReference(uri=str(path), sha256=trained.sha256))
+    bt = backtest(learn._threshold_genome(level), eth_1h, Costs(fee=0.001, slippage=0.0002), start=3000, end=4500)
+    assert trades >= 5 and trades == bt.metrics.trades
+    assert ret == pytest.approx(bt.metrics.total_return, abs=1e-9)

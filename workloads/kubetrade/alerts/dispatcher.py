@@ -22,12 +22,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 
 from kubetrade.alerts import history, leader, notices, outbox
 from kubetrade.alerts.alertmanager import AlertmanagerClient, AlertmanagerError, PlatformEvent, raise_event
 from kubetrade.messaging import codec
 from kubetrade.messaging.schemas import AlertEvent
+from kubetrade.messaging.streams import ensure_streams
 
 log = logging.getLogger("kubetrade.alerts.dispatcher")
 
@@ -142,11 +145,6 @@ class Dispatcher:
         return len(rows)
 
     async def _follow_platform_events(self) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-        from kubetrade.messaging.streams import ensure_streams
-
         js = self.nats.jetstream()
         await ensure_streams(js, ("EVENTS", "DLQ"))
         # a new consumer starts ten minutes back, not at the stream's 30 days of old news

@@ -58,6 +58,7 @@ def document_scopes(app: FastAPI) -> None:
                 operation["x-required-scopes"] = scopes
                 note = f"Needs an API key with scope `{'`, `'.join(scopes)}`."
                 operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
+            if is_protected(route) or path.startswith("/api/"):  # the receiver routes too (Alertmanager's token)
                 _finish(operation)
         app.openapi_schema = doc
         return doc

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from kubetrade.candles import Candles
+from kubetrade.engine import backtest as bt
+from kubetrade.engine.compile import compile_genomes
 from kubetrade.prediction import export, network
 from kubetrade.prediction import features as feat
 from kubetrade.prediction import train as ridge
@@ -118,20 +120,20 @@ class Skill:
         return 1.0 - self.mse / self.mse_zero if self.mse_zero > 0 else 0.0
 
 
-def _threshold_genome(entry: float) -> Genome:
+def _threshold_genome(entry: float, indicator: str = "prediction") -> Genome:
     return Genome.model_validate({
-        "entry": {"rules": [{"left": {"indicator": "prediction"}, "op": "gt", "right": {"value": entry}}]},
-        "exit": {"rules": [{"left": {"indicator": "prediction"}, "op": "lt", "right": {"value": 0.0}}]},
+        "entry": {"rules": [{"left": {"indicator": indicator}, "op": "gt", "right": {"value": entry}}]},
+        "exit": {"rules": [{"left": {"indicator": indicator}, "op": "lt", "right": {"value": 0.0}}]},
         "positionPct": 1.0})
 
 
 def strategy_on(pred: np.ndarray, c: Candles, start: int, end: int, fee: float, slippage: float,
                 entry: float) -> tuple[float, int]:
     """Return and trades of 'long while prediction > entry, flat below 0' on bars [start, end), in the kernel."""
-    from kubetrade.engine import backtest as bt
-    from kubetrade.engine.compile import compile_genomes
-
-    _, program = compile_genomes([_threshold_genome(entry)])
+    # compiled with a stand-in for the ``prediction`` indicator (as kubetrade.learning.env.tables does): the
+    # kernel reads row 0 of F, which is ``pred``, so no model need be bound to score a series
+    plan, program = compile_genomes([_threshold_genome(entry, indicator="obv")])
+    assert len(plan.keys) == 1
     F = np.ascontiguousarray(pred[None, :], dtype=np.float64)
     state = bt.new_state(1.0)
     acc = np.zeros(bt.ACC_SIZE)

@@ -204,15 +204,22 @@ def _alert_body(form: Form) -> dict[str, Any]:
     return body
 
 
+async def _form_again(request: Request, viewer: Viewer, form_template: str, page_name: str,
+                      values: dict[str, str], errors: Errors, editing: dict[str, Any] | None) -> Response:
+    """A refused create or edit: the form again with its errors (htmx), or its whole page (a plain form)."""
+    if request.headers.get("hx-request"):
+        return page(request, form_template, status=422, values=values, errors=errors, editing=editing,
+                    viewer=viewer)
+    rendered = {p: await panels.render(request, viewer, p, {}) for p in panels.PAGES[page_name]}
+    return page(request, f"{page_name}.html", status=422, nav=NAV, current=page_name, viewer=viewer,
+                panels=rendered, live=f"/console/live?page={page_name}", values=values, errors=errors,
+                editing=editing, can_create=True)
+
+
 async def _alert_form(request: Request, viewer: Viewer, form: Form, errors: Errors,
                       editing: dict[str, Any] | None) -> Response:
     values = {k: form.get(k) for k in ALERT_FIELDS}
-    if request.headers.get("hx-request"):
-        return page(request, "forms/alert.html", status=422, values=values, errors=errors, editing=editing,
-                    viewer=viewer)
-    rendered = {p: await panels.render(request, viewer, p, {}) for p in panels.PAGES["alerts"]}
-    return page(request, "alerts.html", status=422, nav=NAV, current="alerts", viewer=viewer, panels=rendered,
-                live="/console/live?page=alerts", values=values, errors=errors, editing=editing, can_create=True)
+    return await _form_again(request, viewer, "forms/alert.html", "alerts", values, errors, editing)
 
 
 @router.post("/alerts")
@@ -296,13 +303,7 @@ def _collector_body(form: Form) -> dict[str, Any]:
 async def _collector_form(request: Request, viewer: Viewer, form: Form, errors: Errors,
                           editing: dict[str, Any] | None) -> Response:
     values = {k: form.get(k) for k in (*COLLECTOR_FIELDS, "resourceVersion")}
-    if request.headers.get("hx-request"):
-        return page(request, "forms/collector.html", status=422, values=values, errors=errors, editing=editing,
-                    viewer=viewer)
-    rendered = {p: await panels.render(request, viewer, p, {}) for p in panels.PAGES["datasources"]}
-    return page(request, "datasources.html", status=422, nav=NAV, current="datasources", viewer=viewer,
-                panels=rendered, live="/console/live?page=datasources", values=values, errors=errors,
-                editing=editing, can_create=True)
+    return await _form_again(request, viewer, "forms/collector.html", "datasources", values, errors, editing)
 
 
 @router.post("/datasources")

@@ -20,16 +20,15 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from kubetrade import cluster
 from kubetrade.api.deps import Limit, Page
 from kubetrade.api.errors import CONFLICT, NOT_FOUND, UNPROCESSABLE, Problem, responses
-from kubetrade.api.routes.strategies import Metadata
+from kubetrade.api.routes import crud
+from kubetrade.api.routes.crud import After, Metadata, Namespace
 from kubetrade.api.security import require
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CollectorHealth
-from kubetrade.resources import API_VERSION
 from kubetrade.resources.base import Model
 from kubetrade.resources.collector import Collector, CollectorSpec
 
@@ -38,11 +37,6 @@ router = APIRouter(tags=["collectors"])
 PLURAL = "collectors"
 Name = Annotated[
     str, Path(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="The Collector's name.")
-]
-Namespace = Annotated[
-    str | None,
-    Query(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
-          description="Namespace; the API's own when absent."),
 ]
 
 
@@ -92,32 +86,12 @@ async def collectors_health(
     return CollectorsHealth(status="unhealthy" if bad else "healthy", collectors=states)
 
 
-def _store(request: Request) -> cluster.ResourceStore:
-    store = cluster.resource_store(getattr(request.app.state, "db_pool", None))
-    if store is None:
-        raise HTTPException(503, "no cluster and no database: there is nowhere Collectors are kept")
-    return store
-
-
-def _namespace(request: Request, namespace: str | None) -> str:
-    return namespace or request.app.state.settings.namespace
-
-
-async def _call(coro: Any) -> Any:
-    try:
-        return await coro
-    except cluster.StoreError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
-
-
-def _present(obj: dict[str, Any]) -> Collector:
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    try:
-        return Collector.parse({**obj, "metadata": meta})
-    except ValidationError as exc:
-        raise HTTPException(
-            502, f"stored Collector {meta.get('name')} is not valid: {exc.error_count()} errors"
-        ) from exc
+COLLECTORS = crud.Resources(
+    kind="Collector",
+    plural=PLURAL,
+    parse=Collector.parse,
+    nowhere="no cluster and no database: there is nowhere Collectors are kept",
+)
 
 
 class CollectorRequest(Model):
@@ -129,29 +103,15 @@ class CollectorRequest(Model):
     spec: CollectorSpec
 
 
-def _manifest(body: CollectorRequest) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Collector",
-        **body.model_dump(by_alias=True, exclude_none=True, mode="json", include={"metadata", "spec"}),
-    }
-
-
 @router.get("/api/v1/collectors", response_model=Page[Collector], summary="List collectors")
 async def list_collectors(
     request: Request,
     namespace: Namespace = None,
     limit: Limit = 100,
-    after: Annotated[
-        str | None, Query(max_length=253, description="Name of the last item of the previous page.")
-    ] = None,
+    after: After = None,
 ) -> Page[Collector]:
-    objs = await _call(_store(request).list(PLURAL, _namespace(request, namespace)))
-    chosen = [o for o in sorted(objs, key=lambda o: o["metadata"]["name"])
-              if after is None or o["metadata"]["name"] > after][: limit + 1]
-    more = len(chosen) > limit
-    items = [_present(o) for o in chosen[:limit]]
-    return Page[Collector](items=items, next=items[-1].metadata["name"] if more else None)
+    items, next_name = await COLLECTORS.page(request, namespace, limit, after)
+    return Page[Collector](items=items, next=next_name)
 
 
 @router.post(
@@ -165,17 +125,12 @@ async def list_collectors(
 async def create_collector(
     body: CollectorRequest, request: Request, response: Response, namespace: Namespace = None
 ) -> Collector:
-    ns = _namespace(request, namespace)
-    manifest = _manifest(body)
-    manifest["metadata"].pop("resourceVersion", None)
-    created = await _call(_store(request).create(PLURAL, ns, manifest))
-    response.headers["Location"] = f"/api/v1/collectors/{created['metadata']['name']}?namespace={ns}"
-    return _present(created)
+    return await COLLECTORS.create(request, response, namespace, body)
 
 
 @router.get("/api/v1/collectors/{name}", response_model=Collector, responses=NOT_FOUND, summary="Show a collector")
 async def get_collector(name: Name, request: Request, namespace: Namespace = None) -> Collector:
-    return _present(await _call(_store(request).get(PLURAL, _namespace(request, namespace), name)))
+    return await COLLECTORS.get(request, namespace, name)
 
 
 @router.put(
@@ -188,19 +143,7 @@ async def get_collector(name: Name, request: Request, namespace: Namespace = Non
 async def replace_collector(
     name: Name, body: CollectorRequest, request: Request, namespace: Namespace = None
 ) -> Collector:
-    if body.metadata.name != name:
-        raise HTTPException(422, f"metadata.name {body.metadata.name!r} does not match the path's {name!r}")
-    ns = _namespace(request, namespace)
-    store = _store(request)
-    manifest = _manifest(body)
-    current = await _call(store.get(PLURAL, ns, name))
-    meta = manifest["metadata"]
-    if body.metadata.resource_version is None:
-        meta["resourceVersion"] = current["metadata"].get("resourceVersion")
-    for kept in ("finalizers", "ownerReferences"):
-        if kept in current["metadata"]:
-            meta[kept] = current["metadata"][kept]
-    return _present(await _call(store.replace(PLURAL, ns, name, manifest)))
+    return await COLLECTORS.replace(request, namespace, name, body)
 
 
 @router.delete(
@@ -212,8 +155,7 @@ async def replace_collector(
     summary="Delete a collector (its workload goes with it)",
 )
 async def delete_collector(name: Name, request: Request, namespace: Namespace = None) -> Problem:
-    ns = _namespace(request, namespace)
-    await _call(_store(request).delete(PLURAL, ns, name))
+    ns = await COLLECTORS.delete(request, namespace, name)
     nc = getattr(request.app.state, "nats", None)
     if nc is not None and nc.is_connected:
         await nc.publish(subjects.collector_control(ns, name), b"stop")
@@ -221,11 +163,11 @@ async def delete_collector(name: Name, request: Request, namespace: Namespace = 
 
 
 async def _set_suspend(request: Request, name: str, namespace: str | None, suspend: bool) -> dict[str, Any]:
-    ns = _namespace(request, namespace)
-    store = _store(request)
-    obj = await _call(store.get(PLURAL, ns, name))
+    ns = crud.namespace(request, namespace)
+    store = COLLECTORS.store(request)
+    obj = await crud.call(store.get(PLURAL, ns, name))
     obj.setdefault("spec", {})["suspend"] = suspend
-    obj = await _call(store.replace(PLURAL, ns, name, obj))
+    obj = await crud.call(store.replace(PLURAL, ns, name, obj))
     nc = getattr(request.app.state, "nats", None)
     if nc is not None and nc.is_connected:
         await nc.publish(subjects.collector_control(ns, name), b"stop" if suspend else b"start")

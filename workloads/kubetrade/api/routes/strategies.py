@@ -12,15 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from kubetrade import cluster
 from kubetrade.api.deps import Connection, Limit, Page
 from kubetrade.api.errors import CONFLICT, NOT_FOUND, UNPROCESSABLE, Problem, responses
+from kubetrade.api.routes import crud
+from kubetrade.api.routes.crud import After, Metadata, Namespace
 from kubetrade.backtestjobs import store as backtests
 from kubetrade.backtestjobs.launch import launch
-from kubetrade.resources import API_VERSION, Strategy, StrategySpec
-from kubetrade.resources.base import DNS1123Name, Model, Symbol
+from kubetrade.resources import Strategy, StrategySpec
+from kubetrade.resources.base import Model, Symbol
 from kubetrade.resources.semantic import strategy_problems
 from kubetrade.resources.strategy import StrategyPhase
 
@@ -30,34 +32,6 @@ PLURAL = "strategies"
 Name = Annotated[
     str, Path(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="The Strategy's name.")
 ]
-Namespace = Annotated[
-    str | None,
-    Query(
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63, description="Namespace; the API's own when absent."
-    ),
-]
-LabelKey = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"
-        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-    ),
-]
-LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
-
-
-class Metadata(Model):
-    """The parts of Kubernetes object metadata a client sets."""
-
-    name: DNS1123Name
-    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=64)] = Field(default_factory=dict)
-    annotations: Annotated[dict[LabelKey, Annotated[str, StringConstraints(max_length=4096)]], Field(max_length=64)] = (
-        Field(default_factory=dict)
-    )
-    resource_version: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")] | None = None
-    """On replace: the version read; the write fails with 409 if the object changed since."""
-
-
 class StrategyRequest(Model):
     """A Strategy to create or replace, as in a manifest (status is the platform's, not settable)."""
 
@@ -125,43 +99,13 @@ def to_backtest(row: dict[str, Any]) -> Backtest:
     )
 
 
-def _store(request: Request) -> cluster.ResourceStore:
-    found = cluster.resource_store(getattr(request.app.state, "db_pool", None))
-    if found is None:
-        raise HTTPException(503, "no cluster and no database: nowhere to keep strategies")
-    return found
-
-
-def _namespace(request: Request, namespace: str | None) -> str:
-    return namespace or request.app.state.settings.namespace
-
-
-def _present(obj: dict[str, Any]) -> Strategy:
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    try:
-        return Strategy.parse({**obj, "metadata": meta})
-    except ValidationError as exc:
-        raise HTTPException(
-            502, f"stored Strategy {meta.get('name')} is not valid: {exc.error_count()} errors"
-        ) from exc
-
-
-def _check(body: StrategyRequest) -> dict[str, Any]:
-    problems = strategy_problems(body.spec)
-    if problems:
-        raise HTTPException(422, "; ".join(problems))
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Strategy",
-        **body.model_dump(by_alias=True, exclude_none=True, mode="json", include={"metadata", "spec"}),
-    }
-
-
-async def _call(coro: Any) -> Any:
-    try:
-        return await coro
-    except cluster.StoreError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+STRATEGIES = crud.Resources(
+    kind="Strategy",
+    plural=PLURAL,
+    parse=Strategy.parse,
+    nowhere="no cluster and no database: nowhere to keep strategies",
+    problems=strategy_problems,
+)
 
 
 @router.get("", response_model=Page[Strategy], summary="List strategies")
@@ -169,34 +113,24 @@ async def list_strategies(
     request: Request,
     namespace: Namespace = None,
     limit: Limit = 100,
-    after: Annotated[
-        str | None, Query(max_length=253, description="Name of the last item of the previous page.")
-    ] = None,
+    after: After = None,
     mode: Literal["paper", "live"] | None = None,
     phase: StrategyPhase | None = None,
     symbol: Annotated[Symbol | None, Query(description="Strategies trading this symbol.")] = None,
     goal: Annotated[str | None, Query(max_length=253, description="Strategies counting towards this Goal.")] = None,
 ) -> Page[Strategy]:
-    objs = await _call(_store(request).list(PLURAL, _namespace(request, namespace)))
-    chosen = []
-    for obj in sorted(objs, key=lambda o: o["metadata"]["name"]):
+    def keep(obj: dict[str, Any]) -> bool:
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        if after is not None and obj["metadata"]["name"] <= after:
-            continue
         if mode and spec.get("mode", "paper") != mode:
-            continue
+            return False
         if phase and status.get("phase", "Pending") != phase:
-            continue
+            return False
         if symbol and symbol not in spec.get("symbols", []):
-            continue
-        if goal and (spec.get("goalRef") or {}).get("name") != goal:
-            continue
-        chosen.append(obj)
-        if len(chosen) > limit:
-            break
-    more = len(chosen) > limit
-    items = [_present(o) for o in chosen[:limit]]
-    return Page[Strategy](items=items, next=items[-1].metadata["name"] if more else None)
+            return False
+        return not (goal and (spec.get("goalRef") or {}).get("name") != goal)
+
+    items, next_name = await STRATEGIES.page(request, namespace, limit, after, keep)
+    return Page[Strategy](items=items, next=next_name)
 
 
 @router.post(
@@ -209,17 +143,12 @@ async def list_strategies(
 async def create_strategy(
     body: StrategyRequest, request: Request, response: Response, namespace: Namespace = None
 ) -> Strategy:
-    ns = _namespace(request, namespace)
-    manifest = _check(body)
-    manifest["metadata"].pop("resourceVersion", None)
-    created = await _call(_store(request).create(PLURAL, ns, manifest))
-    response.headers["Location"] = f"/api/v1/strategies/{created['metadata']['name']}?namespace={ns}"
-    return _present(created)
+    return await STRATEGIES.create(request, response, namespace, body)
 
 
 @router.get("/{name}", response_model=Strategy, responses=NOT_FOUND, summary="Show a strategy")
 async def get_strategy(name: Name, request: Request, namespace: Namespace = None) -> Strategy:
-    return _present(await _call(_store(request).get(PLURAL, _namespace(request, namespace), name)))
+    return await STRATEGIES.get(request, namespace, name)
 
 
 @router.put(
@@ -231,20 +160,7 @@ async def get_strategy(name: Name, request: Request, namespace: Namespace = None
 async def replace_strategy(
     name: Name, body: StrategyRequest, request: Request, namespace: Namespace = None
 ) -> Strategy:
-    if body.metadata.name != name:
-        raise HTTPException(422, f"metadata.name {body.metadata.name!r} does not match the path's {name!r}")
-    ns = _namespace(request, namespace)
-    store = _store(request)
-    manifest = _check(body)
-    current = await _call(store.get(PLURAL, ns, name))
-    meta = manifest["metadata"]
-    # Keep what the platform put there (finalizers, owners); resourceVersion only if the client sent one.
-    if body.metadata.resource_version is None:
-        meta["resourceVersion"] = current["metadata"].get("resourceVersion")
-    for kept in ("finalizers", "ownerReferences"):
-        if kept in current["metadata"]:
-            meta[kept] = current["metadata"][kept]
-    return _present(await _call(store.replace(PLURAL, ns, name, manifest)))
+    return await STRATEGIES.replace(request, namespace, name, body)
 
 
 @router.delete(
@@ -255,7 +171,7 @@ async def replace_strategy(
     summary="Delete a strategy (the operator closes its positions first)",
 )
 async def delete_strategy(name: Name, request: Request, namespace: Namespace = None) -> Problem:
-    await _call(_store(request).delete(PLURAL, _namespace(request, namespace), name))
+    await STRATEGIES.delete(request, namespace, name)
     return Problem(detail=f"Strategy {name} is being deleted; its positions are closed first")
 
 
@@ -275,9 +191,9 @@ async def backtest_strategy(
     namespace: Namespace = None,
 ) -> Backtest:
     body = body or BacktestRequest()
-    ns = _namespace(request, namespace)
-    obj = await _call(_store(request).get(PLURAL, ns, name))
-    strategy = _present(obj)
+    ns = crud.namespace(request, namespace)
+    obj = await crud.call(STRATEGIES.store(request).get(PLURAL, ns, name))
+    strategy = STRATEGIES.present(obj)
     end = body.end or datetime.now(UTC)
     start = body.start or end - timedelta(days=body.days)
     if start >= end:
