@@ -30,7 +30,7 @@ from typing import Any
 
 from kubetrade import settings
 from kubetrade.engine import codes as bt
-from kubetrade.engine.compile import alt_refs, compile_tables
+from kubetrade.engine.compile import GenomeError, alt_refs, compile_tables
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.stream import StreamSignal, streamable
 from kubetrade.ledger import allocation, connection, queries
@@ -83,7 +83,11 @@ def needs_kernels(genome: Any, market: str) -> bool:
     """Whether this genome's live signal runs the numba kernels (then compile them before the first bar)."""
     if settings.current().runner_signal == "kernel":
         return True
-    return not streamable(compile_tables([genome], market=market)[0])  # type: ignore[arg-type]
+    try:
+        tables = compile_tables([genome], market=market)[0]
+    except GenomeError:  # an indicator registered at run time whose model was refused: the runner says so
+        return True
+    return not streamable(tables)  # type: ignore[arg-type]
 
 
 @dataclass
