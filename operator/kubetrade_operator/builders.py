@@ -100,6 +100,9 @@ def _restricted_container(name: str, cfg: OperatorConfig, args: list[str], env: 
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 20,
                           "failureThreshold": 6},
         "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "768Mi"}},
+        # why the process exited, on the pod (kubectl describe, the Strategy's RunnerReady condition): what it
+        # wrote to /dev/termination-log (kubetrade.runner.exits), else the end of its log
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,

@@ -44,6 +44,12 @@ class Cluster(Protocol):
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
+    def runner_pods(self, namespace: str, selector: dict[str, str]) -> Objects | None:
+        """The pods of a runner Deployment (its ``spec.selector.matchLabels``), as the API server
+        returns them, for :func:`~kubetrade_operator.runnerpods.runner_state`; None when this cluster
+        has no pods to read (the local cluster: its Deployment's ``RunnerRefused`` says why not)."""
+        ...
+
     def ensure_namespace(self, namespace: str, objects: Objects) -> None:
         """The per-namespace objects the children need (service accounts, role bindings)."""
         ...
@@ -83,6 +89,9 @@ class KubeCluster:
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return kube.get_deployment(namespace, name)
+
+    def runner_pods(self, namespace: str, selector: dict[str, str]) -> Objects | None:
+        return kube.list_pods(namespace, selector)
 
     def ensure_namespace(self, namespace: str, objects: Objects) -> None:
         kube.ensure_namespace(namespace, objects)

@@ -167,3 +167,11 @@ def get_deployment(namespace: str, name: str) -> dict[str, Any] | None:
         if exc.status == 404:
             return None
         raise
+
+
+def list_pods(namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The pods in ``namespace`` with all of ``labels``, as the API server returns them."""
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    pods = client.CoreV1Api(api_client()).list_namespaced_pod(namespace, label_selector=selector)
+    out = cast(dict[str, Any], api_client().sanitize_for_serialization(pods))  # type: ignore[no-untyped-call]
+    return list(out.get("items") or [])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.runnerpods import RunnerState
 
 RUNNER_REPORTED = ("RunnerUnhealthy", "ModelRefused")
 """Degraded reasons the runner's own reports set (through the status feed): a reconcile keeps them until the
@@ -32,6 +33,9 @@ class StrategyObservation:
     """Why the cluster does not run this runner (None: it does, or is trying to)."""
     runner_refused_for_good: bool = False
     """The refusal holds until the spec changes (a runner config that cannot load)."""
+    runner_pod: RunnerState | None = None
+    """What the runner's pods say (:func:`~kubetrade_operator.runnerpods.runner_state`): None when
+    they were not read (the runner is available, or the cluster has no pods)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     elif not ready and obs.runner_refused:
         phase = "Failed" if obs.runner_refused_for_good else "Pending"
         message = obs.runner_refused
+    elif not ready and obs.runner_pod is not None and obs.runner_pod.fault:
+        phase, message = "Pending", f"runner cannot run: {obs.runner_pod.message}"
     elif not ready:
         phase, message = "Pending", "waiting for the runner to become ready"
     else:
@@ -65,28 +71,44 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     if phase == "Failed":
         conds = set_condition(conds, "Ready", False, "InvalidSpec", message, gen, now)
         conds = set_condition(conds, "Degraded", True, "InvalidSpec", message, gen, now)
+        conds = set_condition(conds, "RunnerReady", False, "InvalidSpec", "no runner: " + message, gen, now)
         conds = set_condition(conds, "Progressing", False, "InvalidSpec", "fix the spec", gen, now)
         return StrategyVerdict(phase, message, conds)
     if not obs.policy_found:
         conds = set_condition(conds, "Ready", False, "RiskPolicyMissing", message, gen, now)
         conds = set_condition(conds, "Degraded", True, "RiskPolicyMissing", message, gen, now)
+        conds = set_condition(conds, "RunnerReady", False, "RiskPolicyMissing", "no runner: " + message, gen, now)
         conds = set_condition(conds, "Progressing", False, "RiskPolicyMissing", message, gen, now)
         return StrategyVerdict(phase, message, conds)
     if obs.retired:
         conds = set_condition(conds, "Ready", False, "Retired", message, gen, now)
+        conds = set_condition(conds, "RunnerReady", False, "Retired", "no runner: " + message, gen, now)
         conds = set_condition(conds, "Progressing", False, "Retired", message, gen, now)
         conds = set_condition(conds, "Degraded", False, "Retired", "", gen, now)
         return StrategyVerdict(phase, message, conds)
 
-    conds = set_condition(
-        conds,
-        "Ready",
-        ready,
-        "RunnerReady" if ready else "RunnerNotReady",
-        "runner available" if ready else "runner not available yet",
-        gen,
-        now,
-    )
+    pod = obs.runner_pod
+    fault = pod if pod is not None and pod.fault and not ready else None
+    if fault is not None:
+        conds = set_condition(conds, "Ready", False, fault.reason, fault.message, gen, now)
+    else:
+        conds = set_condition(
+            conds,
+            "Ready",
+            ready,
+            "RunnerReady" if ready else "RunnerNotReady",
+            "runner available" if ready else "runner not available yet",
+            gen,
+            now,
+        )
+    if ready:
+        conds = set_condition(conds, "RunnerReady", True, "PodReady", "runner available", gen, now)
+    elif pod is not None:
+        conds = set_condition(conds, "RunnerReady", pod.ready, pod.reason, pod.message, gen, now)
+    elif obs.runner_refused:
+        conds = set_condition(conds, "RunnerReady", False, "RunnerRefused", obs.runner_refused, gen, now)
+    else:
+        conds = set_condition(conds, "RunnerReady", False, "RunnerNotReady", "runner not available yet", gen, now)
     rolling = obs.updated_replicas < obs.desired_replicas or not ready
     conds = set_condition(
         conds,
@@ -97,7 +119,9 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
         gen,
         now,
     )
-    if obs.runner_healthy is False:
+    if fault is not None:
+        conds = set_condition(conds, "Degraded", True, fault.reason, fault.message, gen, now)
+    elif obs.runner_healthy is False:
         previous = next((c for c in conds if c["type"] == "Degraded"), {})
         reason = str(previous.get("reason")) if previous.get("reason") in RUNNER_REPORTED else "RunnerUnhealthy"
         conds = set_condition(conds, "Degraded", True, reason, previous.get("message") or "runner unhealthy", gen, now)

@@ -42,6 +42,12 @@ RULES: tuple[Permission, ...] = (
         "runner and collector Deployments, by server-side apply; watched to repair drift at once",
     ),
     Permission(
+        "",
+        ("pods",),
+        ("get", "list", "watch"),
+        "reads runner pods to say on the Strategy why its runner cannot run (image, Secret, crash loop)",
+    ),
+    Permission(
         "", ("configmaps",), ("get", "patch", "create"), "the resolved configuration of each runner and collector"
     ),
     Permission("batch", ("cronjobs",), ("get", "patch", "create"), "the evolution CronJob of each Goal"),

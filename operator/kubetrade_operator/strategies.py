@@ -3,7 +3,9 @@
 Reconciliation is level-based: on create, update and resume, on a periodic resync and
 whenever a runner Deployment changes, the desired children are applied again (repairing
 anything deleted, edited or scaled by hand) and the status is recomputed from what is
-observed.  A finalizer asks the executor to close the strategy's orders and positions
+observed - with, while the runner is not available, what its pods say about why
+(:mod:`kubetrade_operator.runnerpods`: an image that cannot be pulled, a missing Secret, a crash
+loop).  A finalizer asks the executor to close the strategy's orders and positions
 before the resource goes away.
 """
 
@@ -22,7 +24,7 @@ from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResul
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, StrategySpec
 from kubetrade.resources.semantic import strategy_problems
-from kubetrade_operator import builders
+from kubetrade_operator import builders, runnerpods
 from kubetrade_operator.cluster import KUBE, Cluster
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.phases import RUNNER_REPORTED, StrategyObservation, judge
@@ -43,6 +45,10 @@ _ready_seen: dict[tuple[str, str], bool] = {}
 # open, why), None while one is under way: a policy change or breaker report reconciles only
 # the Strategies for which it changes something (see ``policy_changes``).
 _policy_seen: dict[tuple[str, str], tuple[bool, bool, str] | None] = {}
+
+# What each runner's pods last said, by (namespace, owner-name label): a pod watch event that
+# says the same needs no reconcile (see ``on_runner_pod_event``).
+_pods_seen: dict[tuple[str, str], tuple[str, str] | None] = {}
 
 
 def _ready(dep: dict[str, Any] | None) -> bool:
@@ -70,6 +76,32 @@ def _refused(dep: dict[str, Any] | None) -> tuple[str, bool] | None:
             permanent = c.get("type") == "RunnerRefused" and c.get("reason") != "NotRunHere"
             return str(c.get("message") or c.get("reason") or c["type"]), permanent
     return None
+
+
+def _runner_pods(
+    cluster: Cluster, namespace: str, name: str, deployment: dict[str, Any]
+) -> runnerpods.RunnerState | None:
+    """What the runner's pods say, or None when the cluster has none to read (or cannot be asked)."""
+    selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    try:
+        pods = cluster.runner_pods(namespace, selector)
+    except Exception as exc:  # the status still follows the Deployment; the next reconcile asks again
+        log.warning("cannot read runner pods", extra={"strategy": f"{namespace}/{name}", "error": repr(exc)[:300]})
+        return None
+    state = None if pods is None else runnerpods.runner_state(pods)
+    fault = (state.reason, state.message) if state is not None and state.fault else None
+    _pods_seen[(namespace, builders.label_value(name))] = fault
+    return state
+
+
+def _fault_event(cluster: Cluster, body: dict[str, Any], before: list[dict[str, Any]] | None,
+                 pod: runnerpods.RunnerState | None) -> None:
+    """A Warning Event when the runner's pods show a new fault (not at every restart of the same one)."""
+    if pod is None or not pod.fault:
+        return
+    previous = next((c for c in before or [] if c.get("type") == "RunnerReady"), {})
+    if (previous.get("reason"), previous.get("message")) != (pod.reason, pod.message):
+        cluster.event(body, "Warning", f"Runner{pod.reason}", pod.message)
 
 
 def reconcile(
@@ -129,6 +161,9 @@ def reconcile(
                 )
         dep_status = (observed or {}).get("status") or {}
         refused = _refused(observed) if runnable else None
+        pod = None
+        if runnable and refused is None and not _ready(observed):
+            pod = _runner_pods(cluster, namespace, name, deployment)
         verdict = judge(
             StrategyObservation(
                 generation=generation,
@@ -150,6 +185,7 @@ def reconcile(
                 else None,
                 runner_refused=refused[0] if refused else None,
                 runner_refused_for_good=bool(refused and refused[1]),
+                runner_pod=pod,
             ),
             status.get("conditions"),
         )
@@ -165,6 +201,7 @@ def reconcile(
             patch["paperSince"] = now
         if verdict.phase == "Live" and not status.get("liveSince"):
             patch["liveSince"] = now
+        _fault_event(cluster, body, status.get("conditions"), pod)
         if verdict.phase != status.get("phase") and (status.get("phase") or verdict.phase != "Pending"):
             # Every phase change but the first Pending of a new Strategy (the status says it).
             kind = "Warning" if verdict.phase == "Failed" else "Normal"
@@ -253,6 +290,35 @@ async def on_runner_event(event: kopf.RawEvent, namespace: str | None, **_: Any)
     for owner in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if owner.get("kind") == "Strategy" and namespace:
             await asyncio.to_thread(reconcile_by_name, namespace, owner["name"], seen)
+
+
+@kopf.on.event(
+    "",
+    "v1",
+    "pods",
+    labels={"app.kubernetes.io/managed-by": builders.MANAGED_BY, builders.OWNER_KIND: "Strategy"},
+)
+async def on_runner_pod_event(event: kopf.RawEvent, namespace: str | None, **_: Any) -> None:
+    """A runner pod changed: reconcile its Strategy when the pod shows a fault, or stops showing one.
+
+    A Deployment's status does not change when its pod cannot pull its image or keeps crashing,
+    so without this the Strategy would learn of it only at the next resync.  Every other change
+    of a runner's readiness reaches the Strategy through its Deployment (``on_runner_event``).
+    """
+    obj: dict[str, Any] = dict(event.get("object") or {})
+    owner = ((obj.get("metadata") or {}).get("labels") or {}).get(builders.OWNER_NAME)
+    if not namespace or not owner:
+        return
+    state = None if event.get("type") == "DELETED" else runnerpods.runner_state([obj])
+    said = None if state is None or not state.fault else (state.reason, state.message)
+    key = (namespace, owner)
+    if _pods_seen.get(key) == said:
+        return  # no fault, and none recorded: the Deployment's events carry the rest
+    _pods_seen[key] = said
+    for strategy in KUBE.list("strategies", namespace):
+        name = (strategy.get("metadata") or {}).get("name") or ""
+        if builders.label_value(name) == owner:
+            await asyncio.to_thread(reconcile_by_name, namespace, name)
 
 
 @kopf.on.delete(GROUP, VERSION, "strategies")

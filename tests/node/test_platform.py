@@ -5,12 +5,14 @@ One install per session (the ``platform`` fixture), shared by these tests in ord
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.node.conftest import CHART, Platform
 
@@ -51,6 +53,8 @@ def test_helm_install_brings_every_pod_ready_through_real_probes(platform: Platf
         (operator_sa, "bind", "clusterroles.rbac.authorization.k8s.io", "cluster-admin"): "no",
         (operator_sa, "create", "strategies.kubetrade.io", None): "no",  # only evolution jobs create them
         (operator_sa, "get", "secrets", None): "no",
+        (operator_sa, "watch", "pods", None): "yes",  # why a runner pod cannot run, on its Strategy
+        (operator_sa, "delete", "pods", None): "no",
         (operator_sa, "delete", "namespaces", None): "no",
         (api_sa, "list", "strategies.kubetrade.io", None): "yes",
         (api_sa, "patch", "strategies.kubetrade.io", None): "no",
@@ -219,6 +223,76 @@ def test_a_goal_s_evolution_cronjob_run_by_hand_gives_a_verdict(platform: Platfo
     assert reason in events and verdict["message"][:40] in events, events[-2000:]
     # what a user does with a test run's output: delete it (their runners go with them)
     platform.kubectl("delete", "strategies", "-l", "kubetrade.io/goal=quick-goal", "--timeout=300s", timeout=320)
+
+
+def _runner_condition(platform: Platform, name: str, namespace: str) -> dict[str, Any]:
+    status = platform.cluster.get_json("strategy", name, "-n", namespace).get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c["type"] == "RunnerReady"), {})
+    return {**ready, "phase": status.get("phase"), "phaseMessage": status.get("message")}
+
+
+def test_a_strategy_says_why_its_runner_pod_cannot_run(platform: Platform) -> None:
+    """Faults the kubelet sees reach the Strategy (issue 16), in a namespace of its own: without
+    the database Secret (CreateContainerConfigError) it names the Secret and the variable that
+    needs it; with a Secret whose database cannot be reached the runner exits, and the Strategy
+    shows a crash loop with the runner's own reason (in ``kubectl describe pod`` too) and one
+    Warning Event; with the release's Secret the condition follows the new pod (starting or ready)."""
+    spec = yaml.safe_load((MANIFESTS / "strategies.yaml").read_text().split("\n---\n")[0])
+    secret_name = next(e["value"] for e in platform.get("deployment", f"{platform.release}-operator")["spec"][
+        "template"]["spec"]["containers"][0]["env"] if e["name"] == "KUBETRADE_DATABASE_SECRET")
+    ns = "no-database"
+    platform.cluster.kubectl("create", "namespace", ns)
+    strategy = {**spec, "metadata": {"name": "lonely", "namespace": ns,
+                                     "annotations": {"kubetrade.io/skip-close-on-delete": "true"}}}
+    policy = yaml.safe_load((MANIFESTS / "riskpolicy.yaml").read_text())
+    policy["metadata"] = {"name": "default", "namespace": ns}
+    platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [policy, strategy]}))
+
+    def condition(reason: str) -> Any:
+        c = _runner_condition(platform, "lonely", ns)
+        return c if c.get("reason") == reason else None
+
+    def secret(data: dict[str, str]) -> None:
+        platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": ns}, "data": data}))
+
+    try:
+        missing = _wait(lambda: condition("SecretMissing"), 180, "RunnerReady to say SecretMissing")
+        assert missing["status"] == "False" and missing["phase"] == "Pending", missing
+        assert f"Secret {ns}/{secret_name} not found" in missing["message"], missing
+        assert "KUBETRADE_DATABASE_URL" in missing["message"] and missing["message"] in missing["phaseMessage"]
+
+        # a database Secret that points where no database listens: the runner starts, and exits
+        secret({"url": base64.b64encode(b"postgresql://kubetrade@127.0.0.1:9/kubetrade").decode()})
+        crashed = _wait(lambda: condition("CrashLoop"), 300, "RunnerReady to say CrashLoop")
+        why = f"exited with code 1: Strategy {ns}/lonely: database unreachable: "
+        assert why in crashed["message"] and "port 9 failed" in crashed["message"], crashed
+        pods = platform.cluster.get_json("pods", "-n", ns, "-l", "kubetrade.io/owner-name=lonely")["items"]
+        described = platform.cluster.kubectl("describe", "pod", "-n", ns, pods[0]["metadata"]["name"]).stdout
+        assert "database unreachable" in described, described[-3000:]
+        events = platform.cluster.get_json("events", "-n", ns, "--field-selector",
+                                           "involvedObject.kind=Strategy,involvedObject.name=lonely")["items"]
+        warned = [e for e in events if e["reason"] == "RunnerCrashLoop"]
+        assert len(warned) == 1 and warned[0]["type"] == "Warning" and why in warned[0]["message"], events
+
+        # the release's own Secret, and a new pod to read it: the database fault is gone
+        secret(platform.get("secret", secret_name)["data"])
+        old = {p["metadata"]["name"] for p in pods}
+        platform.cluster.kubectl("delete", "pod", "-n", ns, "-l", "kubetrade.io/owner-name=lonely", "--wait=false")
+
+        def moved_on() -> Any:
+            c = _runner_condition(platform, "lonely", ns)
+            fresh = c.get("reason") in ("Starting", "PodReady") and not any(n in c.get("message", "") for n in old)
+            return c if fresh else None
+
+        try:
+            moved = _wait(moved_on, 300, "RunnerReady to follow the new pod past the database fault")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {_runner_condition(platform, 'lonely', ns)}") from exc
+        assert "port 9" not in moved["message"] and moved["phase"] in ("Pending", "Paper"), moved
+    finally:
+        platform.cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_helm_upgrade_with_a_new_image_tag_rolls_the_pods(platform: Platform) -> None:

@@ -104,7 +104,8 @@ def test_operator_works_with_exactly_its_documented_permissions(kube, nats_url, 
     config["contexts"][0]["context"]["user"] = "operator"
     restricted = tmp_path / "operator.kubeconfig"
     restricted.write_text(json.dumps(config))
-    for verb, what in (("get", "secrets"), ("delete", "deployments"), ("create", "strategies"), ("create", "roles")):
+    for verb, what in (("get", "secrets"), ("delete", "deployments"), ("create", "strategies"), ("create", "roles"),
+                      ("delete", "pods")):
         answer = kube.kubectl("auth", "can-i", verb, what, f"--kubeconfig={restricted}", check=False).stdout.strip()
         assert answer == "no", f"the operator may {verb} {what}"
 

@@ -17,6 +17,7 @@ from kubetrade_operator import builders
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.config import OperatorConfig
 from kubetrade_operator.phases import StrategyObservation, judge
+from kubetrade_operator.runnerpods import RunnerState
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -140,6 +141,7 @@ def test_phase_judgement() -> None:
     assert {c["type"]: c["status"] for c in failed.conditions} == {
         "Ready": "False",
         "Degraded": "True",
+        "RunnerReady": "False",
         "Progressing": "False",
     }
     paused = judge(
@@ -150,6 +152,30 @@ def test_phase_judgement() -> None:
     )
     assert paused.phase == "Paused" and "maxDrawdownPct" in paused.message
     assert all(c["observedGeneration"] == 3 for c in paused.conditions)
+
+
+def test_a_runner_pod_fault_is_the_strategys_message_and_conditions() -> None:
+    """What the runner's pods say (runnerpods.RunnerState) reaches the phase message, Ready,
+    Degraded and RunnerReady while the runner is not available - and nothing once it is."""
+    base = {"generation": 2, "mode": "paper", "paused": False, "retired": False}
+    missing = RunnerState("SecretMissing", "pod p-1: Secret ns/kt-db not found (needed by KUBETRADE_DATABASE_URL)")
+    verdict = judge(StrategyObservation(**base, runner_pod=missing), None)
+    conds = {c["type"]: c for c in verdict.conditions}
+    assert verdict.phase == "Pending" and verdict.message == f"runner cannot run: {missing.message}"
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "SecretMissing")
+    assert (conds["Degraded"]["status"], conds["Degraded"]["reason"], conds["Degraded"]["message"]) == (
+        "True", "SecretMissing", missing.message)
+    assert (conds["RunnerReady"]["status"], conds["RunnerReady"]["reason"]) == ("False", "SecretMissing")
+
+    starting = judge(StrategyObservation(**base, runner_pod=RunnerState("Starting", "pod p-1 is starting")), None)
+    conds = {c["type"]: c for c in starting.conditions}
+    assert starting.message == "waiting for the runner to become ready"  # a state, not a fault
+    assert conds["Degraded"]["status"] == "False" and conds["RunnerReady"]["reason"] == "Starting"
+
+    fixed = judge(StrategyObservation(**base, available_replicas=1, updated_replicas=1), verdict.conditions)
+    conds = {c["type"]: c for c in fixed.conditions}
+    assert fixed.phase == "Paper" and conds["Degraded"]["status"] == "False"
+    assert (conds["RunnerReady"]["status"], conds["RunnerReady"]["reason"]) == ("True", "PodReady")
 
 
 def test_condition_transition_time_moves_only_on_change() -> None:

@@ -54,7 +54,7 @@ def test_strategy_gets_singleton_runner_and_configmap(kube, namespace, operator)
     status = body["status"]
     assert status["observedGeneration"] == body["metadata"]["generation"]
     assert status["paperSince"]
-    assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded"}
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded", "RunnerReady"}
     assert "kubetrade.io/finalizer" in body["metadata"]["finalizers"]
 
     dep = kube.get_json("deployment", "strategy-alpha", "-n", namespace)

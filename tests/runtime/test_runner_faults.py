@@ -221,3 +221,85 @@ async def test_a_restarted_runner_adopts_its_position_and_exits_where_the_backte
     bar = {int(t): i for i, t in enumerate(candles.time)}
     assert [(bar[int(o["client_order_id"].split("-")[2])], o["side"], o["status"]) for o in placed] == [
         (entry, "buy", "filled"), (exit_, "sell", "filled")]
+
+
+def test_runner_says_why_it_exits_in_its_termination_log(tmp_path, capsys, monkeypatch, runtime_nats) -> None:
+    """What the kubelet puts on the pod (lastState.terminated.message) and the operator on the
+    Strategy: the runner's own reason, one line, no credentials - for a Strategy it cannot run
+    (exit 2: a config that is not a Strategy, a paper Strategy in a live pod) and for a database
+    it cannot reach (exit 1, real NATS, a port nothing listens on)."""
+    log = tmp_path / "termination-log"
+    log.touch()  # the kubelet makes the file; the runner never creates it (not in a pod: nothing written)
+    monkeypatch.setenv("KUBETRADE_TERMINATION_LOG", str(log))
+    path = tmp_path / "strategy.json"
+    path.write_text("{not json")
+    assert cli.main(["runner", "--config", str(path), "--port", "0"]) == 2
+    said = log.read_text()
+    assert said.startswith(f"strategy config {path}: not valid JSON/YAML: ") and "\n" not in said, said
+    assert said in capsys.readouterr().out
+
+    log.write_text("")
+    path.write_text(json.dumps(strategy_doc(GENOME.to_k8s())))
+    assert cli.main(["runner", "--config", str(path), "--port", "0", "--environment", "live"]) == 2
+    said = log.read_text()
+    assert said == "Strategy default/parity: spec.mode is paper but this runner is deployed for live", said
+    assert said in capsys.readouterr().out
+
+    log.write_text("")
+    closed = free_port()
+    dsn = f"postgresql://kubetrade:not-a-real-password@127.0.0.1:{closed}/kubetrade?connect_timeout=3"
+    assert cli.main(["runner", "--config", str(path), "--port", "0", "--nats-url", runtime_nats.url,
+                     "--database-url", dsn]) == 1
+    said = log.read_text()
+    assert said.startswith("Strategy default/parity: database unreachable: "), said
+    assert f"port {closed} failed" in said and "not-a-real-password" not in said, said
+    out = capsys.readouterr().out
+    assert said in out and "not-a-real-password" not in out
+
+
+def test_runner_writes_nothing_outside_a_pod(tmp_path, monkeypatch) -> None:
+    from kubetrade.runner import exits
+
+    monkeypatch.delenv("KUBETRADE_TERMINATION_LOG", raising=False)
+    assert not exits.TERMINATION_LOG.exists()  # this machine is no container
+    assert exits.record("why") is False
+    assert exits.record("why", tmp_path / "absent") is False and not (tmp_path / "absent").exists()
+    assert exits.record("x" * 10_000, (tmp_path / "log")) is False
+    (tmp_path / "log").touch()
+    assert exits.record("aé" * 5000, tmp_path / "log")
+    kept = (tmp_path / "log").read_bytes()
+    assert exits.LIMIT - 1 <= len(kept) <= exits.LIMIT and kept.decode().startswith("aéa")
+    assert exits.why(ValueError("postgresql://u:secret@db:5432/x refused")) == (
+        "unexpected ValueError: postgresql://db:5432/x refused")
+
+
+def test_a_runner_whose_model_is_refused_runs_and_says_so_instead_of_crashing(tmp_path, runtime_nats) -> None:
+    """A Strategy whose model file is missing: the runner starts (its probes answer, it trades
+    nothing and says why) rather than dying while it decides whether to compile kernels for a
+    genome that cannot compile without its model - it did, with a GenomeError traceback."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "strategy.json"
+    path.write_text(json.dumps(strategy_doc({"entry": {"rules": [{"left": {"indicator": "prediction"}, "op": "gt",
+                                                                  "right": {"value": 0.001}}]}},
+                                            model={"uri": "file:///models/missing.onnx"})))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kubetrade.cli", "runner", "--config", str(path), "--port",
+                             str(port), "--nats-url", runtime_nats.url], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None and answer is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert answer is not None and "missing.onnx" in answer.text, answer and answer.text
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "GenomeError" not in out and "model refused" in out, out[-3000:]

@@ -291,6 +291,10 @@ class LocalCluster:
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.pods.observed(namespace, name)
 
+    def runner_pods(self, namespace: str, selector: dict[str, str]) -> Objects | None:
+        """No pods here: a runner task's trouble is its Deployment's ``RunnerRefused`` condition."""
+        return None
+
     def ensure_namespace(self, namespace: str, objects: Objects) -> None:
         """Nothing to do: no service accounts or role bindings without Kubernetes."""
 

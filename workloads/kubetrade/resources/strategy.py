@@ -256,7 +256,9 @@ class StrategyStatus(Model):
     message: Annotated[str | None, OPERATOR] = None
     """A short explanation of the current phase."""
     conditions: Annotated[list[Condition], OPERATOR] = conditions_field()
-    """Ready, Progressing and Degraded conditions."""
+    """Ready, Progressing, Degraded and RunnerReady conditions.  RunnerReady says what the runner's pods say
+    while it is not available: Starting, or why it cannot run (ImageNotFound, SecretMissing, ConfigMissing,
+    CrashLoop, OOMKilled, Unschedulable, ContainerError), with the message to act on."""
 
 
 class Strategy(Resource):

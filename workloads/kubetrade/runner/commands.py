@@ -3,7 +3,10 @@
 Connections come from ``KUBETRADE_NATS_URL`` and ``KUBETRADE_DATABASE_URL``; the
 environment (``KUBETRADE_ENVIRONMENT``, paper or live) must match the Strategy's mode, so a
 pod can never trade in an environment it was not deployed for.  Exit codes: 0 after a clean
-stop, 2 when the Strategy cannot run (the log line says which field and why).
+stop, 2 when the Strategy cannot run (which field and why), 1 when the runner fails (its
+database unreachable, ...).  Before a non-zero exit the reason goes to the log and to the
+container's termination log (:mod:`kubetrade.runner.exits`), where ``kubectl describe pod`` and
+the Strategy's ``RunnerReady`` condition show it.
 """
 
 from __future__ import annotations
@@ -47,25 +50,31 @@ def _run(args: argparse.Namespace) -> int:
     # nats:// over TCP, and aiohttp's import alone is about 14 MB of every runner's memory
     sys.modules.setdefault("aiohttp", None)  # type: ignore[arg-type]
     from kubetrade.observability.logging import configure
+    from kubetrade.runner import exits
     from kubetrade.runner.config import RunnerConfigError, load
     from kubetrade.runner.runner import Runner, RunnerOptions
 
     configure("runner", args.log_level)
+
+    def stop(message: str, code: int, exc: BaseException | None = None) -> int:
+        log.error("strategy cannot run" if code == 2 else "runner failed", extra={"error": message}, exc_info=exc)
+        print(f"runner: {message}", flush=True)
+        exits.record(message)
+        return code
+
     try:
         cfg = load(args.config, args.database_url)
     except RunnerConfigError as exc:
-        log.error("strategy cannot run", extra={"error": str(exc)})
-        print(f"runner: {exc}")
-        return 2
+        return stop(str(exc), 2)
     if args.environment and args.environment != cfg.spec.mode:
-        msg = f"{cfg.label}: spec.mode is {cfg.spec.mode} but this runner is deployed for {args.environment}"
-        log.error("strategy cannot run", extra={"error": msg})
-        print(f"runner: {msg}")
-        return 2
+        return stop(f"{cfg.label}: spec.mode is {cfg.spec.mode} but this runner is deployed for {args.environment}",
+                    2)
     from kubetrade.runner.runner import needs_kernels
 
     compile_kernels: Callable[[], None] | None = None
-    if needs_kernels(cfg.genome, cfg.spec.market):  # a streamed genome needs no kernels (no numba in the pod)
+    # a streamed genome needs no kernels (no numba in the pod); one whose model was refused does not
+    # compile and is not traded (the runner says why in its status), so nothing is compiled for it
+    if cfg.model_error is None and needs_kernels(cfg.genome, cfg.spec.market):
         from kubetrade.engine import warmup
 
         compile_kernels = warmup
@@ -82,5 +91,8 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, runner.stopping.set)
         await runner.run()
 
-    eventloop.run(main())
+    try:
+        eventloop.run(main())
+    except Exception as exc:  # a runner that cannot go on says why before it exits (and restarts)
+        return stop(f"{cfg.label}: {exits.why(exc)}", 1, exc)
     return 0
