@@ -84,10 +84,10 @@ def needs_kernels(genome: Any, market: str) -> bool:
     if settings.current().runner_signal == "kernel":
         return True
     try:
-        tables = compile_tables([genome], market=market)[0]
+        tables = compile_tables([genome], market=market)[0]  # type: ignore[arg-type]
     except GenomeError:  # an indicator registered at run time whose model was refused: the runner says so
         return True
-    return not streamable(tables)  # type: ignore[arg-type]
+    return not streamable(tables)
 
 
 @dataclass
