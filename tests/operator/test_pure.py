@@ -191,7 +191,7 @@ def test_admission_reviews() -> None:
 
     config = configuration("https://127.0.0.1:9443", "Q0E=")
     urls = {w["clientConfig"]["url"] for w in config["webhooks"]}
-    assert urls == {f"https://127.0.0.1:9443{e}" for e in ENDPOINTS} and len(ENDPOINTS) == 3
+    assert urls == {f"https://127.0.0.1:9443{e}" for e in ENDPOINTS} and len(ENDPOINTS) == 4
     assert all(w["matchConditions"][0]["expression"] == SPEC_CHANGED for w in config["webhooks"])
 
 

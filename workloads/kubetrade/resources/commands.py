@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from kubetrade.resources import BY_KIND, crdgen
+from kubetrade.resources import crdgen
 
 
 def register(sub: Any) -> None:
@@ -40,25 +39,28 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Every check the API server, the admission webhook and the operator make, offline."""
+    from kubetrade.resources.validation import manifest_problems
+
     failures = 0
     files = [p for path in args.paths for p in (sorted(path.glob("*.yaml")) if path.is_dir() else [path])]
     for path in files:
-        for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            if not isinstance(doc, dict) or doc.get("apiVersion", "").split("/")[0] != "kubetrade.io":
+        try:
+            docs = list(yaml.safe_load_all(path.read_text()))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            print(f"{path}#0: cannot be read: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
+            failures += 1
+            continue
+        for index, doc in enumerate(docs):
+            if not isinstance(doc, dict) or str(doc.get("apiVersion", "")).split("/")[0] != "kubetrade.io":
                 continue
-            model = BY_KIND.get(doc.get("kind", ""))
-            name = f"{path}#{index} {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
-            if model is None:
-                print(f"{name}: unknown kind", file=sys.stderr)
+            meta = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+            name = f"{path}#{index} {doc.get('kind')}/{str(meta.get('name'))[:80]}"
+            problems = manifest_problems(doc)
+            if problems:
                 failures += 1
-                continue
-            try:
-                model.parse(doc)
-            except ValidationError as exc:
-                failures += 1
-                for err in exc.errors():
-                    loc = ".".join(str(p) for p in err["loc"])
-                    print(f"{name}: {loc}: {err['msg']}", file=sys.stderr)
+                for problem in problems:
+                    print(f"{name}: {problem}", file=sys.stderr)
             else:
                 print(f"{name}: valid")
     return 1 if failures else 0

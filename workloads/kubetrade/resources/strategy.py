@@ -8,7 +8,9 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
+    SET,
     Condition,
+    Distinct,
     ExchangeId,
     LocalObjectReference,
     Model,
@@ -24,14 +26,16 @@ from kubetrade.resources.base import (
 from kubetrade.resources.genome import Genome
 
 StrategyPhase = Literal["Pending", "Paper", "Live", "Paused", "Retired", "Failed"]
+MODEL_URI = r"^(bundled://[A-Za-z0-9][A-Za-z0-9._-]*|file:///[^\x00]*|[^:\x00]+)$"
+"""The model URIs the runner loads (:func:`kubetrade.prediction.model.resolve`): no network scheme."""
 TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 
 
 class ModelReference(Model):
     """An ONNX price-prediction model the genome may use as a signal input."""
 
-    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    """Where the model is: a path in the image (file:///...), or configmap://NAME/KEY."""
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=MODEL_URI)]
+    """Where the model is: bundled://NAME (in the image), file:///PATH (e.g. a mounted volume) or a path."""
     sha256: Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{64}$")] | None = None
     """Expected SHA-256 of the model file; the runner refuses a file that does not match."""
 
@@ -77,7 +81,7 @@ class StrategySpec(Model):
     """ccxt exchange id the strategy trades on."""
     market: Literal["spot", "perpetual"] = "spot"
     """spot: long/flat; perpetual: long/short on USDT-margined perpetual futures."""
-    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=50)]
+    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=50, json_schema_extra=SET), Distinct]
     """Markets traded, as ccxt unified symbols (BTC/USDT, BTC/USDT:USDT)."""
     timeframe: Timeframe = "5m"
     """Candle timeframe the signals are computed on."""
