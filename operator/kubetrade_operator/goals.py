@@ -21,10 +21,9 @@ from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
 from kubetrade.messaging import subjects
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, GoalSpec, RiskPolicySpec
-from kubetrade.resources.semantic import goal_problems
 from kubetrade.sizing.goal import goal_sizing_multiplier
 from kubetrade_operator import builders, cache, kube
-from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
+from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, refusal, set_condition, warn
 from kubetrade_operator.metrics import LIFECYCLE_ACTIONS, reconciling
 from kubetrade_operator.runtime import RUNTIME, submit
 
@@ -201,25 +200,50 @@ def reconcile(body: dict[str, Any], review_due: bool) -> dict[str, Any]:
     with reconciling("Goal"):
         kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
         conds = status.get("conditions")
-        spec, problems = parse_spec(GoalSpec, body, goal_problems)
+        spec, problems = parse_spec("Goal", body)
         if spec is None or problems:
-            _, conds = invalid_spec(conds, problems, gen)
-            return {"observedGeneration": gen, "conditions": conds}
+            return _refused(body, conds, problems, gen, "InvalidSpec")
         cronjob = builders.goal_cronjob(name, namespace, uid, spec, RUNTIME.config)
-        kube.apply(cronjob)
+        try:
+            kube.apply(cronjob)
+        except Exception as exc:
+            why = refusal(exc)
+            if why is None:
+                raise  # transient: kopf retries
+            return _refused(body, conds, [f"the API server refused the evolution CronJob: {why}"], gen, "ChildRefused")
         out: dict[str, Any] = {"observedGeneration": gen, "cronJob": cronjob["metadata"]["name"]}
         conds = set_condition(
             conds, "Ready", True, "Scheduled", f"evolution scheduled '{spec.evolution.schedule}'", gen
         )
         conds = set_condition(conds, "Degraded", False, "AsExpected", "", gen)
         if review_due:
-            out.update(run_review(body, spec, datetime.now(UTC)))
+            try:
+                out.update(run_review(body, spec, datetime.now(UTC)))
+            except Exception as exc:
+                why = refusal(exc)
+                if why is None:
+                    raise
+                message = f"review failed: {why}"
+                if newly_refused(status.get("conditions"), "ReviewFailed", message, "Degraded"):
+                    warn(body, "ReviewFailed", message)
+                conds = set_condition(conds, "Degraded", True, "ReviewFailed", message, gen)
+                # The review is retried at its next interval, not on every tick.
+                out["lastReview"] = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "message": message}
             if "onTrack" in out:
                 conds = set_condition(
                     conds, "OnTrack", bool(out["onTrack"]), "Progress", f"return {out['returnPct']:.2%} of capital", gen
                 )
         out["conditions"] = conds
         return out
+
+
+def _refused(body: dict[str, Any], conds: Any, problems: list[str], gen: int, reason: str) -> dict[str, Any]:
+    """Status of a Goal that cannot run: not Ready with the reason, and one Warning Event per change."""
+    message = "; ".join(problems)
+    if newly_refused(conds, reason, message):
+        warn(body, reason, message)
+    _, conds = invalid_spec(conds, problems, gen, reason)
+    return {"observedGeneration": gen, "conditions": conds}
 
 
 def _review_due(body: dict[str, Any]) -> bool:

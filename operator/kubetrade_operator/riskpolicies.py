@@ -12,12 +12,11 @@ import logging
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from kubetrade.messaging import subjects
-from kubetrade.resources import GROUP, VERSION, RiskPolicySpec
+from kubetrade.resources import GROUP, VERSION
 from kubetrade_operator import cache, kube, strategies
-from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, set_condition, warn
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
 
@@ -43,12 +42,15 @@ async def publish(body: dict[str, Any]) -> dict[str, Any]:
     meta, status = body["metadata"], body.get("status") or {}
     name, namespace, gen = meta["name"], meta["namespace"], meta.get("generation", 1)
     with reconciling("RiskPolicy"):
-        try:
-            spec = RiskPolicySpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            message = f"invalid spec: {exc.errors()[0]['msg']}"
-            conds = set_condition(status.get("conditions"), "Ready", False, "InvalidSpec", message, gen)
-            return {"conditions": conds}
+        spec, problems = parse_spec("RiskPolicy", body)
+        if spec is None or problems:
+            # Not published: the risk manager keeps the last valid version of the policy (or has
+            # none, and refuses the signals of its strategies), never a contradictory one.
+            message = "; ".join(problems)
+            if newly_refused(status.get("conditions"), "InvalidSpec", message):
+                warn(body, "InvalidSpec", f"not published to the risk manager: {message}")
+            _, conds = invalid_spec(status.get("conditions"), problems, gen)
+            return {"observedGeneration": gen, "conditions": conds}
         value = {"namespace": namespace, "name": name, "generation": gen, "spec": spec.to_k8s()}
         kv = await _bucket()
         revision = await kv.put(policy_key(namespace, name), json.dumps(value).encode())

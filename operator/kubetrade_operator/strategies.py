@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
-from pydantic import ValidationError
 
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, StrategySpec
-from kubetrade.resources.semantic import strategy_problems
 from kubetrade_operator import builders, cache, kube
+from kubetrade_operator.conditions import parse_spec, refusal
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.phases import StrategyObservation, judge
 from kubetrade_operator.runtime import RUNTIME
@@ -73,11 +72,9 @@ def reconcile(
     with reconciling("Strategy"):
         _policy_seen[(namespace, name)] = None  # before the policy is read: a change from now on counts
         kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
-        try:
-            spec = StrategySpec.model_validate(body.get("spec") or {})
-            problems = strategy_problems(spec)
-        except ValidationError as exc:
-            spec, problems = None, [f"invalid spec: {exc.errors()[0]['msg']}"]
+        parsed, problems = parse_spec("Strategy", body)
+        spec = cast(StrategySpec | None, parsed)
+        refused = ""
         if spec is None:
             policy = None
         elif policy is None or (policy.get("metadata") or {}).get("name") != spec.risk_policy_ref.name:
@@ -97,10 +94,18 @@ def reconcile(
                 observed = seen
             else:
                 _ready_seen.setdefault((namespace, dep_name), False)
-                kube.apply(configmap)
-                observed = kube.apply(deployment)
+                try:
+                    kube.apply(configmap)
+                    observed = kube.apply(deployment)
+                except Exception as exc:
+                    why = refusal(exc)
+                    if why is None:
+                        raise  # transient: kopf retries
+                    _applied.pop((namespace, dep_name), None)
+                    refused = f"the API server refused the runner: {why}"
+                    observed = None
             _ready_seen[(namespace, dep_name)] = _ready(observed)
-        else:
+        if not runnable:
             observed = kube.get_deployment(namespace, dep_name)
             if observed and (observed.get("spec") or {}).get("replicas"):
                 # A runner whose spec no longer runs is stopped; stops stay with the risk manager.
@@ -120,6 +125,7 @@ def reconcile(
                 paused=bool(spec and spec.paused),
                 retired=bool(spec and spec.retired),
                 problems=problems,
+                refused=refused,
                 policy_found=policy is not None,
                 breaker_open=breaker_open,
                 breaker_reason=breaker_reason,
