@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 import kubetrade
 from kubetrade.api import failures, health
+from kubetrade.api.bodylimit import BodyLimit
 from kubetrade.api.errors import PROTECTED_RESPONSES
 from kubetrade.api.middleware import RequestContextMiddleware
 from kubetrade.api.openapi import document_scopes
@@ -113,6 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "traceparent"],
             expose_headers=["Retry-After", "X-Request-ID"],
         )
+    # Bodies over the limit get 413 as soon as they are seen to be (Content-Length, or the
+    # bytes read so far), before any of them is parsed.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     for name in ROUTER_MODULES:

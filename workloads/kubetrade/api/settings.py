@@ -31,8 +31,12 @@ class Settings:
     """Namespace of resources when a request names none (KUBETRADE_NAMESPACE; in a pod: its own)."""
     image: str = "kubetrade:latest"
     """Image of Jobs the API starts, e.g. backtests (KUBETRADE_IMAGE)."""
+    database_secret: str | None = None
+    """Secret (key ``url``) the Jobs the API starts read the database DSN from (KUBETRADE_DATABASE_SECRET)."""
     job_env_secret: str | None = None
     """Secret whose keys become the environment of Jobs the API starts (KUBETRADE_JOB_ENV_SECRET)."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body accepted; a larger one gets 413 before it is read (KUBETRADE_API_MAX_BODY_BYTES)."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this process (KUBETRADE_ALERT_EVALUATION=0 turns it off)."""
 
@@ -48,7 +52,9 @@ class Settings:
             rate_window_seconds=int(os.environ.get("KUBETRADE_RATE_WINDOW_SECONDS", "60")),
             namespace=os.environ.get("KUBETRADE_NAMESPACE") or _pod_namespace() or "default",
             image=os.environ.get("KUBETRADE_IMAGE", "kubetrade:latest"),
+            database_secret=os.environ.get("KUBETRADE_DATABASE_SECRET") or None,
             job_env_secret=os.environ.get("KUBETRADE_JOB_ENV_SECRET") or None,
+            max_body_bytes=int(os.environ.get("KUBETRADE_API_MAX_BODY_BYTES", str(1024 * 1024))),
             alert_evaluation=os.environ.get("KUBETRADE_ALERT_EVALUATION", "1") not in ("0", "false", "no"),
         )
 

@@ -9,21 +9,23 @@ read through the resource store - the cluster's API server, or the local databas
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from kubetrade import cluster
 from kubetrade.lifecycle.progress import progress
-from kubetrade.resources.base import Model
+from kubetrade.resources.base import DNS1123Name, Model
 from kubetrade.resources.goal import GoalSpec, Target
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.sizing.goal import goal_sizing, position_fraction
 
 router = APIRouter(prefix="/api/v1", tags=["goals"])
+log = logging.getLogger("kubetrade.api.goals")
 Namespace = Annotated[str | None, Query(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
                                         description="Namespace; the API's own when absent.")]
 GOAL_LABEL = "kubetrade.io/goal"
@@ -46,6 +48,15 @@ def _selected(goal: dict[str, Any], strategy: dict[str, Any]) -> bool:
     if not sel:
         return bool(labels.get(GOAL_LABEL) == goal["metadata"]["name"])
     return all(labels.get(k) == v for k, v in sel.items())
+
+
+def _policy(obj: dict[str, Any]) -> RiskPolicySpec:
+    """A stored RiskPolicy's spec; one that is not valid (the operator does not publish it) gives a clear 422."""
+    try:
+        return RiskPolicySpec.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        name = (obj.get("metadata") or {}).get("name")
+        raise HTTPException(422, f"RiskPolicy {name} is not valid: {exc.errors()[0]['msg'][:300]}") from None
 
 
 def _start(goal: dict[str, Any], spec: GoalSpec) -> date:
@@ -90,11 +101,16 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
         strategies = await store.list("strategies", ns)
         policies = {p["metadata"]["name"]: p for p in await store.list("riskpolicies", ns)}
     except cluster.StoreError as exc:
-        raise HTTPException(503, str(exc)) from None
+        raise HTTPException(exc.status, exc.message) from None
     now = datetime.now(UTC)
     out = []
     for g in goals:
-        spec = GoalSpec.model_validate(g["spec"])
+        try:
+            spec = GoalSpec.model_validate(g.get("spec") or {})
+        except ValidationError as exc:  # stored before a check existed: its status says why; skip it here
+            log.warning("goal skipped: its spec is not valid",
+                        extra={"goal": g["metadata"].get("name"), "error": str(exc.errors()[0]["msg"])[:200]})
+            continue
         counted = [s for s in strategies if _selected(g, s)]
         figures = [
             StrategyFigures(
@@ -107,7 +123,7 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
         start = _start(g, spec)
         prog = progress(spec.target, equity, start, now)
         policy = policies.get(spec.risk_policy_ref.name)
-        dd = RiskPolicySpec.model_validate(policy["spec"]).portfolio_limits.max_drawdown_pct if policy else None
+        dd = _policy(policy).portfolio_limits.max_drawdown_pct if policy else None
         peak = max(equity, float(((g.get("status") or {}).get("equity")) or equity))
         sizing = goal_sizing(
             spec.target, equity, peak, now, start, max_multiplier=spec.max_sizing_multiplier, policy_max_drawdown=dd
@@ -136,7 +152,7 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
 class SizingRequest(Model):
     """What the sizing needs: a goal (by name, or its target inline), where the money stands, the policy."""
 
-    goal: str | None = None
+    goal: DNS1123Name | None = None
     """A Goal by name (its target, maxSizingMultiplier and RiskPolicy are used)."""
     target: Target | None = None
     """Or a target inline."""
@@ -194,14 +210,15 @@ async def calculate(
         except cluster.NotFound:
             raise HTTPException(404, f"Goal {ns}/{body.goal} not found") from None
         except cluster.StoreError as exc:
-            raise HTTPException(503, str(exc)) from None
-        spec = GoalSpec.model_validate(g["spec"])
+            raise HTTPException(exc.status, exc.message) from None
+        try:
+            spec = GoalSpec.model_validate(g.get("spec") or {})
+        except ValidationError as exc:
+            raise HTTPException(422, f"Goal {ns}/{body.goal} is not valid: {exc.errors()[0]['msg'][:300]}") from None
         target, cap, start = spec.target, spec.max_sizing_multiplier, start or _start(g, spec)
         if policy is None:
             try:
-                policy = RiskPolicySpec.model_validate(
-                    (await store.get("riskpolicies", ns, spec.risk_policy_ref.name))["spec"]
-                )
+                policy = _policy(await store.get("riskpolicies", ns, spec.risk_policy_ref.name))
             except cluster.NotFound:
                 raise HTTPException(
                     422, f"Goal {ns}/{body.goal}: riskPolicyRef {spec.risk_policy_ref.name} not found"

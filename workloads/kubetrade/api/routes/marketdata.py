@@ -17,12 +17,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from kubetrade.api.deps import Connection
 from kubetrade.candles import CandleError, from_arrays, timeframe_ms
 from kubetrade.engine import indicators
-from kubetrade.resources.base import Model, Timeframe
+from kubetrade.resources.base import ExchangeId, Model, Timeframe
+from kubetrade.resources.semantic import short
 from kubetrade.storage import export, history
 from kubetrade.storage.candles import SeriesKey
 
@@ -66,7 +67,8 @@ def symbol_of(raw: str) -> str:
                 break
     if not _UNIFIED.match(s):
         raise HTTPException(
-            422, f"symbol {raw!r}: write it as BASE/QUOTE, BASE-QUOTE or BASE_QUOTE (e.g. BTC-USDT), letters and digits"
+            422,
+            f"symbol {short(raw)}: write it as BASE/QUOTE, BASE-QUOTE or BASE_QUOTE (e.g. BTC-USDT), letters, digits",
         )
     return s
 
@@ -140,7 +142,7 @@ class Latest(Model):
 @router.get("/api/v1/market-data", response_model=list[Latest])
 async def market_data(
     conn: Connection,
-    symbols: Annotated[str, Query(description="comma-separated")],
+    symbols: Annotated[str, Query(max_length=4000, description="comma-separated")],
     exchange: Exchange = "binance",
     timeframe: Timeframe = "1m",
 ) -> list[Latest]:
@@ -160,13 +162,15 @@ async def market_data(
 
 
 class IndicatorRequest(Model):
-    name: str
-    params: dict[str, float] = Field(default_factory=dict)
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    params: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], float], Field(max_length=16)] = Field(
+        default_factory=dict
+    )
 
 
 class IndicatorsQuery(Model):
-    exchange: str = "binance"
-    symbol: str
+    exchange: ExchangeId = "binance"
+    symbol: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     timeframe: Timeframe = "1h"
     end: datetime | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 200
@@ -213,7 +217,7 @@ async def compute_indicators(body: IndicatorsQuery, conn: Connection) -> Indicat
 @router.get("/api/v1/bulk")
 async def bulk(
     request: Request,
-    symbol: str,
+    symbol: Annotated[str, Query(max_length=64)],
     exchange: Exchange = "binance",
     timeframe: Timeframe = "1h",
     start: TimeParam = None,

@@ -20,9 +20,9 @@ from kubetrade.api.errors import CONFLICT, NOT_FOUND, UNPROCESSABLE, Problem, re
 from kubetrade.backtests import store as backtests
 from kubetrade.backtests.launch import launch
 from kubetrade.resources import API_VERSION, Strategy, StrategySpec
-from kubetrade.resources.base import DNS1123Name, Model, Symbol
-from kubetrade.resources.semantic import strategy_problems
+from kubetrade.resources.base import DNS1123Name, LabelKey, LabelValue, Model, Symbol
 from kubetrade.resources.strategy import StrategyPhase
+from kubetrade.resources.validation import manifest_problems
 
 router = APIRouter(prefix="/api/v1/strategies", tags=["strategies"])
 
@@ -36,14 +36,6 @@ Namespace = Annotated[
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63, description="Namespace; the API's own when absent."
     ),
 ]
-LabelKey = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"
-        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-    ),
-]
-LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
 
 
 class Metadata(Model):
@@ -145,8 +137,12 @@ def _present(obj: dict[str, Any]) -> Strategy:
         ) from exc
 
 
-def _check(body: StrategyRequest) -> dict[str, Any]:
-    problems = strategy_problems(body.spec)
+async def _check(body: StrategyRequest, request: Request) -> dict[str, Any]:
+    """The manifest, judged as ``kubectl apply`` with the webhook judges it: on the bytes that were sent,
+    with the API server's strict JSON types (``"warmupBars": "500"`` is refused here as it is there)."""
+    import json
+
+    problems = manifest_problems(json.loads(await request.body()), expect_kind="Strategy")
     if problems:
         raise HTTPException(422, "; ".join(problems))
     return {
@@ -209,7 +205,7 @@ async def create_strategy(
     body: StrategyRequest, request: Request, response: Response, namespace: Namespace = None
 ) -> Strategy:
     ns = _namespace(request, namespace)
-    manifest = _check(body)
+    manifest = await _check(body, request)
     manifest["metadata"].pop("resourceVersion", None)
     created = await _call(_store(request).create(PLURAL, ns, manifest))
     response.headers["Location"] = f"/api/v1/strategies/{created['metadata']['name']}?namespace={ns}"
@@ -234,7 +230,7 @@ async def replace_strategy(
         raise HTTPException(422, f"metadata.name {body.metadata.name!r} does not match the path's {name!r}")
     ns = _namespace(request, namespace)
     store = _store(request)
-    manifest = _check(body)
+    manifest = await _check(body, request)
     current = await _call(store.get(PLURAL, ns, name))
     meta = manifest["metadata"]
     # Keep what the platform put there (finalizers, owners); resourceVersion only if the client sent one.
