@@ -3,8 +3,9 @@
     .venv/bin/python scripts/generate-chart-files.py
 
 - files/dashboards/*.json   from kubetrade.observability.dashboards
-- files/rbac/*.json         from kubetrade_operator.rbac (the operator's and the evolution
-                            jobs' permissions, each with its reason, tested against a real API server)
+- files/rbac/*.json         from kubetrade_operator.rbac (the operator's, the API's and the
+                            evolution jobs' permissions, each with its reason, tested against a real
+                            API server)
 
 tests/chart and tests/observability fail when a generated file is out of date.
 """
@@ -21,10 +22,7 @@ CHART = Path(__file__).resolve().parents[1] / "charts" / "kubetrade"
 
 
 def rbac_files() -> dict[str, str]:
-    return {
-        "operator-rules.json": json.dumps(rbac.cluster_role()["rules"], indent=2) + "\n",
-        "evolution-rules.json": json.dumps(rbac.evolution_cluster_role()["rules"], indent=2) + "\n",
-    }
+    return {name: json.dumps(rbac.rules(rules), indent=2) + "\n" for name, rules in rbac.CHART_FILES.items()}
 
 
 def main() -> None:
@@ -34,6 +32,10 @@ def main() -> None:
         path = CHART / "files" / "rbac" / name
         path.write_text(text)
         print(path)
+    for stale in sorted((CHART / "files" / "rbac").glob("*.json")):
+        if stale.name not in rbac_files():
+            stale.unlink()
+            print(f"removed {stale}")
 
 
 if __name__ == "__main__":

@@ -110,14 +110,18 @@ def _set_webhooks(webhooks: list[dict[str, Any]]) -> None:
 
 
 def register(url: str, ca_bundle: str | None) -> None:
-    """Create the configuration, or point its webhooks at this server."""
+    """Point the configuration's webhooks at this server; create it only where nobody did.
+
+    The chart creates the (empty) object, so the operator needs only ``patch`` on that one
+    name (RBAC ``resourceNames``); without the chart (tests, a bare install) it creates it.
+    """
     config = configuration(url, ca_bundle)
     try:
-        kube.request("POST", _PATH.rsplit("/", 1)[0], config)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
         _set_webhooks(config["webhooks"])
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        kube.request("POST", _PATH.rsplit("/", 1)[0], config)
 
 
 def withdraw() -> None:

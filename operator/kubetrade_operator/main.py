@@ -46,6 +46,12 @@ async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     settings.execution.max_workers = 16
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
+    watched = getattr(ARGS, "namespace", None) or []
+    if watched and all(ns.replace("-", "").replace(".", "").isalnum() for ns in watched):
+        # Exact namespaces (operator.watchNamespaces): the operator may not list namespaces at all
+        # (a Role per namespace, nothing cluster-wide but its CRDs), so kopf does not scan them;
+        # a CRD upgrade is then noticed when the operator restarts (a chart upgrade restarts it).
+        settings.scanning.disabled = True
     RUNTIME.loop = asyncio.get_running_loop()
     asyncio.get_running_loop().create_task(_connect_nats())
 
@@ -65,7 +71,7 @@ async def _connect_nats() -> None:
             RUNTIME.nats = nc
             log.info("nats connected", extra={"url": RUNTIME.config.nats_url})
             with contextlib.suppress(Exception):
-                removed = await riskpolicies.prune_orphans()
+                removed = await riskpolicies.prune_orphans(getattr(ARGS, "namespace", None) or None)
                 if removed:
                     log.info("unpublished orphaned policies", extra={"count": removed})
         except Exception as exc:

@@ -114,8 +114,12 @@ async def _repause(namespace: str, policy: str, body: dict[str, Any] | None = No
     await asyncio.to_thread(_work)
 
 
-async def prune_orphans() -> int:
-    """Delete published policies whose RiskPolicy no longer exists; returns how many."""
+async def prune_orphans(namespaces: list[str] | None = None) -> int:
+    """Delete published policies whose RiskPolicy no longer exists; returns how many.
+
+    ``namespaces``: the ones the operator watches (it may list nothing else, and leaves the
+    policies of other namespaces to whoever watches them); None: the whole cluster.
+    """
     import asyncio
 
     kv = await _bucket()
@@ -123,15 +127,17 @@ async def prune_orphans() -> int:
         keys = await kv.keys()
     except Exception:
         return 0  # empty bucket
-    existing = await asyncio.to_thread(
-        lambda: {
-            policy_key(p["metadata"]["namespace"], p["metadata"]["name"])
-            for p in kube.list_cluster_resources("riskpolicies")
-        }
-    )
+
+    def listed() -> list[dict[str, Any]]:
+        if namespaces is None:
+            return kube.list_cluster_resources("riskpolicies")
+        return [p for ns in namespaces for p in kube.list_resources("riskpolicies", ns)]
+
+    existing = {policy_key(p["metadata"]["namespace"], p["metadata"]["name"]) for p in await asyncio.to_thread(listed)}
+    mine = None if namespaces is None else {subjects.token(ns) for ns in namespaces}
     removed = 0
     for key in keys:
-        if key not in existing:
+        if key not in existing and (mine is None or key.split(".", 1)[0] in mine):
             await kv.delete(key)
             removed += 1
     return removed

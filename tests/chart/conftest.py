@@ -56,11 +56,11 @@ class Helm:
         return [d for d in yaml.safe_load_all(out) if d]
 
 
-@pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+def make_helm(home: Path) -> Helm:
+    """The project's own Helm build (the ``helm`` fixture in tests/conftest.py calls this)."""
     binary = _script_output("KUBETRADE_HELM_BIN", "build-helm.sh") / "helm"
     assert binary.is_file(), f"helm not built at {binary}"
-    return Helm(binary, tmp_path_factory.mktemp("helm-home"))
+    return Helm(binary, home)
 
 
 class _Loader(yaml.SafeLoader):

@@ -156,12 +156,36 @@ def test_generated_chart_files_are_up_to_date() -> None:
         assert (CHART / "files" / "rbac" / name).read_text() == text, f"run scripts/generate-chart-files.py ({name})"
 
 
-def test_operator_cluster_role_is_the_operator_s_own_rules(helm: Helm) -> None:
+def test_roles_are_the_components_own_rules_in_both_modes(helm: Helm) -> None:
+    """Cluster-wide: ClusterRoles with everything.  operator.watchNamespaces set: a Role per watched
+    namespace for the operator and the API, and cluster-wide only the cluster-scoped rules."""
     from kubetrade_operator import rbac
 
-    roles = {d["metadata"]["name"]: d for d in helm.template() if d["kind"] == "ClusterRole"}
-    assert roles["kubetrade-operator"]["rules"] == rbac.cluster_role()["rules"]
-    assert roles["kubetrade-evolution"]["rules"] == rbac.evolution_cluster_role()["rules"]
+    def by_name(docs: list[dict[str, Any]], kind: str) -> dict[tuple[str, str | None], dict[str, Any]]:
+        return {(d["metadata"]["name"], d["metadata"].get("namespace")): d for d in docs if d["kind"] == kind}
+
+    wide = helm.template()
+    cluster_roles = by_name(wide, "ClusterRole")
+    everything = rbac.NAMESPACED + rbac.CLUSTER + rbac.CLUSTERWIDE
+    assert cluster_roles[("kubetrade-operator", None)]["rules"] == rbac.rules(everything)
+    assert cluster_roles[("kubetrade-api", None)]["rules"] == rbac.rules(rbac.API_RULES)
+    assert cluster_roles[("kubetrade-evolution", None)]["rules"] == rbac.evolution_cluster_role()["rules"]
+    assert by_name(wide, "Role")[("kubetrade-operator-lease", None)]["rules"] == rbac.rules(rbac.LEASE)
+    assert {n for n, _ in by_name(wide, "Role")} == {"kubetrade-operator-lease"}
+
+    narrow = helm.template("operator.watchNamespaces={team-a,team-b}")
+    cluster_roles = by_name(narrow, "ClusterRole")
+    assert cluster_roles[("kubetrade-operator", None)]["rules"] == rbac.rules(rbac.CLUSTER)
+    assert ("kubetrade-api", None) not in cluster_roles
+    roles = by_name(narrow, "Role")
+    for ns in ("team-a", "team-b"):
+        assert roles[("kubetrade-operator", ns)]["rules"] == rbac.rules(rbac.NAMESPACED)
+        assert roles[("kubetrade-api", ns)]["rules"] == rbac.rules(rbac.API_RULES)
+    bindings = by_name(narrow, "RoleBinding")
+    assert {ns for (_, ns) in bindings} == {"team-a", "team-b", None}
+    webhook_rule = next(r for r in cluster_roles[("kubetrade-operator", None)]["rules"]
+                        if "validatingwebhookconfigurations" in r["resources"])
+    assert webhook_rule["resourceNames"] == ["validate.kubetrade.io"] and "create" not in webhook_rule["verbs"]
 
 
 def test_no_credentials_in_values_or_rendered_objects(helm: Helm) -> None:
