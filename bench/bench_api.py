@@ -124,7 +124,7 @@ def _wrk(url: str, key: str, seconds: int, server: int | None = None) -> dict[st
 def run() -> dict[str, Any]:
     import httpx
 
-    from kubetrade.embedded import PostgresServer, free_port
+    from kubetrade.localstack.servers import PostgresServer, free_port
 
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is needed: apt-get install wrk")

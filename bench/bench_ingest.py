@@ -10,7 +10,7 @@ PostgreSQL server, one after the other:
 - kubetrade: :func:`kubetrade.storage.candles.ingest` from the candle arrays, timing
   everything it does (binary encoding with numpy, partition check, batches, savepoints).
 
-Target (issue 4): at least 80 % of the baseline and at least 500k rows/s.
+Target: at least 80 % of the baseline and at least 500k rows/s.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import psycopg
 
 from kubetrade.candles import Candles, load_csv, shared_data_dir
 from kubetrade.data import SAMPLE_DIR
-from kubetrade.embedded import PostgresServer
+from kubetrade.localstack.servers import PostgresServer
 from kubetrade.storage import migrate
 from kubetrade.storage.candles import SeriesKey, ensure_partitions, ingest
 

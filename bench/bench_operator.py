@@ -163,9 +163,9 @@ def _count(kube: Any, predicate: Any) -> int:
 
 def run() -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "workloads"))
-    from kubetrade.embedded import NatsServer
-    from kubetrade.embedded.kube import KubeControlPlane
-    from kubetrade.embedded.operator import OperatorProcess
+    from kubetrade.localstack.servers import NatsServer
+    from kubetrade_testbed.kube import KubeControlPlane
+    from kubetrade_testbed.operator import OperatorProcess
 
     with tempfile.TemporaryDirectory() as tmp, NatsServer() as nats:
         work = Path(tmp)

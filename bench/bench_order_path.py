@@ -93,8 +93,8 @@ def pct(values: list[float], q: float) -> float:
 async def _bench(root: Path) -> dict[str, Any]:
     import nats
 
-    from kubetrade.embedded import NatsServer, PostgresServer
     from kubetrade.executor import store
+    from kubetrade.localstack.servers import NatsServer, PostgresServer
     from kubetrade.messaging import codec, subjects
     from kubetrade.messaging.schemas import Candle, RiskDecision, Signal, Ticker
     from kubetrade.risk import policies

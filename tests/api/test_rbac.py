@@ -43,8 +43,8 @@ def cluster_env(kube, monkeypatch):
     """The API's resource store is the cluster (as in a pod), reached with the kubeconfig set later."""
     from kubetrade import cluster
 
-    yield lambda path: (monkeypatch.setenv("KUBECONFIG", str(path)), cluster._api_client.cache_clear())
-    cluster._api_client.cache_clear()
+    yield lambda path: (monkeypatch.setenv("KUBECONFIG", str(path)), cluster.api_client.cache_clear())
+    cluster.api_client.cache_clear()
 
 
 def _candles(dsn: str) -> None:

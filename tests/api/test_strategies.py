@@ -57,9 +57,9 @@ def kube_env(kube, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
     from kubetrade import cluster
 
-    cluster._api_client.cache_clear()
+    cluster.api_client.cache_clear()
     yield kube
-    cluster._api_client.cache_clear()
+    cluster.api_client.cache_clear()
 
 
 def _iso(ms: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetrade.embedded.kube import KubeControlPlane
+from kubetrade_testbed.kube import KubeControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kubetrade"

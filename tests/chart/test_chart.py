@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetrade.embedded.kube import KubeControlPlane
+from kubetrade_testbed.kube import KubeControlPlane
 from tests.chart.conftest import CHART, REPO, Helm
 
 VARIANTS: dict[str, list[str]] = {
@@ -321,7 +321,7 @@ def test_bundled_nats_configuration_is_accepted_by_nats_server(helm: Helm, tmp_p
     import os
     import subprocess
 
-    from kubetrade.embedded.nats import nats_server_binary
+    from kubetrade.localstack.servers.nats import nats_server_binary
 
     docs = helm.template(f"nats.replicas={replicas}")
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kubetrade-nats")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from kubetrade.candles import Candles, from_arrays
-from kubetrade.engine import reference_backtest
 from kubetrade.engine.compile import GenomeError, compile_genomes
 from kubetrade.engine.runs import Costs, backtest, backtest_many
 from kubetrade.resources.genome import Genome
+from kubetrade_testbed.reference import backtest as reference_backtest
 
 from .strategies import LONG_GENOMES, PERP_GENOMES, g, ind, rule, val
 

@@ -17,7 +17,7 @@ import yaml
 from kubetrade.candles import Candles
 from kubetrade.engine import genes
 from kubetrade.engine.evolve import EvolveConfig, EvolveResult, evolve
-from kubetrade.engine.metrics import Metrics, deflated_sharpe, expected_max_sharpe
+from kubetrade.engine.performance import Metrics, deflated_sharpe, expected_max_sharpe
 from kubetrade.engine.publish import ManifestSettings, store_run, strategy_manifest, write_manifests
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.resources.strategy import Strategy

@@ -14,7 +14,8 @@ import talib
 from ta.volume import VolumeWeightedAveragePrice
 
 from kubetrade.candles import Candles
-from kubetrade.engine import indicators, reference
+from kubetrade.engine import indicators
+from kubetrade_testbed.reference import indicators as reference
 
 RTOL = 1e-9
 

@@ -10,7 +10,7 @@ import pytest
 
 from kubetrade.api import create_app
 from kubetrade.api.settings import Settings
-from kubetrade.embedded import NatsServer
+from kubetrade.localstack.servers import NatsServer
 from kubetrade.observability.logging import JsonFormatter
 from tests.support.server import serving
 
@@ -20,9 +20,9 @@ def kube_env(kube, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
     from kubetrade import cluster
 
-    cluster._api_client.cache_clear()
+    cluster.api_client.cache_clear()
     yield
-    cluster._api_client.cache_clear()
+    cluster.api_client.cache_clear()
 
 
 def test_health_reports_every_dependency_connected(pg_dsn, nats_url, kube_env) -> None:
@@ -71,7 +71,7 @@ def test_health_is_unhealthy_while_a_dependency_is_down(pg_dsn, monkeypatch) -> 
 
 def test_unreachable_database_is_reported_not_fatal(monkeypatch) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)
-    from kubetrade.embedded import free_port
+    from kubetrade.localstack.servers import free_port
 
     app = create_app(Settings(database_url=f"postgresql://nobody:x@127.0.0.1:{free_port()}/none"))
     with serving(app) as url:

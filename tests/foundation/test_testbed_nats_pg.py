@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from kubetrade.embedded import PostgresServer
+from kubetrade.localstack.servers import PostgresServer
 from kubetrade.storage import migrate
 
 

@@ -1,7 +1,7 @@
 """Embedded servers do not outlive a parent that is killed: the watchdog stops them.
 
 Each test runs a real parent process that starts a real server (nats-server, PostgreSQL)
-through :class:`~kubetrade.embedded.process.ManagedProcess`, kills that parent with
+through :class:`~kubetrade.localstack.servers.processes.ManagedProcess`, kills that parent with
 SIGKILL (no ``finally`` runs, no ``atexit``), and checks that the server is gone - stopped
 with its own clean-stop signal, not killed - that a scratch folder went with it, and that
 the watchdog exited.
@@ -23,8 +23,8 @@ from typing import Any
 PARENT = r"""
 import json, sys, time
 from pathlib import Path
-from kubetrade.embedded import NatsServer, PostgresServer
-from kubetrade.embedded.process import Watchdog
+from kubetrade.localstack.servers import NatsServer, PostgresServer
+from kubetrade.localstack.servers.processes import Watchdog
 kind, root, clean = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "clean"
 if kind == "nats":
     server = NatsServer(root)

@@ -11,11 +11,12 @@ import ccxt.async_support as ccxta
 import pytest
 
 from kubetrade.candles import Candles, load_csv
+from kubetrade.ccxtclient import point_ccxt
 from kubetrade.collector.publish import ensure_streams
 from kubetrade.data import SAMPLE_DIR
-from kubetrade.embedded import NatsServer, PostgresServer
-from kubetrade.embedded.exchange import ExchangeState, LocalExchange, point_ccxt
+from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.storage import migrate
+from kubetrade_testbed.exchange import ExchangeState, LocalExchange
 
 BTC_5M = SAMPLE_DIR / "BTC_USDT-5m.csv.gz"
 ETH_5M = SAMPLE_DIR / "ETH_USDT-5m.csv.gz"

@@ -168,7 +168,7 @@ async def test_collector_health_shows_stale_and_disabled_collectors(api, nats_cl
 async def test_stop_and_start_set_the_collector_suspend_flag(api, pg_dsn: str, nats_client, monkeypatch) -> None:
     from psycopg_pool import AsyncConnectionPool
 
-    from kubetrade.storage.resources import DatabaseStore
+    from kubetrade.cluster.database import DatabaseStore
 
     monkeypatch.delenv("KUBECONFIG", raising=False)  # no cluster: Collectors live in the database
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -197,7 +197,7 @@ def test_stop_sets_suspend_on_the_collector_resource_in_kubernetes(pg_dsn: str, 
 
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    cluster._api_client.cache_clear()  # the cached client may belong to another kubeconfig
+    cluster.api_client.cache_clear()  # the cached client may belong to another kubeconfig
     manifest = {"apiVersion": "kubetrade.io/v1alpha1", "kind": "Collector",
                 "metadata": {"name": "binance-btc", "namespace": namespace},
                 "spec": {"source": "exchange", "provider": "binance", "symbols": ["BTC/USDT"]}}
@@ -213,4 +213,4 @@ def test_stop_sets_suspend_on_the_collector_resource_in_kubernetes(pg_dsn: str, 
             assert r.status_code == 200, r.text
             assert kube.get_json("collector", "binance-btc", "-n", namespace)["spec"]["suspend"] is False
     finally:
-        cluster._api_client.cache_clear()
+        cluster.api_client.cache_clear()

@@ -17,10 +17,10 @@ import psycopg
 import pytest
 
 from kubetrade.candles import Candles, from_arrays
-from kubetrade.embedded.exchange import ExchangeState, LocalExchange
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CollectorHealth
 from kubetrade.storage import migrate
+from kubetrade_testbed.exchange import ExchangeState, LocalExchange
 
 from .helpers import stream_candles
 

@@ -12,9 +12,9 @@ from prometheus_client import REGISTRY
 from kubetrade.candles import Candles
 from kubetrade.collector.exchange import clean_rows
 from kubetrade.collector.publish import Publisher
-from kubetrade.embedded.exchange import Fault, LocalExchange
 from kubetrade.messaging.schemas import Candle, PublicTrade, Ticker
 from kubetrade.storage.candles import SeriesKey
+from kubetrade_testbed.exchange import Fault, LocalExchange
 
 from .conftest import START
 from .helpers import collector, stream_candles, stream_messages, until
@@ -146,7 +146,7 @@ async def test_websocket_stream_wakes_the_collector_when_a_candle_closes(
         exchange: LocalExchange, js: object, btc_5m: Candles) -> None:
     import ccxt.pro
 
-    from kubetrade.embedded.exchange import point_ccxt
+    from kubetrade.ccxtclient import point_ccxt
 
     st = exchange.state
     pro = ccxt.pro.binance({"options": {"fetchMarkets": {"types": ["spot"]}}, "timeout": 3000})

@@ -7,7 +7,7 @@ import ccxt.async_support as ccxta
 import pytest
 
 from kubetrade.candles import Candles
-from kubetrade.embedded.exchange import Fault, LocalExchange
+from kubetrade_testbed.exchange import Fault, LocalExchange
 
 from .conftest import START
 

@@ -16,9 +16,9 @@ import psycopg
 from kubetrade.candles import Candles
 from kubetrade.collector.publish import Publisher, ensure_streams
 from kubetrade.collector.sink import Sink
-from kubetrade.embedded import ManagedProcess, NatsServer, PostgresServer
-from kubetrade.embedded.exchange import LocalExchange
+from kubetrade.localstack.servers import ManagedProcess, NatsServer, PostgresServer
 from kubetrade.messaging.schemas import Candle
+from kubetrade_testbed.exchange import LocalExchange
 
 from .conftest import START
 from .helpers import collector, stream_candles, until

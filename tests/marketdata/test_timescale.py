@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from kubetrade.candles import Candles, load_csv
-from kubetrade.embedded.pglite import PGliteTimescale
 from kubetrade.storage import history, timescale
 from kubetrade.storage.candles import MERGE_SQL, SeriesKey
 from kubetrade.storage.migrate import MIGRATIONS_DIR
+from kubetrade_testbed.pglite import PGliteTimescale
 
 DAY_1M = 1440
 

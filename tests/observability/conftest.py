@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from kubetrade.embedded import NatsServer, PostgresServer
-from kubetrade.embedded.process import ManagedProcess, free_port
+from kubetrade.localstack.servers import NatsServer, PostgresServer
+from kubetrade.localstack.servers.processes import ManagedProcess, free_port
 from kubetrade.storage import migrate
 
 REPO = Path(__file__).resolve().parents[2]

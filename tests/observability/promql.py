@@ -52,7 +52,7 @@ def _import_everything() -> list[str]:
     for package in ("kubetrade", "kubetrade_operator"):
         root = importlib.import_module(package)
         for info in pkgutil.walk_packages(root.__path__, f"{package}."):
-            if info.name.endswith("__main__") or ".embedded." in info.name:
+            if info.name.endswith("__main__"):
                 continue
             try:
                 importlib.import_module(info.name)

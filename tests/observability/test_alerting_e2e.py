@@ -25,8 +25,8 @@ import yaml
 
 from kubetrade.alerts import store as alert_store
 from kubetrade.alerts.alertmanager import AlertmanagerClient, promoted_to_live, raise_event
-from kubetrade.embedded.process import ManagedProcess, free_port
 from kubetrade.executor import store
+from kubetrade.localstack.servers.processes import ManagedProcess, free_port
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import RiskDecision, Signal, Ticker
 from kubetrade.messaging.streams import ensure_streams

@@ -17,14 +17,14 @@ from typing import Any
 
 from kubetrade.collector.publish import Publisher
 from kubetrade.executor import store
-from kubetrade.executor.service import Executor
+from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import Candle, OrderEvent, RiskDecision, Signal, Ticker
 from kubetrade.messaging.streams import ensure_streams
 from kubetrade.observability import tracecontext
 from kubetrade.risk import policies
-from kubetrade.risk.service import RiskManager
+from kubetrade.risk.manager import RiskManager
 
 
 def now_ms() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetrade.embedded.operator import OperatorProcess as _OperatorProcess
+from kubetrade_testbed.operator import OperatorProcess as _OperatorProcess
 
 
 class OperatorProcess(_OperatorProcess):

@@ -147,7 +147,7 @@ def test_operator_works_under_exactly_the_chart_s_rbac(kube, nats_url, namespace
 def test_operator_runs_without_the_webhook(kube, nats_url, namespace, tmp_path) -> None:
     """No --webhook-port (local development, or a cluster relying on the CRD's CEL rules alone):
     kopf must not be handed admission handlers it has no server for."""
-    from kubetrade.embedded.operator import OperatorProcess as Bare
+    from kubetrade_testbed.operator import OperatorProcess as Bare
 
     kube.kubectl("delete", "validatingwebhookconfiguration", "validate.kubetrade.io", "--ignore-not-found")
     op = Bare(kube.kubeconfig, nats_url, tmp_path / "bare", name="op-bare", webhook=False)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from kubetrade.executor import paperpath, store
-from kubetrade.executor.service import Executor
+from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderRequest, StatusReport

@@ -104,7 +104,7 @@ def test_without_the_webhook_every_accepted_bad_resource_is_marked_invalid(kube,
     """The webhook fails open (failurePolicy Ignore) and may be down: what the API server then
     admits, every reconcile refuses in the same words, with a condition and a Warning Event,
     and without retrying it in a loop."""
-    from kubetrade.embedded.operator import OperatorProcess
+    from kubetrade_testbed.operator import OperatorProcess
     from tests.operator.conftest import install_evolution_role
     from tests.support.bad_manifests import example
 

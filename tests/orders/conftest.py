@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from kubetrade.embedded import NatsServer, PostgresServer
 from kubetrade.executor import store
+from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderRequest, Ticker
 from kubetrade.storage import migrate
@@ -116,8 +116,8 @@ def exchange() -> Iterator[Any]:
     """A local Binance with BTCUSDT at 50,000 and one account (random key, made at run time)."""
     import secrets
 
-    from kubetrade.embedded.exchange import ExchangeState, LocalExchange, Market
-    from kubetrade.embedded.exchange.trading import trading_state
+    from kubetrade_testbed.exchange import ExchangeState, LocalExchange, Market
+    from kubetrade_testbed.exchange.trading import trading_state
 
     state = ExchangeState()
     state.add_market(
@@ -135,7 +135,7 @@ def exchange() -> Iterator[Any]:
 def ccxt_client(ex: Any, timeout_ms: int = 3000, secret: str | None = None) -> Any:
     import ccxt.async_support as ccxta
 
-    from kubetrade.embedded.exchange import point_ccxt
+    from kubetrade.ccxtclient import point_ccxt
 
     client = ccxta.binance(
         {

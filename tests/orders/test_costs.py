@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from kubetrade.candles import Candles
-from kubetrade.engine import costs, reference_backtest
+from kubetrade.engine import costs
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.resources.genome import Genome
+from kubetrade_testbed.reference import backtest as reference_backtest
 
 
 def test_paper_venue_fills_like_the_backtest() -> None:

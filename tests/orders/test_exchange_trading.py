@@ -11,7 +11,7 @@ import ccxt
 import httpx
 import pytest
 
-from kubetrade.embedded.exchange import Fault
+from kubetrade_testbed.exchange import Fault
 from tests.orders.conftest import ccxt_client
 
 
@@ -136,8 +136,8 @@ async def test_faults_timeout_after_accept_partial_fill_rate_limit(exchange) -> 
 
 
 async def test_a_dropped_connection_is_not_a_rejection(exchange) -> None:
-    from kubetrade.embedded.exchange import point_ccxt
-    from kubetrade.embedded.exchange.proxy import DroppingProxy
+    from kubetrade.ccxtclient import point_ccxt
+    from kubetrade_testbed.exchange.proxy import DroppingProxy
 
     with DroppingProxy(exchange.port) as proxy:
         client = ccxt_client(exchange)

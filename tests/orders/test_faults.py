@@ -4,13 +4,13 @@ restarted, the exchange timing out after accepting, filling partially, rejecting
 rate-limiting.  Afterwards the exchange's orders and fills equal the database's, no order
 was accepted twice by the exchange and none is lost.
 
-The suite runs 10 trials; ``kubetrade executor soak --trials 120`` runs the long soak
+The suite runs 10 trials; ``python -m kubetrade_testbed.soak --trials 120`` runs the long soak
 through the same harness (see the note for its figures).
 """
 
 from __future__ import annotations
 
-from kubetrade.executor.soak import run_soak
+from kubetrade_testbed.soak import run_soak
 
 
 async def test_sigkill_restarts_and_exchange_faults_lose_and_double_nothing() -> None:

@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from kubetrade.embedded.exchange import Fault
 from kubetrade.executor import store
+from kubetrade.executor.executor import Executor
 from kubetrade.executor.lease import AlreadyHeld
-from kubetrade.executor.service import Executor
 from kubetrade.executor.venues import CcxtVenue, PaperVenue
+from kubetrade_testbed.exchange import Fault
 from tests.orders.conftest import ccxt_client, order, submit, wait_for
 
 
@@ -170,7 +170,7 @@ async def test_one_executor_per_environment(orders_dsn, own_nats) -> None:
 
 
 async def test_dropped_connection_after_the_exchange_took_the_order(orders_dsn, own_nats, nc, exchange, keys) -> None:
-    from kubetrade.embedded.exchange.proxy import DroppingProxy
+    from kubetrade_testbed.exchange.proxy import DroppingProxy
 
     conn = await store.connect(orders_dsn)
     await store.allocate(conn, "live", "alpha", 100_000.0)

@@ -10,7 +10,7 @@ import pytest
 
 from kubetrade.engine import costs
 from kubetrade.executor import store
-from kubetrade.executor.service import Executor
+from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderEvent

@@ -176,3 +176,21 @@ async def test_a_batch_is_all_or_nothing(orders_dsn) -> None:
     count = await (await conn.execute("SELECT count(*) AS n FROM orders")).fetchone()
     assert count["n"] == 0
     await conn.close()
+
+
+async def test_a_connection_left_in_a_transaction_or_lost_is_replaced_not_retried(orders_dsn) -> None:
+    """The executor reconnects on OperationalError; any other error would retry the order on the same
+    connection forever (seen under load: every order refused for 30 s, one every 2 s)."""
+    import psycopg
+
+    conn = await store.connect(orders_dsn)
+    await store.allocate(conn, "paper", "alpha", 1_000.0)
+    v = venue()
+    await conn.execute("BEGIN")  # left open, as a cancelled transaction block would leave it
+    with pytest.raises(psycopg.OperationalError, match="INTRANS"):
+        await paperpath.record_and_fill(conn, v, order("t-1", qty=0.001), now_ms())
+    await conn.execute("ROLLBACK")
+    assert await paperpath.record_and_fill(conn, v, order("t-2", qty=0.001), now_ms()) is not None
+    await conn.close()
+    with pytest.raises(psycopg.OperationalError, match="unusable"):
+        await paperpath.record_and_fill(conn, v, order("t-3", qty=0.001), now_ms())

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from kubetrade.executor import store
-from kubetrade.executor.service import ensure_streams
+from kubetrade.executor.executor import ensure_streams
 from kubetrade.messaging import codec, subjects
 from tests.orders.conftest import order, paper_books, tick, wait_for
 

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from kubetrade.embedded import PostgresServer
 from kubetrade.executor import store
+from kubetrade.localstack.servers import PostgresServer
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import RiskDecision
 from kubetrade.storage import migrate

@@ -17,8 +17,8 @@ import pytest
 from kubetrade.executor import paperpath, store
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.resources.riskpolicy import RiskPolicySpec
-from kubetrade.risk.book import RESERVATION_TTL_MS, Reservation, RiskBook
 from kubetrade.risk.feed import MarketFeed
+from kubetrade.risk.portfolios import RESERVATION_TTL_MS, Reservation, RiskBook
 from tests.orders.conftest import now_ms, order
 
 
@@ -91,8 +91,8 @@ async def test_a_paced_refresh_resolves_every_chunk_and_keeps_what_decisions_did
     Every done order of every chunk is released, nothing reserved during a pause is lost, and the
     holdings decisions saw stay whole until they are replaced in one step."""
     from kubetrade.messaging.schemas import RiskDecision, Signal
-    from kubetrade.risk.book import UNRESOLVED_CHUNK
     from kubetrade.risk.decide import reserve
+    from kubetrade.risk.portfolios import UNRESOLVED_CHUNK
 
     venue, policies, book = await _book(conn, 1_000_000.0, "alpha")
     p = book.portfolio_of("paper", "default", "alpha")

@@ -12,12 +12,12 @@ import time
 import pytest
 
 from kubetrade.executor import store
-from kubetrade.executor.service import Executor
+from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
 from kubetrade.risk import policies
-from kubetrade.risk.service import RiskManager
+from kubetrade.risk.manager import RiskManager
 from tests.orders.conftest import now_ms, tick, wait_for
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubetrade.executor.service import ensure_streams
+from kubetrade.executor.executor import ensure_streams
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderRequest
 from kubetrade.resources.riskpolicy import StopLossSettings

@@ -12,7 +12,7 @@ from typing import Any
 from kubetrade.executor import paperpath, store
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.resources.riskpolicy import StopLossSettings
-from kubetrade.risk.book import OPEN_POSITIONS
+from kubetrade.risk.portfolios import OPEN_POSITIONS
 from kubetrade.risk.stopwatch import StopWatch
 from tests.orders.conftest import now_ms, order
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrade.executor.service import ensure_streams
+from kubetrade.executor.executor import ensure_streams
 from kubetrade.messaging import streams, subjects
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kubetrade.embedded import NatsServer, PostgresServer
+from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.storage import migrate
 
 

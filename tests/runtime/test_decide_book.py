@@ -11,8 +11,8 @@ from kubetrade.data import SAMPLE_DIR
 from kubetrade.engine.live import Signal
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.engine.templates import ema_cross
-from kubetrade.runner.book import Book
-from kubetrade.runner.decide import Sizing, client_order_id, intents
+from kubetrade.runner.account import Book
+from kubetrade.runner.intents import Sizing, client_order_id, intents
 
 SIZING = Sizing(position_pct=0.5, multiplier=1.0, fee_rate=0.001, slippage=0.0002)
 

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from kubetrade.candles import load_csv
 from kubetrade.data import SAMPLE_DIR
-from kubetrade.embedded.process import ManagedProcess
+from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.localstack.services import kubetrade_argv, risk_metrics
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport

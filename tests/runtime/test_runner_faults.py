@@ -15,15 +15,15 @@ import pytest
 from kubetrade import cli
 from kubetrade.candles import Candles, load_csv
 from kubetrade.data import SAMPLE_DIR
-from kubetrade.embedded import free_port
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.engine.templates import ema_cross
 from kubetrade.executor import store
+from kubetrade.localstack.servers import free_port
 from kubetrade.localstack.services import publish_policy, risk_metrics, start_executor, start_risk_manager
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import Candle
 from kubetrade.runner.config import parse
-from kubetrade.runner.service import Runner, RunnerOptions
+from kubetrade.runner.runner import Runner, RunnerOptions
 from kubetrade.storage.candles import SeriesKey, ingest
 from tests.runtime.conftest import eventually
 from tests.runtime.test_runner_parity import PERMISSIVE, WARMUP, strategy_doc

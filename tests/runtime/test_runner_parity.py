@@ -10,11 +10,11 @@ import pytest
 
 from kubetrade.candles import load_csv
 from kubetrade.data import SAMPLE_DIR
-from kubetrade.embedded import free_port
-from kubetrade.embedded.process import ManagedProcess
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.engine.templates import ema_cross
 from kubetrade.executor import store
+from kubetrade.localstack.servers import free_port
+from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.localstack.services import (
     kubetrade_argv,
     publish_policy,

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from kubetrade.candles import Candles
-from kubetrade.executor.service import Executor
+from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import Candle
 from kubetrade.observability import tracecontext
-from kubetrade.risk.service import RiskManager
+from kubetrade.risk.manager import RiskManager
 from tests.runtime.conftest import eventually
 from tests.runtime.test_runner_faults import WARMUP, candles, first_trade, make_runner, orders, prepare  # noqa: F401
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from kubetrade.embedded import free_port
+from kubetrade.localstack.servers import free_port
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.resources.commands",
     "kubetrade.api.commands",
     "kubetrade.api.keycommands",
-    "kubetrade.backtests.commands",
+    "kubetrade.backtestjobs.commands",
     "kubetrade.localstack.commands",
     "kubetrade_operator.commands",
     "kubetrade.engine.commands",
@@ -24,7 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.executor.commands",
     "kubetrade.engine.warmcache",
     "kubetrade.runner.commands",
-    "kubetrade.evolution.commands",
+    "kubetrade.goalevolution.commands",
     "kubetrade.collector.commands",
 )
 

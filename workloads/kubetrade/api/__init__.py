@@ -1,4 +1,4 @@
-"""The HTTP API: one FastAPI application that later features add routers to."""
+"""The HTTP API: one FastAPI application; each area of the API is a router in ``routes/``."""
 
 from kubetrade.api.app import create_app
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from kubetrade.ccxtclient import point_ccxt
 from kubetrade.collector.exchange import first_set
 from kubetrade.collector.health import Health, HealthReporter
 from kubetrade.collector.publish import Publisher, ensure_streams, stream_resume
@@ -58,8 +59,6 @@ def exchange_client(exchange_id: str, websocket: bool, credentials: Any, base_ur
         config |= {"apiKey": credentials.api_key, "secret": credentials.secret}
     client = getattr(module, exchange_id)(config)
     if base_url:
-        from kubetrade.embedded.exchange import point_ccxt
-
         point_ccxt(client, base_url)
     return client
 

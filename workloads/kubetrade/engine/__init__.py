@@ -3,11 +3,14 @@
 Layers, lowest first:
 
 * ``kernels`` (numba indicator loops) and ``backtest`` (the numba bar loop) hold the hot
-  code; ``reference`` and ``reference_backtest`` are their slow plain-Python twins for tests.
+  code; their slow plain-Python twins live in the test bed (``kubetrade_testbed.reference``).
 * ``indicators`` (registry: names, parameters, outputs), ``compile`` (genomes -> kernel
-  tables + the live signal function), ``metrics`` and ``runs`` (the Python-facing API).
-* ``genes`` and ``evolve`` (NSGA-II search), ``publish`` (Strategy manifests, PostgreSQL),
-  ``templates``, ``plot`` and ``commands`` (the ``kubetrade backtest|evolve`` CLI).
+  tables + the live signal function), ``performance`` (Sharpe, drawdown, deflated Sharpe)
+  and ``runs`` (the Python-facing API).
+* ``genes`` and ``evolve`` (the NSGA-II genome search over candles; a Goal's whole run, with
+  pair selection and Strategy resources, is :mod:`kubetrade.goalevolution`), ``publish``
+  (Strategy manifests, PostgreSQL), ``templates``, ``plot`` and ``commands`` (the
+  ``kubetrade backtest|evolve`` CLI).
 
 Kernels are compiled with ``cache=True``; numba keeps the machine code next to the
 sources or, where that is read-only (an installed image), in ``$NUMBA_CACHE_DIR``.  A

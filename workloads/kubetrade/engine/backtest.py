@@ -59,7 +59,7 @@ STATE_SIZE = 11
 # exit reasons
 NO_EXIT, EXIT_SIGNAL, EXIT_STOP_LOSS, EXIT_TRAILING, EXIT_TAKE_PROFIT, EXIT_REVERSE = range(6)
 EXIT_REASONS = ("", "signal", "stop-loss", "trailing-stop", "take-profit", "reverse")
-# accumulator columns returned per strategy (derived metrics in kubetrade.engine.metrics)
+# accumulator columns returned per strategy (derived metrics in kubetrade.engine.performance)
 (A_FINAL, A_NRET, A_SUM, A_SUM2, A_SUM3, A_SUM4, A_DOWN2, A_MAXDD, A_TRADES, A_WINS, A_GROSS_WIN,
  A_GROSS_LOSS, A_BARS_IN) = range(13)
 ACC_SIZE = 13

@@ -23,7 +23,7 @@ from deap import base, tools
 from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import genes
 from kubetrade.engine.compile import FeaturePlan, SeriesKey, build_features, compile_genomes
-from kubetrade.engine.metrics import Metrics, deflated_sharpe, expected_max_sharpe
+from kubetrade.engine.performance import Metrics, deflated_sharpe, expected_max_sharpe
 from kubetrade.engine.runs import Costs, run_program
 from kubetrade.resources.genome import Genome
 from kubetrade.resources.goal import EvolutionSettings

@@ -3,7 +3,7 @@
 The kernels follow TA-Lib's definitions (seeds, warm-up length, Wilder smoothing) so a
 strategy evolved here means the same thing to anyone who checks it with a common tool;
 ``tests/engine/test_indicators.py`` holds them to TA-Lib and to the plain-Python
-references in :mod:`kubetrade.engine.reference` on real candles.
+references in :mod:`kubetrade_testbed.reference.indicators` on real candles.
 
 Warm-up: every output is NaN until the indicator has seen enough bars (its lookback),
 counted from the first non-NaN input, so an indicator can be fed another indicator's

@@ -11,7 +11,7 @@ import numpy as np
 from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import backtest as bt
 from kubetrade.engine.compile import FeaturePlan, Market, Program, SeriesKey, build_features, compile_genomes
-from kubetrade.engine.metrics import Metrics, from_accumulators
+from kubetrade.engine.performance import Metrics, from_accumulators
 from kubetrade.resources.genome import Genome
 
 

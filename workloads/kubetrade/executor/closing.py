@@ -15,7 +15,7 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult, OrderRequest
 
 if TYPE_CHECKING:
-    from kubetrade.executor.service import Executor
+    from kubetrade.executor.executor import Executor
 
 
 def closing_id(namespace: str, strategy: str, symbol: str, quantity: float) -> str:
@@ -28,8 +28,6 @@ async def close_strategy(executor: Executor, data: bytes) -> bytes:
         req = codec.decode(CloseStrategyRequest, data)
     except codec.BadMessage as exc:
         return codec.encode(CloseStrategyResult(ok=False, message=str(exc)))
-    if req.action == "handover":
-        return codec.encode(CloseStrategyResult(ok=False, message="handover is not supported yet; use close"))
     conn = executor.conn
     assert conn is not None
     cur = await conn.execute(

@@ -5,7 +5,6 @@
     kubetrade executor --environment paper            # the singleton executor (waits for the lease)
     kubetrade executor --environment live --exchange-url http://127.0.0.1:9999
     kubetrade executor allocate --environment paper --strategy ema-1 --capital 10000 --risk-policy default
-    kubetrade executor soak --trials 120                # the fault soak (embedded NATS, PostgreSQL, exchange)
 
 Connections come from ``KUBETRADE_DATABASE_URL`` / ``KUBETRADE_NATS_URL`` (or the flags);
 live exchange keys from ``KUBETRADE_EXCHANGE_API_KEY`` / ``KUBETRADE_EXCHANGE_SECRET`` or a
@@ -65,20 +64,11 @@ def register(sub: Any) -> None:
     alloc.add_argument("--capital", type=float, required=True)
     alloc.add_argument("--risk-policy")
     alloc.set_defaults(func=_allocate)
-    soak = actions.add_parser(
-        "soak",
-        help="fault soak: SIGKILL the live executor, restart NATS/PostgreSQL, "
-        "exchange faults; then compare exchange and database",
-    )
-    soak.add_argument("--trials", type=int, default=100)
-    soak.add_argument("--orders-per-trial", type=int, default=4)
-    soak.add_argument("--seed", type=int, default=1)
-    soak.set_defaults(func=_soak)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kubetrade.executor.executor import Executor
     from kubetrade.executor.lease import AlreadyHeld
-    from kubetrade.executor.service import Executor
     from kubetrade.executor.venues import CcxtVenue, PaperVenue, Venue
     from kubetrade.observability.logging import configure
     from kubetrade.storage import migrate
@@ -132,13 +122,3 @@ def _allocate(args: argparse.Namespace) -> int:
     asyncio.run(main())
     print(f"{args.environment} ledger of {args.namespace}/{args.strategy}: capital {args.capital:g}")
     return 0
-
-
-def _soak(args: argparse.Namespace) -> int:
-    import json
-
-    from kubetrade.executor import soak
-
-    report = soak.run(args.trials, args.orders_per_trial, args.seed)
-    print(json.dumps(report.as_dict(), indent=2))
-    return 0 if report.ok else 1

@@ -154,8 +154,15 @@ async def record_and_fill_batch(
     mode: the write is one statement, and so its own transaction.  None means nothing was
     written and the caller takes the per-order path.
     """
-    if conn.info.transaction_status != pq.TransactionStatus.IDLE or not conn.autocommit:
-        raise RuntimeError("the paper fast path needs an idle autocommit connection")
+    status = conn.info.transaction_status
+    if conn.broken or conn.closed or status in (pq.TransactionStatus.UNKNOWN, pq.TransactionStatus.INERROR,
+                                                 pq.TransactionStatus.INTRANS):
+        # lost, or left inside a transaction: the caller replaces the connection (it reconnects
+        # and reconciles on OperationalError); reported as anything else, every order would be
+        # retried on the same connection forever
+        raise psycopg.OperationalError(f"the executor's database connection is unusable ({status.name})")
+    if status != pq.TransactionStatus.IDLE or not conn.autocommit:
+        raise RuntimeError(f"the paper fast path needs an idle autocommit connection, not {status.name}")
     if not reqs or any(r.type != "market" for r in reqs):
         return None
     coids = [r.client_order_id for r in reqs]

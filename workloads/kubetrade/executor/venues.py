@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from kubetrade.ccxtclient import point_ccxt
 from kubetrade.engine import costs
 from kubetrade.executor import lifecycle
 
@@ -155,8 +156,6 @@ class CcxtVenue:
             }
         )
         if base_url:
-            from kubetrade.embedded.exchange import point_ccxt
-
             point_ccxt(self.client, base_url)
         self.name = exchange_id
 

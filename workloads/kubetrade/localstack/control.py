@@ -3,7 +3,7 @@ reports merged into them, and an API key for the person at the keyboard.
 
 In a cluster the API server holds the resources and the operator's status feed writes the
 runners' reports into ``.status``; under ``kubetrade up`` the same objects live in the
-database (:class:`kubetrade.storage.resources.DatabaseStore`, what the API reads) and this
+database (:class:`kubetrade.cluster.database.DatabaseStore`, what the API reads) and this
 module does the feed's job, with the same validation (:func:`merge_fields` of the operator).
 """
 
@@ -29,7 +29,7 @@ async def store_resources(dsn: str, docs: list[dict[str, Any]]) -> None:
     from psycopg_pool import AsyncConnectionPool
 
     from kubetrade.cluster import Conflict
-    from kubetrade.storage.resources import DatabaseStore
+    from kubetrade.cluster.database import DatabaseStore
 
     async with AsyncConnectionPool(dsn, min_size=1, max_size=2, open=False) as pool:
         store = DatabaseStore(pool)

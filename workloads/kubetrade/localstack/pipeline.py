@@ -25,15 +25,15 @@ import psycopg
 import yaml
 from rich.console import Console
 
-from kubetrade.embedded.process import ManagedProcess
 from kubetrade.localstack import control, report, services
 from kubetrade.localstack import data as market
-from kubetrade.localstack.resources import ResourceSet
+from kubetrade.localstack.manifests import ResourceSet
+from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport
 from kubetrade.resources.strategy import Strategy
 from kubetrade.runner.config import RunnerConfig, RunnerConfigError, parse
-from kubetrade.runner.service import Runner, RunnerOptions
+from kubetrade.runner.runner import Runner, RunnerOptions
 
 log = logging.getLogger("kubetrade.localstack")
 
@@ -143,7 +143,7 @@ def check_strategies(stack: Stack, strategies: list[tuple[Strategy, str]]) -> No
 
 def evolve_goals(stack: Stack) -> list[tuple[Strategy, str]]:
     from kubetrade.engine.publish import store_run, write_manifests
-    from kubetrade.evolution.goalrun import GoalRunError, run_goal_evolution
+    from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
 
     out: list[tuple[Strategy, str]] = []
     if not stack.opts.evolve:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kubetrade.embedded.process import ManagedProcess
+from kubetrade.localstack.servers.processes import ManagedProcess
 
 READY_TIMEOUT = 120.0
 

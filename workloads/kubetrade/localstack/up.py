@@ -21,9 +21,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from kubetrade.embedded import NatsServer, PostgresServer, free_port
+from kubetrade.localstack.manifests import ResourceSet, load
 from kubetrade.localstack.pipeline import PipelineOptions, Stack, run_pipeline
-from kubetrade.localstack.resources import ResourceSet, load
+from kubetrade.localstack.servers import NatsServer, PostgresServer, free_port
 from kubetrade.storage import migrate
 
 
@@ -79,7 +79,7 @@ def _resource_table(rs: ResourceSet) -> Table:
 
 
 def _pick_port(preferred: int) -> int:
-    from kubetrade.embedded.process import port_open
+    from kubetrade.localstack.servers.processes import port_open
 
     return preferred if preferred and not port_open(preferred) else free_port()
 

@@ -77,7 +77,7 @@ class Signal(Model):
     """Only ask what the risk manager would decide: nothing is reserved or submitted."""
 
 
-# --- orders and risk (issue 5) ---------------------------------------------------------------
+# --- orders and risk ---------------------------------------------------------------------
 
 Environment = Literal["paper", "live"]
 OrderStatus = Literal["pending", "open", "partially_filled", "filled", "cancelled", "rejected", "expired"]
@@ -187,13 +187,10 @@ class StatusReport(Model):
 
 
 class CloseStrategyRequest(Model):
-    """Operator -> executor: cancel a strategy's open orders and close (or hand over) its positions."""
+    """Operator -> executor: cancel a strategy's open orders and close its positions."""
 
     strategy: str
     namespace: str = "default"
-    action: Literal["close", "handover"] = "close"
-    handover_to: str | None = None
-    """With action handover: the strategy that takes the positions over."""
 
 
 class CloseStrategyResult(Model):
@@ -205,7 +202,7 @@ class CloseStrategyResult(Model):
     message: str = ""
 
 
-# --- market and alternative data (issue 4) ---------------------------------------------------
+# --- market and alternative data ---------------------------------------------------------
 
 
 class Ticker(Model):

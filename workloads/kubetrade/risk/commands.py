@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from kubetrade.observability.logging import configure
-    from kubetrade.risk.service import RiskManager
+    from kubetrade.risk.manager import RiskManager
     from kubetrade.storage import migrate
 
     if not args.database_url:

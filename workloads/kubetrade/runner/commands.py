@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from kubetrade.observability.logging import configure
     from kubetrade.runner.config import RunnerConfigError, load
-    from kubetrade.runner.service import Runner, RunnerOptions
+    from kubetrade.runner.runner import Runner, RunnerOptions
 
     configure("runner", args.log_level)
     try:

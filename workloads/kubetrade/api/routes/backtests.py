@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from kubetrade.api.deps import Connection, Limit, Page
 from kubetrade.api.errors import NOT_FOUND
 from kubetrade.api.routes.strategies import Backtest, to_backtest
-from kubetrade.backtests import store
+from kubetrade.backtestjobs import store
 
 router = APIRouter(prefix="/api/v1/backtests", tags=["backtests"])
 

@@ -17,8 +17,8 @@ from pydantic import Field, StringConstraints, ValidationError, model_validator
 from kubetrade import cluster
 from kubetrade.api.deps import Connection, Limit, Page
 from kubetrade.api.errors import CONFLICT, NOT_FOUND, UNPROCESSABLE, Problem, responses
-from kubetrade.backtests import store as backtests
-from kubetrade.backtests.launch import launch
+from kubetrade.backtestjobs import store as backtests
+from kubetrade.backtestjobs.launch import launch
 from kubetrade.resources import API_VERSION, Strategy, StrategySpec
 from kubetrade.resources.base import DNS1123Name, LabelKey, LabelValue, Model, Symbol
 from kubetrade.resources.strategy import StrategyPhase
@@ -251,7 +251,7 @@ async def replace_strategy(
 )
 async def delete_strategy(name: Name, request: Request, namespace: Namespace = None) -> Problem:
     await _call(_store(request).delete(PLURAL, _namespace(request, namespace), name))
-    return Problem(detail=f"Strategy {name} is being deleted; its runner closes or hands over positions first")
+    return Problem(detail=f"Strategy {name} is being deleted; its positions are closed first")
 
 
 @router.post(
