@@ -4,7 +4,7 @@ The schema (with its CEL rules) already refuses malformed resources; the webhook
 well-formed ones that cannot work: a genome that does not compile, an unknown template,
 exchange or time zone, an invalid cron, a spot symbol on a perpetual market, live mode
 without credentials, a model URI the runner does not load, a path that climbs out of its
-folder (:mod:`kubetrade.resources.validation`).  The same checks run in every reconcile, so a resource that slipped
+folder (:mod:`kubetrade.validation.manifests`).  The same checks run in every reconcile, so a resource that slipped
 in while the webhook was down still ends up Failed with the reason, never trading.
 
 Served on threads of its own, not on the operator's event loop: every ``kubectl apply``
@@ -34,7 +34,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubetrade.resources import GROUP, VERSION
-from kubetrade.resources.validation import PLURAL_KIND, spec_problems
+from kubetrade.validation.manifests import PLURAL_KIND, spec_problems
 from kubetrade_operator import kube
 
 log = logging.getLogger("kubetrade.operator.admission")

@@ -55,7 +55,7 @@ def condition_status(conditions: list[dict[str, Any]] | None, type_: str) -> str
 
 def parse_spec(kind: str, body: dict[str, Any]) -> tuple[Any, list[str]]:
     """(the typed spec or None, what is wrong with it): the one judgement the webhook makes too."""
-    from kubetrade.resources.validation import parse_spec as judge_spec
+    from kubetrade.validation.manifests import parse_spec as judge_spec
 
     return judge_spec(kind, body.get("spec") or {})
 

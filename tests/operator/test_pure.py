@@ -11,7 +11,7 @@ import yaml
 from kubetrade.lifecycle.progress import progress
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
 from kubetrade.resources import Goal, Strategy
-from kubetrade.resources.semantic import cron_problems, strategy_problems
+from kubetrade.validation.semantic import cron_problems, strategy_problems
 from kubetrade_operator import builders
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.config import OperatorConfig

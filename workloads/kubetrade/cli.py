@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.resources.commands",
+    "kubetrade.validation.commands",
     "kubetrade.api.commands",
     "kubetrade.api.keycommands",
     "kubetrade.backtestjobs.commands",

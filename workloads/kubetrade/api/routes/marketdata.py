@@ -23,9 +23,9 @@ from kubetrade.api.deps import Connection
 from kubetrade.candles import CandleError, from_arrays, timeframe_ms
 from kubetrade.engine import indicators
 from kubetrade.resources.base import ExchangeId, Model, Timeframe
-from kubetrade.resources.semantic import short
 from kubetrade.storage import export, history
 from kubetrade.storage.candles import SeriesKey
+from kubetrade.validation.semantic import short
 
 router = APIRouter(tags=["market data"])
 

@@ -21,7 +21,7 @@ from kubetrade.api.routes.risk import decide
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CancelRequest, ClientOrderId, Side, Signal
 from kubetrade.resources.base import DNS1123Name, ExchangeId, Model, Symbol
-from kubetrade.resources.semantic import short
+from kubetrade.validation.semantic import short
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 Env = Literal["paper", "live"]

@@ -21,7 +21,7 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
 from kubetrade.resources.base import DNS1123Name, Model
 from kubetrade.resources.riskpolicy import RiskPolicySpec
-from kubetrade.resources.validation import spec_problems
+from kubetrade.validation.manifests import spec_problems
 
 router = APIRouter(prefix="/api/v1/risk", tags=["risk"])
 log = logging.getLogger("kubetrade.api.risk")

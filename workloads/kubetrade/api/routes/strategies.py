@@ -22,7 +22,7 @@ from kubetrade.backtestjobs.launch import launch
 from kubetrade.resources import API_VERSION, Strategy, StrategySpec
 from kubetrade.resources.base import DNS1123Name, LabelKey, LabelValue, Model, Symbol
 from kubetrade.resources.strategy import StrategyPhase
-from kubetrade.resources.validation import manifest_problems
+from kubetrade.validation.manifests import manifest_problems
 
 router = APIRouter(prefix="/api/v1/strategies", tags=["strategies"])
 

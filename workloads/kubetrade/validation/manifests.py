@@ -1,7 +1,7 @@
 """One judgement of a kubetrade resource, used wherever one enters.
 
 * :func:`spec_problems` - a spec as the API server stored it: the model (with its
-  cross-field rules) and the semantic checks of :mod:`kubetrade.resources.semantic`.  The
+  cross-field rules) and the semantic checks of :mod:`kubetrade.validation.semantic`.  The
   admission webhook and every reconcile call it.
 * :func:`manifest_problems` - a whole manifest as a person wrote it: apiVersion, kind, the
   metadata rules the API server applies (names, labels, annotations), the schema with the
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from kubetrade.resources import API_VERSION, BY_KIND, GROUP
 from kubetrade.resources.base import LABEL_NAME
-from kubetrade.resources.semantic import (
+from kubetrade.validation.semantic import (
     collector_problems,
     goal_problems,
     riskpolicy_problems,

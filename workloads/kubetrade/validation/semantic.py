@@ -2,7 +2,7 @@
 exchange exist, does the symbol fit the market, does a path stay where it points.
 
 The admission webhook, every reconcile, the API and ``kubetrade validate`` all call these
-(through :mod:`kubetrade.resources.validation`), so a resource is judged the same way
+(through :mod:`kubetrade.validation.manifests`), so a resource is judged the same way
 wherever it enters.  Each function returns a list of problems, each naming the field,
 empty when all is well; a value a client sent is quoted short, never whole.
 """
