@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from kubetrade.messaging import auth
 from kubetrade.messaging.streams import ensure_streams
 from kubetrade_operator import (  # noqa: F401 - importing registers the handlers
     cache,
@@ -64,7 +65,8 @@ async def _connect_nats() -> None:
     while RUNTIME.nats is None:
         try:
             nc = await nats.connect(
-                RUNTIME.config.nats_url, name="kubetrade-operator", max_reconnect_attempts=-1, connect_timeout=3
+                RUNTIME.config.nats_url,
+                **auth.credentials("operator"), name="kubetrade-operator", max_reconnect_attempts=-1, connect_timeout=3
             )
             await ensure_streams(nc.jetstream())
             await statusfeed.subscribe(nc)

@@ -47,6 +47,8 @@ rate limits); only /health, /livez, /metrics and the OpenAPI document are public
 async def _connect_nats(url: str) -> object:
     import nats
 
+    from kubetrade.messaging import auth
+
     async def _disconnected() -> None:
         log.warning("nats disconnected")
 
@@ -55,6 +57,7 @@ async def _connect_nats(url: str) -> object:
 
     return await nats.connect(
         url,
+        **auth.credentials("api"),
         name="kubetrade-api",
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,

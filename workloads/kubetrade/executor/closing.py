@@ -11,7 +11,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING
 
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, signing, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult, OrderRequest
 
 if TYPE_CHECKING:
@@ -62,11 +62,9 @@ async def close_strategy(executor: Executor, data: bytes) -> bytes:
             reduce_only=True,
             time=int(time.time() * 1000),
         )
-        await js.publish(
-            subjects.order_submit(executor.environment),
-            codec.encode(order),
-            headers={"Nats-Msg-Id": order.client_order_id},
-        )
+        subject, data = subjects.order_submit(executor.environment), codec.encode(order)
+        headers = signing.headers(executor.signing_key, subject, order.client_order_id, data)
+        await js.publish(subject, data, headers=headers)
         closed += 1
     return codec.encode(
         CloseStrategyResult(

@@ -31,7 +31,7 @@ from typing import Any
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.live import LiveSignal
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import auth, codec, subjects
 from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.runner.account import Book
@@ -120,8 +120,8 @@ class Runner:
 
         if self.opts.probe_port is not None:
             self.probe_port = await self.probes.start(self.opts.probe_port)
-        self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
-                                     reconnect_time_wait=0.5)
+        self.nc = await nats.connect(self.nats_url, **auth.credentials("runner"), name=f"runner-{self.cfg.name}",
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         try:
             await self._open_books()
             subs = [await self.nc.subscribe(subjects.order_events(self.spec.mode, self.cfg.name), cb=self._on_event)]
