@@ -53,7 +53,12 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         assert oct((state / "api-key").stat().st_mode & 0o777) == "0o600"
         import nats
 
-        nc = await nats.connect(endpoints["nats"])
+        # NATS has one identity per role here too: watch the status reports as the control loop does
+        users = json.loads((state / "nats-users.json").read_text())
+        assert oct((state / "nats-users.json").stat().st_mode & 0o777) == "0o600"
+        with pytest.raises(Exception, match=r"(?i)authori"):
+            await nats.connect(endpoints["nats"], allow_reconnect=False, connect_timeout=3)
+        nc = await nats.connect(endpoints["nats"], user="operator", password=users["operator"])
         reports: dict[str, dict] = {}
 
         async def on_status(msg) -> None:
@@ -155,5 +160,9 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         assert "stopped cleanly" in out and "Traceback" not in out
         summary = json.loads((state / "summary.json").read_text())
         assert {s["name"] for s in summary["strategies"]} >= set(RUNNING)
+        # every service did all of this within its role's NATS permissions (the test's own refused
+        # anonymous connection is not a permission violation)
+        violations = [line for line in (state / "nats" / "nats.log").read_text().splitlines() if "Violation" in line]
+        assert not violations, violations[:10]
     finally:
         up.stop(timeout=60, sig=signal.SIGINT)

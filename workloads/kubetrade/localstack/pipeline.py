@@ -29,7 +29,7 @@ from kubetrade.localstack import control, report, services
 from kubetrade.localstack import data as market
 from kubetrade.localstack.manifests import ResourceSet
 from kubetrade.localstack.servers.processes import ManagedProcess
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import auth, codec, subjects
 from kubetrade.messaging.schemas import StatusReport
 from kubetrade.resources.strategy import Strategy
 from kubetrade.runner.config import RunnerConfig, RunnerConfigError, parse
@@ -84,6 +84,7 @@ class Stack:
     replayed: int = 0
     replay_done: bool = False
     nc: Any = None
+    collector_nc: Any = None
     dirty: set[tuple[str, str]] = field(default_factory=set)
     api_key_file: Path | None = None
 
@@ -235,7 +236,8 @@ async def replay(stack: Stack, stop: asyncio.Event) -> None:
     from kubetrade.collector.publish import ensure_streams as ensure_md_streams
     from kubetrade.collector.replay import ReplayCollector
 
-    js = stack.nc.jetstream()
+    nc = await _collector_connection(stack)
+    js = nc.jetstream()
     await ensure_md_streams(js)
 
     class CountingPublisher(Publisher):
@@ -247,7 +249,7 @@ async def replay(stack: Stack, stop: asyncio.Event) -> None:
     async def one(r: market.ReplayData) -> None:
         name = r.collector.metadata["name"]
         health = Health("default", name, "replay", r.collector.spec.provider)
-        reporter = HealthReporter(stack.nc, health)
+        reporter = HealthReporter(nc, health)
         collector = ReplayCollector(r.live, r.exchange, CountingPublisher(js), health, speed=r.speed)
         task = asyncio.create_task(collector.run(stop))
         while not task.done():
@@ -263,7 +265,17 @@ async def replay(stack: Stack, stop: asyncio.Event) -> None:
 async def store_candles(stack: Stack, stop: asyncio.Event) -> None:
     from kubetrade.collector.sink import Sink
 
-    await Sink(stack.nc, stack.dsn).run(stop)
+    await Sink(await _collector_connection(stack), stack.dsn).run(stop)
+
+
+async def _collector_connection(stack: Stack) -> Any:
+    """The replay and its candle store connect as a collector would: market data is all they may publish."""
+    import nats
+
+    if stack.collector_nc is None:
+        stack.collector_nc = await nats.connect(stack.nats_url, **auth.credentials("collector"),
+                                                name="kubetrade-up-collector", max_reconnect_attempts=-1)
+    return stack.collector_nc
 
 
 async def serve_api(stack: Stack, port: int, stop: asyncio.Event) -> None:
@@ -379,7 +391,8 @@ async def run_pipeline(stack: Stack, stop: asyncio.Event, on_api: Callable[[str]
 
     from kubetrade.messaging.streams import ensure_streams
 
-    stack.nc = await nats.connect(stack.nats_url, name="kubetrade-up", max_reconnect_attempts=-1)
+    stack.nc = await nats.connect(stack.nats_url, **auth.credentials("operator"), name="kubetrade-up",
+                                  max_reconnect_attempts=-1)
     await ensure_streams(stack.nc.jetstream())
     background: list[asyncio.Task[Any]] = []
     runner_tasks: list[asyncio.Task[None]] = []
@@ -429,3 +442,6 @@ async def run_pipeline(stack: Stack, stop: asyncio.Event, on_api: Callable[[str]
             await asyncio.to_thread(p.stop, 30.0)
         with contextlib.suppress(Exception):
             await stack.nc.drain()
+        if stack.collector_nc is not None:
+            with contextlib.suppress(Exception):
+                await stack.collector_nc.drain()
