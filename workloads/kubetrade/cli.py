@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.resources.commands",
     "kubetrade.validation.commands",
+    "kubetrade.install.commands",
     "kubetrade.api.commands",
     "kubetrade.api.keycommands",
     "kubetrade.backtestjobs.commands",
