@@ -220,3 +220,25 @@ def test_strategy_change_detection_follows_the_observed_generation() -> None:
     assert store.build(body=goal)["spec"] == {"y": 2}  # the other kubetrade kinds keep the full essence
     runner = kopf.Body({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generation": 4}, "spec": {}})
     assert store.build(body=runner) == {"generation": 4}  # only watched: nothing compares it
+
+
+def test_children_connect_to_nats_as_their_own_role() -> None:
+    """Runners and collectors read their role's NATS password from that role's Secret, nothing else."""
+    from dataclasses import replace
+
+    from kubetrade.resources import Collector
+    from kubetrade_operator.config import OperatorConfig
+
+    cfg = replace(OperatorConfig(), nats_secret_prefix="kt-nats-")
+    doc = yaml.safe_load((REPO / "examples" / "strategy-ema-rsi.yaml").read_text())
+    _, runner = builders.strategy_children("s", "ns", "uid-1", 1, Strategy.parse(doc).spec, cfg)
+    col = yaml.safe_load((REPO / "examples" / "collector-replay.yaml").read_text())
+    _, collector = builders.collector_children("c", "ns", "uid-2", 1, Collector.parse(col).spec, cfg)
+    for dep, role in ((runner, "runner"), (collector, "collector")):
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["KUBETRADE_NATS_USER"]["value"] == role
+        assert env["KUBETRADE_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": f"kt-nats-{role}",
+                                                                             "key": "password"}
+    _, open_nats = builders.strategy_children("s", "ns", "uid-1", 1, Strategy.parse(doc).spec, OperatorConfig())
+    names = {e["name"] for e in open_nats["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "KUBETRADE_NATS_USER" not in names
