@@ -1,33 +1,48 @@
+# syntax=docker/dockerfile:1
 # One image for every kubetrade role: operator, collector, strategy runner, risk manager,
 # executor, evolution job, API.  The role is the command: `kubetrade <role> ...`.
-FROM python:3.11-slim AS build
+#
+# The same image as scripts/image/build.sh makes without Docker: Debian bookworm slim and one
+# build step, scripts/image/kubetrade/install.sh (Debian's python3 3.11, requirements/runtime.lock,
+# the kubetrade wheel, every numba kernel compiled in, user 10001).  The config below (ENV, USER,
+# ENTRYPOINT, CMD) is scripts/image/kubetrade/config.json's; tests/image/test_dockerfile.py keeps
+# the two equal.  Needs BuildKit (RUN --mount): docker build ., or skaffold build.
+
+# The wheel and a uv binary; nothing of this stage is in the image.
+FROM debian:bookworm-slim AS wheel
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
+ && python3 -m venv /tools && /tools/bin/pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
-COPY pyproject.toml requirements.lock README.md ./
+COPY pyproject.toml README.md ./
 COPY workloads workloads
 COPY operator operator
-RUN pip install --no-cache-dir uv \
- && uv pip install --system --no-cache -r requirements.lock \
- && uv pip install --system --no-cache --no-deps .
+RUN /tools/bin/uv build --wheel --out-dir /dist .
 
-FROM python:3.11-slim
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin kubetrade
-COPY --from=build /usr/local /usr/local
-# Compile every numba kernel now, into the image: no pod ever compiles on a hot path.
-# NUMBA_CPU_NAME=generic makes the cache valid on any x86-64 node, not just the build host.
-# numba only uses a *writable* cache directory, so at run time each process copies this
-# seed into its $NUMBA_CACHE_DIR (an emptyDir under /tmp) before it imports a kernel
+FROM debian:bookworm-slim
+ARG SOURCE_DATE_EPOCH=1767225600
+RUN --mount=type=bind,source=scripts/image/kubetrade/install.sh,target=/tmp/kubetrade-build/install.sh \
+    --mount=type=bind,source=requirements/runtime.lock,target=/tmp/kubetrade-build/runtime.lock \
+    --mount=type=bind,from=wheel,source=/dist,target=/tmp/kubetrade-build/dist \
+    --mount=type=bind,from=wheel,source=/tools/bin/uv,target=/tmp/kubetrade-build/uv \
+    --mount=type=cache,target=/tmp/kubetrade-build/uv-cache \
+    BUILD=/tmp/kubetrade-build UV_CACHE_DIR=/tmp/kubetrade-build/uv-cache SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH \
+    sh /tmp/kubetrade-build/install.sh
+# numba only uses a *writable* cache directory, so each process copies the image's seed
+# (/opt/kubetrade/numba-cache, compiled with NUMBA_CPU_NAME=generic: valid on any x86-64 node)
+# into its $NUMBA_CACHE_DIR (an emptyDir under /tmp) before it imports a kernel
 # (kubetrade.engine.warmcache); the root filesystem stays read-only.
-ENV NUMBA_CPU_NAME=generic \
-    NUMBA_CACHE_DIR=/opt/kubetrade/numba-cache \
+ENV PATH=/opt/kubetrade/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
+    HOME=/tmp \
+    NUMBA_CPU_NAME=generic \
+    NUMBA_CACHE_DIR=/tmp/numba-cache \
     KUBETRADE_NUMBA_CACHE_SEED=/opt/kubetrade/numba-cache \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-RUN mkdir -p /opt/kubetrade/numba-cache \
- && kubetrade warmup \
- && chmod -R a+rX /opt/kubetrade
-# Pods override NUMBA_CACHE_DIR with a writable path (the chart and the operator set
-# /tmp/numba-cache); without an override the seed is used in place where writable.
-ENV NUMBA_CACHE_DIR=/tmp/numba-cache
-USER 10001
+LABEL org.opencontainers.image.title="kubetrade" \
+      org.opencontainers.image.description="Kubernetes-native autonomous crypto trading platform; every role is kubetrade ROLE" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
+USER 10001:10001
 ENTRYPOINT ["kubetrade"]
 CMD ["api"]

@@ -25,10 +25,18 @@ FEE = 0.001
 CASH = 100.0
 
 
-def _candles() -> Any:
-    from kubetrade.candles import load_csv, shared_data_dir
+def _data_file() -> Path:
+    """The 90-day BTC/USDT 1m file, or MissingData saying how to get it."""
+    from kubetrade.candles import shared_files
 
-    return load_csv(shared_data_dir() / "binance-spot" / "BTC_USDT-1m.csv.gz")
+    return shared_files("binance-spot", "BTC_USDT-1m.csv.gz", exchange="binance", pairs="BTC/USDT",
+                        timeframe="1m", days=90)[0]
+
+
+def _candles() -> Any:
+    from kubetrade.candles import load_csv
+
+    return load_csv(_data_file())
 
 
 def engine_side(out: Path) -> dict[str, float]:
@@ -79,6 +87,7 @@ def vectorbt_side(out: Path) -> dict[str, float]:
 def run() -> dict[str, Any]:
     from _child import run_child
 
+    _data_file()  # before any child starts: a missing file is one clear message, not two tracebacks
     with tempfile.TemporaryDirectory() as tmp:
         ours_file, theirs_file = Path(tmp) / "engine.npz", Path(tmp) / "vectorbt.npz"
         ours, ours_mb = run_child(Path(__file__), "engine", str(ours_file))

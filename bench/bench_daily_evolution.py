@@ -23,15 +23,24 @@ SEED_WINDOW_S = 3 * 3600
 TARGET_S = 60
 
 
+def _files(market: str) -> list[Path]:
+    """Every spot pair with 90 days of 1m (BTC, ETH), or every USDT-M perpetual 1m file; MissingData if none."""
+    from kubetrade.candles import shared_files
+
+    if market == "spot":
+        return shared_files("binance-spot", "*_USDT-1m.csv.gz", exchange="binance", pairs="BTC/USDT ETH/USDT",
+                            timeframe="1m", days=90)
+    return shared_files("binance-usdm", "*_USDT-1m-perp.csv.gz", exchange="binanceusdm",
+                        pairs="BTC/USDT:USDT ETH/USDT:USDT SOL/USDT:USDT", timeframe="1m", days=30)
+
+
 def side(market: str) -> dict[str, Any]:
-    from kubetrade.candles import load_csv, shared_data_dir
+    from kubetrade.candles import load_csv
     from kubetrade.engine.evolve import EvolveConfig, evolve
     from kubetrade.engine.runs import Costs, backtest
     from kubetrade.engine.templates import ema_cross
 
-    root = shared_data_dir()
-    files = (sorted((root / "binance-spot").glob("*_USDT-1m.csv.gz")) if market == "spot"
-             else sorted((root / "binance-usdm").glob("*_USDT-1m-perp.csv.gz")))
+    files = _files(market)
     # load the kernels from the numba cache (or compile them) before the clock starts
     warm = load_csv(files[0]).slice(0, 3000)
     backtest(ema_cross(), warm, Costs())
@@ -58,6 +67,8 @@ def run() -> dict[str, Any]:
 
     out: dict[str, Any] = {"population": POPULATION, "generations": GENERATIONS}
     total = 0.0
+    for market in ("spot", "perpetual"):
+        _files(market)  # a missing data set is one clear message before the children start
     for market in ("spot", "perpetual"):
         res, mb = run_child(Path(__file__), market)
         total += res["seconds"]

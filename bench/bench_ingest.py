@@ -18,24 +18,28 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from kubetrade.candles import Candles, load_csv, shared_data_dir
-from kubetrade.data import SAMPLE_DIR
+from kubetrade.candles import Candles, MissingData, load_csv, shared_data_dir, shared_files
 from kubetrade.localstack.servers import PostgresServer
 from kubetrade.storage import migrate
 from kubetrade.storage.candles import SeriesKey, ensure_partitions, ingest
 
+SPOT_PAIRS = " ".join(f"{b}/USDT" for b in ("AVAX", "BTC", "DOGE", "ETH", "LINK", "LTC", "SOL", "TRX", "XRP"))
+
 
 def real_series() -> dict[SeriesKey, Candles]:
-    folder = shared_data_dir() / "binance-spot"
-    files = sorted(p for p in folder.glob("*_USDT-*.csv.gz") if p.name.split("-")[1] in ("5m.csv.gz", "1h.csv.gz",
-                                                                                          "1d.csv.gz"))
+    """The shared spot 5m/1h/1d files (703,680 candles), or MissingData saying how to get them.
+
+    No quiet fallback to the small bundled sample: the README's figures are for this set.
+    """
+    files = [p for p in shared_files("binance-spot", "*_USDT-*.csv.gz", exchange="binance",
+                                     pairs=SPOT_PAIRS, timeframe="5m 1h 1d", days=250)
+             if p.name.split("-")[1] in ("5m.csv.gz", "1h.csv.gz", "1d.csv.gz")]
     if not files:
-        files = sorted(Path(SAMPLE_DIR).glob("*.csv.gz"))
+        raise MissingData(f"no 5m/1h/1d spot files in {shared_data_dir() / 'binance-spot'}; see bench/README.md")
     out = {}
     for f in files:
         c = load_csv(f)

@@ -93,11 +93,10 @@ def pct(values: list[float], q: float) -> float:
 async def _bench(root: Path) -> dict[str, Any]:
     import nats
 
-    from kubetrade.executor import store
+    from kubetrade.ledger import allocation, connection, queries
     from kubetrade.localstack.servers import NatsServer, PostgresServer
-    from kubetrade.messaging import codec, subjects
+    from kubetrade.messaging import codec, kv, subjects
     from kubetrade.messaging.schemas import Candle, RiskDecision, Signal, Ticker
-    from kubetrade.risk import policies
     from kubetrade.storage import migrate
 
     pg = PostgresServer(root / "pg", durable=True)
@@ -112,9 +111,9 @@ async def _bench(root: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     nc = await nats.connect(ns.url)
     try:
-        conn = await store.connect(dsn)
+        conn = await connection.connect(dsn)
         for i in range(STRATEGIES):
-            await store.allocate(conn, "paper", f"s{i:03d}", 1_000_000.0, risk_policy="default")
+            await allocation.allocate(conn, "paper", f"s{i:03d}", 1_000_000.0, risk_policy="default")
         # baseline: a bare INSERT commit
         await conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, v double precision)")
         floor_pg = []
@@ -156,9 +155,9 @@ async def _bench(root: Path) -> dict[str, Any]:
             floor_js.append((time.perf_counter() - t) * 1000)
         await js.delete_stream("BENCH_FLOOR")
 
-        kv = await policies.bucket(nc.jetstream())
-        await kv.put(
-            policies.key("default", "default"),
+        bucket = await kv.policy_bucket(nc.jetstream())
+        await bucket.put(
+            kv.policy_key("default", "default"),
             json.dumps(
                 {
                     "namespace": "default",
@@ -279,8 +278,8 @@ async def _bench(root: Path) -> dict[str, Any]:
                 reply = await nc.request(subjects.RISK_CHECK, codec.encode(sig), timeout=2)
                 r = codec.decode(RiskDecision, reply.data)
                 if r.approved:
-                    conn = await store.connect(dsn)
-                    row = await store.get(conn, sig.client_order_id)
+                    conn = await connection.connect(dsn)
+                    row = await queries.order(conn, sig.client_order_id)
                     await conn.close()
                     if row is not None and row["status"] == "filled":
                         break

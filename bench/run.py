@@ -39,11 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in found]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(found)}")
+    from kubetrade.candles import MissingData
+
     results: dict[str, Any] = {}
+    not_run: list[str] = []
     for name in args.names or list(found):
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
-        res = load(found[name]).run()
+        try:
+            res = load(found[name]).run()
+        except MissingData as exc:  # the data is not shipped: say what is missing and how to get it
+            print(f"  not run: {exc}", flush=True)
+            results[name] = {"not_run": str(exc)}
+            not_run.append(name)
+            continue
         res["bench_seconds"] = round(time.perf_counter() - t0, 1)
         results[name] = res
         width = max(len(k) for k in res)
@@ -51,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key:<{width}}  {value}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if not_run:
+        print(f"not run for want of data: {', '.join(not_run)}", file=sys.stderr)
+        return 1
     return 0
 
 

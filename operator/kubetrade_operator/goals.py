@@ -8,7 +8,6 @@ promotion or retirement can be audited.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ import kopf
 from kubetrade.alerts.alertmanager import emit_in_background, goal_reached, promoted_to_live
 from kubetrade.lifecycle.progress import progress
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
-from kubetrade.messaging import subjects
+from kubetrade.messaging import kv
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, GoalSpec, RiskPolicySpec
 from kubetrade.sizing.goal import goal_sizing_multiplier
@@ -170,12 +169,8 @@ async def _publish_sizing(namespace: str, name: str, multiplier: float) -> None:
     nc = RUNTIME.nats
     if nc is None or not nc.is_connected:
         raise RuntimeError("NATS not connected")
-    js = nc.jetstream()
-    try:
-        kv = await js.key_value(subjects.GOAL_SIZING_BUCKET)
-    except Exception:
-        kv = await js.create_key_value(bucket=subjects.GOAL_SIZING_BUCKET, history=5)
-    await kv.put(subjects.goal_sizing_key(namespace, name), json.dumps({"multiplier": multiplier}).encode())
+    bucket = await kv.goal_sizing_bucket(nc.jetstream())
+    await bucket.put(kv.goal_sizing_key(namespace, name), kv.encode(kv.GoalSizingEntry(multiplier=multiplier)))
 
 
 def _goal_equity(members: list[dict[str, Any]], spec: GoalSpec) -> float | None:

@@ -7,13 +7,13 @@ generation.  A periodic sync removes keys whose policy is gone.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
-from kubetrade.messaging import subjects
+from kubetrade.messaging import kv, subjects
 from kubetrade.resources import GROUP, VERSION
 from kubetrade_operator import cache, kube, strategies
 from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, set_condition, warn
@@ -23,19 +23,11 @@ from kubetrade_operator.runtime import RUNTIME
 log = logging.getLogger("kubetrade.operator.riskpolicy")
 
 
-def policy_key(namespace: str, name: str) -> str:
-    return f"{subjects.token(namespace)}.{subjects.token(name)}"
-
-
 async def _bucket() -> Any:
     nc = RUNTIME.nats
     if nc is None or not nc.is_connected:
         raise kopf.TemporaryError("NATS is not reachable; the policy is not published yet", delay=10)
-    js = nc.jetstream()
-    try:
-        return await js.key_value(subjects.RISK_POLICY_BUCKET)
-    except Exception:
-        return await js.create_key_value(bucket=subjects.RISK_POLICY_BUCKET, history=5)
+    return await kv.policy_bucket(nc.jetstream())
 
 
 async def publish(body: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +43,9 @@ async def publish(body: dict[str, Any]) -> dict[str, Any]:
                 warn(body, "InvalidSpec", f"not published to the risk manager: {message}")
             _, conds = invalid_spec(status.get("conditions"), problems, gen)
             return {"observedGeneration": gen, "conditions": conds}
-        value = {"namespace": namespace, "name": name, "generation": gen, "spec": spec.to_k8s()}
-        kv = await _bucket()
-        revision = await kv.put(policy_key(namespace, name), json.dumps(value).encode())
+        entry = kv.PolicyEntry(namespace=namespace, name=name, generation=gen, spec=spec)
+        bucket = await _bucket()
+        revision = await bucket.put(kv.policy_key(namespace, name), kv.encode(entry))
         conds = set_condition(
             status.get("conditions"), "Ready", True, "Published", f"published as revision {revision}", gen
         )
@@ -73,7 +65,7 @@ async def publish(body: dict[str, Any]) -> dict[str, Any]:
 async def on_change(body: kopf.Body, patch: kopf.Patch, namespace: str | None, name: str, **_: Any) -> None:
     patch.status.update(await publish(dict(body)))
     # A kill switch flip changes which strategies are paused.
-    await _repause(namespace or "default", name, dict(body))
+    await repause(namespace or "default", name, dict(body))
 
 
 @kopf.timer(GROUP, VERSION, "riskpolicies", interval=RUNTIME.config.resync_seconds, initial_delay=5, idle=5)
@@ -84,13 +76,13 @@ async def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 @kopf.on.delete(GROUP, VERSION, "riskpolicies", optional=True)
 async def on_delete(namespace: str | None, name: str, **_: Any) -> None:
     try:
-        kv = await _bucket()
-        await kv.delete(policy_key(namespace or "default", name))
+        bucket = await _bucket()
+        await bucket.delete(kv.policy_key(namespace or "default", name))
     except Exception as exc:  # optional: the periodic sync removes it later
         log.warning("could not unpublish policy", extra={"policy": f"{namespace}/{name}", "error": str(exc)})
 
 
-async def _repause(namespace: str, policy: str, body: dict[str, Any] | None = None) -> None:
+async def repause(namespace: str, policy: str, body: dict[str, Any] | None = None) -> None:
     """Reconcile the strategies under a policy: a tripped breaker or kill switch pauses them.
 
     Only those for which the policy's state (found, breaker, kill switch) differs from what
@@ -100,8 +92,6 @@ async def _repause(namespace: str, policy: str, body: dict[str, Any] | None = No
     ``body`` is the policy as just written, when the caller wrote it (the index may not have
     seen that write yet).
     """
-    import asyncio
-
     def _work() -> None:
         current = body if body is not None else cache.riskpolicy(namespace, policy)
         for s in cache.strategies_in(namespace):
@@ -120,11 +110,9 @@ async def prune_orphans(namespaces: list[str] | None = None) -> int:
     ``namespaces``: the ones the operator watches (it may list nothing else, and leaves the
     policies of other namespaces to whoever watches them); None: the whole cluster.
     """
-    import asyncio
-
-    kv = await _bucket()
+    bucket = await _bucket()
     try:
-        keys = await kv.keys()
+        keys = await bucket.keys()
     except Exception:
         return 0  # empty bucket
 
@@ -133,11 +121,12 @@ async def prune_orphans(namespaces: list[str] | None = None) -> int:
             return kube.list_cluster_resources("riskpolicies")
         return [p for ns in namespaces for p in kube.list_resources("riskpolicies", ns)]
 
-    existing = {policy_key(p["metadata"]["namespace"], p["metadata"]["name"]) for p in await asyncio.to_thread(listed)}
+    found = await asyncio.to_thread(listed)
+    existing = {kv.policy_key(p["metadata"]["namespace"], p["metadata"]["name"]) for p in found}
     mine = None if namespaces is None else {subjects.token(ns) for ns in namespaces}
     removed = 0
     for key in keys:
         if key not in existing and (mine is None or key.split(".", 1)[0] in mine):
-            await kv.delete(key)
+            await bucket.delete(key)
             removed += 1
     return removed

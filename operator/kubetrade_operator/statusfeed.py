@@ -19,7 +19,7 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import StatusReport
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import BY_KIND
-from kubetrade_operator import kube
+from kubetrade_operator import kube, riskpolicies
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.metrics import STATUS_REPORTS
 
@@ -74,7 +74,7 @@ def merge_fields(report: StatusReport, current: dict[str, Any]) -> dict[str, Any
     return patch
 
 
-async def _handle(msg: Any) -> None:
+async def _handle(nc: Any, msg: Any) -> None:
     try:
         report = codec.decode(StatusReport, msg.data)
         body = await asyncio.to_thread(kube.get_resource, PLURALS[report.kind], report.namespace, report.name)
@@ -90,13 +90,12 @@ async def _handle(msg: Any) -> None:
         before = ((body.get("status") or {}).get("breaker") or {}).get("state")
         after = (patch.get("breaker") or {}).get("state")
         if report.kind == "RiskPolicy" and after and after != before:
-            from kubetrade_operator.riskpolicies import _repause
-
-            await _repause(report.namespace, report.name, {**body, "status": {**(body.get("status") or {}), **patch}})
+            merged = {**body, "status": {**(body.get("status") or {}), **patch}}
+            await riskpolicies.repause(report.namespace, report.name, merged)
     except (codec.BadMessage, ValueError) as exc:
         STATUS_REPORTS.labels("invalid", "dead_lettered").inc()
         log.warning("bad status report", extra={"subject": msg.subject, "error": str(exc)})
-        await codec.dead_letter(msg._client, msg.subject, msg.data, str(exc))
+        await codec.dead_letter(nc, msg.subject, msg.data, str(exc))
     except Exception as exc:
         STATUS_REPORTS.labels("unknown", "error").inc()
         log.error("status report not applied", extra={"subject": msg.subject, "error": repr(exc)})
@@ -104,4 +103,8 @@ async def _handle(msg: Any) -> None:
 
 async def subscribe(nc: Any) -> Any:
     """Subscribe the feed; a queue group keeps it to one replica even if two run briefly."""
-    return await nc.subscribe(subjects.STATUS_ALL, queue="kubetrade-operator", cb=_handle)
+
+    async def handle(msg: Any) -> None:
+        await _handle(nc, msg)
+
+    return await nc.subscribe(subjects.STATUS_ALL, queue="kubetrade-operator", cb=handle)

@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection
 from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CancelRequest, OrderRequest
@@ -233,9 +233,9 @@ class Harness:
             return None
 
         nc = await nats.connect(self.nats.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, error_cb=quiet)
-        conn = await store.connect(self.dsn)
+        conn = await connection.connect(self.dsn)
         for s in STRATEGIES:
-            await store.allocate(conn, "live", s, 1_000_000.0)
+            await allocation.allocate(conn, "live", s, 1_000_000.0)
         await conn.close()
         for trial in range(trials):
             self.spawn(crash_points=trial % 2 == 1)
@@ -280,7 +280,7 @@ class Harness:
         try:
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
-                conn = await store.connect(self.dsn)
+                conn = await connection.connect(self.dsn)
                 try:
                     cur = await conn.execute("SELECT client_order_id, status, filled_quantity, quantity FROM orders")
                     rows = {r["client_order_id"]: r for r in await cur.fetchall()}
@@ -314,7 +314,7 @@ class Harness:
 
     async def verify(self) -> None:
         r = self.report
-        conn = await store.connect(self.dsn)
+        conn = await connection.connect(self.dsn)
         try:
             orders = {o["client_order_id"]: o for o in await (await conn.execute("SELECT * FROM orders")).fetchall()}
             fills = await (await conn.execute("SELECT * FROM fills")).fetchall()

@@ -151,7 +151,7 @@ def test_cli_backtest_and_evolve(tmp_path: Path, market_data: Path) -> None:
     assert "Sharpe" in bt.stdout and (tmp_path / "eq.png").stat().st_size > 10_000
     bad = subprocess.run([sys.executable, "-m", "kubetrade.cli", "backtest", str(perp), "--template", "ema-crossover",
                           "--param", "fast=50", "--param", "slow=20"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 1 and "fast (50) must be shorter than slow (20)" in bad.stdout
+    assert bad.returncode == 1 and "fast (50) must be shorter than slow (20)" in bad.stderr  # errors go to stderr
 
 
 def test_config_from_a_goal() -> None:

@@ -135,6 +135,56 @@ def test_indicators_match_the_engine_on_the_same_candles(api, stored: Candles) -
     assert bad.status_code == 422 and "nope" in bad.text
 
 
+def test_get_indicators_of_a_symbol_match_the_engine(api, stored: Candles) -> None:
+    """The seed's GET /api/v1/indicators/{symbol}: the same numbers as the engine on the same candles."""
+    url, headers, _ = api
+    params = {"exchange": EXCHANGE, "timeframe": "5m", "limit": 50,
+              "indicator": ["ema:period=20", "rsi:period=14", "macd"]}
+    r = httpx.get(f"{url}/api/v1/indicators/BTC-USDT", headers=headers, params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["symbol"] == "BTC/USDT" and body["time"] == [int(t) for t in stored.time[-50:]]
+    assert set(body["values"]) == {"ema:period=20", "rsi:period=14", "macd"}
+    asked = (("ema:period=20", "ema", {"period": 20}), ("rsi:period=14", "rsi", {"period": 14}), ("macd", "macd", {}))
+    warmup = max(indicators.lookback(name, p) for _, name, p in asked)  # one window, warm for the longest
+    window = stored.slice(N - 50 - warmup, N)
+    for label, name, p in asked:
+        want = indicators.compute(name, window, p)
+        for output, values in want.items():
+            assert np.allclose(body["values"][label][output], values[-50:]), (label, output)
+    # the query-parameter form of the seed's GET /api/v1/indicators gives the same document
+    same = httpx.get(f"{url}/api/v1/indicators", headers=headers, params={**params, "symbol": "BTC/USDT"})
+    assert same.status_code == 200 and same.json() == body
+    # without a list: the default set, every value finite after warm-up
+    default = httpx.get(f"{url}/api/v1/indicators/BTC_USDT", headers=headers,
+                        params={"exchange": EXCHANGE, "timeframe": "5m", "limit": 10}).json()
+    assert set(default["values"]) == {"sma:period=20", "ema:period=20", "rsi:period=14", "macd", "bbands:period=20",
+                                      "atr:period=14"}
+    assert all(v is not None for outs in default["values"].values() for vals in outs.values() for v in vals)
+
+
+@pytest.mark.parametrize(("params", "status", "message"), [
+    ({"indicator": "ema:period=x"}, 422, "write NAME or NAME:K=V"),
+    ({"indicator": "nope"}, 422, "unknown indicator 'nope'"),
+    ({"indicator": "ema:period=nan"}, 422, "must be a finite number"),
+    ({"indicator": "ema:period=0"}, 422, "period"),
+    ({"timeframe": "7m"}, 422, ""),
+    ({"limit": 0}, 422, ""),
+    ({"end": "2024-01-01T00:00:00"}, 422, "time zone"),
+])
+def test_get_indicators_refuses_bad_input(api, params: dict, status: int, message: str) -> None:
+    url, headers, _ = api
+    r = httpx.get(f"{url}/api/v1/indicators/BTC-USDT", headers=headers,
+                  params={"exchange": EXCHANGE, "timeframe": "5m", **params})
+    assert r.status_code == status and message in r.text, r.text
+
+
+def test_get_indicators_of_a_symbol_without_candles(api) -> None:
+    url, headers, _ = api
+    r = httpx.get(f"{url}/api/v1/indicators/DOGE-USDT", headers=headers, params={"exchange": EXCHANGE})
+    assert r.status_code == 404 and "no 1h candles stored for DOGE/USDT" in r.text
+
+
 def test_market_data_reports_the_newest_candle_and_its_age(api, stored: Candles) -> None:
     url, headers, _ = api
     r = httpx.get(f"{url}/api/v1/market-data", headers=headers,

@@ -25,12 +25,11 @@ import yaml
 
 from kubetrade.alerts import store as alert_store
 from kubetrade.alerts.alertmanager import AlertmanagerClient, promoted_to_live, raise_event
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection
 from kubetrade.localstack.servers.processes import ManagedProcess, free_port
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import RiskDecision, Signal, Ticker
 from kubetrade.messaging.streams import ensure_streams
-from kubetrade.risk import policies
 from tests.observability.conftest import REPO, Alertmanager, Prometheus, WebhookReceiver, http_json
 
 RULES = REPO / "charts" / "kubetrade" / "files" / "prometheus" / "kubetrade-rules.yaml"
@@ -104,11 +103,11 @@ async def test_a_rule_fires_on_a_real_workload_and_reaches_the_webhook(
     nc = obs_nc
     js = nc.jetstream()
     await ensure_streams(js)
-    conn = await store.connect(obs_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    conn = await connection.connect(obs_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
     await conn.close()
-    kv = await policies.bucket(js)
-    await kv.put(policies.key("default", "default"),
+    bucket = await kv.policy_bucket(js)
+    await bucket.put(kv.policy_key("default", "default"),
                  json.dumps({"namespace": "default", "name": "default", "generation": 1, "spec": {}}).encode())
 
     metrics_port = free_port()

@@ -47,3 +47,20 @@ def test_seeded_cache_loads_every_kernel_without_compiling(tmp_path: Path) -> No
     assert "data saved" not in run.stdout, "a kernel was compiled despite the seeded cache"
     assert _snapshot(pod_cache) == before
     assert _snapshot(image_cache) == built  # the seed itself is only read
+
+
+def test_a_fresh_pod_seeds_before_numba_looks(tmp_path: Path) -> None:
+    """The pod's own path: one `kubetrade` process, an empty emptyDir, the image's seed.
+
+    Importing the command modules makes numba create its (empty) cache folders; the seed must
+    be copied before that, or the process compiles every kernel although the image has them.
+    """
+    image_cache = tmp_path / "image-cache"
+    build = _kubetrade("warmup", env={"NUMBA_CACHE_DIR": str(image_cache), "NUMBA_CPU_NAME": "generic"})
+    assert build.returncode == 0, build.stderr
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "pod-cache"), "KUBETRADE_NUMBA_CACHE_SEED": str(image_cache),
+           "NUMBA_CPU_NAME": "generic", "NUMBA_DEBUG_CACHE": "1"}
+    run = _kubetrade("warmup", env=env)
+    assert run.returncode == 0, run.stderr
+    assert "data loaded" in run.stdout
+    assert "data saved" not in run.stdout, "the pod compiled kernels the image holds"

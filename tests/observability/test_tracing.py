@@ -16,14 +16,13 @@ import time
 from typing import Any
 
 from kubetrade.collector.publish import Publisher
-from kubetrade.executor import store
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
-from kubetrade.messaging import codec, subjects
+from kubetrade.ledger import allocation, connection
+from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import Candle, OrderEvent, RiskDecision, Signal, Ticker
 from kubetrade.messaging.streams import ensure_streams
 from kubetrade.observability import tracecontext
-from kubetrade.risk import policies
 from kubetrade.risk.manager import RiskManager
 
 
@@ -48,10 +47,10 @@ async def test_one_trace_follows_candle_signal_decision_order_fill(span_exporter
     nc = obs_nc
     js = nc.jetstream()
     await ensure_streams(js)
-    conn = await store.connect(obs_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
-    kv = await policies.bucket(js)
-    await kv.put(policies.key("default", "default"),
+    conn = await connection.connect(obs_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    bucket = await kv.policy_bucket(js)
+    await bucket.put(kv.policy_key("default", "default"),
                  json.dumps({"namespace": "default", "name": "default", "generation": 1, "spec": {}}).encode())
 
     rm = RiskManager(obs_dsn, own_nats.url, refresh_seconds=0.2)

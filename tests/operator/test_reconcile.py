@@ -12,9 +12,9 @@ import nats
 import pytest
 import yaml
 
-from kubetrade.executor import paperpath, store
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
+from kubetrade.ledger import allocation, connection, paperbatch, record
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderRequest, StatusReport
 from kubetrade.storage import migrate
@@ -392,13 +392,13 @@ def test_deletion_closes_positions_through_the_executor(kube, namespace, operato
         # a real paper executor with its own database: zeta holds a filled position and a resting order
         dsn = pg_server.create_database(f"kt_close_{uuid.uuid4().hex[:8]}")
         migrate.apply(dsn)
-        conn = await store.connect(dsn)
-        await store.allocate(conn, "paper", "zeta", 10_000.0, namespace=namespace, risk_policy="default")
+        conn = await connection.connect(dsn)
+        await allocation.allocate(conn, "paper", "zeta", 10_000.0, namespace=namespace, risk_policy="default")
         venue = PaperVenue()
         venue.on_price("binance", "BTC/USDT", 50_000.0)
         held = _order("zeta-entry", namespace, "market", 50_000.0)
-        assert await paperpath.record_and_fill(conn, venue, held, int(time.time() * 1000)) is not None
-        await store.record_new(conn, _order("zeta-resting", namespace, "limit", 40_000.0))
+        assert await paperbatch.record_and_fill(conn, venue, held, int(time.time() * 1000)) is not None
+        await record.record_new(conn, _order("zeta-resting", namespace, "limit", 40_000.0))
         executor = Executor("paper", dsn, nats_url, venue, sync_seconds=0.3)
         serving = asyncio.create_task(executor.run())
         try:

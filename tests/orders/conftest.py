@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kubetrade.executor import store
+from kubetrade.ledger import connection
 from kubetrade.localstack.servers import NatsServer, PostgresServer
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderRequest, Ticker
@@ -100,7 +100,7 @@ async def wait_for(predicate, limit: float = 30.0, interval: float = 0.05):
 
 
 async def orders_by_status(dsn: str) -> dict[str, str]:
-    conn = await store.connect(dsn)
+    conn = await connection.connect(dsn)
     try:
         cur = await conn.execute("SELECT client_order_id, status FROM orders")
         return {r["client_order_id"]: r["status"] for r in await cur.fetchall()}

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from kubetrade.api import create_app
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection
 from tests.api.conftest import make_key, settings_for
 from tests.orders.conftest import now_ms, tick, wait_for
 from tests.orders.test_risk_service import stack
@@ -17,8 +17,8 @@ from tests.support.server import serving
 async def test_orders_and_risk_routes(orders_dsn, own_nats, nc, monkeypatch) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
     await conn.close()
     app = create_app(settings_for(orders_dsn, own_nats.url))
     _, key = await asyncio.to_thread(make_key, orders_dsn, ["read", "trade", "admin"], "orders-test")

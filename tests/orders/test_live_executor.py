@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from kubetrade.executor import store
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.lease import AlreadyHeld
 from kubetrade.executor.venues import CcxtVenue, PaperVenue
+from kubetrade.ledger import allocation, connection, queries, record
 from kubetrade_testbed.exchange import Fault
 from tests.orders.conftest import ccxt_client, order, submit, wait_for
 
@@ -48,13 +48,13 @@ async def running(ex: Executor):
 
 
 async def _status(conn, coid, *statuses):
-    row = await store.get(conn, coid)
+    row = await queries.order(conn, coid)
     return row if row is not None and row["status"] in statuses else None
 
 
 async def test_timeouts_rejections_and_rate_limits(orders_dsn, own_nats, nc, exchange, keys) -> None:
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "live", "alpha", 100_000.0)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "live", "alpha", 100_000.0)
     ts = exchange.trading
     async with running(live(orders_dsn, own_nats.url, exchange)) as ex:
         # accepted and filled, but the answer never comes in time: looked up, adopted, not resent
@@ -102,31 +102,31 @@ async def test_timeouts_rejections_and_rate_limits(orders_dsn, own_nats, nc, exc
 async def test_reconciliation_on_start_adopts_what_happened_while_down(
     orders_dsn, own_nats, nc, exchange, keys
 ) -> None:
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "live", "alpha", 100_000.0)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "live", "alpha", 100_000.0)
     # crashed after sending (attempts = 1) - the exchange has it and filled it
-    row, _ = await store.record_new(conn, order("g-1", env="live", qty=0.01))
-    await store.bump_attempt(conn, row["id"])
+    row, _ = await record.record_new(conn, order("g-1", env="live", qty=0.01))
+    await record.bump_attempt(conn, row["id"])
     # crashed after bumping the attempt but before the request left: the exchange never saw it
-    row2, _ = await store.record_new(conn, order("g-2", env="live", qty=0.02))
-    await store.bump_attempt(conn, row2["id"])
+    row2, _ = await record.record_new(conn, order("g-2", env="live", qty=0.02))
+    await record.bump_attempt(conn, row2["id"])
     # recorded as open; filled on the exchange while the executor was down
-    row3, _ = await store.record_new(conn, order("g-3", env="live", qty=0.001, type="limit", price=49_000.0))
+    row3, _ = await record.record_new(conn, order("g-3", env="live", qty=0.001, type="limit", price=49_000.0))
     client = ccxt_client(exchange)
     try:
         await client.create_order("BTC/USDT", "market", "buy", 0.01, params={"newClientOrderId": "g-1"})
         await client.create_order("BTC/USDT", "limit", "buy", 0.001, 49_000, params={"newClientOrderId": "g-3"})
-        await store.bump_attempt(conn, row3["id"])
-        await store.apply(conn, "g-3", "open", [])
+        await record.bump_attempt(conn, row3["id"])
+        await record.apply(conn, "g-3", "open", [])
         exchange.trading.set_price("BTCUSDT", "48000")
         # someone placed an order by hand on the same account: reported, not touched
         await client.create_order("BTC/USDT", "limit", "buy", 0.001, 30_000, params={"newClientOrderId": "manual-1"})
     finally:
         await client.close()
     async with running(live(orders_dsn, own_nats.url, exchange)):
-        assert (await store.get(conn, "g-1"))["status"] == "filled"  # before any new work
-        assert (await store.get(conn, "g-2"))["status"] == "filled"  # looked up, not found, sent once
-        assert (await store.get(conn, "g-3"))["status"] == "filled"
+        assert (await queries.order(conn, "g-1"))["status"] == "filled"  # before any new work
+        assert (await queries.order(conn, "g-2"))["status"] == "filled"  # looked up, not found, sent once
+        assert (await queries.order(conn, "g-3"))["status"] == "filled"
         assert exchange.trading.accepted == {"g-1": 1, "g-3": 1, "manual-1": 1, "g-2": 1}
         cur = await conn.execute("SELECT differences FROM reconciliations ORDER BY id LIMIT 1")
         first = (await cur.fetchone())["differences"]
@@ -172,8 +172,8 @@ async def test_one_executor_per_environment(orders_dsn, own_nats) -> None:
 async def test_dropped_connection_after_the_exchange_took_the_order(orders_dsn, own_nats, nc, exchange, keys) -> None:
     from kubetrade_testbed.exchange.proxy import DroppingProxy
 
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "live", "alpha", 100_000.0)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "live", "alpha", 100_000.0)
     with DroppingProxy(exchange.port) as proxy:
         venue = CcxtVenue("binance", proxy.url, timeout_ms=2000)
         ex = Executor("live", orders_dsn, own_nats.url, venue, sync_seconds=0.3, settle_seconds=0.3, ack_wait=5)

@@ -9,9 +9,9 @@ import functools
 import pytest
 
 from kubetrade.engine import costs
-from kubetrade.executor import store
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
+from kubetrade.ledger import allocation, connection, queries, record
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderEvent
 from tests.orders.conftest import order, paper_books, submit, tick, wait_for
@@ -35,9 +35,9 @@ async def _ready(ex: Executor, task: asyncio.Task) -> bool:
 
 
 async def test_paper_fill_uses_the_backtest_cost_model_and_the_ledger(orders_dsn, own_nats, nc) -> None:
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 1_000.0)
-    await store.allocate(conn, "paper", "beta", 1_000.0)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 1_000.0)
+    await allocation.allocate(conn, "paper", "beta", 1_000.0)
     events: list[OrderEvent] = []
     await nc.subscribe(subjects.order_events("paper", ">"), cb=functools.partial(_collect, events))
     async with running(Executor("paper", orders_dsn, own_nats.url, PaperVenue(), sync_seconds=0.5)):
@@ -52,7 +52,7 @@ async def test_paper_fill_uses_the_backtest_cost_model_and_the_ledger(orders_dsn
         # the same order again: JetStream drops it inside the window ...
         assert (await submit(nc, order("p-1", qty=0.01))).duplicate
         # ... and the database refuses it beyond (a direct second insert returns the first)
-        again, created = await store.record_new(conn, order("p-1", qty=0.01))
+        again, created = await record.record_new(conn, order("p-1", qty=0.01))
         assert not created and again["id"] == filled["id"]
         # beta shares the account but cannot spend alpha's allocation: 0.03 BTC = 1500 > 1000
         await submit(nc, order("p-2", strategy="beta", qty=0.03))
@@ -81,8 +81,8 @@ async def test_paper_fill_uses_the_backtest_cost_model_and_the_ledger(orders_dsn
 
 
 async def test_bad_messages_go_to_the_dead_letter_subject(orders_dsn, own_nats, nc) -> None:
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 1_000.0)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 1_000.0)
     dead: list = []
     await nc.subscribe("dlq.>", cb=functools.partial(_append, dead))
     async with running(Executor("paper", orders_dsn, own_nats.url, PaperVenue(), sync_seconds=0.5)) as ex:
@@ -104,7 +104,7 @@ async def test_bad_messages_go_to_the_dead_letter_subject(orders_dsn, own_nats, 
         assert ex.stats["orders"] == 1
     reasons = sorted(m.headers["Kubetrade-Dlq-Reason"] for m in dead)
     assert any("Nats-Msg-Id" in r for r in reasons) and any("live" in r for r in reasons)
-    assert await store.get(conn, "m-3") is None and await store.get(conn, "m-1") is None
+    assert await queries.order(conn, "m-3") is None and await queries.order(conn, "m-1") is None
     await conn.close()
 
 
@@ -130,7 +130,7 @@ async def _has_price(nc) -> bool:
 
 
 async def _status(conn, coid, status):
-    row = await store.get(conn, coid)
+    row = await queries.order(conn, coid)
     return row if row is not None and row["status"] == status else None
 
 
@@ -138,8 +138,8 @@ async def test_a_cancel_that_overtakes_its_order_still_cancels_it(orders_dsn, ow
     from kubetrade.messaging.schemas import CancelRequest
     from tests.orders.conftest import now_ms
 
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0)
     async with running(Executor("paper", orders_dsn, own_nats.url, PaperVenue(), sync_seconds=0.5)):
         await tick(nc, 50_000.0)
         cancel = CancelRequest(client_order_id="o-1", environment="paper", time=now_ms())
@@ -156,10 +156,10 @@ async def test_a_cancel_that_overtakes_its_order_still_cancels_it(orders_dsn, ow
 async def test_a_burst_over_many_strategies_fills_in_overlapping_batches_and_every_book_adds_up(
     orders_dsn, own_nats, nc
 ) -> None:
-    conn = await store.connect(orders_dsn)
+    conn = await connection.connect(orders_dsn)
     strategies = [f"s{i:02d}" for i in range(12)]
     for s in strategies:
-        await store.allocate(conn, "paper", s, 100_000.0)
+        await allocation.allocate(conn, "paper", s, 100_000.0)
     ex = Executor("paper", orders_dsn, own_nats.url, PaperVenue(), sync_seconds=60, batch=3, lanes=2)
     async with running(ex):
         await tick(nc, 50_000.0)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from kubetrade.executor import paperpath, store
 from kubetrade.executor.venues import PaperVenue
+from kubetrade.ledger import allocation, connection, paperbatch, queries, record
 from kubetrade.messaging.schemas import OrderRequest
 from kubetrade.storage import migrate
 from tests.orders.conftest import now_ms, order
@@ -31,10 +31,10 @@ def venue() -> PaperVenue:
 
 async def general_path(conn: Any, v: PaperVenue, req: OrderRequest) -> None:
     """What the executor does with an order the fast path declines: record, send to the venue, apply."""
-    row, _ = await store.record_new(conn, req)
+    row, _ = await record.record_new(conn, req)
     if row["status"] == "pending":
         result = await v.submit(row)
-        await store.apply(conn, row["client_order_id"], result.status, result.fills, result.exchange_order_id)
+        await record.apply(conn, row["client_order_id"], result.status, result.fills, result.exchange_order_id)
 
 
 async def snapshot(conn: Any) -> dict[str, Any]:
@@ -72,11 +72,11 @@ def same(a: Any, b: Any) -> bool:
 async def test_the_fast_path_records_exactly_what_the_general_path_records(orders_dsn, pg_server) -> None:
     other = pg_server.create_database(f"kt_orders_{uuid.uuid4().hex[:8]}")
     migrate.apply(other)
-    fast, slow = await store.connect(orders_dsn), await store.connect(other)
+    fast, slow = await connection.connect(orders_dsn), await connection.connect(other)
     for conn in (fast, slow):
         for s in ("alpha", "beta", "gamma"):
-            await store.allocate(conn, "paper", s, 10_000.0)
-    v, memo, rng = venue(), paperpath.Memo(), random.Random(11)
+            await allocation.allocate(conn, "paper", s, 10_000.0)
+    v, memo, rng = venue(), paperbatch.Memo(), random.Random(11)
     held: dict[tuple[str, str], float] = {}
     taken_fast = declined = 0
     n = 0
@@ -107,7 +107,7 @@ async def test_the_fast_path_records_exactly_what_the_general_path_records(order
             held[(strategy, symbol)] = have + (-qty if sell else qty)
         if not batch:
             continue
-        done = await paperpath.record_and_fill_batch(fast, v, batch, now_ms(), memo)
+        done = await paperbatch.record_and_fill_batch(fast, v, batch, now_ms(), memo)
         if done is None:
             declined += 1
             for req in batch:
@@ -127,16 +127,16 @@ async def test_the_fast_path_records_exactly_what_the_general_path_records(order
 
 
 async def test_a_stale_memo_is_caught_by_the_guards_and_never_decides_a_fill(orders_dsn) -> None:
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 1_000.0)
-    v, memo = venue(), paperpath.Memo()
-    assert await paperpath.record_and_fill(conn, v, order("m-1", qty=0.002), now_ms(), memo)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 1_000.0)
+    v, memo = venue(), paperbatch.Memo()
+    assert await paperbatch.record_and_fill(conn, v, order("m-1", qty=0.002), now_ms(), memo)
     assert memo.knows([("default", "alpha")], [("default", "alpha", "BTC/USDT")])
 
     # 1. capital re-allocated behind the memo's back: the guard on cash fails, the batch re-reads
-    await store.allocate(conn, "paper", "alpha", 2_000.0)
+    await allocation.allocate(conn, "paper", "alpha", 2_000.0)
     stale_cash = memo.cash[("default", "alpha")]
-    assert await paperpath.record_and_fill(conn, v, order("m-2", qty=0.002), now_ms(), memo)
+    assert await paperbatch.record_and_fill(conn, v, order("m-2", qty=0.002), now_ms(), memo)
     book = await (await conn.execute("SELECT cash FROM ledgers WHERE strategy = 'alpha'")).fetchone()
     assert memo.cash[("default", "alpha")] == book["cash"] != stale_cash
     assert book["cash"] > 1_000.0  # the extra 1,000 was counted, not overwritten by the old figure
@@ -144,22 +144,22 @@ async def test_a_stale_memo_is_caught_by_the_guards_and_never_decides_a_fill(ord
     # 2. an open limit order reserves most of the cash: the memo (which saw no open order) must not
     # be used to approve a buy the reservation leaves no room for
     limit = order("m-3", qty=0.035, type="limit", price=49_000.0)
-    row, _ = await store.record_new(conn, limit)
-    await store.apply(conn, "m-3", "open", [], "m-3")
+    row, _ = await record.record_new(conn, limit)
+    await record.apply(conn, "m-3", "open", [], "m-3")
     assert memo.knows([("default", "alpha")], [("default", "alpha", "BTC/USDT")])
-    assert await paperpath.record_and_fill(conn, v, order("m-4", qty=0.01), now_ms(), memo) is None
-    assert await store.get(conn, "m-4") is None  # nothing written: the general path decides it
+    assert await paperbatch.record_and_fill(conn, v, order("m-4", qty=0.01), now_ms(), memo) is None
+    assert await queries.order(conn, "m-4") is None  # nothing written: the general path decides it
 
     # 3. the limit order fills through the general path: the position the memo holds is stale
-    await store.apply(conn, "m-3", "filled", [v.fill_for({**row, "type": "market"}, now_ms()) or {}], "m-3")
+    await record.apply(conn, "m-3", "filled", [v.fill_for({**row, "type": "market"}, now_ms()) or {}], "m-3")
     pos = await (await conn.execute("SELECT quantity FROM positions WHERE strategy = 'alpha'")).fetchone()
     assert pos["quantity"] == pytest.approx(0.039)
-    assert await paperpath.record_and_fill(conn, v, order("m-5", side="sell", qty=0.039), now_ms(), memo)
+    assert await paperbatch.record_and_fill(conn, v, order("m-5", side="sell", qty=0.039), now_ms(), memo)
     pos = await (await conn.execute("SELECT quantity FROM positions WHERE strategy = 'alpha'")).fetchone()
     assert pos["quantity"] == pytest.approx(0.0, abs=1e-12)
 
     # 4. a replay of a recorded order is declined whole, and nothing is doubled
-    assert await paperpath.record_and_fill(conn, v, order("m-5", side="sell", qty=0.039), now_ms(), memo) is None
+    assert await paperbatch.record_and_fill(conn, v, order("m-5", side="sell", qty=0.039), now_ms(), memo) is None
     fills = await (await conn.execute("SELECT count(*) AS n FROM fills WHERE client_order_id = 'm-5'")).fetchone()
     assert fills["n"] == 1
     await conn.close()
@@ -167,12 +167,12 @@ async def test_a_stale_memo_is_caught_by_the_guards_and_never_decides_a_fill(ord
 
 async def test_a_batch_is_all_or_nothing(orders_dsn) -> None:
     """One order of the batch cannot take the fast path: nothing of the batch is written."""
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 1_000.0)
-    await store.allocate(conn, "paper", "beta", 1_000.0)
-    v, memo = venue(), paperpath.Memo()
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 1_000.0)
+    await allocation.allocate(conn, "paper", "beta", 1_000.0)
+    v, memo = venue(), paperbatch.Memo()
     batch = [order("a-1", qty=0.002), order("a-2", strategy="beta", qty=0.05), order("a-3", qty=0.001)]
-    assert await paperpath.record_and_fill_batch(conn, v, batch, now_ms(), memo) is None  # beta cannot pay 2,500
+    assert await paperbatch.record_and_fill_batch(conn, v, batch, now_ms(), memo) is None  # beta cannot pay 2,500
     count = await (await conn.execute("SELECT count(*) AS n FROM orders")).fetchone()
     assert count["n"] == 0
     await conn.close()
@@ -183,14 +183,14 @@ async def test_a_connection_left_in_a_transaction_or_lost_is_replaced_not_retrie
     connection forever (seen under load: every order refused for 30 s, one every 2 s)."""
     import psycopg
 
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 1_000.0)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 1_000.0)
     v = venue()
     await conn.execute("BEGIN")  # left open, as a cancelled transaction block would leave it
     with pytest.raises(psycopg.OperationalError, match="INTRANS"):
-        await paperpath.record_and_fill(conn, v, order("t-1", qty=0.001), now_ms())
+        await paperbatch.record_and_fill(conn, v, order("t-1", qty=0.001), now_ms())
     await conn.execute("ROLLBACK")
-    assert await paperpath.record_and_fill(conn, v, order("t-2", qty=0.001), now_ms()) is not None
+    assert await paperbatch.record_and_fill(conn, v, order("t-2", qty=0.001), now_ms()) is not None
     await conn.close()
     with pytest.raises(psycopg.OperationalError, match="unusable"):
-        await paperpath.record_and_fill(conn, v, order("t-3", qty=0.001), now_ms())
+        await paperbatch.record_and_fill(conn, v, order("t-3", qty=0.001), now_ms())

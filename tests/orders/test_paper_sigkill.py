@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 
-from kubetrade.executor import store
-from kubetrade.executor.executor import ensure_streams
+from kubetrade.ledger import allocation, connection
 from kubetrade.messaging import codec, subjects
+from kubetrade.messaging.streams import ensure_order_streams as ensure_streams
 from tests.orders.conftest import order, paper_books, tick, wait_for
 
 
@@ -26,10 +26,10 @@ def _spawn(dsn: str, url: str, log) -> subprocess.Popen[bytes]:
 
 
 async def test_sigkill_in_a_burst_loses_and_doubles_nothing(orders_dsn, own_nats, nc, tmp_path) -> None:
-    conn = await store.connect(orders_dsn)
+    conn = await connection.connect(orders_dsn)
     strategies = [f"k{i:02d}" for i in range(12)]
     for s in strategies:
-        await store.allocate(conn, "paper", s, 1_000_000.0)
+        await allocation.allocate(conn, "paper", s, 1_000_000.0)
     log = open(tmp_path / "executor.log", "ab")  # noqa: SIM115, ASYNC230 - handed to the children
     js = nc.jetstream()
     await ensure_streams(js)

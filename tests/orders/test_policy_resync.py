@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubetrade.messaging import kv
 from kubetrade.risk import policies
 
 
@@ -22,15 +23,15 @@ def _doc(max_position_pct: float) -> bytes:
 
 async def test_resync_reads_what_the_watch_missed_and_only_when_the_bucket_moved(nc: Any) -> None:
     js = nc.jetstream()
-    kv = await policies.bucket(js)
-    await kv.put(policies.key("default", "p"), _doc(0.2))
+    bucket = await kv.policy_bucket(js)
+    await bucket.put(kv.policy_key("default", "p"), _doc(0.2))
     store = policies.PolicyStore()
     await store.start(js)
     await store.stop()  # from here on the watch misses everything: only the resync can see changes
     assert store.get("default", "p").spec.strategy_limits.max_position_pct == 0.2
 
-    await kv.put(policies.key("default", "p"), _doc(0.1))
-    await kv.put(policies.key("default", "q"), b"{not json")
+    await bucket.put(kv.policy_key("default", "p"), _doc(0.1))
+    await bucket.put(kv.policy_key("default", "q"), b"{not json")
     await store.resync(js)
     assert store.get("default", "p").spec.strategy_limits.max_position_pct == 0.1
     assert "default.q" in store.refused  # refused, and the previous state (none) stays
@@ -41,7 +42,7 @@ async def test_resync_reads_what_the_watch_missed_and_only_when_the_bucket_moved
     assert store.refused == {}
 
     # a deletion is a write too
-    await kv.delete(policies.key("default", "p"))
+    await bucket.delete(kv.policy_key("default", "p"))
     await store.resync(js)
     assert store.get("default", "p") is None
     assert "default.q" in store.refused
@@ -76,12 +77,12 @@ async def test_a_failed_listing_keeps_the_policies_in_force_and_is_read_again(nc
     import pytest
 
     js = nc.jetstream()
-    kv = await policies.bucket(js)
-    await kv.put(policies.key("default", "p"), _doc(0.2))
+    bucket = await kv.policy_bucket(js)
+    await bucket.put(kv.policy_key("default", "p"), _doc(0.2))
     store = policies.PolicyStore()
     await store.start(js)
     await store.stop()
-    await kv.put(policies.key("default", "p"), _doc(0.1))  # the bucket moved: the resync will list it
+    await bucket.put(kv.policy_key("default", "p"), _doc(0.1))  # the bucket moved: the resync will list it
 
     with pytest.raises(nats.errors.TimeoutError):  # the caller logs it and carries on
         await store.resync(_ListingFails(js))
@@ -91,6 +92,6 @@ async def test_a_failed_listing_keeps_the_policies_in_force_and_is_read_again(nc
     assert store.get("default", "p").spec.strategy_limits.max_position_pct == 0.1
 
     # an empty bucket (nats-py's NoKeysError) is still every policy deleted
-    await kv.delete(policies.key("default", "p"))
+    await bucket.delete(kv.policy_key("default", "p"))
     await store.resync(js)
     assert store.get("default", "p") is None

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection, queries
 from kubetrade.localstack.servers import PostgresServer
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import RiskDecision
@@ -40,8 +40,8 @@ async def decided(nc, coid: str, qty: float) -> RiskDecision:
 async def test_nats_restart_and_postgres_crash(own_pg, own_nats, nc) -> None:
     dsn = own_pg.create_database("restarts")
     migrate.apply(dsn)
-    conn = await store.connect(dsn)
-    await store.allocate(conn, "paper", "alpha", 1_000_000.0, risk_policy="default")
+    conn = await connection.connect(dsn)
+    await allocation.allocate(conn, "paper", "alpha", 1_000_000.0, risk_policy="default")
     await conn.close()
     await publish_policy(nc, {})
     async with stack(dsn, own_nats.url) as (rm, ex):
@@ -73,7 +73,7 @@ async def test_nats_restart_and_postgres_crash(own_pg, own_nats, nc) -> None:
         rev = await publish_policy(nc, {"circuitBreaker": {"killSwitch": True}})
         await wait_for(lambda: _revision(rm, rev))
         assert (await decided(nc, "x-5", 0.01)).rule == "killSwitch"
-    conn = await store.connect(dsn)
+    conn = await connection.connect(dsn)
     cur = await conn.execute("SELECT client_order_id, count(*) AS n FROM fills GROUP BY client_order_id")
     assert {r["client_order_id"]: r["n"] for r in await cur.fetchall()} == {f"x-{i}": 1 for i in range(1, 5)}
     cur = await conn.execute("SELECT quantity FROM positions")
@@ -96,11 +96,11 @@ async def _connected(nc, rm, ex):
 
 async def _filled(dsn, coid):
     try:
-        conn = await store.connect(dsn)
+        conn = await connection.connect(dsn)
     except Exception:
         return False
     try:
-        row = await store.get(conn, coid)
+        row = await queries.order(conn, coid)
         return row is not None and row["status"] == "filled"
     finally:
         await conn.close()

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from kubetrade.executor import paperpath, store
 from kubetrade.executor.venues import PaperVenue
+from kubetrade.ledger import allocation, connection, paperbatch, record
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.portfolios import RESERVATION_TTL_MS, Reservation, RiskBook
@@ -24,7 +24,7 @@ from tests.orders.conftest import now_ms, order
 
 @pytest.fixture
 async def conn(orders_dsn: str) -> Any:
-    c = await store.connect(orders_dsn)
+    c = await connection.connect(orders_dsn)
     yield c
     await c.close()
 
@@ -32,7 +32,7 @@ async def conn(orders_dsn: str) -> Any:
 async def _book(conn: Any, capital: float, *strategies: str) -> tuple[PaperVenue, Any, RiskBook]:
     """Ledgers for ``strategies`` under the default policy, a paper venue at 50,000, and a book read once."""
     for strategy in strategies:
-        await store.allocate(conn, "paper", strategy, capital, risk_policy="default")
+        await allocation.allocate(conn, "paper", strategy, capital, risk_policy="default")
     venue = PaperVenue()
     venue.on_price("binance", "BTC/USDT", 50_000.0)
     policies = {("default", "default"): RiskPolicySpec.model_validate({})}
@@ -47,9 +47,9 @@ async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(co
     assert p is not None and p is book.portfolio_of("paper", "default", "beta")
 
     filled = order("filled-1", qty=0.01)
-    assert await paperpath.record_and_fill(conn, venue, filled, now_ms()) is not None
+    assert await paperbatch.record_and_fill(conn, venue, filled, now_ms()) is not None
     resting = order("resting-1", qty=0.02, type="limit", price=40_000.0)  # below the market: stays open
-    row, _ = await store.record_new(conn, resting)
+    row, _ = await record.record_new(conn, resting)
     assert row["status"] == "pending"
     now = now_ms()
     p.reservations = {
@@ -71,7 +71,7 @@ async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(co
     # once the executor has recorded it and it is done, the next refresh releases it too; an
     # order approved while that refresh's queries run is not in its snapshot and stays reserved
     flight = order("in-flight-1", strategy="beta", qty=0.03)
-    assert await paperpath.record_and_fill(conn, venue, flight, now_ms()) is not None
+    assert await paperbatch.record_and_fill(conn, venue, flight, now_ms()) is not None
     refresh = asyncio.create_task(book.refresh(conn, policies))
     await asyncio.sleep(0)  # the refresh has taken its list of reservations and waits for the database
     p.reservations["late-1"] = Reservation("beta", "BTC/USDT", 0.04, now_ms())
@@ -100,7 +100,7 @@ async def test_a_paced_refresh_resolves_every_chunk_and_keeps_what_decisions_did
     n = 2 * UNRESOLVED_CHUNK + 17  # three chunks of ids, and three chunks of the reservation loop
     done = [order(f"done-{i}", qty=0.001) for i in range(n)]
     for i in range(0, n, 50):
-        assert await paperpath.record_and_fill_batch(conn, venue, done[i : i + 50], now_ms()) is not None
+        assert await paperbatch.record_and_fill_batch(conn, venue, done[i : i + 50], now_ms()) is not None
     now = now_ms()
     p.reservations = {o.client_order_id: Reservation("alpha", "BTC/USDT", 0.001, now) for o in done}
     p.reservations["in-flight"] = Reservation("alpha", "BTC/USDT", 0.25, now)

@@ -11,20 +11,19 @@ import time
 
 import pytest
 
-from kubetrade.executor import store
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
-from kubetrade.messaging import codec, subjects
+from kubetrade.ledger import allocation, connection, queries
+from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
-from kubetrade.risk import policies
 from kubetrade.risk.manager import RiskManager
 from tests.orders.conftest import now_ms, tick, wait_for
 
 
 async def publish_policy(nc, spec: dict, name: str = "default") -> int:
-    kv = await policies.bucket(nc.jetstream())
+    bucket = await kv.policy_bucket(nc.jetstream())
     value = {"namespace": "default", "name": name, "generation": 1, "spec": spec}
-    return await kv.put(policies.key("default", name), json.dumps(value).encode())
+    return await bucket.put(kv.policy_key("default", name), json.dumps(value).encode())
 
 
 def signal(coid: str, qty: float, side: str = "buy", price: float = 50_000.0, **kw) -> Signal:
@@ -68,8 +67,8 @@ async def stack(dsn: str, url: str, refresh_seconds: float = 0.2):
 
 
 async def test_signals_get_decisions_policies_reload_and_stops_fire(orders_dsn, own_nats, nc) -> None:
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
     await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
     async with stack(orders_dsn, own_nats.url) as (rm, _ex):
         await tick(nc, 50_000.0)
@@ -92,8 +91,8 @@ async def test_signals_get_decisions_policies_reload_and_stops_fire(orders_dsn, 
         d3 = await ask(nc, signal("r-3", 0.001, price=50_000.0))
         assert not d3.approved and d3.rule == "killSwitch" and d3.policy_revision == rev
         # ... a bad revision is refused and the kill switch stays on
-        kv = await policies.bucket(nc.jetstream())
-        await kv.put(policies.key("default", "default"), b'{"spec": {"portfolioLimits": {"maxDrawdownPct": 7}}}')
+        bucket = await kv.policy_bucket(nc.jetstream())
+        await bucket.put(kv.policy_key("default", "default"), b'{"spec": {"portfolioLimits": {"maxDrawdownPct": 7}}}')
         await wait_for(lambda: _refused(rm))
         assert not (await ask(nc, signal("r-4", 0.001))).approved
         # bad input: answered with the reason, dead-lettered, nothing crashes
@@ -126,8 +125,8 @@ async def test_a_strategy_exit_after_its_stop_fired_is_refused_by_the_risk_manag
     """The stop's close is counted in the book from the moment it is sent, like an approved order:
     the strategy's own exit decided before the next refresh sees the position closing and is
     refused here, with its reason (before, it was approved and then rejected by the executor)."""
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "gamma", 10_000.0, risk_policy="default")
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "gamma", 10_000.0, risk_policy="default")
     await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
     # refreshed only when poked, so that the book's view between refreshes is what is tested
     async with stack(orders_dsn, own_nats.url, refresh_seconds=3600) as (rm, _ex):
@@ -149,7 +148,7 @@ async def test_a_strategy_exit_after_its_stop_fired_is_refused_by_the_risk_manag
         exit_ = signal("g-2", 0.04, side="sell", reduce_only=True).model_copy(update={"strategy": "gamma"})
         d = await ask(nc, exit_)
         assert not d.approved and d.rule == "reduceOnly", d
-        assert await store.get(conn, "g-2") is None  # never reached the executor
+        assert await queries.order(conn, "g-2") is None  # never reached the executor
         # the next refresh reads the close back and releases its reservation
         rm.poke.set()
         await wait_for(lambda: _released(book))
@@ -179,7 +178,7 @@ async def _refused(rm):
 
 
 async def _status(conn, coid, status):
-    row = await store.get(conn, coid)
+    row = await queries.order(conn, coid)
     return row if row is not None and row["status"] == status else None
 
 
@@ -192,8 +191,8 @@ async def _flat(conn, strategy="alpha"):
 async def test_a_burst_of_exchange_errors_reported_by_the_executor_trips_the_breaker(orders_dsn, own_nats, nc) -> None:
     """Events reporting an exchange error also go to the exchange-errors subject; the risk manager counts
     those, and only those (it once listened on a subject nothing was published to, and counted nothing)."""
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
     await publish_policy(nc, {"circuitBreaker": {"exchangeErrorBurst": 3, "errorWindowSeconds": 60}})
     async with stack(orders_dsn, own_nats.url) as (rm, ex):
         await tick(nc, 50_000.0)

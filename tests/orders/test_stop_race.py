@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubetrade.executor.executor import ensure_streams
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import OrderRequest
+from kubetrade.messaging.streams import ensure_order_streams as ensure_streams
 from kubetrade.resources.riskpolicy import StopLossSettings
 from kubetrade.risk.stopwatch import StopWatch
 

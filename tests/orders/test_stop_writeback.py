@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrade.executor import paperpath, store
 from kubetrade.executor.venues import PaperVenue
+from kubetrade.ledger import allocation, connection, paperbatch
+from kubetrade.ledger.queries import OPEN_POSITIONS
 from kubetrade.resources.riskpolicy import StopLossSettings
-from kubetrade.risk.portfolios import OPEN_POSITIONS
 from kubetrade.risk.stopwatch import StopWatch
 from tests.orders.conftest import now_ms, order
 
 
 async def test_trailing_stops_are_written_back_and_fixed_ones_are_not(orders_dsn: str) -> None:
-    conn = await store.connect(orders_dsn)
+    conn = await connection.connect(orders_dsn)
     try:
         venue = PaperVenue()
         venue.on_price("binance", "BTC/USDT", 100.0)
         for strategy in ("trail", "fixed"):
-            await store.allocate(conn, "paper", strategy, 10_000.0, risk_policy="default")
-            assert await paperpath.record_and_fill(
+            await allocation.allocate(conn, "paper", strategy, 10_000.0, risk_policy="default")
+            assert await paperbatch.record_and_fill(
                 conn, venue, order(f"{strategy}-1", strategy=strategy, qty=1.0, price=100.0), now_ms()
             )
         settings = {

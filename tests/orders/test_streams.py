@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrade.executor.executor import ensure_streams
 from kubetrade.messaging import streams, subjects
+from kubetrade.messaging.streams import ensure_order_streams as ensure_streams
 
 
 async def test_streams_converge_to_the_declared_subjects_and_age_limits(nc: Any) -> None:

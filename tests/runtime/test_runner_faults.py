@@ -17,7 +17,7 @@ from kubetrade.candles import Candles, load_csv
 from kubetrade.data import SAMPLE_DIR
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.engine.templates import ema_cross
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection
 from kubetrade.localstack.servers import free_port
 from kubetrade.localstack.services import publish_policy, risk_metrics, start_executor, start_risk_manager
 from kubetrade.messaging import codec, subjects
@@ -46,8 +46,8 @@ def first_trade(candles: Candles):
 async def prepare(dsn: str, nc, candles: Candles) -> None:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as plain:
         await ingest(plain, SeriesKey("binance", "BTC/USDT", "5m"), candles.slice(0, WARMUP))
-    conn = await store.connect(dsn)
-    await store.allocate(conn, "paper", "parity", 10_000, risk_policy="loose")
+    conn = await connection.connect(dsn)
+    await allocation.allocate(conn, "paper", "parity", 10_000, risk_policy="loose")
     await conn.close()
     await publish_policy(nc, "default", "loose", PERMISSIVE)
 
@@ -72,7 +72,7 @@ async def feed(nc, runner: Runner, candles: Candles, bars: range) -> None:
 
 
 async def orders(dsn: str) -> list[dict]:
-    conn = await store.connect(dsn)
+    conn = await connection.connect(dsn)
     try:
         cur = await conn.execute("SELECT client_order_id, status, side FROM orders ORDER BY id")
         return list(await cur.fetchall())

@@ -12,7 +12,7 @@ from kubetrade.candles import load_csv
 from kubetrade.data import SAMPLE_DIR
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.engine.templates import ema_cross
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection
 from kubetrade.localstack.servers import free_port
 from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.localstack.services import (
@@ -52,10 +52,10 @@ async def test_paper_runner_trades_exactly_like_the_backtest(tmp_path, runtime_n
     expected = backtest(genome, candles, costs, start=WARMUP).trades
     assert len(expected) >= 10
 
-    conn = await store.connect(runtime_dsn)
+    conn = await connection.connect(runtime_dsn)
     async with await psycopg.AsyncConnection.connect(runtime_dsn, autocommit=True) as plain:
         await ingest(plain, SeriesKey("binance", "BTC/USDT", "5m"), candles.slice(0, WARMUP))
-    await store.allocate(conn, "paper", "parity", 10_000, risk_policy="loose")
+    await allocation.allocate(conn, "paper", "parity", 10_000, risk_policy="loose")
     await publish_policy(rnc, "default", "loose", PERMISSIVE)
     risk = start_risk_manager(runtime_nats.url, runtime_dsn, tmp_path, refresh_seconds=0.2)
     executor = start_executor(runtime_nats.url, runtime_dsn, tmp_path)

@@ -240,3 +240,27 @@ def shared_data_dir() -> Path:
         return Path(env)
     repo = Path(__file__).resolve().parents[2]
     return repo.parent / "shared" / "data"
+
+
+class MissingData(FileNotFoundError):
+    """Real candles a benchmark needs are not there; the message says where they were looked
+    for and how to get them (``KUBETRADE_SHARED_DATA``, or ``kubetrade download-data``)."""
+
+
+def shared_files(folder: str, pattern: str, *, exchange: str, pairs: str, timeframe: str, days: int) -> list[Path]:
+    """Files matching ``pattern`` in ``<shared data>/<folder>``, or :class:`MissingData` saying how to fetch them.
+
+    ``exchange``, ``pairs``, ``timeframe`` and ``days`` describe the data for the message: the
+    ``kubetrade download-data`` call that writes such files into ``DIR/<folder>``.
+    """
+    root = shared_data_dir()
+    found = sorted((root / folder).glob(pattern))
+    if found:
+        return found
+    how = "KUBETRADE_SHARED_DATA" if os.environ.get("KUBETRADE_SHARED_DATA") else "the default (../shared/data)"
+    raise MissingData(
+        f"no {pattern} in {root / folder} (from {how}): this needs {days} days of {exchange} {pairs} {timeframe} "
+        f"candles, which the repository does not ship. Either set KUBETRADE_SHARED_DATA to a folder that has "
+        f"{folder}/{pattern}, or fetch them: kubetrade download-data --exchange {exchange} --pairs {pairs} "
+        f"--timeframes {timeframe} --days {days} --datadir DIR/{folder}, then KUBETRADE_SHARED_DATA=DIR"
+    )

@@ -28,19 +28,76 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.runner.commands",
     "kubetrade.goalevolution.commands",
     "kubetrade.collector.commands",
+    "kubetrade.download.commands",
+    "kubetrade.views.commands",
 )
 
 
+SERVER_ROLES: tuple[str, ...] = (
+    "api", "operator", "collect", "risk-manager", "executor", "runner", "goal-evolution", "backtest-job", "warmup",
+    "install-secrets", "install-admin-key",
+)
+"""Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
+every other command is one a user types, and ``--help`` lists the two groups apart."""
+USER_ORDER: tuple[str, ...] = ("download-data", "backtest", "evolve", "up", "trades", "strategies", "validate",
+                               "crds", "api-keys")
+"""The order user commands are listed in (the first things a trader reaches for first); others follow."""
+
+
+def _versions() -> str:
+    from importlib import metadata
+
+    import kubetrade
+
+    parts = []
+    for dist in ("ccxt", "numba", "numpy"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return f"kubetrade {kubetrade.__version__} (python {sys.version.split()[0]}, {', '.join(parts)})"
+
+
+def _grouped_help(sub: argparse._SubParsersAction) -> str:  # type: ignore[type-arg]
+    """The commands, user commands first, then the server roles, each with its one-line help."""
+    helps = {a.dest: a.help or "" for a in sub._choices_actions}
+    user = sorted((n for n in sub.choices if n not in SERVER_ROLES),
+                  key=lambda n: USER_ORDER.index(n) if n in USER_ORDER else len(USER_ORDER))
+    roles = [n for n in sub.choices if n in SERVER_ROLES]
+    width = max(len(n) for n in sub.choices) + 2
+    lines = ["commands for traders and operators:"]
+    lines += [f"  {n:<{width}}{helps.get(n, '')}" for n in user]
+    lines += ["", "server roles (the platform's processes; the chart, the operator and 'kubetrade up' start them):"]
+    lines += [f"  {n:<{width}}{helps.get(n, '')}" for n in roles]
+    lines += ["", "kubetrade COMMAND --help shows a command's options. Settings come from KUBETRADE_* variables;",
+              "a bad value stops the command naming the variable."]
+    return "\n".join(lines)
+
+
 def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubetrade", description=__doc__.splitlines()[0] if __doc__ else None)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="kubetrade", description=__doc__.splitlines()[0] if __doc__ else None,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_versions(), help="show the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in modules:
         importlib.import_module(name).register(sub)
+    parser.epilog = _grouped_help(sub)
+    sub._choices_actions.clear()  # the epilog lists them, grouped; argparse would list them again, mixed
+    sub.help = "one of the commands below"
     return parser
 
 
 def main(argv: Sequence[str] | None = None, modules: Sequence[str] = COMMAND_MODULES) -> int:
     """Run a subcommand; ``modules`` narrows the CLI to some roles (``python -m kubetrade.risk``)."""
+    from kubetrade import settings
+    from kubetrade.engine.warmcache import seed_from_image
+
+    try:
+        settings.load()  # every KUBETRADE_* variable, typed, before anything reads one
+    except settings.SettingsError as exc:
+        print(f"kubetrade: bad setting: {exc}", file=sys.stderr)
+        return 2
+    seed_from_image()  # before the command modules are imported: numba looks at its cache then
     parser = build_parser(modules)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -58,11 +115,9 @@ def _observe(role: str) -> None:
     (``KUBETRADE_METRICS_PORT``, ``OTEL_EXPORTER_OTLP_ENDPOINT``); both are off when unset.
     """
     import kubetrade
-    from kubetrade.engine.warmcache import seed_from_image
     from kubetrade.observability import metrics
     from kubetrade.observability import tracecontext as tracing
 
-    seed_from_image()
     metrics.serve_from_env(role, kubetrade.__version__)
     tracing.configure(role)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("api", help="serve the HTTP API")
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes; rate limits and key revocations hold across them (PostgreSQL)")
     parser.add_argument("--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 
@@ -42,20 +41,24 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        """From the typed environment (:mod:`kubetrade.settings`): a bad value names its variable."""
+        from kubetrade import settings
+
+        env = settings.load()
         return cls(
-            database_url=os.environ.get("KUBETRADE_DATABASE_URL"),
-            nats_url=os.environ.get("KUBETRADE_NATS_URL"),
-            cors_origins=_list(os.environ.get("KUBETRADE_CORS_ORIGINS")),
-            api_key_pepper=os.environ.get("KUBETRADE_API_KEY_PEPPER", ""),
-            rate_limit_per_key=int(os.environ.get("KUBETRADE_RATE_LIMIT_PER_KEY", "600")),
-            rate_limit_per_address=int(os.environ.get("KUBETRADE_RATE_LIMIT_PER_ADDRESS", "1200")),
-            rate_window_seconds=int(os.environ.get("KUBETRADE_RATE_WINDOW_SECONDS", "60")),
-            namespace=os.environ.get("KUBETRADE_NAMESPACE") or _pod_namespace() or "default",
-            image=os.environ.get("KUBETRADE_IMAGE", "kubetrade:latest"),
-            database_secret=os.environ.get("KUBETRADE_DATABASE_SECRET") or None,
-            job_env_secret=os.environ.get("KUBETRADE_JOB_ENV_SECRET") or None,
-            max_body_bytes=int(os.environ.get("KUBETRADE_API_MAX_BODY_BYTES", str(1024 * 1024))),
-            alert_evaluation=os.environ.get("KUBETRADE_ALERT_EVALUATION", "1") not in ("0", "false", "no"),
+            database_url=env.database_url,
+            nats_url=env.nats_url,
+            cors_origins=_list(env.cors_origins),
+            api_key_pepper=env.api_key_pepper.get_secret_value(),
+            rate_limit_per_key=env.rate_limit_per_key,
+            rate_limit_per_address=env.rate_limit_per_address,
+            rate_window_seconds=env.rate_window_seconds,
+            namespace=env.namespace or _pod_namespace() or "default",
+            image=env.image,
+            database_secret=env.database_secret,
+            job_env_secret=env.job_env_secret,
+            max_body_bytes=env.api_max_body_bytes,
+            alert_evaluation=env.alert_evaluation,
         )
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("backtest-job", help="run a backtest recorded by the API (a Job's command)")
-    parser.add_argument("id", type=uuid.UUID)
-    parser.add_argument("--dsn", default=os.environ.get("KUBETRADE_DATABASE_URL"))
+    parser.add_argument("id", type=uuid.UUID, help="the backtest's id, as the API recorded it")
+    parser.add_argument("--dsn", default=os.environ.get("KUBETRADE_DATABASE_URL"),
+                        help="PostgreSQL DSN (default $KUBETRADE_DATABASE_URL)")
     parser.set_defaults(func=_run)
 
 

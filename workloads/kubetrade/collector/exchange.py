@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubetrade import retrying
 from kubetrade.candles import timeframe_ms
 from kubetrade.collector.health import Health, wall_ms
 from kubetrade.collector.publish import Publisher
@@ -197,41 +198,44 @@ class ExchangeCollector:
         self.health.lag_seconds()
         return n
 
-    def retry_after(self) -> float | None:
-        """The exchange's Retry-After (seconds) from the last response, if it sent one."""
-        headers = getattr(self.client, "last_response_headers", None) or {}
-        for name, value in headers.items():
-            if name.lower() == "retry-after":
-                with contextlib.suppress(ValueError):
-                    return float(value)
-        return None
+    def retry_after(self, exc: BaseException | None = None) -> float | None:
+        """The exchange's Retry-After (seconds) when ``exc`` is a rate limit (429/418), else None.
+
+        ccxt keeps the headers of the last response; only a DDoSProtection error makes them the
+        rate-limit answer's (any other error's headers say nothing about waiting).
+        """
+        from ccxt.base.errors import DDoSProtection
+
+        if exc is not None and not isinstance(exc, DDoSProtection):
+            return None
+        return retrying.retry_after_header(getattr(self.client, "last_response_headers", None))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Collect until ``stop`` is set, retrying every failure with backoff."""
-        from ccxt.base.errors import BaseError, DDoSProtection  # not `import ccxt`: that loads every exchange
+        """Collect until ``stop`` is set; every failure is retried with backoff from the cursor.
+
+        A rate limit (429 / 418) waits at least as long as the exchange's Retry-After says;
+        any other ccxt error, a publish timeout or a bug in a parser is counted and retried too:
+        nothing here is worth dying for.
+        """
+        from ccxt.base.errors import BaseError  # not `import ccxt`: that loads every exchange
+
+        def failed(exc: BaseException, wait: float) -> None:
+            self.health.error(exc)
+            if not isinstance(exc, BaseError):
+                log.exception("unexpected collector error", exc_info=exc)
 
         self.health.set_phase("Running")
         watchers = [asyncio.create_task(self._watch(k, stop)) for k in self.keys()] if self._can_watch() else []
-        delay = 1.0
         try:
             while not stop.is_set():
                 try:
-                    await self.cycle()
-                    delay = 1.0
-                    wait = self.interval_seconds
-                except DDoSProtection as exc:  # 429 / 418: wait as long as the exchange says
-                    self.health.error(exc)
-                    wait = max(self.retry_after() or delay, delay)
-                    delay = min(delay * 2, self.max_backoff)
-                except Exception as exc:  # any other ccxt error, a publish timeout, a bug in a parser
-                    # Nothing here is worth dying for: count it, back off, try again from the cursor.
-                    self.health.error(exc)
-                    if not isinstance(exc, BaseError):
-                        log.exception("unexpected collector error")
-                    wait, delay = delay, min(delay * 2, self.max_backoff)
+                    await retrying.call(self.cycle, first=1.0, maximum=self.max_backoff, stop=stop,
+                                        retry_after=self.retry_after, on_retry=failed)
+                except retrying.Stopped:
+                    break
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(first_set(stop, self._wake), timeout=wait)
+                    await asyncio.wait_for(first_set(stop, self._wake), timeout=self.interval_seconds)
         finally:
             for w in watchers:
                 w.cancel()
@@ -242,20 +246,21 @@ class ExchangeCollector:
 
     async def _watch(self, key: SeriesKey, stop: asyncio.Event) -> None:
         """Wake the loop when the stream shows a candle newer than the cursor's (it has closed)."""
-        delay = 1.0
+
+        async def one_event() -> None:
+            rows = await self.client.watch_ohlcv(key.symbol, key.timeframe)
+            cursor = self.cursors.get(key)
+            if rows and cursor is not None and rows[-1][0] > cursor:
+                self._wake.set()
+
+        def unavailable(exc: BaseException, wait: float) -> None:  # stream down: polling carries on
+            log.info("websocket unavailable, polling", extra={"error": type(exc).__name__, "delay": wait})
+
         while not stop.is_set():
             try:
-                rows = await self.client.watch_ohlcv(key.symbol, key.timeframe)
-                cursor = self.cursors.get(key)
-                if rows and cursor is not None and rows[-1][0] > cursor:
-                    self._wake.set()
-                delay = 1.0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # stream down: polling carries on, try the stream again later
-                log.info("websocket unavailable, polling", extra={"error": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
+                await retrying.call(one_event, first=1.0, maximum=self.max_backoff, stop=stop, on_retry=unavailable)
+            except retrying.Stopped:
+                return
 
 
 async def exchange_clock(client: Any) -> Callable[[], int]:

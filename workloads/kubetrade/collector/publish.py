@@ -11,11 +11,11 @@ the collector does not move its resume point past a sample until the stream has 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+from kubetrade import retrying
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import AltPoint, Candle, PublicTrade, Ticker
 from kubetrade.observability import tracecontext as tracing
@@ -61,24 +61,17 @@ class Publisher:
         data = codec.encode(message)
         with tracing.producer_span("md.publish", subject):  # the trace of this sample starts here
             headers = tracing.inject({"Nats-Msg-Id": message.msg_id()})
-        delay = 0.05
-        while True:
-            try:
-                ack = await self.js.publish(subject, data, headers=headers, timeout=self.timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NoRespondersError, TimeoutError, ConnectionClosedError ...
-                self.retries += 1
-                log.warning("publish failed, retrying", extra={"subject": subject, "error": type(exc).__name__,
-                                                               "delay": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-                continue
-            if ack.duplicate:
-                self.duplicates += 1
-            else:
-                self.published += 1
-            return
+        def failed(exc: BaseException, wait: float) -> None:  # NoRespondersError, TimeoutError, ConnectionClosed...
+            self.retries += 1
+            log.warning("publish failed, retrying", extra={"subject": subject, "error": type(exc).__name__,
+                                                           "delay": wait})
+
+        ack = await retrying.call(lambda: self.js.publish(subject, data, headers=headers, timeout=self.timeout),
+                                  first=0.05, maximum=self.max_backoff, on_retry=failed)
+        if ack.duplicate:
+            self.duplicates += 1
+        else:
+            self.published += 1
 
     async def publish_all(self, messages: Sequence[Candle | Ticker | PublicTrade | AltPoint]) -> None:
         for m in messages:

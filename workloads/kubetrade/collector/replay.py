@@ -1,7 +1,8 @@
 """The replay collector: stored real candles published as if they arrived live.
 
-Files named ``BASE_QUOTE-TIMEFRAME.csv.gz`` (the bundled sample or any folder) are loaded
-with :func:`kubetrade.candles.load_csv`, merged across symbols and timeframes in order of
+Files named ``BASE_QUOTE-TIMEFRAME`` in any candle format (gzip CSV, Freqtrade's feather or
+json, Parquet; the bundled sample or any folder) are loaded with
+:func:`kubetrade.candlefiles.load`, merged across symbols and timeframes in order of
 candle close time, and published at ``speed`` times real time.  A candle is published
 when it would have closed, exactly as the exchange collector publishes it, so consumers
 cannot tell replay from live.  With ``loop`` the data is played again shifted by its own
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from kubetrade.candles import CandleError, Candles, load_csv, timeframe_ms
+from kubetrade import candlefiles
+from kubetrade.candles import CandleError, Candles, timeframe_ms
 from kubetrade.collector.exchange import Resume
 from kubetrade.collector.health import Health
 from kubetrade.collector.publish import Publisher
@@ -37,12 +39,13 @@ def load_series(folder: Path, symbols: list[str], timeframes: list[str]) -> dict
     out = {}
     for symbol in symbols:
         for tf in timeframes:
-            path = folder / f"{symbol.replace('/', '_')}-{tf}.csv.gz"
-            if not path.is_file():
-                have = sorted(p.name for p in folder.glob("*.csv.gz"))
-                raise CandleError(f"replay: no file {path.name} in {folder} for {symbol} {tf}; "
+            path = candlefiles.find(folder, symbol, tf) if folder.is_dir() else None
+            if path is None:
+                have = [p.name for p in candlefiles.candle_files(folder)] if folder.is_dir() else []
+                raise CandleError(f"replay: no file for {symbol} {tf} in {folder} "
+                                  f"({candlefiles.file_name(symbol, tf)} or .feather/.parquet/.json); "
                                   f"available: {', '.join(have) or 'none'}")
-            out[SeriesKey("", symbol, tf)] = load_csv(path, symbol=symbol, timeframe=tf)
+            out[SeriesKey("", symbol, tf)] = candlefiles.load(path, symbol=symbol, timeframe=tf)
     return out
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -176,10 +175,11 @@ def _done(task: asyncio.Task[Any]) -> asyncio.Event:
 
 
 def options_from_env(store: bool | None, exchange_url: str | None) -> Options:
-    nats_url = os.environ.get("KUBETRADE_NATS_URL")
-    if not nats_url:
+    from kubetrade import settings
+
+    env = settings.current()
+    if not env.nats_url:
         raise SystemExit("kubetrade collect: set KUBETRADE_NATS_URL (the collector publishes to NATS JetStream)")
-    db = os.environ.get("KUBETRADE_DATABASE_URL") or None
-    return Options(nats_url=nats_url, database_url=db, store=bool(db) if store is None else store,
-                   report_seconds=float(os.environ.get("KUBETRADE_HEALTH_REPORT_SECONDS", "10")),
-                   exchange_url=exchange_url or os.environ.get("KUBETRADE_EXCHANGE_URL") or None)
+    db = env.database_url
+    return Options(nats_url=env.nats_url, database_url=db, store=bool(db) if store is None else store,
+                   report_seconds=env.health_report_seconds, exchange_url=exchange_url or env.exchange_url)

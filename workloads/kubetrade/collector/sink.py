@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from kubetrade import retrying
 from kubetrade.messaging import codec
 from kubetrade.messaging.schemas import AltPoint, Candle
 from kubetrade.storage import timescale
@@ -90,23 +91,27 @@ class Sink:
             except codec.BadMessage as exc:
                 await codec.dead_letter(self.nc, msg.subject, msg.data, str(exc))
                 self.dead_lettered += 1
-        delay = 0.1
-        while True:
-            try:
-                conn = await self._connection()
-                if candles:
-                    await upsert_messages(conn, candles)
-                await upsert_points(conn, points)
-                self.stored += len(candles) + len(points)
-                return
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self.db_errors += 1
-                log.warning("database unavailable, retrying batch", extra={"error": type(exc).__name__})
-                if self._conn is not None:
-                    await self._conn.close()
-                self._conn = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
+        async def store() -> None:
+            conn = await self._connection()
+            if candles:
+                await upsert_messages(conn, candles)
+            await upsert_points(conn, points)
+
+        def failed(exc: BaseException, wait: float) -> None:
+            self.db_errors += 1
+            log.warning("database unavailable, retrying batch", extra={"error": type(exc).__name__, "delay": wait})
+
+        async for attempt in retrying.backoff(first=0.1, maximum=self.max_backoff, on_retry=failed,
+                                              retry_on=(psycopg.OperationalError, psycopg.InterfaceError)):
+            with attempt:
+                try:
+                    await store()
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    if self._conn is not None:  # the next try opens a new connection
+                        await self._conn.close()
+                    self._conn = None
+                    raise
+        self.stored += len(candles) + len(points)
 
     async def run(self, stop: asyncio.Event, *, idle_exit: bool = False) -> None:
         """Store batches until ``stop``; with ``idle_exit``, return once the consumer is drained."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from kubetrade.engine import stoprule
 from kubetrade.engine.codes import (  # noqa: F401 - re-exported for the kernels and their callers
     BOTH,
     ENTRY,
@@ -79,47 +80,41 @@ def new_state(init_cash):  # type: ignore[no-untyped-def]
     return state
 
 
+_fixed_level = njit(inline="always")(stoprule.fixed_level)
+_trailed_level = njit(inline="always")(stoprule.trailed_level)
+_best_price = njit(inline="always")(stoprule.best_price)
+_crossed = njit(inline="always")(stoprule.crossed)
+
+
 @njit(cache=True)
 def _stop_exit(side, entry, extreme, o, h, lo, sl, tp, ts):  # type: ignore[no-untyped-def]
-    """(reason, raw fill price) for a stop hit inside one bar, or (NO_EXIT, nan)."""
-    if side > 0:
-        extreme = max(extreme, o)
-        stop = -np.inf
-        reason = NO_EXIT
-        if sl > 0:
-            stop = entry * (1.0 - sl)
-            reason = EXIT_STOP_LOSS
-        if ts > 0 and extreme * (1.0 - ts) > stop:
-            stop = extreme * (1.0 - ts)
+    """(reason, raw fill price) for a stop hit inside one bar, or (NO_EXIT, nan).
+
+    The stop level is :mod:`kubetrade.engine.stoprule`'s, as the risk manager's stop watch
+    computes it; the bar adds the open's gap (through the stop or the take-profit: filled at
+    the open), then the stop (its level), then the take-profit (its level).
+    """
+    extreme = _best_price(side, extreme, o)
+    stop = -np.inf if side > 0 else np.inf
+    reason = NO_EXIT
+    if sl > 0:
+        stop = _fixed_level(side, entry, sl)
+        reason = EXIT_STOP_LOSS
+    if ts > 0:
+        trailed = _trailed_level(side, stop, extreme, ts)
+        if trailed != stop:
+            stop = trailed
             reason = EXIT_TRAILING
-        target = entry * (1.0 + tp) if tp > 0 else np.inf
-        if o <= stop:
-            return reason, o
-        if o >= target:
-            return EXIT_TAKE_PROFIT, o
-        if lo <= stop:
-            return reason, stop
-        if h >= target:
-            return EXIT_TAKE_PROFIT, target
-    else:
-        extreme = min(extreme, o)
-        stop = np.inf
-        reason = NO_EXIT
-        if sl > 0:
-            stop = entry * (1.0 + sl)
-            reason = EXIT_STOP_LOSS
-        if ts > 0 and extreme * (1.0 + ts) < stop:
-            stop = extreme * (1.0 + ts)
-            reason = EXIT_TRAILING
-        target = entry * (1.0 - tp) if tp > 0 else -np.inf
-        if o >= stop:
-            return reason, o
-        if o <= target:
-            return EXIT_TAKE_PROFIT, o
-        if h >= stop:
-            return reason, stop
-        if lo <= target:
-            return EXIT_TAKE_PROFIT, target
+    # the take-profit sits ``tp`` beyond the entry in the position's favour
+    target = _fixed_level(-side, entry, tp) if tp > 0 else (np.inf if side > 0 else -np.inf)
+    if reason != NO_EXIT and _crossed(side, o, stop):
+        return reason, o
+    if _crossed(-side, o, target):
+        return EXIT_TAKE_PROFIT, o
+    if reason != NO_EXIT and _crossed(side, lo if side > 0 else h, stop):
+        return reason, stop
+    if _crossed(-side, h if side > 0 else lo, target):
+        return EXIT_TAKE_PROFIT, target
     return NO_EXIT, np.nan
 
 

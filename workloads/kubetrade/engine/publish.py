@@ -36,7 +36,7 @@ class ManifestSettings:
     name_prefix: str = "evo"
 
 
-def _summary(s: Survivor) -> PerformanceSummary:
+def performance_summary(s: Survivor) -> PerformanceSummary:
     v = list(s.validation.values())
     return PerformanceSummary(
         return_pct=s.validation_return,
@@ -52,7 +52,7 @@ def _summary(s: Survivor) -> PerformanceSummary:
 def strategy_manifest(s: Survivor, rank: int, run_id: str, data: Sequence[Candles], cfg: EvolveConfig,
                       settings: ManifestSettings) -> Strategy:
     """One survivor as a Strategy resource in paper mode; validation figures in an annotation and status."""
-    summary = _summary(s)
+    summary = performance_summary(s)
     metadata: dict[str, Any] = {
         "name": f"{settings.name_prefix}-{run_id[:8]}-{rank:03d}",
         "labels": {RUN_LABEL: run_id, RANK_LABEL: str(rank)},

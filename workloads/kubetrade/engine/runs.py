@@ -49,6 +49,10 @@ class Result:
     metrics: Metrics
     equity: FloatArray
     trades: list[Trade] = field(default_factory=list)
+    """Closed trades."""
+    open_trade: Trade | None = None
+    """The position still open after the last bar, marked at its close (reason ``open``); its ``pnl`` is
+    the equity change since it was opened, so closed PnL + open PnL = final equity - initial cash."""
 
 
 def _bounds(candles: Candles, start: int | None, end: int | None) -> tuple[int, int]:
@@ -94,11 +98,18 @@ def backtest(
     equity = np.empty(e - s)
     trades = np.empty((min(max_trades, e - s + 1), bt.TRADE_SIZE))
     simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
+    state = bt.new_state(costs.init_cash)
     n = simulate(F, candles.open, candles.high, candles.low, candles.close, *program.take(0),
-                    costs.fee, costs.slippage, bt.new_state(costs.init_cash), s, e, acc, equity, trades)
+                    costs.fee, costs.slippage, state, s, e, acc, equity, trades)
+    open_trade = None
+    if state[bt.S_SIDE] != 0 and e > s:
+        open_trade = Trade(int(state[bt.S_ENTRY_BAR]), e - 1, int(state[bt.S_SIDE]), float(state[bt.S_QTY]),
+                           float(state[bt.S_ENTRY_PX]), float(candles.close[e - 1]),
+                           float(equity[-1] - state[bt.S_CASH_BEFORE]), "open")
     return Result(
         from_accumulators(acc, costs.init_cash, candles.bars_per_year),
         equity,
         [Trade(int(t[0]), int(t[1]), int(t[2]), t[3], t[4], t[5], t[6], bt.EXIT_REASONS[int(t[7])])
          for t in trades[:n]],
+        open_trade,
     )

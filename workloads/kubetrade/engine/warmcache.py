@@ -30,8 +30,11 @@ def seed_from_image() -> int:
     if not seed or not target or Path(seed).resolve() == Path(target).resolve() or not Path(seed).is_dir():
         return 0
     dest = Path(target)
-    if dest.is_dir() and any(dest.iterdir()):
-        return 0  # already seeded (a restarted container keeps its emptyDir)
+    # Already seeded when it holds files (a restarted container keeps its emptyDir).  Folders alone
+    # do not count: numba makes its cache folders (empty) as soon as a module with a cached kernel
+    # is imported, before anything is compiled.
+    if dest.is_dir() and any(files for _, _, files in os.walk(dest)):
+        return 0
     try:
         shutil.copytree(seed, dest, dirs_exist_ok=True)
     except OSError as exc:  # a cold cache is slow, not broken

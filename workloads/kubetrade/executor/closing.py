@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from psycopg import AsyncConnection
+
+from kubetrade.ledger import queries, record
+from kubetrade.ledger.connection import Row
 from kubetrade.messaging import codec, signing, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult, OrderRequest
 
-if TYPE_CHECKING:
-    from kubetrade.executor.executor import Executor
+Cancel = Callable[[Row], Awaitable[None]]
+"""The executor's cancel of one recorded order (its venue, its bookkeeping)."""
 
 
 def closing_id(namespace: str, strategy: str, symbol: str, quantity: float) -> str:
@@ -23,37 +28,26 @@ def closing_id(namespace: str, strategy: str, symbol: str, quantity: float) -> s
     return f"close-{digest[:30]}"
 
 
-async def close_strategy(executor: Executor, data: bytes) -> bytes:
+async def close_strategy(conn: AsyncConnection[Row], environment: str, js: Any, cancel: Cancel, data: bytes) -> bytes:
+    """Answer one close-strategy request: cancel the strategy's live orders, then submit a
+    reduce-only market order for each open position through ``js`` (the ORDERS stream)."""
     try:
         req = codec.decode(CloseStrategyRequest, data)
     except codec.BadMessage as exc:
         return codec.encode(CloseStrategyResult(ok=False, message=str(exc)))
-    conn = executor.conn
-    assert conn is not None
-    cur = await conn.execute(
-        "SELECT * FROM orders WHERE environment = %s AND namespace = %s AND strategy = %s "
-        "AND status IN ('pending', 'open', 'partially_filled')",
-        (executor.environment, req.namespace, req.strategy),
-    )
     cancelled = 0
-    for row in await cur.fetchall():
-        await conn.execute("UPDATE orders SET cancel_requested = true WHERE id = %s", (row["id"],))
-        row["cancel_requested"] = True
-        await executor._cancel(row)
+    for row in await queries.strategy_live_orders(conn, environment, req.namespace, req.strategy):
+        marked = await record.request_cancel(conn, row["client_order_id"])
+        await cancel(marked or {**row, "cancel_requested": True})
         cancelled += 1
-    cur = await conn.execute(
-        "SELECT * FROM positions WHERE environment = %s AND namespace = %s AND strategy = %s AND quantity <> 0",
-        (executor.environment, req.namespace, req.strategy),
-    )
-    js = executor.nc.jetstream()
     closed = 0
-    for pos in await cur.fetchall():
+    for pos in await queries.strategy_open_positions(conn, environment, req.namespace, req.strategy):
         qty = abs(float(pos["quantity"]))
         order = OrderRequest(
             client_order_id=closing_id(req.namespace, req.strategy, pos["symbol"], float(pos["quantity"])),
             strategy=req.strategy,
             namespace=req.namespace,
-            environment=executor.environment,
+            environment=environment,
             exchange=pos["exchange"],
             symbol=pos["symbol"],
             side="sell" if float(pos["quantity"]) > 0 else "buy",
@@ -62,9 +56,10 @@ async def close_strategy(executor: Executor, data: bytes) -> bytes:
             reduce_only=True,
             time=int(time.time() * 1000),
         )
-        subject, data = subjects.order_submit(executor.environment), codec.encode(order)
-        headers = signing.headers(executor.signing_key, subject, order.client_order_id, data)
-        await js.publish(subject, data, headers=headers)
+        subject, body = subjects.order_submit(environment), codec.encode(order)
+        # signed like the risk manager's orders: the executor's own closing orders pass its check
+        headers = signing.headers(signing.key_from_env(), subject, order.client_order_id, body)
+        await js.publish(subject, body, headers=headers)
         closed += 1
     return codec.encode(
         CloseStrategyResult(

@@ -31,12 +31,16 @@ from typing import Any
 
 import psycopg
 
-from kubetrade.executor import intake, paperpath, store
+from kubetrade.executor import intake
+from kubetrade.executor.closing import close_strategy
 from kubetrade.executor.gate import Gate
 from kubetrade.executor.lease import Lease, LeaseLost
 from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain, Venue, VenueOrder
+from kubetrade.ledger import connection, paperbatch, queries, record
 from kubetrade.messaging import auth, codec, signing, subjects
+from kubetrade.messaging.prices import price_of
 from kubetrade.messaging.schemas import CancelRequest, Fill, OrderEvent, OrderRequest
+from kubetrade.messaging.streams import ensure_order_streams
 from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.observability.metrics import FEES, FILLS, ORDERS, labelled
@@ -70,13 +74,6 @@ class FaultPoints:
         if point in self.points and self.rng.random() < self.rate:
             log.warning("fault point: SIGKILL", extra={"point": point})
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-async def ensure_streams(js: Any) -> None:
-    """The streams of the order path (ORDERS, EVENTS, DLQ), as :mod:`kubetrade.messaging.streams` declares them."""
-    from kubetrade.messaging import streams
-
-    await streams.ensure_streams(js, ("ORDERS", "EVENTS", "DLQ"))
 
 
 class Executor:
@@ -120,7 +117,7 @@ class Executor:
         self.stats = {"orders": 0, "fills": 0, "reconciled": 0, "uncertain": 0, "redelivered": 0, "overlapped": 0,
                       "unsigned": 0}
         self.batching = isinstance(venue, PaperVenue)
-        self.memo = paperpath.Memo()
+        self.memo = paperbatch.Memo()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -158,10 +155,10 @@ class Executor:
             await self.nc.drain()
 
     async def _serve(self, lease: Lease) -> None:
-        self.conn = await store.connect(self.dsn)
-        self.memo = paperpath.Memo()  # a fresh session re-reads what it writes against
+        self.conn = await connection.connect(self.dsn)
+        self.memo = paperbatch.Memo()  # a fresh session re-reads what it writes against
         js = self.nc.jetstream()
-        await ensure_streams(js)
+        await ensure_order_streams(js)
         # a round after a lost database starts here again: its plain subscriptions replace the last round's
         for old in self._round_subs:
             with contextlib.suppress(Exception):
@@ -213,7 +210,7 @@ class Executor:
 
         try:
             for _ in range(self.lanes if self.batching else 0):
-                lane_conns.append(await store.connect(self.dsn))
+                lane_conns.append(await connection.connect(self.dsn))
             free.extend(lane_conns)
             while not self.stopping.is_set():
                 if time.monotonic() - last_check >= 0.5:
@@ -306,7 +303,7 @@ class Executor:
         """Paper orders taken together in one transaction: one commit (one fsync) for the lot.
 
         Runs beside at most ``lanes - 1`` other batches, none of them of the same strategy:
-        their guarded writes (:mod:`~kubetrade.executor.paperpath`) touch other ledgers and
+        their guarded writes (:mod:`~kubetrade.ledger.paperbatch`) touch other ledgers and
         positions, and each remembers only its own in the memo.  A batch the fast path will
         not take (nothing written) goes down the general path, one order at a time.  Events
         and acks go out after the commit; a crash before it redelivers the batch, which the
@@ -315,7 +312,7 @@ class Executor:
         assert isinstance(self.venue, PaperVenue)
         try:
             async with self.gate.shared():
-                done = await paperpath.record_and_fill_batch(conn, self.venue, reqs, now_ms(), self.memo)
+                done = await paperbatch.record_and_fill_batch(conn, self.venue, reqs, now_ms(), self.memo)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             await self._give_back(msgs)
             raise
@@ -366,7 +363,7 @@ class Executor:
             self.stats["redelivered"] += 1
         assert self.conn is not None
         if isinstance(self.venue, PaperVenue):
-            fast = await paperpath.record_and_fill(self.conn, self.venue, req, now_ms(), self.memo)
+            fast = await paperbatch.record_and_fill(self.conn, self.venue, req, now_ms(), self.memo)
             if fast is not None:
                 order, fill = fast
                 self.stats["orders"] += 1
@@ -375,7 +372,7 @@ class Executor:
                 await msg.ack()
                 return
         try:
-            row, created = await store.record_new(self.conn, req)
+            row, created = await record.record_new(self.conn, req)
         except LookupError as exc:
             await self._publish_rejection(req, str(exc))
             await msg.ack()
@@ -398,7 +395,7 @@ class Executor:
             await msg.term()
             return
         assert self.conn is not None
-        row = await store.request_cancel(self.conn, req.client_order_id)
+        row = await record.request_cancel(self.conn, req.client_order_id)
         if row is None and now_ms() - req.time < CANCEL_PATIENCE_MS:
             # the cancel overtook its order (they travel on two consumers): try again shortly
             await msg.nak(delay=1.0)
@@ -410,8 +407,6 @@ class Executor:
         await msg.ack()
 
     async def _on_market_data(self, msg: Any) -> None:
-        from kubetrade.risk.feed import price_of
-
         got = price_of(msg.subject, msg.data)
         if got is None or not isinstance(self.venue, PaperVenue):
             return
@@ -422,11 +417,9 @@ class Executor:
                 await self._fill_resting(exchange, symbol)
 
     async def _on_close_strategy(self, msg: Any) -> None:
-        from kubetrade.executor.closing import close_strategy
-
         async with self.gate.exclusive():
             assert self.conn is not None
-            reply = await close_strategy(self, msg.data)
+            reply = await close_strategy(self.conn, self.environment, self.nc.jetstream(), self._cancel, msg.data)
         await msg.respond(reply)
 
     # --- order driving -----------------------------------------------------------------
@@ -448,7 +441,7 @@ class Executor:
                 await self._apply(row, VenueOrder("cancelled" if row["cancel_requested"] else "expired"), reason)
                 return
             if not self.batching:  # the paper venue is the database itself: nothing to look up later
-                row["submit_attempts"] = await store.bump_attempt(self.conn, row["id"])
+                row["submit_attempts"] = await record.bump_attempt(self.conn, row["id"])
                 row["updated_at"] = datetime.now(UTC)
             self.faults.hit("after_attempt")
             try:
@@ -480,7 +473,7 @@ class Executor:
 
     async def _apply(self, row: Row, vo: VenueOrder, reason: str | None = None, exchange_error: bool = False) -> Row:
         assert self.conn is not None
-        applied = await store.apply(
+        applied = await record.apply(
             self.conn, row["client_order_id"], vo.status, vo.fills, vo.exchange_order_id, reason
         )
         order = applied.order
@@ -523,7 +516,7 @@ class Executor:
     async def _fill_resting(self, exchange: str, symbol: str) -> None:
         assert self.conn is not None and isinstance(self.venue, PaperVenue)
         still = False
-        for row in await store.live_orders(self.conn, self.environment):
+        for row in await queries.live_orders(self.conn, self.environment):
             if (row["exchange"], row["symbol"]) != (exchange, symbol) or row["status"] == "pending":
                 continue
             fill = self.venue.fill_for(row, now_ms())
@@ -553,14 +546,14 @@ class Executor:
             # self.conn is shared with the per-order path, which a paper batch's fallback may be
             # running right now (it holds the gate alone): wait for it rather than interleave
             async with self.gate.shared():
-                if not await store.live_orders(self.conn, self.environment):
+                if not await queries.live_orders(self.conn, self.environment):
                     self.stats["reconciled"] += 1
                     if time.monotonic() - self._idle_recorded >= IDLE_RECONCILIATION_RECORD_SECONDS:
-                        await store.record_reconciliation(self.conn, self.environment, started, 0, [])
+                        await record.record_reconciliation(self.conn, self.environment, started, 0, [])
                         self._idle_recorded = time.monotonic()
                     return differences
         async with self.gate.exclusive():
-            rows = await store.live_orders(self.conn, self.environment)
+            rows = await queries.live_orders(self.conn, self.environment)
             for row in rows:
                 before = (row["status"], float(row["filled_quantity"]))
                 try:
@@ -589,7 +582,7 @@ class Executor:
                 except Uncertain as exc:
                     differences.append({"clientOrderId": row["client_order_id"], "error": str(exc)[:200]})
                     continue
-                after = await store.get(self.conn, row["client_order_id"])
+                after = await queries.order(self.conn, row["client_order_id"])
                 if after is not None and (after["status"], float(after["filled_quantity"])) != before:
                     differences.append(
                         {
@@ -602,7 +595,7 @@ class Executor:
             if isinstance(self.venue, CcxtVenue):
                 differences += await self._unknown_exchange_orders(rows)
             if rows or differences or time.monotonic() - self._idle_recorded >= IDLE_RECONCILIATION_RECORD_SECONDS:
-                await store.record_reconciliation(self.conn, self.environment, started, len(rows), differences)
+                await record.record_reconciliation(self.conn, self.environment, started, len(rows), differences)
                 self._idle_recorded = time.monotonic()
         self.stats["reconciled"] += 1
         if differences:
@@ -611,8 +604,7 @@ class Executor:
 
     async def _unknown_exchange_orders(self, rows: list[Row]) -> list[dict[str, Any]]:
         assert self.conn is not None and isinstance(self.venue, CcxtVenue)
-        cur = await self.conn.execute("SELECT DISTINCT symbol FROM orders WHERE environment = %s", (self.environment,))
-        symbols = [r["symbol"] for r in await cur.fetchall()]
+        symbols = await queries.traded_symbols(self.conn, self.environment)
         try:
             open_orders = await self.venue.open_orders(symbols)
         except Uncertain as exc:
@@ -620,7 +612,7 @@ class Executor:
         diffs = []
         for o in open_orders:
             coid = o.get("clientOrderId")
-            if coid and await store.get(self.conn, coid) is None:
+            if coid and await queries.order(self.conn, coid) is None:
                 diffs.append({"clientOrderId": coid, "db": "unknown", "exchange": o.get("status")})
         return diffs
 

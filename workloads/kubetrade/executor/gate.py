@@ -1,7 +1,7 @@
 """Who may use the executor's database state at once: paper batches together, anything else alone.
 
 Paper fast-path batches of *different* strategies may be in flight together, each on its
-own connection: their writes are guarded (:mod:`kubetrade.executor.paperpath`), and the
+own connection: their writes are guarded (:mod:`kubetrade.ledger.paperbatch`), and the
 executor never lets two batches that share a strategy run at once.  Everything else - the
 general per-order path, cancels, reconciliation, closing a strategy, resting paper orders -
 takes the gate alone, after the batches in flight have finished.  A waiting exclusive

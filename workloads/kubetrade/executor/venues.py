@@ -11,14 +11,12 @@ look it up before doing anything else).
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from kubetrade.ccxtclient import point_ccxt
 from kubetrade.engine import costs
-from kubetrade.executor import lifecycle
+from kubetrade.ledger import orderstatus
 
 Row = dict[str, Any]
 
@@ -124,40 +122,72 @@ class PaperVenue:
 
 def credentials_from_env() -> tuple[str, str]:
     """API key and secret from env vars, or from files of a mounted Secret; never logged."""
-    folder = os.environ.get("KUBETRADE_EXCHANGE_CREDENTIALS_DIR")
-    if folder:
-        base = Path(folder)
+    from kubetrade import settings
+
+    env = settings.current()
+    if env.exchange_credentials_dir:
+        base = env.exchange_credentials_dir
         return (base / "apiKey").read_text().strip(), (base / "secret").read_text().strip()
-    key = os.environ.get("KUBETRADE_EXCHANGE_API_KEY")
-    secret = os.environ.get("KUBETRADE_EXCHANGE_SECRET")
-    if not key or not secret:
+    if not env.exchange_api_key or not env.exchange_secret:
         raise RuntimeError(
             "live mode needs exchange credentials: set KUBETRADE_EXCHANGE_API_KEY and KUBETRADE_EXCHANGE_SECRET "
             "or KUBETRADE_EXCHANGE_CREDENTIALS_DIR (a mounted Secret with apiKey and secret)"
         )
-    return key, secret
+    return env.exchange_api_key.get_secret_value(), env.exchange_secret.get_secret_value()
+
+
+REQUIRED_CAPABILITIES: dict[str, str] = {
+    "createOrder": "to send orders",
+    "cancelOrder": "to cancel them",
+    "fetchOpenOrders": "to reconcile open orders at start",
+    "fetchMyTrades": "to record fills",
+    "fetchBalance": "to reconcile balances",
+}
+"""ccxt ``has`` entries a live venue cannot work without, and why (``'emulated'`` counts as offered)."""
+
+
+class VenueUnsupported(RuntimeError):
+    """The exchange (as ccxt offers it) lacks what live trading needs; the message says what and why."""
+
+
+def check_capabilities(exchange_id: str, has: dict[str, Any]) -> None:
+    """Refuse, at start, an exchange whose ccxt client cannot do what the executor relies on."""
+    missing = [f"{name} ({why})" for name, why in REQUIRED_CAPABILITIES.items() if not has.get(name)]
+    if not has.get("fetchOrder") and not (has.get("fetchOpenOrders") and has.get("fetchClosedOrders")):
+        missing.append("fetchOrder, or fetchOpenOrders with fetchClosedOrders (to look an order up after a timeout)")
+    if missing:
+        raise VenueUnsupported(f"exchange {exchange_id!r} cannot be traded live through ccxt: it lacks "
+                               f"{'; '.join(missing)}")
 
 
 class CcxtVenue:
-    """An exchange through ccxt's async client (Binance first), client order id as ``newClientOrderId``."""
+    """An exchange through ccxt's async client, with ccxt's unified client order id.
+
+    Orders carry the executor's id as ``params={"clientOrderId": ...}`` (ccxt maps it to
+    each exchange's own field: Binance's ``newClientOrderId``, OKX's ``clOrdId``, Kraken's
+    ``cl_ord_id``...).  An order is looked up by its exchange id when that is known, else by
+    ``fetch_order`` with the client id (where the exchange answers that), else by searching
+    the open and closed orders for the client id.  ``has`` is checked when the venue is made.
+    """
 
     def __init__(self, exchange_id: str = "binance", base_url: str | None = None, timeout_ms: int = 10_000) -> None:
         import ccxt.async_support as ccxt_async
 
+        if exchange_id not in ccxt_async.exchanges:
+            raise VenueUnsupported(f"unknown exchange {exchange_id!r}: not a ccxt exchange id (e.g. binance, okx)")
         key, secret = credentials_from_env()
         cls = getattr(ccxt_async, exchange_id)
-        self.client = cls(
-            {
-                "apiKey": key,
-                "secret": secret,
-                "enableRateLimit": True,
-                "timeout": timeout_ms,
-                "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
-            }
-        )
+        options: dict[str, Any] = {"fetchCurrencies": False}
+        if exchange_id == "binance":
+            options |= {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False}
+        self.client = cls({"apiKey": key, "secret": secret, "enableRateLimit": True, "timeout": timeout_ms,
+                           "options": options})
+        check_capabilities(exchange_id, dict(self.client.has))
         if base_url:
             point_ccxt(self.client, base_url)
         self.name = exchange_id
+        self.lookup_by_client_id = bool(self.client.has.get("fetchOrder"))
+        """Whether ``fetch_order`` with ``clientOrderId`` works here; turned off when the exchange says it does not."""
 
     async def _call(self, what: str, coro: Any) -> Any:
         import ccxt
@@ -166,9 +196,10 @@ class CcxtVenue:
             return await coro
         except (ccxt.RequestTimeout, ccxt.NetworkError) as exc:  # incl. rate limits and 5xx
             retry = 0.0
-            headers = getattr(self.client, "last_response_headers", None) or {}
             if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
-                retry = float(headers.get("Retry-After") or headers.get("retry-after") or 1.0)
+                from kubetrade.retrying import retry_after_header
+
+                retry = retry_after_header(getattr(self.client, "last_response_headers", None)) or 1.0
             raise Uncertain(f"{what}: {type(exc).__name__}: {str(exc)[:200]}", retry) from exc
         except ccxt.OrderNotFound:
             raise
@@ -181,16 +212,17 @@ class CcxtVenue:
 
     def _venue_order(self, o: dict[str, Any], order: Row) -> VenueOrder:
         filled = float(o.get("filled") or 0.0)
-        status = lifecycle.from_exchange(o.get("status"), filled, float(o.get("amount") or order["quantity"]))
+        status = orderstatus.from_exchange(o.get("status"), filled, float(o.get("amount") or order["quantity"]))
         return VenueOrder(status, str(o.get("id")) if o.get("id") is not None else None, filled)
 
     async def _with_fills(self, vo: VenueOrder, order: Row) -> VenueOrder:
         if vo.filled > 0 and vo.exchange_order_id:
-            trades = await self._call(
-                "fetch_my_trades",
-                self.client.fetch_my_trades(order["symbol"], params={"orderId": vo.exchange_order_id}),
-            )
-            vo.fills = [lifecycle.ccxt_fill(t) for t in trades if str(t.get("order")) == vo.exchange_order_id]
+            oid = vo.exchange_order_id
+            if self.client.has.get("fetchOrderTrades"):
+                trades = await self._call("fetch_order_trades", self.client.fetch_order_trades(oid, order["symbol"]))
+            else:
+                trades = await self._call("fetch_my_trades", self.client.fetch_my_trades(order["symbol"]))
+            vo.fills = [orderstatus.ccxt_fill(t) for t in trades if str(t.get("order")) == oid]
         return vo
 
     async def submit(self, order: Row) -> VenueOrder:
@@ -203,31 +235,65 @@ class CcxtVenue:
                 order["side"],
                 float(order["quantity"]),
                 price,
-                params={"newClientOrderId": order["client_order_id"]},
+                params={"clientOrderId": order["client_order_id"]},
             ),
         )
         return await self._with_fills(self._venue_order(o, order), order)
 
-    async def lookup(self, order: Row) -> VenueOrder | None:
+    async def _find(self, order: Row) -> dict[str, Any] | None:
+        """The exchange's order for this row: by exchange id, by client id, else by a search; None if none."""
         import ccxt
 
-        try:
-            o = await self._call(
-                "fetch_order",
-                self.client.fetch_order("", order["symbol"], params={"origClientOrderId": order["client_order_id"]}),
-            )
-        except ccxt.OrderNotFound:
+        coid, symbol = order["client_order_id"], order["symbol"]
+        with contextlib.suppress(ccxt.OrderNotFound):
+            if order.get("exchange_order_id"):
+                found: dict[str, Any] = await self._call("fetch_order",
+                                                         self.client.fetch_order(order["exchange_order_id"], symbol))
+                return found
+            if self.lookup_by_client_id:
+                try:
+                    found = await self._call("fetch_order", self.client.fetch_order(
+                        "", symbol, params={"clientOrderId": coid}))
+                    return found
+                except Rejected as exc:  # the exchange wants its own id: search instead from now on
+                    if not isinstance(exc.__cause__, ccxt.ArgumentsRequired | ccxt.BadRequest | ccxt.NotSupported):
+                        raise
+                    self.lookup_by_client_id = False
+        for o in await self._search(symbol):
+            if o.get("clientOrderId") == coid:
+                return o
+        return None
+
+    async def _search(self, symbol: str) -> list[dict[str, Any]]:
+        """Every order of ``symbol`` the exchange still lists: all at once where it can, else open,
+        then closed and cancelled (ccxt's closed orders leave the cancelled ones out)."""
+        has, c = self.client.has, self.client
+        if has.get("fetchOrders"):
+            return list(await self._call("fetch_orders", c.fetch_orders(symbol)))
+        found: list[dict[str, Any]] = list(await self._call("fetch_open_orders", c.fetch_open_orders(symbol)))
+        if has.get("fetchCanceledAndClosedOrders"):
+            found += await self._call("fetch_canceled_and_closed_orders", c.fetch_canceled_and_closed_orders(symbol))
+        else:
+            if has.get("fetchClosedOrders"):
+                found += await self._call("fetch_closed_orders", c.fetch_closed_orders(symbol))
+            if has.get("fetchCanceledOrders"):
+                found += await self._call("fetch_canceled_orders", c.fetch_canceled_orders(symbol))
+        return found
+
+    async def lookup(self, order: Row) -> VenueOrder | None:
+        o = await self._find(order)
+        if o is None:
             return None
         return await self._with_fills(self._venue_order(o, order), order)
 
     async def cancel(self, order: Row) -> VenueOrder | None:
         import ccxt
 
+        o = await self._find(order)
+        if o is None:
+            return None
         with contextlib.suppress(ccxt.OrderNotFound):
-            await self._call(
-                "cancel_order",
-                self.client.cancel_order("", order["symbol"], params={"origClientOrderId": order["client_order_id"]}),
-            )
+            await self._call("cancel_order", self.client.cancel_order(str(o["id"]), order["symbol"]))
         return await self.lookup(order)
 
     async def open_orders(self, symbols: list[str]) -> list[dict[str, Any]]:

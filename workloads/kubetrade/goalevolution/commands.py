@@ -25,10 +25,11 @@ SELECTION_DAYS = 30
 
 def register(sub: Any) -> None:
     p = sub.add_parser("goal-evolution", help="run a Goal's evolution and create paper Strategy resources")
-    p.add_argument("--goal", required=True, metavar="NAMESPACE/NAME")
-    p.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"))
+    p.add_argument("--goal", required=True, metavar="NAMESPACE/NAME", help="the Goal to evolve strategies for")
+    p.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"),
+                   help="PostgreSQL DSN (default $KUBETRADE_DATABASE_URL)")
     p.add_argument("--seed", type=int, help="default: the Goal's spec.evolution.seed, else random")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     p.set_defaults(func=_run)
 
 

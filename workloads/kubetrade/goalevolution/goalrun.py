@@ -16,7 +16,7 @@ from typing import Any
 
 from kubetrade.candles import Candles
 from kubetrade.engine.evolve import EvolveConfig, EvolveResult, Progress, evolve
-from kubetrade.engine.publish import ManifestSettings, _summary, strategy_manifest
+from kubetrade.engine.publish import ManifestSettings, performance_summary, strategy_manifest
 from kubetrade.engine.runs import Costs
 from kubetrade.resources.goal import GoalSpec
 from kubetrade.resources.strategy import Strategy, StrategyStatus
@@ -84,6 +84,6 @@ def run_goal_evolution(
     strategies = []
     for rank, survivor in enumerate(result.survivors, start=1):
         st = strategy_manifest(survivor, rank, run_id, data, cfg, settings)
-        st.status = StrategyStatus(phase="Pending", backtest=_summary(survivor))
+        st.status = StrategyStatus(phase="Pending", backtest=performance_summary(survivor))
         strategies.append(st)
     return GoalRun(run_id, symbols, cfg, result, strategies, data, ranked, left_out)

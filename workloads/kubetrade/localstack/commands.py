@@ -14,14 +14,14 @@ def register(sub: Any) -> None:
         help="resource YAML files or folders (default: examples/)",
     )
     parser.add_argument("--state-dir", type=Path, default=Path(".kubetrade"), help="where data is kept")
-    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--api-port", type=int, default=8000, help="port of the local API (default 8000)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (scripted runs)")
     parser.add_argument("--speed", type=float, help="replay speed (default: each replay Collector's own)")
     parser.add_argument("--live-days", type=float, default=7.0, help="days at the end of the data replayed live")
     parser.add_argument("--population", type=int, default=48, help="evolution population per Goal (local scale)")
     parser.add_argument("--generations", type=int, default=4, help="evolution generations per Goal (local scale)")
     parser.add_argument("--max-evolved", type=int, default=3, help="evolved strategies sent to paper per Goal")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the local evolution")
     parser.add_argument("--no-evolve", action="store_true", help="skip the evolution; trade the given strategies")
     parser.set_defaults(func=_up)
 

@@ -184,7 +184,7 @@ def evolve_goals(stack: Stack) -> list[tuple[Strategy, str]]:
 async def start_services(stack: Stack) -> None:
     logs = stack.opts.state_dir / "logs"
     for p in stack.rs.policies:
-        await services.publish_policy(stack.nc, "default", p.metadata["name"], p.spec.to_k8s())
+        await services.publish_policy(stack.nc, "default", p.metadata["name"], p.spec)
     with stack.console.status("starting the risk manager and the paper executor"):
         stack.processes.append(await asyncio.to_thread(services.start_risk_manager, stack.nats_url, stack.dsn, logs))
         stack.processes.append(await asyncio.to_thread(services.start_executor, stack.nats_url, stack.dsn, logs))
@@ -193,15 +193,15 @@ async def start_services(stack: Stack) -> None:
 
 
 async def allocate(stack: Stack) -> None:
-    from kubetrade.executor import store
+    from kubetrade.ledger import allocation, connection
 
-    conn = await store.connect(stack.dsn)
+    conn = await connection.connect(stack.dsn)
     try:
         for e in stack.entries:
             if e.config is not None:
                 s = e.strategy.spec
-                await store.allocate(conn, "paper", e.name, s.capital.amount, "default", s.risk_policy_ref.name,
-                                     s.capital.currency)
+                await allocation.allocate(conn, "paper", e.name, s.capital.amount, "default",
+                                          s.risk_policy_ref.name, s.capital.currency)
     finally:
         await conn.close()
     names = {e.name for e in stack.entries if e.config is not None}

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from rich.table import Table
 
 from kubetrade.candles import timeframe_ms
+from kubetrade.ledger import queries
 from kubetrade.localstack import services
 
 if TYPE_CHECKING:
@@ -29,16 +30,9 @@ def when(ms: int) -> str:
 async def order_counts(dsn: str, rejected: bool = False) -> dict[str, Any]:
     """Paper orders by status and the number of fills; with ``rejected``, the last rejected orders and why."""
     async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
-        cur = await conn.execute("SELECT status, count(*) AS n FROM orders WHERE environment = 'paper' GROUP BY status")
-        by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
-        cur = await conn.execute("SELECT count(*) AS n FROM fills WHERE environment = 'paper'")
-        row = await cur.fetchone()
-        out: dict[str, Any] = {"orders": by_status, "fills": int(row["n"]) if row else 0}
+        out: dict[str, Any] = {"orders": await queries.orders_by_status(conn, "paper"),
+                               "fills": await queries.fill_count(conn, "paper")}
         if rejected:
-            cur = await conn.execute(
-                "SELECT client_order_id, strategy, symbol, side, quantity, reduce_only, reason FROM orders "
-                "WHERE environment = 'paper' AND status = 'rejected' ORDER BY id DESC LIMIT 10"
-            )
             out["rejected"] = [
                 {
                     "clientOrderId": r["client_order_id"],
@@ -49,7 +43,7 @@ async def order_counts(dsn: str, rejected: bool = False) -> dict[str, Any]:
                     "reduceOnly": r["reduce_only"],
                     "reason": r["reason"],
                 }
-                for r in await cur.fetchall()
+                for r in await queries.last_rejected(conn, "paper")
             ]
     return out
 

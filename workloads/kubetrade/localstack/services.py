@@ -10,7 +10,6 @@ and each strategy's ledger allocated.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import sys
@@ -18,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from kubetrade.localstack.servers.processes import ManagedProcess
-from kubetrade.messaging import auth
+from kubetrade.messaging import auth, codec, kv, subjects
+from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest
+from kubetrade.messaging.streams import ensure_streams
+from kubetrade.resources.riskpolicy import RiskPolicySpec
 
 READY_TIMEOUT = 120.0
 
@@ -69,37 +71,28 @@ def start_executor(nats_url: str, dsn: str, log_dir: Path, environment: str = "p
     return proc
 
 
-async def publish_policy(nc: Any, namespace: str, name: str, spec: dict[str, Any], generation: int = 1) -> int:
+async def publish_policy(nc: Any, namespace: str, name: str, spec: RiskPolicySpec | dict[str, Any],
+                         generation: int = 1) -> int:
     """Put a RiskPolicy spec where the risk manager reads it (the operator does this in a cluster)."""
-    from kubetrade.messaging.streams import ensure_streams
-    from kubetrade.risk import policies
-
+    if isinstance(spec, dict):
+        spec = RiskPolicySpec.model_validate(spec)
     js = nc.jetstream()
     await ensure_streams(js)
-    kv = await policies.bucket(js)
-    value = {"namespace": namespace, "name": name, "generation": generation, "spec": spec}
-    revision: int = await kv.put(policies.key(namespace, name), json.dumps(value).encode())
+    bucket = await kv.policy_bucket(js)
+    entry = kv.PolicyEntry(namespace=namespace, name=name, generation=generation, spec=spec)
+    revision: int = await bucket.put(kv.policy_key(namespace, name), kv.encode(entry))
     return revision
 
 
 async def publish_goal_multiplier(nc: Any, namespace: str, goal: str, multiplier: float, detail: str = "") -> None:
     """The goal's sizing multiplier, where runners read it (KV ``goal-sizing``, key ``<namespace>.<goal>``)."""
-    from kubetrade.messaging import subjects
-
-    js = nc.jetstream()
-    try:
-        kv = await js.key_value(subjects.GOAL_SIZING_BUCKET)
-    except Exception:
-        kv = await js.create_key_value(bucket=subjects.GOAL_SIZING_BUCKET, history=1)
-    key = subjects.goal_sizing_key(namespace, goal)
-    await kv.put(key, json.dumps({"multiplier": multiplier, "detail": detail}).encode())
+    bucket = await kv.goal_sizing_bucket(nc.jetstream())
+    entry = kv.GoalSizingEntry(multiplier=multiplier, detail=detail)
+    await bucket.put(kv.goal_sizing_key(namespace, goal), kv.encode(entry))
 
 
 async def risk_metrics(nc: Any, deadline: float = 5.0) -> Any:
     """The risk manager's view of every portfolio (``control.risk`` metrics request)."""
-    from kubetrade.messaging import codec, subjects
-    from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest
-
     msg = await nc.request(subjects.RISK_CONTROL, codec.encode(RiskControlRequest(action="metrics")), timeout=deadline)
     return codec.decode(RiskControlReply, msg.data)
 

@@ -65,3 +65,13 @@ async def ensure_streams(js: Any, names: tuple[str, ...] | None = None) -> None:
             if max_age is not None and (current.duplicate_window or 0) > max_age:
                 current.duplicate_window = max_age
             await js.update_stream(current)
+
+
+ORDER_PATH = ("ORDERS", "EVENTS", "DLQ")
+"""The streams the order path uses: the risk manager and stop watch submit to ``ORDERS``, the
+executor consumes it and reports to ``EVENTS``; both dead-letter to ``DLQ``."""
+
+
+async def ensure_order_streams(js: Any) -> None:
+    """The order path's streams (:data:`ORDER_PATH`); the risk manager and the executor call it at start."""
+    await ensure_streams(js, ORDER_PATH)

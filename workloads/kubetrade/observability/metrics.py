@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -211,11 +210,12 @@ def serve_from_env(role: str, version: str) -> int | None:
     starts is scrapeable without each command growing its own flag.  The endpoint answers
     every path, so it doubles as the liveness probe target (``/livez``).
     """
+    from kubetrade import settings
+
     BUILD_INFO.labels(version, role).set(1)
-    raw = os.environ.get(METRICS_PORT_ENV, "").strip()
-    if not raw or role in SELF_SERVING_ROLES:
+    port = settings.current().metrics_port  # typed: a bad value has been refused, naming the variable
+    if not port or role in SELF_SERVING_ROLES:
         return None
-    port = int(raw)
     start_http_server(port)
     log.info("metrics endpoint", extra={"port": port})
     return port

@@ -40,7 +40,7 @@ class ReplaySettings(Model):
     """Play stored candles as if they arrived live."""
 
     path: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")] = "bundled"
-    """Folder of PAIR_QUOTE-TIMEFRAME.csv.gz files (no '..' segment), or 'bundled' for the sample in the image."""
+    """Folder of PAIR_QUOTE-TIMEFRAME candle files (.csv.gz, .feather, .parquet or .json; no '..'), or 'bundled'."""
     speed: Annotated[float, Field(gt=0, le=1e7)] = 60.0
     """Playback speed relative to real time (60 = one minute of candles per second)."""
     loop: bool = False

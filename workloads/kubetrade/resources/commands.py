@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
     crds = sub.add_parser("crds", help="generate or check the CustomResourceDefinitions")
     crds_sub = crds.add_subparsers(dest="crds_command", required=True)
     gen = crds_sub.add_parser("generate", help="write crds/*.yaml from the typed models")
-    gen.add_argument("--out", type=Path, default=Path("crds"))
+    gen.add_argument("--out", type=Path, default=Path("crds"), help="folder for the CRD files (default crds)")
     gen.add_argument("--check", action="store_true", help="fail if the files differ instead of writing")
     gen.set_defaults(func=_generate)
 

@@ -19,17 +19,20 @@ from kubetrade import eventloop
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("risk-manager", help="run the risk manager (signals -> decisions, stops)")
-    parser.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"))
-    parser.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"))
-    parser.add_argument("--refresh-seconds", type=float, default=1.0)
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"),
+                        help="PostgreSQL DSN (default $KUBETRADE_DATABASE_URL)")
+    parser.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"),
+                        help="NATS server (default $KUBETRADE_NATS_URL)")
+    parser.add_argument("--refresh-seconds", type=float, default=1.0, help="risk book refresh period (default 1)")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     parser.set_defaults(func=_run)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     reset = actions.add_parser("reset-breaker", help="close a breaker tripped by drawdown (a person's decision)")
-    reset.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"))
-    reset.add_argument("--environment", choices=("paper", "live"))
-    reset.add_argument("--namespace")
-    reset.add_argument("--policy")
+    reset.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"),
+                       help="NATS server (default $KUBETRADE_NATS_URL)")
+    reset.add_argument("--environment", choices=("paper", "live"), help="the environment of the breaker")
+    reset.add_argument("--namespace", help="namespace of the RiskPolicy")
+    reset.add_argument("--policy", help="name of the RiskPolicy whose breaker to close")
     reset.set_defaults(func=_reset)
 
 

@@ -1,4 +1,4 @@
-"""Market data as the risk manager and the paper venue need it: last price, when it came,
+"""Market data as the risk manager needs it: last price, when it came,
 the last candle's move, and return histories for correlation and VaR.
 
 Reads candles, tickers and public trades from ``md.>`` (core NATS: only the newest value
@@ -14,27 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kubetrade.messaging import codec
-from kubetrade.messaging.schemas import Candle, PublicTrade, Ticker
+from kubetrade.messaging.prices import price_of
 
 DAY_MS = 86_400_000
-
-
-def price_of(subject: str, data: bytes) -> tuple[str, str, float, int] | None:
-    """(exchange, symbol, price, time ms) of a market-data message, or None."""
-    try:
-        if ".candle." in subject:
-            c = codec.decode(Candle, data)
-            return c.exchange, c.symbol, c.close, c.time
-        if subject.endswith(".ticker"):
-            t = codec.decode(Ticker, data)
-            return t.exchange, t.symbol, t.last, t.time
-        if subject.endswith(".trades"):
-            p = codec.decode(PublicTrade, data)
-            return p.exchange, p.symbol, p.price, p.time
-    except codec.BadMessage:
-        return None
-    return None
 
 
 @dataclass

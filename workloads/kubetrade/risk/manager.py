@@ -21,6 +21,8 @@ from typing import Any
 
 import psycopg
 
+from kubetrade.ledger import connection, queries
+from kubetrade.ledger import stops as ledger_stops
 from kubetrade.messaging import auth, codec, signing, subjects
 from kubetrade.messaging.acked import AckedPublisher
 from kubetrade.messaging.schemas import (
@@ -33,6 +35,7 @@ from kubetrade.messaging.schemas import (
     Signal,
     StatusReport,
 )
+from kubetrade.messaging.streams import ensure_order_streams
 from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.observability.metrics import (
@@ -48,7 +51,7 @@ from kubetrade.risk import breaker, measures
 from kubetrade.risk.decide import decide, hold, reject, reserve
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.policies import PolicyStore
-from kubetrade.risk.portfolios import MAX_CHUNKS, OPEN_POSITIONS, Portfolio, Reservation, RiskBook
+from kubetrade.risk.portfolios import MAX_CHUNKS, Portfolio, Reservation, RiskBook
 from kubetrade.risk.stopwatch import StopWatch
 
 log = logging.getLogger("kubetrade.risk")
@@ -115,19 +118,16 @@ class RiskManager:
 
         initialize_risk_decisions()
 
-        from kubetrade.executor import store
-        from kubetrade.executor.executor import ensure_streams
-
         self.nc = await nats.connect(
             self.nats_url, **auth.credentials("risk-manager"), name="risk-manager", max_reconnect_attempts=-1,
             reconnect_time_wait=0.5
         )
         self.js = self.nc.jetstream()
-        await ensure_streams(self.js)
+        await ensure_order_streams(self.js)
         self.acked = AckedPublisher(self.nc)
         await self.acked.start()
         await self.policies.start(self.js)
-        self.conn = await store.connect(self.dsn)
+        self.conn = await connection.connect(self.dsn)
         await self._timed_refresh()
         await self.nc.subscribe("md.>", cb=self._on_market_data)
         await self.nc.subscribe(subjects.exchange_errors("*"), cb=self._on_exchange_error)
@@ -169,13 +169,11 @@ class RiskManager:
             await self.nc.drain()
 
     async def _reconnect(self) -> None:
-        from kubetrade.executor import store
-
         with contextlib.suppress(Exception):
             if self.conn is not None:
                 await self.conn.close()
         try:
-            self.conn = await store.connect(self.dsn)
+            self.conn = await connection.connect(self.dsn)
         except psycopg.OperationalError:
             await asyncio.sleep(1.0)
 
@@ -199,27 +197,17 @@ class RiskManager:
         closes_in_flight = bool(self.stops.closing)
         # closing orders first: a close seen done here is already reflected in the positions read next
         if closes_in_flight:
-            done = await (
-                await self.conn.execute(
-                    "SELECT client_order_id, status, strategy, symbol, environment, namespace FROM orders "
-                    "WHERE client_order_id = ANY(%s) AND status IN ('filled', 'cancelled', 'rejected', 'expired')",
-                    (list(self.stops.closing),),
-                )
-            ).fetchall()
+            done = await queries.finished(self.conn, list(self.stops.closing))
             for o in done:
                 self.stops.closing.discard(o["client_order_id"])
                 key = (o["environment"], o["namespace"], o["strategy"], o["symbol"])
                 self.stops.stops.pop(key, None)  # reloaded below from the positions, if still open
                 if o["status"] != "filled":  # the close failed: the next trigger gets a new id
-                    await self.conn.execute(
-                        "UPDATE positions SET stop_generation = stop_generation + 1 WHERE environment = %s "
-                        "AND namespace = %s AND strategy = %s AND symbol = %s",
-                        (o["environment"], o["namespace"], o["strategy"], o["symbol"]),
+                    await ledger_stops.next_generation(
+                        self.conn, o["environment"], o["namespace"], o["strategy"], o["symbol"]
                     )
         # with no close in flight, the positions the book just read are the ones to watch
-        rows = (
-            await (await self.conn.execute(OPEN_POSITIONS)).fetchall() if closes_in_flight else self.book.open_positions
-        )
+        rows = await queries.open_positions(self.conn) if closes_in_flight else self.book.open_positions
         # paced as the book is, in at most MAX_CHUNKS steps however many positions and symbols there are
         for _ in self.stops.loading(rows, self._stop_settings, chunk=max(64, -(-len(rows) // MAX_CHUNKS))):
             await _pause()

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from kubetrade.messaging import subjects
+from kubetrade.messaging import codec
+from kubetrade.messaging.kv import RISK_POLICY_BUCKET, PolicyEntry, policy_bucket, policy_key
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 
 log = logging.getLogger("kubetrade.risk.policies")
@@ -33,26 +31,15 @@ class Published:
     generation: int | None = None
 
 
-def key(namespace: str, name: str) -> str:
-    return f"{subjects.token(namespace)}.{subjects.token(name)}"
-
-
 def parse(entry_key: str, value: bytes, revision: int) -> Published:
-    """A KV value -> Published; raises ValueError with the reason when it is not a valid policy."""
+    """A KV value (:class:`~kubetrade.messaging.kv.PolicyEntry`) -> Published; raises ValueError
+    with the reason when it is not a valid policy."""
     try:
-        doc = json.loads(value)
-        spec = RiskPolicySpec.model_validate(doc.get("spec") or {})
-    except (ValueError, ValidationError, AttributeError) as exc:
+        entry = codec.decode(PolicyEntry, value)
+    except codec.BadMessage as exc:
         raise ValueError(f"policy {entry_key} revision {revision}: {str(exc)[:300]}") from exc
     ns, _, name = entry_key.partition(".")
-    return Published(doc.get("namespace", ns), doc.get("name", name), spec, revision, doc.get("generation"))
-
-
-async def bucket(js: Any) -> Any:
-    try:
-        return await js.key_value(subjects.RISK_POLICY_BUCKET)
-    except Exception:
-        return await js.create_key_value(bucket=subjects.RISK_POLICY_BUCKET, history=5)
+    return Published(entry.namespace or ns, entry.name or name, entry.spec, revision, entry.generation)
 
 
 class PolicyStore:
@@ -65,7 +52,7 @@ class PolicyStore:
         """The bucket stream's last sequence at the last full re-read (None: never re-read)."""
 
     def get(self, namespace: str, name: str) -> Published | None:
-        return self.policies.get(key(namespace, name))
+        return self.policies.get(policy_key(namespace, name))
 
     def on_entry(self, entry_key: str, value: bytes | None, revision: int, operation: str | None) -> None:
         if operation in ("DEL", "PURGE") or value is None:
@@ -82,7 +69,7 @@ class PolicyStore:
         self.changed.set()
 
     async def start(self, js: Any) -> None:
-        kv = await bucket(js)
+        kv = await policy_bucket(js)
         watcher = await kv.watchall()
         first = True
 
@@ -111,8 +98,8 @@ class PolicyStore:
         """
         from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 
-        kv = await bucket(js)
-        info = await js.stream_info(f"KV_{subjects.RISK_POLICY_BUCKET}")
+        kv = await policy_bucket(js)
+        info = await js.stream_info(f"KV_{RISK_POLICY_BUCKET}")
         last_seq = int(info.state.last_seq)
         if last_seq == self._resynced_seq:
             return

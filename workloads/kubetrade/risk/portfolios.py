@@ -18,6 +18,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from kubetrade.ledger import queries
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.risk import breaker
 from kubetrade.risk.feed import MarketFeed
@@ -34,13 +35,6 @@ paced refresh; more when there are so many that the pauses would add up to more 
 MAX_CHUNKS = 20
 Pace = Callable[[], Awaitable[None]]
 """What a refresh awaits between its steps (a short sleep, in the service)."""
-OPEN_POSITIONS = (
-    "SELECT environment, namespace, strategy, symbol, exchange, quantity, average_price, mark_price, stop_price, "
-    "trailing_pct, best_price, stop_generation FROM positions WHERE quantity <> 0"
-)
-"""The open positions, with the columns the book and the stops use (no timestamps to convert)."""
-
-
 @dataclass
 class Reservation:
     strategy: str
@@ -140,25 +134,14 @@ class RiskBook:
         unresolved: list[Row] = []
         async with conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            ledgers = await (
-                await conn.execute("SELECT environment, namespace, strategy, risk_policy, capital, cash FROM ledgers")
-            ).fetchall()
+            ledgers = await queries.ledgers(conn)
             if pace is not None:
                 await pace()
-            positions = await (await conn.execute(OPEN_POSITIONS)).fetchall()
+            positions = await queries.open_positions(conn)
             for coids in chunks:
                 if pace is not None:
                     await pace()
-                unresolved += await (
-                    await conn.execute(
-                        # client order ids never contain a space (orders' CHECK constraint)
-                        "SELECT c.id, o.status, o.filled_quantity, o.quantity, o.side "
-                        "FROM unnest(string_to_array(%s, ' ')) AS c(id) "
-                        "LEFT JOIN orders AS o ON o.client_order_id = c.id "
-                        "WHERE o.status IS NULL OR o.status NOT IN ('filled', 'cancelled', 'rejected', 'expired')",
-                        (coids,),
-                    )
-                ).fetchall()
+                unresolved += await queries.unsettled(conn, coids)
             saved = await (await conn.execute("SELECT * FROM risk_state")).fetchall()
         if pace is not None:
             await pace()

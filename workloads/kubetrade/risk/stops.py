@@ -2,6 +2,7 @@
 
 The stop of a long position is ``entry * (1 - stop%)`` unless the strategy set one;
 with trailing it follows the best price since entry at ``trailing%`` (never loosening).
+The levels are :mod:`kubetrade.engine.stoprule`'s, the backtest kernel's own.
 A position whose mark crosses its stop is closed by a reduce-only market order with a
 client order id derived from the position's stop generation, so a retried or doubled
 trigger submits the same order, not a second one.
@@ -9,8 +10,10 @@ trigger submits the same order, not a second one.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
+from kubetrade.engine import stoprule
 from kubetrade.resources.riskpolicy import StopLossSettings
 
 
@@ -44,33 +47,32 @@ def initial(
     ``generation`` as recorded, for a position reloaded from the database)."""
     pct = settings.default_stop_pct
     if stop_price is None:
-        stop_price = entry * (1 - pct) if quantity > 0 else entry * (1 + pct)
+        stop_price = stoprule.fixed_level(_side(quantity), entry, pct)
     trail = (
         trailing_pct if trailing_pct is not None else ((settings.trailing_pct or pct) if settings.trailing else None)
     )
     return Stop(strategy, symbol, quantity, entry, stop_price, entry if best is None else best, trail, generation)
 
 
+def _side(quantity: float) -> int:
+    return 1 if quantity > 0 else -1
+
+
 def on_price(stop: Stop, price: float) -> Stop:
     """Move the best price and, when trailing, tighten the stop behind it."""
-    if stop.quantity > 0:
-        best = max(stop.best, price)
-        level = max(stop.stop, best * (1 - stop.trailing_pct)) if stop.trailing_pct else stop.stop
-    else:
-        best = min(stop.best, price)
-        level = min(stop.stop, best * (1 + stop.trailing_pct)) if stop.trailing_pct else stop.stop
+    side = _side(stop.quantity)
+    best = stoprule.best_price(side, stop.best, price)
+    level = stoprule.trailed_level(side, stop.stop, best, stop.trailing_pct) if stop.trailing_pct else stop.stop
     if best == stop.best and level == stop.stop:
         return stop
     return replace(stop, best=best, stop=level)
 
 
 def triggered(stop: Stop, price: float) -> bool:
-    return price <= stop.stop if stop.quantity > 0 else price >= stop.stop
+    return stoprule.crossed(_side(stop.quantity), price, stop.stop)
 
 
 def close_order_id(stop: Stop) -> str:
     """A deterministic client order id for the stop's closing order (<= 36 chars)."""
-    import hashlib
-
     digest = hashlib.sha256(f"{stop.strategy}|{stop.symbol}|{stop.entry}|{stop.generation}".encode()).hexdigest()
     return f"stop-{digest[:31]}"

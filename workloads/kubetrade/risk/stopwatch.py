@@ -18,6 +18,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from kubetrade.ledger import stops as ledger_stops
 from kubetrade.messaging import codec, signing, subjects
 from kubetrade.messaging.schemas import OrderRequest
 from kubetrade.resources.riskpolicy import StopLossSettings
@@ -192,16 +193,4 @@ class StopWatch:
             rows.append(
                 {"s": stop.stop, "b": stop.best, "a": stop.entry, "e": env, "n": ns, "t": strategy, "y": symbol}
             )
-        if not rows:
-            return
-        async with conn.transaction(), conn.cursor() as cur:  # one commit, the statements pipelined
-            await cur.executemany(
-                """UPDATE positions SET
-                     stop_price = CASE WHEN quantity > 0 THEN GREATEST(COALESCE(stop_price, %(s)s), %(s)s)
-                                       ELSE LEAST(COALESCE(stop_price, %(s)s), %(s)s) END,
-                     best_price = CASE WHEN quantity > 0 THEN GREATEST(COALESCE(best_price, %(b)s), %(b)s)
-                                       ELSE LEAST(COALESCE(best_price, %(b)s), %(b)s) END
-                   WHERE environment = %(e)s AND namespace = %(n)s AND strategy = %(t)s AND symbol = %(y)s
-                     AND average_price = %(a)s""",
-                rows,
-            )
+        await ledger_stops.tighten(conn, rows)

@@ -2,14 +2,18 @@
 
 The executor's ledger is the record; this is the strategy's view of it, rebuilt from the
 same fills (each counted once, by trade id), so the runner can size its next order and
-report its performance without a database round trip per bar.  Cash moves exactly as the
-backtester's does: a buy pays ``qty * price + fee``, a sell receives ``qty * price - fee``.
+report its performance without a database round trip per bar.  A fill moves the position
+and the cash by :mod:`kubetrade.ledger.accounting`, the executor's own arithmetic (and the
+backtester's: a buy pays ``qty * price + fee``, a sell receives ``qty * price - fee``); what
+this adds is the round trips (closed trades) and the equity curve's Sharpe and drawdown.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from kubetrade.ledger import accounting
 
 
 @dataclass(frozen=True)
@@ -65,28 +69,21 @@ class Book:
         if trade_id in self.seen:
             return False
         self.seen.add(trade_id)
-        signed = quantity if side == "buy" else -quantity
         p = self.positions.setdefault(symbol, Position())
         if p.quantity == 0:
             p.cash_before, p.entry_time = self.cash, time
-        self.cash -= signed * price + fee
+        before = accounting.Position(p.quantity, p.average_price)
+        after, _ = accounting.apply_fill(before, side, quantity, price, fee)
+        self.cash = accounting.cash_after_fill(self.cash, side, quantity, price, fee)
         self.fees += fee
-        new = p.quantity + signed
-        if p.quantity == 0 or (p.quantity > 0) == (signed > 0):
-            total = abs(p.quantity) + quantity
-            p.average_price = (abs(p.quantity) * p.average_price + quantity * price) / total
-        elif abs(new) < 1e-12 * max(1.0, quantity) or (new > 0) != (p.quantity > 0):
-            closed = abs(p.quantity)
-            side_sign = 1 if p.quantity > 0 else -1
-            # PnL of the round trip: the cash it returned over the cash it started from
-            pnl = self.cash + (new * price if abs(new) > 1e-12 else 0.0) - p.cash_before
-            self.trades.append(ClosedTrade(symbol, side_sign, closed, p.average_price, price, p.entry_time, time,
-                                           pnl))
-            if abs(new) > 1e-12:  # reversed through zero: the remainder opens a new position
-                p.average_price, p.cash_before, p.entry_time = price, self.cash + new * price, time
-            else:
-                new = 0.0
-        p.quantity = new
+        if before.quantity != 0 and (after.quantity == 0 or (after.quantity > 0) != (before.quantity > 0)):
+            # a round trip ends: its PnL is the cash it returned over the cash it started from
+            pnl = self.cash + after.quantity * price - p.cash_before
+            self.trades.append(ClosedTrade(symbol, 1 if before.quantity > 0 else -1, abs(before.quantity),
+                                           before.average_price, price, p.entry_time, time, pnl))
+            if after.quantity != 0:  # reversed through zero: the remainder opens a new position
+                p.cash_before, p.entry_time = self.cash + after.quantity * price, time
+        p.quantity, p.average_price = after.quantity, after.average_price
         self.marks[symbol] = price
         return True
 

@@ -25,14 +25,17 @@ def register(sub: Any) -> None:
     p = sub.add_parser("runner", help="run one strategy (the process in a Strategy's pod)")
     p.add_argument("--config", type=Path, default=Path("/etc/kubetrade/strategy.json"),
                    help="the Strategy resource (JSON as the operator mounts it, or YAML)")
-    p.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"))
-    p.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"))
-    p.add_argument("--environment", default=os.environ.get("KUBETRADE_ENVIRONMENT"), choices=("paper", "live", None))
+    p.add_argument("--nats-url", default=os.environ.get("KUBETRADE_NATS_URL", "nats://127.0.0.1:4222"),
+                   help="NATS server (default $KUBETRADE_NATS_URL)")
+    p.add_argument("--database-url", default=os.environ.get("KUBETRADE_DATABASE_URL"),
+                   help="PostgreSQL DSN (default $KUBETRADE_DATABASE_URL)")
+    p.add_argument("--environment", default=os.environ.get("KUBETRADE_ENVIRONMENT"), choices=("paper", "live", None),
+                   help="paper or live (default $KUBETRADE_ENVIRONMENT, else the Strategy's mode)")
     p.add_argument("--port", type=int, default=9090, help="health probes and metrics")
-    p.add_argument("--status-interval", type=float, default=10.0)
-    p.add_argument("--status-min-interval", type=float, default=1.0)
-    p.add_argument("--order-wait", type=float, default=30.0)
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--status-interval", type=float, default=10.0, help="seconds between status reports")
+    p.add_argument("--status-min-interval", type=float, default=1.0, help="fewest seconds between two reports")
+    p.add_argument("--order-wait", type=float, default=30.0, help="seconds to wait for an order's outcome")
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     p.set_defaults(func=_run)
 
 

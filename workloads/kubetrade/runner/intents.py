@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kubetrade.engine import costs
+from kubetrade.engine import costs, stoprule
 from kubetrade.engine.live import Signal as BarSignal
 
 Kind = Literal["entry", "exit", "flatten"]
@@ -83,7 +83,7 @@ def intents(
         qty = expected_cash * sizing.position_pct * sizing.multiplier / (1.0 + sizing.fee_rate) / fill
         stop = None
         if sizing.stop_loss_pct:
-            stop = fill * (1 - sizing.stop_loss_pct) if side == "buy" else fill * (1 + sizing.stop_loss_pct)
+            stop = stoprule.fixed_level(1 if side == "buy" else -1, fill, sizing.stop_loss_pct)
         if qty > 0:
             coid = client_order_id(prefix, symbol_index, bar_time, "entry")
             out.append(Intent("entry", symbol, side, qty, close, coid, bar_time, stop_price=stop,

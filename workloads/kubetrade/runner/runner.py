@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from typing import Any
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.live import LiveSignal
-from kubetrade.messaging import auth, codec, subjects
+from kubetrade.ledger import allocation, connection, queries
+from kubetrade.messaging import auth, codec, kv, subjects
 from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.runner.account import Book
@@ -40,7 +40,6 @@ from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.probes import Probes, RunnerMetrics
 
 log = logging.getLogger("kubetrade.runner")
-GOAL_SIZING_BUCKET = subjects.GOAL_SIZING_BUCKET
 
 
 def now_ms() -> int:
@@ -173,16 +172,10 @@ class Runner:
         if not self.dsn:
             log.warning("no database: books start from the allocated capital", extra={"strategy": self.cfg.label})
             return
-        from kubetrade.executor import store
-
-        self.conn = await store.connect(self.dsn)
-        await store.allocate(self.conn, self.spec.mode, self.cfg.name, self.spec.capital.amount, self.cfg.namespace,
-                             self.spec.risk_policy_ref.name, self.spec.capital.currency)
-        cur = await self.conn.execute(
-            "SELECT client_order_id, trade_id, symbol, side, quantity, price, fee, time FROM fills "
-            "WHERE environment = %s AND namespace = %s AND strategy = %s ORDER BY id",
-            (self.spec.mode, self.cfg.namespace, self.cfg.name))
-        for f in await cur.fetchall():
+        self.conn = await connection.connect(self.dsn)
+        await allocation.allocate(self.conn, self.spec.mode, self.cfg.name, self.spec.capital.amount,
+                                  self.cfg.namespace, self.spec.risk_policy_ref.name, self.spec.capital.currency)
+        for f in await queries.strategy_fills(self.conn, self.spec.mode, self.cfg.namespace, self.cfg.name):
             self._book_fill(f["client_order_id"], f["trade_id"], f["symbol"], f["side"], f["quantity"], f["price"],
                             f["fee"], int(f["time"].timestamp() * 1000))
 
@@ -450,9 +443,9 @@ class Runner:
         if goal is None:
             return
         try:
-            kv = await self.nc.jetstream().key_value(GOAL_SIZING_BUCKET)
-            entry = await kv.get(subjects.goal_sizing_key(self.cfg.namespace, goal.name))
-            value = float(json.loads(entry.value)["multiplier"])
+            bucket = await self.nc.jetstream().key_value(kv.GOAL_SIZING_BUCKET)
+            entry = await bucket.get(kv.goal_sizing_key(self.cfg.namespace, goal.name))
+            value = codec.decode(kv.GoalSizingEntry, entry.value).multiplier
         except Exception:
             return  # no multiplier published (yet): keep the last one, 1.0 at start
         if value != self.multiplier:

@@ -166,6 +166,12 @@ class IndicatorRequest(Model):
     params: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], float], Field(max_length=16)] = Field(
         default_factory=dict
     )
+    label: Annotated[str, StringConstraints(max_length=64)] | None = Field(default=None, exclude=True)
+    """The key of this indicator in the result (default: its name)."""
+
+    def model_post_init(self, context: Any) -> None:
+        if self.label is None:
+            self.label = self.name
 
 
 class IndicatorsQuery(Model):
@@ -185,8 +191,7 @@ class IndicatorsResult(Model):
     """indicator name -> output -> values aligned with ``time`` (null during warm-up)."""
 
 
-@router.post("/api/v1/indicators", response_model=IndicatorsResult)
-async def compute_indicators(body: IndicatorsQuery, conn: Connection) -> IndicatorsResult:
+async def _indicators(conn: Any, body: IndicatorsQuery) -> IndicatorsResult:
     """Indicators over the newest ``limit`` candles, with enough history before them to warm up."""
     key = SeriesKey(body.exchange, symbol_of(body.symbol), body.timeframe)
     try:
@@ -199,7 +204,7 @@ async def compute_indicators(body: IndicatorsQuery, conn: Connection) -> Indicat
     cols = list(zip(*rows, strict=True))
     try:
         candles = from_arrays(*cols, symbol=key.symbol, timeframe=body.timeframe, check=False)
-        values = {i.name: indicators.compute(i.name, candles, i.params) for i in body.indicators}
+        values = {i.label: indicators.compute(i.name, candles, i.params) for i in body.indicators}
     except (indicators.IndicatorError, CandleError) as exc:
         raise HTTPException(422, str(exc)) from exc
     keep = slice(-min(body.limit, len(rows)), None)
@@ -212,6 +217,78 @@ async def compute_indicators(body: IndicatorsQuery, conn: Connection) -> Indicat
             for n, outs in values.items()
         },
     )
+
+
+@router.post("/api/v1/indicators", response_model=IndicatorsResult)
+async def compute_indicators(body: IndicatorsQuery, conn: Connection) -> IndicatorsResult:
+    """Indicators over the newest ``limit`` candles, with enough history before them to warm up."""
+    return await _indicators(conn, body)
+
+
+DEFAULT_INDICATORS = ("sma:period=20", "ema:period=20", "rsi:period=14", "macd", "bbands:period=20", "atr:period=14")
+"""What ``GET /api/v1/indicators/{symbol}`` computes when no ``indicator`` is asked for."""
+
+IndicatorParam = Annotated[list[str] | None, Query(
+    description="repeatable: NAME or NAME:K=V,K=V, e.g. rsi:period=14 (default: "
+                + ", ".join(DEFAULT_INDICATORS) + ")", max_length=20)]
+
+
+def _parse_indicators(items: list[str] | None) -> list[IndicatorRequest]:
+    out = []
+    for item in items or list(DEFAULT_INDICATORS):
+        name, _, rest = item.strip().partition(":")
+        params: dict[str, float] = {}
+        for kv in (x for x in rest.split(",") if x.strip()):
+            k, sep, v = kv.partition("=")
+            try:
+                if not sep or not k.strip():
+                    raise ValueError
+                params[k.strip()] = float(v)
+            except ValueError:
+                raise HTTPException(422, f"indicator {item!r}: write NAME or NAME:K=V,K=V with numbers, "
+                                         "e.g. rsi:period=14") from None
+            if not math.isfinite(params[k.strip()]):
+                raise HTTPException(422, f"indicator {item!r}: {k.strip()} must be a finite number")
+        out.append(IndicatorRequest(name=name.strip(), params=params, label=item.strip()))
+    return out
+
+
+async def _get_indicators(conn: Any, symbol: str, exchange: str, timeframe: str, end: datetime | None, limit: int,
+                          indicator: list[str] | None) -> IndicatorsResult:
+    if end is not None and end.tzinfo is None:
+        raise HTTPException(422, "end needs a time zone (e.g. 2024-01-01T00:00:00Z) or UTC milliseconds")
+    body = IndicatorsQuery(exchange=exchange, symbol=symbol, timeframe=timeframe, end=end, limit=limit,
+                           indicators=_parse_indicators(indicator))
+    return await _indicators(conn, body)
+
+
+@router.get("/api/v1/indicators/{symbol:path}", response_model=IndicatorsResult)
+async def symbol_indicators(
+    symbol: str,
+    conn: Connection,
+    exchange: Exchange = "binance",
+    timeframe: Timeframe = "1h",
+    end: TimeParam = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 200,
+    indicator: IndicatorParam = None,
+) -> IndicatorsResult:
+    """The technical indicators of one symbol over its newest ``limit`` candles (before ``end``); values are
+    keyed by the indicator as asked (``rsi:period=14``), null during warm-up."""
+    return await _get_indicators(conn, symbol, exchange, timeframe, end, limit, indicator)
+
+
+@router.get("/api/v1/indicators", response_model=IndicatorsResult)
+async def indicators_query(
+    conn: Connection,
+    symbol: Annotated[str, Query(description="BASE/QUOTE, BASE-QUOTE or BASE_QUOTE")],
+    exchange: Exchange = "binance",
+    timeframe: Timeframe = "1h",
+    end: TimeParam = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 200,
+    indicator: IndicatorParam = None,
+) -> IndicatorsResult:
+    """The same as ``GET /api/v1/indicators/{symbol}``, with the symbol as a query parameter."""
+    return await _get_indicators(conn, symbol, exchange, timeframe, end, limit, indicator)
 
 
 @router.get("/api/v1/bulk")

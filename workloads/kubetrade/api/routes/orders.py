@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from psycopg.rows import dict_row
 from pydantic import Field, StringConstraints
 
 from kubetrade.api.routes.risk import decide
+from kubetrade.ledger import queries
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CancelRequest, ClientOrderId, Side, Signal
 from kubetrade.resources.base import DNS1123Name, ExchangeId, Model, Symbol
@@ -63,10 +64,13 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
-async def _rows(request: Request, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-    async with _pool(request).connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
-        return [_jsonable(r) for r in await cur.fetchall()]
+async def _read(request: Request, query: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """One named query of the order record on a pooled connection, its rows made JSON-ready."""
+    async with _pool(request).connection() as conn:
+        got = await query(conn, *args)
+    if got is None:
+        return None
+    return [_jsonable(r) for r in got] if isinstance(got, list) else _jsonable(got)
 
 
 @router.post("/orders", status_code=202)
@@ -99,32 +103,22 @@ async def list_orders(
     status: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    return await _rows(
-        request,
-        "SELECT * FROM orders WHERE (%s::text IS NULL OR environment = %s) AND (%s::text IS NULL OR strategy = %s) "
-        "AND (%s::text IS NULL OR status = %s) ORDER BY id DESC LIMIT %s",
-        (environment, environment, strategy, strategy, status, status, limit),
-    )
+    rows: list[dict[str, Any]] = await _read(request, queries.list_orders, environment, strategy, status, limit)
+    return rows
 
 
 async def _order(request: Request, order_id: str) -> dict[str, Any]:
-    rows = await _rows(
-        request, "SELECT * FROM orders WHERE client_order_id = %s OR id::text = %s", (order_id, order_id)
-    )
-    if not rows:
+    row: dict[str, Any] | None = await _read(request, queries.order_by_id_or_client_id, order_id)
+    if row is None:
         raise HTTPException(404, f"no order with client order id or id {short(order_id)}")
-    return rows[0]
+    return row
 
 
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, request: Request) -> dict[str, Any]:
     order = await _order(request, order_id)
-    order["fills"] = await _rows(request, "SELECT * FROM fills WHERE order_id = %s ORDER BY id", (order["id"],))
-    order["events"] = await _rows(
-        request,
-        "SELECT status, detail, time FROM order_events WHERE client_order_id = %s ORDER BY id",
-        (order["client_order_id"],),
-    )
+    order["fills"] = await _read(request, queries.order_fills, order["id"])
+    order["events"] = await _read(request, queries.order_events, order["client_order_id"])
     return order
 
 
@@ -155,12 +149,7 @@ async def positions(
     strategy: str | None = None,
     include_flat: bool = False,
 ) -> list[dict[str, Any]]:
-    rows = await _rows(
-        request,
-        "SELECT * FROM positions WHERE (%s::text IS NULL OR environment = %s) AND (%s::text IS NULL OR strategy = %s) "
-        "AND (%s OR quantity <> 0) ORDER BY environment, namespace, strategy, symbol",
-        (environment, environment, strategy, strategy, include_flat),
-    )
+    rows: list[dict[str, Any]] = await _read(request, queries.list_positions, environment, strategy, include_flat)
     for r in rows:
         mark = r.get("mark_price") or r["average_price"]
         r["unrealised_pnl"] = (mark - r["average_price"]) * r["quantity"] if r["quantity"] else 0.0
@@ -175,9 +164,5 @@ async def trades(
     symbol: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    return await _rows(
-        request,
-        "SELECT * FROM fills WHERE (%s::text IS NULL OR environment = %s) AND (%s::text IS NULL OR strategy = %s) "
-        "AND (%s::text IS NULL OR symbol = %s) ORDER BY id DESC LIMIT %s",
-        (environment, environment, strategy, strategy, symbol, symbol, limit),
-    )
+    rows: list[dict[str, Any]] = await _read(request, queries.list_fills, environment, strategy, symbol, limit)
+    return rows

@@ -13,11 +13,12 @@ import json
 import logging
 from typing import Any, Literal
 
+import nats.js.errors
 from fastapi import APIRouter, HTTPException, Request
 from psycopg.rows import dict_row
 
 from kubetrade import cluster
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
 from kubetrade.resources.base import DNS1123Name, Model
 from kubetrade.resources.riskpolicy import RiskPolicySpec
@@ -118,9 +119,7 @@ async def metrics(request: Request) -> dict[str, Any]:
 
 
 async def _bucket(request: Request) -> Any:
-    from kubetrade.risk.policies import bucket
-
-    return await bucket(_nats(request).jetstream())
+    return await kv.policy_bucket(_nats(request).jetstream())
 
 
 @router.get("/limits")
@@ -128,18 +127,14 @@ async def limits(request: Request) -> list[dict[str, Any]]:
     """Every published policy, by key.  The keys come from the bucket's stream state (one
     request, read-your-writes), not from a key watcher, which can end before it has seen a
     value that was just written and report the bucket empty."""
-    import nats.js.errors
-
-    from kubetrade.messaging.subjects import RISK_POLICY_BUCKET
-
     js = _nats(request).jetstream()
-    kv = await _bucket(request)
-    prefix = f"$KV.{RISK_POLICY_BUCKET}."
-    info = await js.stream_info(f"KV_{RISK_POLICY_BUCKET}", subjects_filter=f"{prefix}>")
+    bucket = await _bucket(request)
+    prefix = f"$KV.{kv.RISK_POLICY_BUCKET}."
+    info = await js.stream_info(f"KV_{kv.RISK_POLICY_BUCKET}", subjects_filter=f"{prefix}>")
     out = []
     for subject in sorted(info.state.subjects or {}):
         try:
-            entry = await kv.get(subject[len(prefix) :])
+            entry = await bucket.get(subject[len(prefix) :])
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
             continue  # deleted (or purged) since the stream state was read
         if entry.value is None:
@@ -161,12 +156,10 @@ async def set_limits(body: PolicyUpdate, request: Request) -> dict[str, Any]:
             f"in a cluster the RiskPolicy resource is the source of truth: "
             f"kubectl -n {body.namespace} edit riskpolicy {body.name}",
         )
-    from kubetrade.risk.policies import key
-
-    kv = await _bucket(request)
-    value = {"namespace": body.namespace, "name": body.name, "generation": None, "spec": spec.to_k8s()}
-    revision = await kv.put(key(body.namespace, body.name), json.dumps(value).encode())
-    return {"key": key(body.namespace, body.name), "revision": revision, "spec": spec.to_k8s()}
+    bucket = await _bucket(request)
+    key = kv.policy_key(body.namespace, body.name)
+    revision = await bucket.put(key, kv.encode(kv.PolicyEntry(namespace=body.namespace, name=body.name, spec=spec)))
+    return {"key": key, "revision": revision, "spec": spec.to_k8s()}
 
 
 class BreakerReset(Model):

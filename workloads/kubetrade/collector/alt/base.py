@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import httpx
 
+from kubetrade import retrying
 from kubetrade.collector.health import Health, wall_ms
 from kubetrade.collector.publish import Publisher
 from kubetrade.messaging.schemas import AltPoint
@@ -54,6 +55,11 @@ class Credentials:
 class ProviderError(RuntimeError):
     """The provider answered, but not with data (bad key, unknown metric, quota)."""
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+    """Seconds the provider asked us to wait (its Retry-After), if it said."""
+
 
 class Provider:
     """One provider's HTTP API.  Subclasses set the class attributes and implement ``fetch``."""
@@ -83,7 +89,8 @@ class Provider:
     def check(response: httpx.Response) -> httpx.Response:
         """Raise with the status and a short body; the request URL is left out (it may carry a key)."""
         if response.status_code >= 400:
-            raise ProviderError(f"HTTP {response.status_code}: {response.text[:200]}")
+            raise ProviderError(f"HTTP {response.status_code}: {response.text[:200]}",
+                                retrying.retry_after_header(response.headers))
         return response
 
 
@@ -123,16 +130,24 @@ class AltCollector:
             await stop.wait()
             return
         self.health.set_phase("Running")
-        delay = 1.0
+
+        def failed(exc: BaseException, wait: float) -> None:  # HTTP errors, timeouts, odd payloads
+            self.health.error(exc)
+            self.health.lag_seconds()
+
         async with httpx.AsyncClient(timeout=self.timeout, headers={"User-Agent": "kubetrade/0.1"}) as http:
             while not stop.is_set():
                 try:
-                    await self.cycle(http)
-                    wait, delay = self.interval_seconds, 1.0
-                except Exception as exc:  # HTTP errors, timeouts, odd payloads: count, back off, retry
-                    self.health.error(exc)
-                    wait, delay = delay, min(delay * 2, self.max_backoff)
+                    await retrying.call(lambda: self.cycle(http), first=1.0, maximum=self.max_backoff, stop=stop,
+                                        retry_after=_retry_after, on_retry=failed)
+                except retrying.Stopped:
+                    break
                 self.health.lag_seconds()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=wait)
+                    await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
         self.health.set_phase("Suspended")
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """A provider's Retry-After, when its answer was a 429 or 503 that said how long to wait."""
+    return exc.retry_after if isinstance(exc, ProviderError) else None

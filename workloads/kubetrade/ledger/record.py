@@ -1,4 +1,4 @@
-"""The executor's PostgreSQL record: orders, fills, positions, ledgers (schema: migration 0300).
+"""The executor's writes to the order record: orders, fills, positions, ledgers (migration 0300).
 
 Every write that belongs together is one transaction: a fill, the position it moves, the
 ledger cash it spends and the order's filled quantity commit together or not at all, so
@@ -14,13 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
-from kubetrade.executor import ledger, lifecycle
+from kubetrade.ledger import accounting, orderstatus
+from kubetrade.ledger.connection import Row, is_spot, ts
 from kubetrade.messaging.schemas import OrderRequest
-
-Row = dict[str, Any]
-
 
 UPSERT_POSITION = """INSERT INTO positions (environment, namespace, strategy, symbol, exchange, quantity, average_price,
            realised_pnl, fees, mark_price, stop_price, trailing_pct, best_price)
@@ -34,14 +32,6 @@ UPSERT_POSITION = """INSERT INTO positions (environment, namespace, strategy, sy
 """A position after a fill: the stop, trail and best price are reset only when the fill opens it."""
 
 
-def ts(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def is_spot(symbol: str) -> bool:
-    return ":" not in symbol
-
-
 @dataclass
 class Applied:
     """What one state update did: the order after it and the fills that were new."""
@@ -49,30 +39,6 @@ class Applied:
     order: Row
     new_fills: list[Row]
     changed: bool
-
-
-async def connect(dsn: str) -> AsyncConnection[Row]:
-    return await AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row)
-
-
-async def allocate(
-    conn: AsyncConnection[Row],
-    environment: str,
-    strategy: str,
-    capital: float,
-    namespace: str = "default",
-    risk_policy: str | None = None,
-    currency: str = "USDT",
-) -> None:
-    """Create or resize a strategy's ledger; resizing moves cash by the change in capital."""
-    await conn.execute(
-        """INSERT INTO ledgers (environment, namespace, strategy, risk_policy, currency, capital, cash)
-           VALUES (%(e)s, %(n)s, %(s)s, %(p)s, %(c)s, %(k)s, %(k)s)
-           ON CONFLICT (environment, namespace, strategy) DO UPDATE
-           SET cash = ledgers.cash + EXCLUDED.capital - ledgers.capital, capital = EXCLUDED.capital,
-               risk_policy = COALESCE(EXCLUDED.risk_policy, ledgers.risk_policy), updated_at = now()""",
-        {"e": environment, "n": namespace, "s": strategy, "p": risk_policy, "c": currency, "k": capital},
-    )
 
 
 async def _event(conn: AsyncConnection[Row], order: Row, status: str, detail: str | None) -> None:
@@ -156,7 +122,7 @@ async def _spend_check(conn: AsyncConnection[Row], book: Row, req: OrderRequest)
     assert got is not None
     price = req.price * (1 + req.slippage_bps / 10_000) if req.type == "market" else req.price
     position = float(got["position"]) - float(got["selling"])
-    return ledger.spend_check(
+    return accounting.spend_check(
         float(book["cash"]),
         float(got["reserved"]),
         req.side,
@@ -169,11 +135,6 @@ async def _spend_check(conn: AsyncConnection[Row], book: Row, req: OrderRequest)
     )
 
 
-async def get(conn: AsyncConnection[Row], client_order_id: str) -> Row | None:
-    cur = await conn.execute("SELECT * FROM orders WHERE client_order_id = %s", (client_order_id,))
-    return await cur.fetchone()
-
-
 async def bump_attempt(conn: AsyncConnection[Row], order_id: int) -> int:
     """Count a submission before it is sent: an order with attempts > 0 is looked up before any resend."""
     cur = await conn.execute(
@@ -184,14 +145,6 @@ async def bump_attempt(conn: AsyncConnection[Row], order_id: int) -> int:
     row = await cur.fetchone()
     assert row is not None
     return int(row["submit_attempts"])
-
-
-async def live_orders(conn: AsyncConnection[Row], environment: str) -> list[Row]:
-    cur = await conn.execute(
-        "SELECT * FROM orders WHERE environment = %s AND status IN ('pending', 'open', 'partially_filled') ORDER BY id",
-        (environment,),
-    )
-    return await cur.fetchall()
 
 
 async def apply(
@@ -227,7 +180,7 @@ async def apply(
             status = "partially_filled" if filled > 0 else "open"  # fills not seen yet: the next sync completes it
         elif status in ("open", "partially_filled") and filled > 0:
             status = "filled" if filled >= order["quantity"] * (1 - 1e-9) else "partially_filled"
-        status = lifecycle.merge(order["status"], status)
+        status = orderstatus.merge(order["status"], status)
         changed = status != order["status"] or bool(new_fills)
         if changed or (exchange_order_id and exchange_order_id != order["exchange_order_id"]):
             cur = await conn.execute(
@@ -265,13 +218,13 @@ async def _record_fill(conn: AsyncConnection[Row], order: Row, fill: dict[str, A
     )
     prow = await cur.fetchone()
     pos = (
-        ledger.Position(
+        accounting.Position(
             float(prow["quantity"]), float(prow["average_price"]), float(prow["realised_pnl"]), float(prow["fees"])
         )
         if prow
-        else ledger.Position()
+        else accounting.Position()
     )
-    new_pos, realised = ledger.apply_fill(pos, order["side"], float(fill["quantity"]), float(fill["price"]), fee)
+    new_pos, realised = accounting.apply_fill(pos, order["side"], float(fill["quantity"]), float(fill["price"]), fee)
     cur = await conn.execute(
         """INSERT INTO fills (order_id, client_order_id, environment, namespace, strategy, exchange, symbol, side,
                trade_id, quantity, price, fee, fee_currency, realised_pnl, time)
@@ -318,7 +271,7 @@ async def _record_fill(conn: AsyncConnection[Row], order: Row, fill: dict[str, A
             "opened": opened and new_pos.quantity != 0,
         },
     )
-    cash_delta = ledger.cash_after_fill(0.0, order["side"], float(fill["quantity"]), float(fill["price"]), fee)
+    cash_delta = accounting.cash_after_fill(0.0, order["side"], float(fill["quantity"]), float(fill["price"]), fee)
     await conn.execute(
         """UPDATE ledgers SET cash = cash + %s, realised_pnl = realised_pnl + %s, fees = fees + %s, updated_at = now()
            WHERE environment = %s AND namespace = %s AND strategy = %s""",
@@ -338,8 +291,6 @@ async def request_cancel(conn: AsyncConnection[Row], client_order_id: str) -> Ro
 async def record_reconciliation(
     conn: AsyncConnection[Row], environment: str, started: datetime, checked: int, differences: list[dict[str, Any]]
 ) -> None:
-    from psycopg.types.json import Jsonb
-
     await conn.execute(
         "INSERT INTO reconciliations (environment, started_at, orders_checked, differences) VALUES (%s, %s, %s, %s)",
         (environment, started, checked, Jsonb(differences)),

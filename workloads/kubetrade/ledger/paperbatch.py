@@ -1,6 +1,8 @@
 """The paper executor's fast path: a batch of new market orders recorded and filled in two statements.
 
-The general path (:func:`store.record_new` then :func:`store.apply`) takes about twenty
+Only the executor calls it (it is the executor's write, like :mod:`kubetrade.ledger.record`).
+
+The general path (:func:`record.record_new` then :func:`record.apply`) takes about twenty
 statements per order, each a round trip; at a thousand orders a second that is the whole
 budget.  For the common paper case - new orders, a known price, ledgers that can pay - this
 
@@ -8,7 +10,7 @@ budget.  For the common paper case - new orders, a known price, ledgers that can
    positions, the open orders that reserve cash or sell quantity, and whether any of its
    client order ids is already recorded), without locks;
 2. decides in Python with the same pure functions as the general path
-   (:func:`ledger.spend_check`, :func:`ledger.apply_fill`), touching nothing;
+   (:func:`accounting.spend_check`, :func:`accounting.apply_fill`), touching nothing;
 3. writes the whole batch - orders, fills, positions, ledgers, lifecycle events - in **one
    statement** unpacking one JSON document: one implicit transaction, one commit (one
    fsync), all or nothing.
@@ -31,21 +33,26 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import AsyncConnection, pq
 
-from kubetrade.executor import ledger
-from kubetrade.executor.store import is_spot
-from kubetrade.executor.venues import PaperVenue
+from kubetrade.ledger import accounting
+from kubetrade.ledger.connection import Row, is_spot
 from kubetrade.messaging.schemas import OrderRequest
 
-Row = dict[str, Any]
 STALE = "KT409"
 """SQLSTATE of a guarded write whose rows moved since they were read (migration 0304)."""
 PositionKey = tuple[str, str, str]
 """(namespace, strategy, symbol)"""
+
+
+class Filler(Protocol):
+    """Where a paper order fills: the executor's paper venue (the last price, the backtester's costs)."""
+
+    def fill_for(self, order: Row, time_ms: int) -> dict[str, Any] | None: ...
+
 
 READ = """
 WITH want AS (SELECT %(want)s::jsonb AS j),
@@ -116,7 +123,7 @@ class Memo:
     """
 
     cash: dict[tuple[str, str], float] = field(default_factory=dict)
-    positions: dict[PositionKey, ledger.Position | None] = field(default_factory=dict)
+    positions: dict[PositionKey, accounting.Position | None] = field(default_factory=dict)
     """None: no row (the batch opens the position with an INSERT)."""
 
     def knows(self, books: list[tuple[str, str]], pairs: list[PositionKey]) -> bool:
@@ -133,11 +140,11 @@ class Memo:
         for row in batch.ledgers:
             self.cash[(row["n"], row["s"])] = row["c0"] + row["d"]
         for row in batch.moved + batch.opened:
-            self.positions[(row["n"], row["s"], row["y"])] = ledger.Position(row["q"], row["a"], row["r"], row["f"])
+            self.positions[(row["n"], row["s"], row["y"])] = accounting.Position(row["q"], row["a"], row["r"], row["f"])
 
 
 async def record_and_fill(
-    conn: AsyncConnection[Row], venue: PaperVenue, req: OrderRequest, now_ms: int, memo: Memo | None = None
+    conn: AsyncConnection[Row], venue: Filler, req: OrderRequest, now_ms: int, memo: Memo | None = None
 ) -> tuple[Row, Row] | None:
     """One order through the batch path: (order, fill) as recorded, or None for the general path."""
     done = await record_and_fill_batch(conn, venue, [req], now_ms, memo)
@@ -145,7 +152,7 @@ async def record_and_fill(
 
 
 async def record_and_fill_batch(
-    conn: AsyncConnection[Row], venue: PaperVenue, reqs: list[OrderRequest], now_ms: int, memo: Memo | None = None
+    conn: AsyncConnection[Row], venue: Filler, reqs: list[OrderRequest], now_ms: int, memo: Memo | None = None
 ) -> list[tuple[Row, Row]] | None:
     """A batch of new paper market orders, recorded and filled in one or two statements; or None.
 
@@ -191,7 +198,7 @@ async def record_and_fill_batch(
     assert got is not None
     cash = {(r["n"], r["s"]): float(r["cash"]) for r in got["ledgers"]}
     positions = {
-        (r["n"], r["s"], r["y"]): ledger.Position(float(r["q"]), float(r["a"]), float(r["r"]), float(r["f"]))
+        (r["n"], r["s"], r["y"]): accounting.Position(float(r["q"]), float(r["a"]), float(r["r"]), float(r["f"]))
         for r in got["positions"]
     }
     if got["known"] or len(cash) != len(books):
@@ -201,11 +208,11 @@ async def record_and_fill_batch(
 
 async def _write(
     conn: AsyncConnection[Row],
-    venue: PaperVenue,
+    venue: Filler,
     reqs: list[OrderRequest],
     env: str,
     cash: dict[tuple[str, str], float],
-    positions: dict[PositionKey, ledger.Position],
+    positions: dict[PositionKey, accounting.Position],
     open_rows: list[Row],
     open_count: int,
     now_ms: int,
@@ -228,11 +235,11 @@ async def _write(
 
 
 def _plan(
-    venue: PaperVenue,
+    venue: Filler,
     reqs: list[OrderRequest],
     env: str,
     cash: dict[tuple[str, str], float],
-    positions: dict[PositionKey, ledger.Position],
+    positions: dict[PositionKey, accounting.Position],
     open_rows: list[Row],
     now_ms: int,
 ) -> _Batch | None:
@@ -255,7 +262,7 @@ def _plan(
     deltas: dict[tuple[str, str], list[float]] = {}
     for req in reqs:
         book, key = (req.namespace, req.strategy), (req.namespace, req.strategy, req.symbol)
-        pos = positions.get(key, ledger.Position())
+        pos = positions.get(key, accounting.Position())
         order: Row = {
             "client_order_id": req.client_order_id,
             "environment": env,
@@ -274,7 +281,7 @@ def _plan(
         fill = venue.fill_for(order, now_ms)
         if (
             fill is None
-            or ledger.spend_check(
+            or accounting.spend_check(
                 cash[book],
                 reserved.get(book, 0.0),
                 req.side,
@@ -288,7 +295,7 @@ def _plan(
             is not None
         ):
             return None
-        new_pos, realised = ledger.apply_fill(pos, req.side, fill["quantity"], fill["price"], fill["fee"])
+        new_pos, realised = accounting.apply_fill(pos, req.side, fill["quantity"], fill["price"], fill["fee"])
         opened = new_pos.quantity != 0 and (pos.quantity == 0 or (pos.quantity > 0) != (new_pos.quantity > 0))
         positions[key] = new_pos
         marks[key] = (req.exchange, fill["price"])
@@ -296,7 +303,7 @@ def _plan(
             opener[key] = (req, fill["price"])
         elif new_pos.quantity == 0:
             opener.pop(key, None)
-        delta = ledger.cash_after_fill(0.0, req.side, fill["quantity"], fill["price"], fill["fee"])
+        delta = accounting.cash_after_fill(0.0, req.side, fill["quantity"], fill["price"], fill["fee"])
         cash[book] += delta
         d = deltas.setdefault(book, [0.0, 0.0, 0.0])
         d[0] += delta

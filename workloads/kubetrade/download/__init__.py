@@ -1,0 +1,1 @@
+"""``kubetrade download-data``: incremental, resumable candle downloads from any ccxt exchange."""

@@ -1,0 +1,150 @@
+"""The platform's settings from the environment, typed (pydantic-settings).
+
+Every ``KUBETRADE_*`` variable the workloads read is declared here once, with its type and
+meaning.  ``kubetrade`` validates them all before any command runs, so a bad value stops
+the process at once with one line that names the variable and what is wrong with it
+(``KUBETRADE_METRICS_PORT='abc': not a whole number``) instead of a traceback from deep
+inside a role minutes later.  Read them with :func:`current`.  Secrets (exchange keys, the
+API-key pepper) are typed as ``SecretStr``: never printed, never in a repr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "KUBETRADE_"
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class SettingsError(ValueError):
+    """One or more environment variables hold a value that is not valid; the message names each."""
+
+
+class Settings(BaseSettings):
+    """``KUBETRADE_<NAME>`` for each field (``database_url`` is ``KUBETRADE_DATABASE_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", case_sensitive=False,
+                                      use_attribute_docstrings=True)
+
+    database_url: str | None = None
+    """PostgreSQL DSN of the platform's database."""
+    nats_url: str | None = None
+    """NATS server URL (commands that need one default to nats://127.0.0.1:4222)."""
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    """Log level of every role."""
+    metrics_port: Port | None = None
+    """Serve Prometheus /metrics on this port (roles that serve it themselves ignore it); unset: off."""
+    environment: Literal["paper", "live"] | None = None
+    """Trading environment of a runner."""
+    namespace: str | None = None
+    """Namespace of resources when a request names none (in a pod: its own)."""
+    exchange_url: str | None = None
+    """Send ccxt clients to this base URL (a proxy, the local test exchange)."""
+    exchange_api_key: SecretStr | None = None
+    """Live exchange API key (from a Secret)."""
+    exchange_secret: SecretStr | None = None
+    """Live exchange API secret (from a Secret)."""
+    exchange_credentials_dir: Path | None = None
+    """Folder of a mounted Secret with files apiKey and secret (instead of the two above)."""
+    api_key_pepper: SecretStr = SecretStr("")
+    """Server-side secret mixed into every API-key hash."""
+    cors_origins: str = ""
+    """Origins allowed by CORS, comma-separated."""
+    rate_limit_per_key: Annotated[int, Field(ge=1)] = 600
+    """API requests per key per rate window."""
+    rate_limit_per_address: Annotated[int, Field(ge=1)] = 1200
+    """API requests per client address per rate window."""
+    rate_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
+    """Length of an API rate-limit window."""
+    image: str = "kubetrade:latest"
+    """Image of the Jobs the API starts (backtests)."""
+    job_env_secret: str | None = None
+    """Secret whose keys become the environment of Jobs the API starts."""
+    database_secret: str | None = None
+    """Secret (key url) the Jobs the API starts, and the operator's children, read the database DSN from."""
+    api_max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    """Largest request body the API accepts; a larger one gets 413 before it is read."""
+    nats_user: str | None = None
+    """This process's NATS identity: its role (operator, api, risk-manager, runner, collector, executor-ENV)."""
+    nats_password: SecretStr | None = None
+    """The role's NATS password (from the role's Secret)."""
+    nats_secret_prefix: str | None = None
+    """Operator: runners and collectors read their NATS password from Secret <prefix><role>."""
+    order_signing_key: SecretStr | None = None
+    """The key the risk manager signs orders with and executors check (from a Secret)."""
+    alert_evaluation: bool = True
+    """Evaluate user-defined alert conditions in this API process."""
+    health_report_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """How often a collector reports its health."""
+    collector_config: Path | None = None
+    """The Collector resource a collector runs (default: the operator's mounted ConfigMap)."""
+    paper_lanes: Annotated[int, Field(ge=1, le=64)] = 2
+    """Parallel lanes of the paper executor's fast path."""
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """Event loop of the services."""
+    api_url: str | None = None
+    """The API that ``kubetrade trades``/``strategies`` ask (default http://127.0.0.1:8000)."""
+    api_key: SecretStr | None = None
+    """The API key those commands send (else the file ``.kubetrade/api-key``)."""
+    shared_data: Path | None = None
+    """Folder of the real candles the benchmarks read (not shipped: see bench/README.md)."""
+
+    @field_validator("database_url", "exchange_url", "job_env_secret", "namespace", "api_url", "database_secret",
+                     "nats_user", "nats_secret_prefix", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", "event_loop", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("alert_evaluation", mode="before")
+    @classmethod
+    def _no(cls, value: object) -> object:
+        return False if isinstance(value, str) and value.strip().lower() in ("no", "off") else value
+
+
+_WHY = {
+    "int_parsing": "not a whole number",
+    "int_from_float": "not a whole number",
+    "float_parsing": "not a number",
+    "bool_parsing": "not true/false (1/0, yes/no)",
+}
+SECRETS = frozenset({"exchange_api_key", "exchange_secret", "api_key_pepper", "api_key", "nats_password",
+                     "order_signing_key"})
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        msg = str(err["msg"])
+        why = _WHY.get(err["type"]) or ("must be " + msg.removeprefix("Input should be ")
+                                        if msg.startswith("Input should be ") else msg)
+        shown = "(hidden)" if field in SECRETS else repr(err.get("input"))
+        parts.append(f"{PREFIX}{field.upper()}={shown}: {why}")
+    return "; ".join(parts)
+
+
+def load() -> Settings:
+    """Read and check every variable now; :class:`SettingsError` names each bad one."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def current() -> Settings:
+    """The settings as the environment has them now (cheap: read each time, so a test's changes count)."""
+    return load()

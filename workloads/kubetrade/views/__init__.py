@@ -1,0 +1,1 @@
+"""``kubetrade trades`` and ``kubetrade strategies``: look at what the platform does."""
