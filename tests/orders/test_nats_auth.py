@@ -25,11 +25,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from kubetrade.executor import store
+from kubetrade.ledger import allocation, connection
 from kubetrade.localstack.servers import NatsServer
-from kubetrade.messaging import auth, codec, signing, subjects
+from kubetrade.messaging import auth, codec, kv, signing, subjects
 from kubetrade.messaging.schemas import OrderRequest, RiskDecision, Signal, Ticker
-from kubetrade.risk import policies
 from tests.orders.conftest import now_ms, orders_by_status, wait_for
 
 ADMIN = "test-admin"
@@ -73,8 +72,8 @@ def violations(server: NatsServer) -> list[str]:
 async def test_only_the_risk_manager_gets_an_order_executed(orders_dsn, secured, tmp_path) -> None:
     server, passwords = secured
     key = secrets.token_hex(32)
-    conn = await store.connect(orders_dsn)
-    await store.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
 
     # No credentials, or wrong ones: no connection at all.
     for creds in ({}, {"user": "runner", "password": "guess"}):
@@ -91,8 +90,8 @@ async def test_only_the_risk_manager_gets_an_order_executed(orders_dsn, secured,
     collector = await connect(server, passwords, "collector")
     runner = await connect(server, passwords, "runner")
     try:
-        kv = await policies.bucket(operator.jetstream())  # the operator publishes the policy
-        await kv.put(policies.key("default", "default"),
+        bucket = await kv.policy_bucket(operator.jetstream())  # the operator publishes the policy
+        await bucket.put(kv.policy_key("default", "default"),
                      json.dumps({"namespace": "default", "name": "default", "generation": 1, "spec": {}}).encode())
 
         async def priced_and_answering() -> bool:
