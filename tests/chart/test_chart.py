@@ -21,7 +21,7 @@ import yaml
 
 from kubetrade.messaging import auth
 from kubetrade_testbed.kube import KubeControlPlane
-from tests.chart.conftest import CHART, REPO, Helm
+from tests.chart.conftest import CHART, REPO, THIRD_PARTY_APIS, Helm
 
 VARIANTS: dict[str, list[str]] = {
     "default": [],
@@ -228,7 +228,8 @@ def test_every_variant_applies_to_the_real_api_server(
 ) -> None:
     """Server-side dry run: the API server validates every object against its real schema."""
     for variant, args in VARIANTS.items():
-        manifest = helm.run("template", f"kt-{variant[:12]}", str(CHART), "--namespace", namespace,
+        apis = [flag for api in THIRD_PARTY_APIS for flag in ("--api-versions", api)]
+        manifest = helm.run("template", f"kt-{variant[:12]}", str(CHART), "--namespace", namespace, *apis,
                             *_sets(args)).stdout
         out = kube.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-n", namespace,
                            "-f", "-", input=manifest, check=False)
@@ -465,3 +466,33 @@ def test_network_policies_select_namespaces_and_operator_labels(helm: Helm, watc
     refused = helm.run("template", "kubetrade", str(CHART), "--set", "networkPolicy.metricsNamespaceSelector=null",
                        check=False)
     assert refused.returncode != 0 and "metricsNamespaceSelector" in refused.stderr
+
+
+def test_monitoring_objects_only_where_their_api_exists(helm: Helm) -> None:
+    """ServiceMonitors, PodMonitors, the PrometheusRule and the AlertmanagerConfig are rendered only
+    where the Prometheus Operator's API is (.Capabilities), and NOTES says what was left out;
+    cert-manager asked for where it is not is refused in words."""
+    observability = VARIANTS["observability"]
+    monitoring = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "AlertmanagerConfig"}
+    assert monitoring <= {d["kind"] for d in helm.template(*observability)}
+    assert not monitoring & {d["kind"] for d in helm.template(*observability, api_versions=())}
+    rules = next(d for d in helm.template("metrics.prometheusRule.enabled=true") if d["kind"] == "PrometheusRule")
+    alerts = [r for g in rules["spec"]["groups"] for r in g["rules"]]
+    assert alerts and all(r["annotations"]["runbook_url"].startswith(
+        "https://github.com/kubetrade/kubetrade/blob/main/docs/runbooks.md#") for r in alerts)
+    refused = helm.run("template", "kubetrade", str(CHART), "--set", "webhook.certManager.enabled=true", check=False)
+    assert refused.returncode != 0 and "cert-manager.io/v1" in refused.stderr
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    """runbook_url on every alert, pointing at a section of docs/runbooks.md that exists."""
+    import re
+
+    rules = yaml.safe_load((CHART / "files" / "prometheus" / "kubetrade-rules.yaml").read_text())
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+               for line in (REPO / "docs" / "runbooks.md").read_text().splitlines() if line.startswith("## ")}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            url = rule["annotations"].get("runbook_url", "")
+            assert url == f"docs/runbooks.md#{rule['alert'].lower()}", rule["alert"]
+            assert rule["alert"].lower() in anchors, f"docs/runbooks.md has no section for {rule['alert']}"
