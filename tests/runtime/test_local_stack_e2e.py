@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -76,6 +78,18 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         await eventually(all_caught_up, timeout=240, interval=0.5)
         await asyncio.sleep(6)  # one more report round (every 5 s) after the last fill, for the status feed too
         api = httpx.AsyncClient(base_url=endpoints["api"], headers={"X-API-Key": key}, timeout=30)
+
+        # a key made from another shell against this run's database works with this API: both read the
+        # pepper kubetrade up keeps in its state folder (it made one up in its own process before)
+        env = {k: v for k, v in os.environ.items() if k != "KUBETRADE_API_KEY_PEPPER"}
+        made = await asyncio.to_thread(
+            subprocess.run, [*kubetrade_argv("api-keys", "--dsn", endpoints["database"], "--pepper-file",
+                                             str(state / "api-key-pepper"), "create", "shell", "--scope", "read")],
+            capture_output=True, text=True, env=env, timeout=120)
+        assert made.returncode == 0, made.stderr
+        shell_key = json.loads(made.stdout.splitlines()[0])["key"]
+        got = await api.get("/api/v1/strategies", headers={"X-API-Key": shell_key})
+        assert got.status_code == 200, got.text
         db = await psycopg.AsyncConnection.connect(endpoints["database"], row_factory=dict_row, autocommit=True)
 
         # --- strategies traded, and every record says the same -----------------------------------
