@@ -458,8 +458,8 @@ def test_network_policies_select_namespaces_and_operator_labels(helm: Helm, watc
         components = {v for peer in rule["from"] for e in peer["podSelector"].get("matchExpressions", [])
                       for v in e["values"]}
         if port == 4222:
-            assert components == {"operator", "api", "risk-manager", "executor-paper", "executor-live",
-                                  "strategy-runner", "collector"}
+            assert components == {"operator", "api", "risk-manager", "goal-manager", "executor-paper",
+                                  "executor-live", "strategy-runner", "collector"}
     (monitor,) = [r for r in policies["kubetrade-nats"]["spec"]["ingress"] if r["ports"][0]["port"] == 8222]
     assert monitor["from"] == monitoring
     assert policies["kubetrade-metrics"]["spec"]["ingress"][0]["from"] == monitoring

@@ -42,6 +42,11 @@ nats://{{ include "kubetrade.fullname" . }}-nats.{{ .Release.Namespace }}.svc:42
 {{- end -}}
 {{- end }}
 
+{{/* Every NATS role (kubetrade.messaging.auth.ROLES; the chart tests compare the two). */}}
+{{- define "kubetrade.natsRoles" -}}
+operator api risk-manager runner goal-manager collector executor-paper executor-live
+{{- end }}
+
 {{/* The NATS identity of one role: user name, password from the role's own Secret. */}}
 {{- define "kubetrade.natsIdentity" -}}
 {{- if .ctx.Values.nats.auth.enabled }}

@@ -149,6 +149,12 @@ def roles(local: bool = False) -> dict[str, Role]:
             why="signals to the risk manager, its status; candles and its orders' events",
         ),
         Role(
+            "goal-manager",
+            publish=(*base, "status.goal.>"),
+            subscribe=(INBOX,),
+            why="each Goal's figures, reported as its status (it reads Goals and Strategies from Kubernetes)",
+        ),
+        Role(
             "collector",
             publish=(*base, "md.>", "alt.>", "status.collector.>", "dlq.>", *_stream_admin(*_MARKET_STREAMS),
                      *_stream_read("MARKET_DATA"), *_consume("MARKET_DATA"), *_kv_write(COLLECTOR_HEALTH_BUCKET)),
@@ -169,7 +175,7 @@ def roles(local: bool = False) -> dict[str, Role]:
 
 
 ROLES = tuple(roles())
-"""The role names: operator, api, risk-manager, runner, collector, executor-paper, executor-live."""
+"""The role names: operator, api, risk-manager, runner, goal-manager, collector, executor-paper, executor-live."""
 
 
 def _quoted(items: tuple[str, ...]) -> str:
