@@ -108,6 +108,8 @@ def _calls(ns: str) -> list[tuple[str, str, dict, set[int]]]:
         ("GET", "/api/v1/market-data", {"params": {"symbols": "BTC/USDT", "timeframe": "5m"}}, {200}),
         ("POST", "/api/v1/indicators", {"json": {"symbol": "BTC/USDT", "timeframe": "5m",
                                                  "indicators": [{"name": "ema", "params": {"period": 20}}]}}, {200}),
+        ("GET", "/api/v1/indicators", {"params": {"symbol": "BTC-USDT", "timeframe": "5m"}}, {200}),
+        ("GET", "/api/v1/indicators/{symbol}", {"symbol": "BTC-USDT", "params": {"timeframe": "5m"}}, {200}),
         ("GET", "/api/v1/bulk", {"params": {"symbol": "BTC/USDT", "timeframe": "5m", "format": "csv"}}, {200}),
         ("DELETE", "/api/v1/strategies/{name}", {"name": "rbac-ema", "params": q}, {202}),
     ]
