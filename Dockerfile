@@ -8,15 +8,22 @@
 # ENTRYPOINT, CMD) is scripts/image/kubetrade/config.json's; tests/image/test_dockerfile.py keeps
 # the two equal.  Needs BuildKit (RUN --mount): docker build ., or skaffold build.
 
+# Behind a TLS-intercepting proxy, give its CA bundle for HTTPS to PyPI (never kept in the image):
+#   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt .
+
 # The wheel and a uv binary; nothing of this stage is in the image.
 FROM debian:bookworm-slim AS wheel
-RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
+RUN --mount=type=secret,id=ca,target=/tmp/kubetrade-build/host-ca.crt \
+    if [ -s /tmp/kubetrade-build/host-ca.crt ]; then export PIP_CERT=/tmp/kubetrade-build/host-ca.crt; fi \
+ && apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
  && python3 -m venv /tools && /tools/bin/pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY workloads workloads
 COPY operator operator
-RUN /tools/bin/uv build --wheel --out-dir /dist .
+RUN --mount=type=secret,id=ca,target=/tmp/kubetrade-build/host-ca.crt \
+    if [ -s /tmp/kubetrade-build/host-ca.crt ]; then export SSL_CERT_FILE=/tmp/kubetrade-build/host-ca.crt; fi \
+ && /tools/bin/uv build --wheel --out-dir /dist .
 
 FROM debian:bookworm-slim
 ARG SOURCE_DATE_EPOCH=1767225600
@@ -25,6 +32,7 @@ RUN --mount=type=bind,source=scripts/image/kubetrade/install.sh,target=/tmp/kube
     --mount=type=bind,from=wheel,source=/dist,target=/tmp/kubetrade-build/dist \
     --mount=type=bind,from=wheel,source=/tools/bin/uv,target=/tmp/kubetrade-build/uv \
     --mount=type=cache,target=/tmp/kubetrade-build/uv-cache \
+    --mount=type=secret,id=ca,target=/tmp/kubetrade-build/host-ca.crt \
     BUILD=/tmp/kubetrade-build UV_CACHE_DIR=/tmp/kubetrade-build/uv-cache SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH \
     sh /tmp/kubetrade-build/install.sh
 # numba only uses a *writable* cache directory, so each process copies the image's seed

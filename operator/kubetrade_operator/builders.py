@@ -96,8 +96,9 @@ def _restricted_container(name: str, cfg: OperatorConfig, args: list[str], env: 
         "args": args,
         "env": env,
         "ports": [{"name": "metrics", "containerPort": 9090}],
-        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
-        "livenessProbe": {"httpGet": {"path": "/livez", "port": "metrics"}, "periodSeconds": 20, "failureThreshold": 6},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 10},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 20,
+                          "failureThreshold": 6},
         "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "768Mi"}},
         "securityContext": {
             "allowPrivilegeEscalation": False,

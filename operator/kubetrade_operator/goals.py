@@ -20,6 +20,7 @@ from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
 from kubetrade.messaging import kv
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, GoalSpec, RiskPolicySpec
+from kubetrade.resources.strategy import PaperCheck
 from kubetrade.sizing.goal import goal_sizing_multiplier
 from kubetrade_operator import builders, cache, kube
 from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, refusal, set_condition, warn
@@ -66,8 +67,21 @@ def _view(s: dict[str, Any]) -> StrategyView:
         max_drawdown=st.get("maxDrawdown"),
         trades=st.get("trades") or 0,
         return_pct=(pnl / capital) if pnl is not None and capital else None,
-        backtest_sharpe=(st.get("backtest") or {}).get("sharpe"),
+        backtest_sharpe=((st.get("evidence") or {}).get("sharpe") if st.get("evidence")
+                         else (st.get("backtest") or {}).get("sharpe")),
+        paper_check=_paper_check(st.get("paperCheck")),
     )
+
+
+def _paper_check(raw: Any) -> PaperCheck | None:
+    """The runner's paper/backtest comparison, or None when there is none (or it does not parse: no promotion)."""
+    if not raw:
+        return None
+    try:
+        return PaperCheck.model_validate(raw)
+    except ValueError:
+        log.warning("paperCheck in status does not parse; the strategy cannot be promoted", extra={"raw": str(raw)})
+        return None
 
 
 def _gate(namespace: str, policy_name: str) -> PolicyGate:

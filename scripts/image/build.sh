@@ -19,7 +19,11 @@
 # scripts, the lock, kubetrade's sources, the Debian suite, SOURCE_DATE_EPOCH): a second build
 # with the same inputs returns at once, and two builds of different inputs never share a folder.
 # Needs root (mmdebstrap, chroot, overlayfs mounts); installs mmdebstrap from Debian if missing.
-# KUBETRADE_IMAGE_REBUILD=1 ignores the cache (the new build replaces the old entry).
+# KUBETRADE_IMAGE_REBUILD=1 rebuilds the named images (on the cached base), =all the base too;
+# the new build replaces the old entry.
+# The whole script is one group that bash reads before running it: an edit (a merge, a checkout)
+# while a build runs cannot change what the running build does.
+{
 set -euo pipefail
 shopt -s inherit_errexit  # a failing step inside $(...) fails the build too
 cd "$(dirname "$0")/../.."
@@ -66,8 +70,13 @@ locked() {  # locked NAME COMMAND...
   return $rc
 }
 
-fresh() {  # fresh DIR: an existing, complete entry (and KUBETRADE_IMAGE_REBUILD unset)?
-  [ -z "${KUBETRADE_IMAGE_REBUILD:-}" ] && [ -f "$1/done" ]
+fresh() {  # fresh DIR: an existing, complete entry (and not to be rebuilt)?
+  case "${KUBETRADE_IMAGE_REBUILD:-}" in
+    all) return 1 ;;
+    "") ;;
+    *) [[ "$(basename "$1")" == base-* ]] || return 1 ;;  # the named images, on the cached base
+  esac
+  [ -f "$1/done" ]
 }
 
 # --- bookworm slim: the base layer of kubetrade and postgres ----------------------------------
@@ -104,8 +113,6 @@ run_on_base() {  # run_on_base DIR SCRIPT [INPUT...]
   unshare --mount --propagation private -- bash -euo pipefail -c '
     dir="$1" base="$2" uvcache="$3"
     m="$dir/merged"
-    ca_env=""
-    if [ -f "$dir/in/host-ca.crt" ]; then ca_env=1; fi
     mount -t overlay overlay -o "lowerdir=$base/rootfs,upperdir=$dir/upper,workdir=$dir/work" "$m"
     mount -t proc proc "$m/proc"
     mount --rbind /dev "$m/dev"
@@ -115,8 +122,7 @@ run_on_base() {  # run_on_base DIR SCRIPT [INPUT...]
     mount --bind "$uvcache" "$m/tmp/kubetrade-build/uv-cache"
     chroot "$m" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       HOME=/root LANG=C.UTF-8 SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" BUILD=/tmp/kubetrade-build \
-      UV_CACHE_DIR=/tmp/kubetrade-build/uv-cache \
-      ${ca_env:+SSL_CERT_FILE=/tmp/kubetrade-build/host-ca.crt} /bin/sh ${KUBETRADE_IMAGE_TRACE:+-x} /tmp/kubetrade-build/install.sh >&2
+      UV_CACHE_DIR=/tmp/kubetrade-build/uv-cache /bin/sh ${KUBETRADE_IMAGE_TRACE:+-x} /tmp/kubetrade-build/install.sh >&2
     umount "$m/tmp/kubetrade-build/uv-cache"
     mountpoint -q "$m/tmp/kubetrade-build/uv-cache" && { echo "uv cache still mounted" >&2; exit 1; }
     rm -rf --one-file-system "$m/tmp/kubetrade-build" "$m/etc/resolv.conf"
@@ -170,7 +176,13 @@ build_kubetrade() {
     rm -rf "$tmp"
     mkdir -p "$tmp/in/dist"
     log "kubetrade wheel"
-    "$UV" build --quiet --wheel --out-dir "$tmp/in/dist" "$repo" >&2
+    # From a clean copy of exactly what the Dockerfile COPYs: setuptools builds in ./build and
+    # would carry files deleted since an earlier build into the wheel.
+    mkdir -p "$tmp/src"
+    cp pyproject.toml README.md "$tmp/src/"
+    (tar -c --exclude=__pycache__ --exclude='*.egg-info' --exclude='*.pyc' workloads operator) | tar -x -C "$tmp/src"
+    "$UV" build --quiet --wheel --out-dir "$tmp/in/dist" "$tmp/src" >&2
+    rm -rf "$tmp/src"
     cp requirements/runtime.lock "$tmp/in/runtime.lock"
     log "kubetrade: Debian python3 + runtime.lock + the wheel + numba kernels (install.sh in a chroot)"
     run_on_base "$tmp/stage" "$here/kubetrade/install.sh" "$tmp/in/dist" "$tmp/in/runtime.lock"
@@ -244,3 +256,5 @@ for arg in sys.argv[1:]:
     out[name] = json.load(open(path))
 print(json.dumps(out, indent=1))
 PY
+exit 0
+}

@@ -75,6 +75,8 @@ class KubeControlPlane(Service):
         full: bool = True,
         nodes: int = 2,
         apiserver_args: Sequence[str] = (),
+        bind_address: str = "127.0.0.1",
+        authorization: str = "RBAC",
     ) -> None:
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kubetrade-kube-"))
@@ -82,6 +84,10 @@ class KubeControlPlane(Service):
         self.full = full
         self.nodes = nodes
         self.apiserver_args = list(apiserver_args)
+        self.bind_address = bind_address
+        self.authorization = authorization
+        """--authorization-mode (a real node needs "Node,RBAC")."""
+        """Where the API server listens (a real node's sandbox reaches it at its veth's host end)."""
         self.etcd_port, self.etcd_peer_port = free_port(), free_port()
         self.port = free_port()
         self.processes: list[ManagedProcess] = []
@@ -92,13 +98,19 @@ class KubeControlPlane(Service):
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.bind_address}:{self.port}"
 
     def _make_pki(self) -> None:
-        ca = CertificateAuthority(self.pki)
+        ca = self.ca = CertificateAuthority(self.pki)
         self.ca_cert = ca.cert_path
-        self.serving = ca.issue("apiserver", "kube-apiserver", server=True, hosts=("127.0.0.1", "localhost"))
+        in_cluster = ("10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                      "kubernetes.default.svc.cluster.local")  # what pods on a real node dial
+        hosts = ("127.0.0.1", "localhost", *({self.bind_address} - {"127.0.0.1"}), *in_cluster)
+        self.serving = ca.issue("apiserver", "kube-apiserver", server=True, hosts=hosts)
         self.admin = ca.issue("admin", "kubetrade-admin", org="system:masters")
+        # the API server's client certificate towards kubelets (logs, exec, port-forward)
+        self.kubelet_client = ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+                                       org="system:masters")
         self.sa_key, self.sa_pub = service_account_keys(self.pki)
 
     def _write_kubeconfig(self) -> None:
@@ -154,14 +166,16 @@ class KubeControlPlane(Service):
             "kube-apiserver",
             [
                 f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.bind_address}",
+                f"--advertise-address={self.bind_address}",
+                f"--kubelet-client-certificate={self.kubelet_client[0]}",
+                f"--kubelet-client-key={self.kubelet_client[1]}",
                 f"--secure-port={self.port}",
                 f"--cert-dir={self.pki}",
                 f"--tls-cert-file={self.serving[0]}",
                 f"--tls-private-key-file={self.serving[1]}",
                 f"--client-ca-file={self.ca_cert}",
-                "--authorization-mode=RBAC",
+                f"--authorization-mode={self.authorization}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={self.sa_pub}",
                 f"--service-account-signing-key-file={self.sa_key}",
@@ -214,6 +228,11 @@ class KubeControlPlane(Service):
                 "--v=1",
             ],
         )
+        if self.nodes:
+            self._start_kwok()
+        self.wait_for(self._default_service_account, timeout, "the default ServiceAccount")
+
+    def _start_kwok(self) -> None:
         self._spawn(
             "kwok",
             [
@@ -231,7 +250,6 @@ class KubeControlPlane(Service):
             node["metadata"]["name"] = f"kwok-node-{i}"
             node["metadata"]["labels"]["kubernetes.io/hostname"] = f"kwok-node-{i}"
             self.kubectl("apply", "-f", "-", input=json.dumps(node))
-        self.wait_for(self._default_service_account, timeout, "the default ServiceAccount")
 
     def _healthy(self) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_cert))

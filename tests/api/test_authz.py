@@ -18,8 +18,13 @@ from kubetrade.api.security import is_protected, operations, required_scopes
 from tests.api.conftest import make_key, revoke_key, settings_for
 from tests.support.server import serving
 
-PUBLIC = {"/health", "/livez", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC = {"/health", "/readyz", "/healthz", "/livez", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+          "/redoc"}
 """Probes, Prometheus and the API description: public by design, nothing else."""
+
+CONSOLE_PUBLIC = {"/console/login", "/console"}
+"""The console's login form, and the redirect of /console to /console/; every other console route
+needs a session opened with a key (tests/api/test_console_http.py), checked below."""
 
 
 def _concrete(path: str) -> str:
@@ -40,12 +45,30 @@ def test_every_route_is_protected_or_deliberately_public(local_env) -> None:
     app = create_app(settings_for("postgresql://unused", None))
     cases = _cases(app)
     assert len(cases) >= 15  # the app's routes, not an empty list
-    unprotected = {path for _, path, scopes in cases if not scopes}
+    unprotected = {path for _, path, scopes in cases if not scopes and not path.startswith("/console")}
     assert unprotected <= PUBLIC, f"routes reachable without an API key: {sorted(unprotected - PUBLIC)}"
     for _, path, scopes in cases:
         assert scopes <= set(keys.SCOPES)
         if path.startswith("/api/v1/admin"):
             assert scopes == {"admin"}
+
+
+def test_every_console_route_needs_a_session(pg_dsn, local_env) -> None:
+    """The console's routes use a session cookie instead of the key header: without one, a page
+    sends the browser to the login form, the live stream answers 401, and nothing else happens."""
+    app = create_app(settings_for(pg_dsn, None))
+    console = [(m, p) for m, p, _ in operations(app) if p.startswith("/console") and p not in CONSOLE_PUBLIC]
+    assert len(console) >= 10
+    with serving(app) as url:
+        for method, path in console:
+            for cookie in ({}, {"kt_session": "forged-session-token"}):
+                with httpx.Client(base_url=url, timeout=30, follow_redirects=False, cookies=cookie) as client:
+                    got = client.request(method, _concrete(path))
+                if path == "/console/live":
+                    assert got.status_code == 401, (method, path)
+                else:
+                    assert got.status_code == 303 and got.headers["location"] == "/console/login", \
+                        (method, path, got.status_code, got.text[:200])
 
 
 def test_every_route_refuses_missing_revoked_and_unscoped_keys(pg_dsn, local_env) -> None:

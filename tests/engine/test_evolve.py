@@ -17,8 +17,7 @@ import yaml
 from kubetrade.candles import Candles
 from kubetrade.engine import genes
 from kubetrade.engine.evolve import EvolveConfig, EvolveResult, evolve
-from kubetrade.engine.performance import Metrics, deflated_sharpe, expected_max_sharpe
-from kubetrade.engine.publish import ManifestSettings, store_run, strategy_manifest, write_manifests
+from kubetrade.engine.publish import ManifestSettings, store_run, strategy_manifest, survivor_summary, write_manifests
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.resources.strategy import Strategy
 
@@ -60,21 +59,6 @@ def test_survivors_pass_the_guards(data: list[Candles], result: EvolveResult) ->
         assert val.bars == len(c) - split
 
 
-def test_deflated_sharpe_discounts_many_trials() -> None:
-    base = dict(total_return=0.1, cagr=0.1, sortino=1, max_drawdown=0.1, calmar=1, win_rate=0.5, profit_factor=1.2,
-                exposure=0.5, trades=50, final_equity=1.1, sharpe=1.0, skew=0.0, kurtosis=3.0)
-    strong = Metrics(**base, bars=10_000, sharpe_per_bar=0.05)  # type: ignore[arg-type]
-    weak = Metrics(**base, bars=10_000, sharpe_per_bar=0.005)  # type: ignore[arg-type]
-    # probabilistic Sharpe against zero: z = SR * sqrt(T-1) / sqrt(1 + (kurt-1)/4 SR^2)
-    z = 0.05 * math.sqrt(9_999) / math.sqrt(1 + 0.5 * 0.05**2)
-    assert deflated_sharpe(strong, 0.0) == pytest.approx(0.5 * (1 + math.erf(z / math.sqrt(2))))
-    few = expected_max_sharpe([0.0, 0.01, -0.01, 0.005, -0.005])
-    many = expected_max_sharpe([(-1) ** i * 0.01 * (i % 7) / 7 for i in range(5000)])
-    assert 0 < few < many
-    assert deflated_sharpe(strong, few) > deflated_sharpe(strong, many)
-    assert deflated_sharpe(weak, many) < 0.1 < 0.95 < deflated_sharpe(strong, few)
-
-
 def test_genes_always_make_valid_genomes() -> None:
     import random
 
@@ -91,7 +75,8 @@ def test_genes_always_make_valid_genomes() -> None:
 
 def _manifests(result: EvolveResult, data: list[Candles], run_id: str) -> list[Strategy]:
     settings = ManifestSettings(capital=2500, risk_policy="conservative", goal="monthly-8pct")
-    return [strategy_manifest(s, i, run_id, data, CFG, settings) for i, s in enumerate(result.survivors, start=1)]
+    return [strategy_manifest(s.genome, survivor_summary(s), i, run_id, data, CFG, settings)
+            for i, s in enumerate(result.survivors, start=1)]
 
 
 def test_manifests_round_trip_without_loss(tmp_path: Path, data: list[Candles], result: EvolveResult) -> None:

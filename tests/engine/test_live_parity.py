@@ -76,3 +76,23 @@ def test_warmup_compiles_everything() -> None:
     from kubetrade.engine import warmup
 
     warmup()
+
+
+@pytest.mark.parametrize(("genome", "market"), [(LONG_GENOMES[1], "spot"), (PERP_GENOMES[2], "perpetual")])
+def test_the_shadow_is_a_backtest_of_the_bars_after_it_is_armed(btc_1m: Candles, genome: object, market: str) -> None:
+    """What the runner reports as the backtest of its paper period is the backtester's own result."""
+    c = btc_1m.slice(0, 2400)
+    costs = Costs(fee=0.001, slippage=0.0002, init_cash=5_000)
+    live = LiveSignal(genome, market=market, fee=costs.fee, slippage=costs.slippage, capital=1.0)  # type: ignore[arg-type]
+    live.prime(c.slice(0, 300))
+    armed_at = 900
+    for i in range(300, len(c)):
+        live.on_bar(int(c.time[i]), c.open[i], c.high[i], c.low[i], c.close[i], c.volume[i])
+        if i == armed_at - 1:
+            live.arm_shadow(costs.init_cash)
+    sh = live.shadow
+    assert sh is not None and sh.since == int(c.time[armed_at]) and sh.bars == len(c) - armed_at
+    bt = backtest(genome, c, costs, market=market, start=armed_at)  # type: ignore[arg-type]
+    assert len(bt.trades) >= 3
+    assert sh.trades == [(int(c.time[t.entry_bar]), int(c.time[t.exit_bar]), t.side) for t in bt.trades]
+    assert sh.equity == pytest.approx(bt.equity[-1], rel=1e-12)

@@ -64,7 +64,7 @@ def _strategy(**changes) -> str:
         ({"spec.genome.entry.rules": []}, "spec.genome.entry.rules: Invalid value"),
         (
             {"spec.genome.entry.rules": [{"left": {"price": "close", "value": 1}, "op": "gt", "right": {"value": 2}}]},
-            "exactly one of indicator, price or value must be set",
+            "exactly one of indicator, price, alt or value must be set",
         ),
     ],
     ids=[
@@ -80,10 +80,13 @@ def test_invalid_strategies_are_rejected(kube, namespace, changes, expected) -> 
 
 def test_invalid_goal_and_collector_are_rejected(kube, namespace) -> None:
     goal = yaml.safe_load((REPO / "examples" / "goal.yaml").read_text())
-    goal["spec"]["evolution"]["minLive"] = 20
-    goal["spec"]["evolution"]["maxLive"] = 5
+    goal["spec"]["evolution"]["minPaperDays"] = 20
+    goal["spec"]["evolution"]["maxPaperDays"] = 5
+    goal["spec"]["evolution"]["walkForward"] = {"windows": 10, "outOfSampleFraction": 0.1, "blocks": 7}
     proc = kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(goal), check=False)
-    assert "minLive must not exceed maxLive" in proc.stderr
+    assert "minPaperDays must not exceed maxPaperDays" in proc.stderr
+    assert "windows x outOfSampleFraction must leave at least 10 % of the history in sample" in proc.stderr
+    assert "blocks must be even" in proc.stderr
     collector = {
         "apiVersion": "kubetrade.io/v1alpha1",
         "kind": "Collector",

@@ -116,5 +116,5 @@ def test_model_rejects_bad_strategies(overrides, message) -> None:
 def test_operand_needs_exactly_one_source() -> None:
     doc = _strategy()
     doc["spec"]["genome"]["entry"]["rules"][0]["right"] = {"value": 3, "price": "close"}
-    with pytest.raises(ValidationError, match="exactly one of indicator, price or value"):
+    with pytest.raises(ValidationError, match="exactly one of indicator, price, alt or value"):
         Strategy.parse(doc)

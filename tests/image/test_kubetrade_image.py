@@ -88,6 +88,29 @@ def test_holds_exactly_the_runtime_lock(kubetrade_image: Image) -> None:
     assert not list((root / SITE).glob("**/tests/test_*.py")), "packages' test suites left in the image"
 
 
+def test_holds_exactly_this_checkouts_sources(kubetrade_image: Image) -> None:
+    """kubetrade's and the operator's modules in the image are the repository's, no more, no fewer."""
+    import hashlib
+
+    _, _, root = kubetrade_image
+
+    def sources(top: Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(top)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in top.rglob("*.py")
+            if "__pycache__" not in p.parts
+        }
+
+    for package, src in (("kubetrade", REPO / "workloads"), ("kubetrade_operator", REPO / "operator")):
+        image = sources(root / SITE / package)
+        repo = sources(src / package)
+        assert image.keys() == repo.keys(), (
+            sorted(image.keys() - repo.keys())[:10],
+            sorted(repo.keys() - image.keys())[:10],
+        )
+        assert image == repo
+
+
 def test_no_compiler_no_package_lists_no_caches(kubetrade_image: Image) -> None:
     _, _, root = kubetrade_image
     for tool in ("gcc", "cc", "c++", "ld", "as", "make", "pip", "pip3"):

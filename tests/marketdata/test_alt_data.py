@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 
@@ -139,3 +140,37 @@ async def test_alt_points_reach_the_database_once(provider_url: str, js: object,
         v, = conn.execute("SELECT value FROM alt_points WHERE topic='ETH' AND metric='sentiment' "
                           "AND time = to_timestamp(%s)", (T0 + 3600,)).fetchone()
     assert n == 14 and v == 81.0
+
+
+async def test_stored_points_come_back_as_operand_series(provider_url: str, js: object, nats_client: object,
+                                                          pg_dsn: str) -> None:
+    """What a collector stored is what a strategy's genome sees: loaded by the runner's and the evolution's
+    query, each value known from the end of the hour it is stamped with, joined to real candles."""
+    from datetime import UTC, datetime
+
+    from kubetrade.candles import load_csv
+    from kubetrade.data import SAMPLE_DIR
+    from kubetrade.engine.altdata import AltDataError, as_of
+    from kubetrade.resources.genome import AltSeriesRef
+    from kubetrade.storage import altpoints
+
+    col = _collector("lunarcrush", provider_url, js, ["btc"], Credentials(KEY))
+    async with httpx.AsyncClient() as http:
+        await col.cycle(http)
+    sink = Sink(nats_client, pg_dsn, durable=f"alt-{uuid.uuid4().hex[:6]}", stream="ALT_DATA",
+                filter_subject=ALT_FILTER)
+    await sink.run(asyncio.Event(), idle_exit=True)
+    ref = AltSeriesRef(provider="lunarcrush", topic="BTC", metric="sentiment")
+    since = datetime.fromtimestamp(T0 - 86_400, UTC)
+    async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
+        loaded = await altpoints.load(conn, [ref], since)
+        with pytest.raises(AltDataError, match="lunarcrush/BTC/nosuch: no points stored"):
+            await altpoints.load(conn, [ref.model_copy(update={"metric": "nosuch"})], since)
+    s = loaded[ref.key]
+    assert s.known[0] == T0_MS + H  # stamped at the hour's start, known at its end
+    c = load_csv(SAMPLE_DIR / "BTC_USDT-5m.csv.gz")
+    i = int(np.searchsorted(c.time, T0_MS))
+    bars = c.slice(i - 12, i + 36)
+    joined = as_of(s, bars.time, bars.bar_ms)
+    assert np.isnan(joined[:23]).all()  # nothing is known before the first hour is over (its last bar closes 01:00)
+    assert joined[23] == s.values[0] and joined[35] == s.values[1]  # the bar closing at 01:00 / 02:00

@@ -11,6 +11,7 @@ import yaml
 from kubetrade.lifecycle.progress import progress
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
 from kubetrade.resources import Goal, Strategy
+from kubetrade.resources.strategy import PaperCheck, PeriodResult
 from kubetrade.validation.semantic import cron_problems, strategy_problems
 from kubetrade_operator import builders
 from kubetrade_operator.conditions import set_condition
@@ -27,10 +28,17 @@ def goal(**evolution) -> Goal:
     return Goal.parse(doc)
 
 
-def view(name: str, phase: str = "Paper", days: float = 10, **kw) -> StrategyView:
+def view(name: str, phase: str = "Paper", days: float = 10, *, check: bool = True, check_days: float | None = None,
+         backtest: dict | None = None, matched: int | None = None, **kw) -> StrategyView:
+    """A strategy whose paper period, by default, agrees trade for trade with a backtest of the same bars."""
     base = {"sharpe": 1.5, "max_drawdown": 0.05, "trades": 20, "return_pct": 0.03, "backtest_sharpe": 1.8}
     base.update(kw)
-    return StrategyView(name=name, phase=phase, since=NOW - timedelta(days=days), **base)
+    paper = PeriodResult(trades=base["trades"], return_pct=base["return_pct"], sharpe=base["sharpe"],
+                         max_drawdown=base["max_drawdown"])
+    same = paper.model_copy(update=backtest or {})
+    pc = PaperCheck(since=NOW - timedelta(days=days if check_days is None else check_days), bars=2000, paper=paper,
+                    backtest=same, matched_trades=base["trades"] if matched is None else matched) if check else None
+    return StrategyView(name=name, phase=phase, since=NOW - timedelta(days=days), paper_check=pc, **base)
 
 
 OPEN = PolicyGate(True)
@@ -68,12 +76,19 @@ def test_young_paper_strategies_keep_trading() -> None:
 @pytest.mark.parametrize(
     ("kw", "why"),
     [
-        ({"sharpe": 0.5}, "Sharpe 0.50 < 1.00"),
-        ({"max_drawdown": 0.12}, "drawdown 12.0% > 10.0%"),
-        ({"trades": 3}, "3 trades < 10"),
-        ({"return_pct": -0.01}, "return -1.00% < 0.00%"),
-        ({"sharpe": 1.1, "backtest_sharpe": 3.0}, "trails backtest 3.00"),
-        ({"sharpe": None}, "no Sharpe ratio yet"),
+        ({"sharpe": 0.5}, "paper Sharpe 0.50 < 1.00"),
+        ({"max_drawdown": 0.12}, "paper drawdown 12.0% > 10.0%"),
+        ({"trades": 3}, "3 paper trades < 10"),
+        ({"return_pct": -0.01}, "paper return -1.00% < +0.00%"),
+        ({"sharpe": 1.1, "backtest_sharpe": 3.0}, "trails the Sharpe it was selected on (3.00)"),
+        ({"sharpe": None}, "no paper Sharpe ratio yet"),
+        # the paper period must agree with a backtest of the same bars
+        ({"check": False}, "no paper check yet"),
+        ({"matched": 18}, "paper made 20 trades and the backtest of the same bars 20, 18 alike: 2 unmatched"),
+        ({"backtest": {"trades": 23}, "matched": 20}, "3 unmatched > maxTradeMismatch 0"),
+        ({"backtest": {"return_pct": 0.06}}, "paper return +3.00% and the backtest's +6.00% are more than 2.00% "
+                                             "apart"),
+        ({"check_days": 3}, "covers 3.0 days < minCheckDays 7"),
     ],
 )
 def test_each_promotion_criterion_blocks(kw, why) -> None:

@@ -452,7 +452,12 @@ def test_deletion_closes_positions_through_the_executor(kube, namespace, operato
 
 
 def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator, nats_url) -> None:
-    """A controlled set of paper strategies with known performance; the review applies the documented rules."""
+    """A controlled set of paper strategies with known performance; the review applies the documented rules.
+
+    Each runner report carries its paper check (paper against a backtest of the same bars): "drifting"
+    has the best paper Sharpe, but its trades do not match the backtest's, so the live gate keeps it
+    in paper.
+    """
     apply(kube, namespace, example("riskpolicy.yaml"))
     perf = {
         "star": {"sharpe": 2.6, "trades": 14, "maxDrawdown": 0.04, "pnl": 90.0},
@@ -460,7 +465,15 @@ def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator
         "third": {"sharpe": 1.4, "trades": 12, "maxDrawdown": 0.05, "pnl": 20.0},
         "loser": {"sharpe": -0.7, "trades": 12, "maxDrawdown": 0.08, "pnl": -60.0},
         "unsure": {"sharpe": 0.6, "trades": 4, "maxDrawdown": 0.02, "pnl": 3.0},
+        "drifting": {"sharpe": 3.0, "trades": 12, "maxDrawdown": 0.03, "pnl": 70.0},
     }
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 10 * 86400))
+    for name, fields in perf.items():
+        paper = {"trades": fields["trades"], "returnPct": fields["pnl"] / 1000, "sharpe": fields["sharpe"],
+                 "maxDrawdown": fields["maxDrawdown"]}
+        backtest = paper | ({"trades": 15} if name == "drifting" else {})
+        fields["paperCheck"] = {"since": since, "bars": 2880, "paper": paper, "backtest": backtest,
+                                "matchedTrades": 10 if name == "drifting" else fields["trades"]}
     for name in perf:
         doc = strategy(name)
         doc["metadata"]["labels"] = {"kubetrade.io/goal": "review-me"}
@@ -506,6 +519,8 @@ def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator
     assert spec_of("third")["mode"] == "paper", "maxLive 2 leaves the third candidate in paper"
     assert spec_of("loser")["retired"] is True
     assert spec_of("unsure")["mode"] == "paper" and not spec_of("unsure").get("retired")
+    assert spec_of("drifting")["mode"] == "paper" and not spec_of("drifting").get("retired")
+    assert kube.get_json("strategy", "drifting", "-n", namespace)["status"]["paperCheck"]["matchedTrades"] == 10
 
     wait_status(kube, "strategy", "star", namespace, lambda s, _: s.get("phase") == "Live")
     wait_status(kube, "strategy", "loser", namespace, lambda s, _: s.get("phase") == "Retired")
@@ -518,7 +533,7 @@ def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator
     assert events.count("PromotedToLive") >= 4  # one on each strategy, one on the goal, per promotion
     assert "Retired" in events and "paper Sharpe -0.70 < 0.0" in events
     counts = body["status"]["phaseCounts"]
-    assert counts["live"] == 2 and counts["paper"] == 3
+    assert counts["live"] == 2 and counts["paper"] == 4
     assert body["status"]["returnPct"] is not None and "onTrack" in body["status"]
     multiplier = body["status"]["sizingMultiplier"]
     assert 0 < multiplier <= 1.5

@@ -93,7 +93,7 @@ async def test_risk_manager_down_means_no_order_then_the_same_signal_once(
     task = asyncio.create_task(runner.run())
     await asyncio.wait_for(runner.started.wait(), 60)
     probe = httpx.AsyncClient(base_url=f"http://127.0.0.1:{runner.probe_port}")
-    not_ready = await probe.get("/healthz")
+    not_ready = await probe.get("/readyz")
     assert not_ready.status_code == 503 and "warm-up" in not_ready.text
     procs = []
     try:
@@ -107,7 +107,7 @@ async def test_risk_manager_down_means_no_order_then_the_same_signal_once(
         assert len(undecided) == 1 and undecided[0].split("-")[2] == str(int(candles.time[entry]))
         assert any("risk manager unreachable" in r.getMessage() and r.client_order_id == undecided[0]
                    for r in caplog.records)
-        assert (await probe.get("/livez")).status_code == 200
+        assert (await probe.get("/healthz")).status_code == 200
         metrics = (await probe.get("/metrics")).text
         assert 'kubetrade_runner_risk_unreachable_total{strategy="parity"}' in metrics
         # the risk manager comes back: the next bar asks again with the same id, and one order results
@@ -121,7 +121,7 @@ async def test_risk_manager_down_means_no_order_then_the_same_signal_once(
         placed = await orders(runtime_dsn)
         assert [(o["client_order_id"], o["status"], o["side"]) for o in placed] == [(undecided[0], "filled", "buy")]
         assert runner.status()["message"] == "healthy" and runner.status()["openPositions"] == 1
-        assert (await probe.get("/healthz")).status_code == 200
+        assert (await probe.get("/readyz")).status_code == 200
     finally:
         runner.stopping.set()
         await asyncio.wait_for(task, 60)

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.localstack.commands",
     "kubetrade_operator.commands",
     "kubetrade.engine.commands",
+    "kubetrade.engine.selectcommands",
     "kubetrade.risk.commands",
     "kubetrade.executor.commands",
     "kubetrade.engine.warmcache",

@@ -8,9 +8,12 @@
 #   runtime.lock        requirements/runtime.lock (pyproject's dependencies, pinned)
 #   dist/kubetrade-*.whl  the kubetrade wheel (never the test bed)
 #   uv                  a uv binary (not kept in the image)
+#   host-ca.crt         (optional) CA bundle for HTTPS to PyPI behind a TLS-intercepting proxy
+#                       (build.sh copies the host's; Docker: --secret id=ca,src=FILE)
 # $UV_CACHE_DIR, if set, is uv's download cache (build.sh lends the host's); otherwise none.
 set -eu
 BUILD="${BUILD:-/tmp/kubetrade-build}"
+if [ -s "$BUILD/host-ca.crt" ]; then export SSL_CERT_FILE="$BUILD/host-ca.crt"; fi
 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1767225600}"
 VENV=/opt/kubetrade/venv
 SEED=/opt/kubetrade/numba-cache
@@ -74,9 +77,14 @@ find / -xdev -newer "$started" ! -type s ! -path '/proc/*' ! -path '/dev/*' ! -p
 
 # 7. Every numba kernel, compiled for any x86-64 CPU (NUMBA_CPU_NAME=generic) into the seed cache
 #    that each process copies into its writable $NUMBA_CACHE_DIR (kubetrade.engine.warmcache).
+#    numba's cache files hold text with the addresses of Python objects: without address space
+#    randomization (where the build may turn it off; Docker's seccomp profile does not let it) and
+#    with a fixed hash seed they come out the same in every build.
 mkdir -p "$SEED"
+fixed=""
+if setarch "$(uname -m)" --addr-no-randomize true 2>/dev/null; then fixed="setarch $(uname -m) --addr-no-randomize"; fi
 NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR="$SEED" KUBETRADE_NUMBA_CACHE_SEED="" PYTHONDONTWRITEBYTECODE=1 \
-  HOME=/tmp "$VENV/bin/kubetrade" warmup
+  PYTHONHASHSEED=0 HOME=/tmp $fixed "$VENV/bin/kubetrade" warmup
 chmod -R a+rX,go-w /opt/kubetrade
 
 find / -xdev -newer "$started" ! -type s ! -path '/proc/*' ! -path '/dev/*' ! -path "$BUILD/*" \

@@ -12,10 +12,12 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 import kubetrade
-from kubetrade.api import failures, health
+from kubetrade.api import docs, failures, health
 from kubetrade.api.bodylimit import BodyLimit
+from kubetrade.api.console import router as console_router
 from kubetrade.api.errors import PROTECTED_RESPONSES
 from kubetrade.api.middleware import RequestContextMiddleware
 from kubetrade.api.openapi import document_scopes
@@ -106,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Our middleware makes the one server span per request (its trace id is the request id)
         # and Prometheus has the HTTP metrics: FastAPI's own telemetry would double both, at a cost.
         telemetry={"tracing": False, "operation_spans": False, "metrics": False, "logs": False},
+        # /docs is served from the package's own copy of Swagger UI (kubetrade.api.docs), not a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.started = time.monotonic()
@@ -128,6 +133,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dependencies=[Depends(authenticate), Depends(reject_repeated_scalars)],
             responses=PROTECTED_RESPONSES,
         )
+    # The console (server-rendered pages, its own session cookie; kubetrade.api.console) and the
+    # browser assets it and /docs use, all from the package: nothing is loaded from another host.
+    app.include_router(console_router)
+    app.include_router(docs.router)
+    app.mount("/static", StaticFiles(directory=docs.STATIC), name="static")
     document_scopes(app)
     failures.install(app)
 

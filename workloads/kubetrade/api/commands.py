@@ -6,6 +6,10 @@ import argparse
 import os
 from typing import Any
 
+STOP_GRACE = 5
+"""Seconds a stopping server waits for open requests: the console's event streams never end by
+themselves, so without a bound a browser left open would hold a rollout or a Ctrl-C forever."""
+
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("api", help="serve the HTTP API")
@@ -35,5 +39,5 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ["KUBETRADE_LOG_LEVEL"] = args.log_level
     uvicorn.run("kubetrade.api.commands:served_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_config=None, access_log=False, proxy_headers=True,
-                forwarded_allow_ips=args.forwarded_allow_ips)
+                forwarded_allow_ips=args.forwarded_allow_ips, timeout_graceful_shutdown=STOP_GRACE)
     return 0

@@ -1,5 +1,8 @@
 """``/health``: the seed's health document, with a real check of every dependency.
 
+``/readyz`` is the same document and ``/healthz`` the same as ``/livez`` (alive): the paths
+every kubetrade role serves (:mod:`kubetrade.observability.probes`), which the chart probes.
+
 A dependency that is not configured is reported as such and does not make the
 service unhealthy; one that is configured but unreachable does (HTTP 503), so that a
 Kubernetes readiness probe takes the pod out of the Service until it recovers.
@@ -65,6 +68,7 @@ async def _check(probe: Any, state: Any) -> str:
         return f"error: {type(exc).__name__}"
 
 
+@router.get("/readyz", include_in_schema=False, response_model=Health, responses={503: {"model": Health}})
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def health(request: Request, response: Response) -> Health:
     state = request.app.state
@@ -86,6 +90,7 @@ async def health(request: Request, response: Response) -> Health:
     )
 
 
+@router.get("/healthz", include_in_schema=False)
 @router.get("/livez", include_in_schema=False)
 async def livez() -> dict[str, str]:
     """Liveness: the event loop answers. Dependencies are /health's business."""

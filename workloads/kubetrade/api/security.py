@@ -278,3 +278,45 @@ async def gate_for(app_state: Any, settings: Any) -> Any:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
+
+
+async def authenticate_key(request: Request, presented: str | None) -> Principal:
+    """Check a full key as every request's header is checked (limits, revocation, refusals logged and
+    counted the same way): the console's login, which receives the key in a form, not a header."""
+    return await _authenticate(request, presented)
+
+
+async def principal_of(request: Request, key_id: str) -> Principal:
+    """The principal of a key verified earlier (a console session holds its key's id, never the key).
+
+    The key is looked up as for any request, so a revoked key ends every session it opened at once
+    (the cache follows revocations), and the key's and the address's rate limits count these requests.
+    """
+    gate: Gate | None = getattr(request.app.state, "gate", None)
+    if gate is None:
+        raise HTTPException(503, "authentication is unavailable: the API has no database configured")
+    try:
+        retry = await gate.limiter.hit(f"addr:{_address(request)}", gate.per_address)
+        if retry is not None:
+            raise _too_many(request, "address", retry)
+        stored = await _lookup(gate, key_id)
+        if stored is None or stored.revoked:
+            raise _refuse(401, "revoked", "this session's API key has been revoked", request, key_id)
+        retry = await gate.limiter.hit(f"key:{key_id}", stored.rate_limit or gate.per_key)
+        if retry is not None:
+            raise _too_many(request, "key", retry)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        log.error("authentication unavailable", extra={"error": type(exc).__name__})
+        raise HTTPException(503, "authentication is temporarily unavailable", headers={"Retry-After": "1"}) from exc
+    return Principal(stored.id, stored.name, frozenset(stored.scopes))
+
+
+def allows(app: Any, principal: Principal, method: str, path: str) -> bool:
+    """Whether ``principal`` may call the API operation (method, path template): the console shows a
+    control, and accepts its form, only when the API route it stands for would let the same key through."""
+    for m, p, route in operations(app):
+        if m == method and p == path:
+            return required_scopes(route, method) <= principal.scopes
+    raise KeyError(f"no API operation {method} {path}")

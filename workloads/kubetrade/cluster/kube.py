@@ -136,6 +136,29 @@ class KubernetesStore:
             GROUP, VERSION, namespace, plural, name, {"status": status})
         return obj
 
+    async def create_event(self, involved: dict[str, Any], event_type: str, reason: str, message: str,
+                           component: str) -> dict[str, Any]:
+        """Record a core/v1 Event on ``involved`` (a resource as read), as ``kubectl describe`` shows it."""
+        from datetime import UTC, datetime
+
+        from kubernetes import client
+
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "type": event_type, "reason": reason, "message": message[:1024],
+            "source": {"component": component}, "reportingComponent": component,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        api = client.CoreV1Api(api_client())
+        event = await self._call(f"events/{meta['name']}", api.create_namespaced_event, meta["namespace"], body)
+        obj: dict[str, Any] = api_client().sanitize_for_serialization(event)
+        return obj
+
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Start a batch/v1 Job (a backtest, say) and return it as the API server stored it."""
         from kubernetes import client

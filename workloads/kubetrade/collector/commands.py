@@ -24,8 +24,9 @@ def register(sub: Any) -> None:
                              "KUBETRADE_DATABASE_URL is set)")
     parser.add_argument("--exchange-url", help="send the exchange client to this base URL "
                                                "(default: $KUBETRADE_EXCHANGE_URL, else the exchange's own)")
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("KUBETRADE_METRICS_PORT", "9100")),
-                        help="Prometheus metrics port; 0 turns it off")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("KUBETRADE_METRICS_PORT", "9090")),
+                        help="probes (/healthz, /readyz) and Prometheus metrics port (the pod's metrics port, "
+                             "9090); 0 turns it off")
     parser.set_defaults(func=_collect)
 
 
@@ -51,17 +52,22 @@ def _collect(args: argparse.Namespace) -> int:
     configure("collector", os.environ.get("KUBETRADE_LOG_LEVEL", "info"))
     resource = load_resource(args.config)
     opts = runtime.options_from_env(args.store, args.exchange_url)
-    if args.metrics_port:
-        from prometheus_client import start_http_server
+    from kubetrade.observability.probes import ProbeServer
 
-        start_http_server(args.metrics_port)
+    # not ready until NATS is connected (runtime.run says what ready means once it is)
+    probes = ProbeServer(lambda: ["nats: connecting"])
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await runtime.run(resource, opts, stop)
+        if args.metrics_port:
+            await probes.start(args.metrics_port)
+        try:
+            await runtime.run(resource, opts, stop, probes)
+        finally:
+            await probes.stop()
 
     asyncio.run(main())
     return 0

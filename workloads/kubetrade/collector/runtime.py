@@ -107,7 +107,9 @@ async def build(resource: Collector, js: Any, health: Health, opts: Options) -> 
     return alt.run, nothing
 
 
-async def run(resource: Collector, opts: Options, stop: asyncio.Event) -> None:
+async def run(resource: Collector, opts: Options, stop: asyncio.Event, probes: Any = None) -> None:
+    """Run the collector until ``stop``; ``probes`` (a :class:`~kubetrade.observability.probes.ProbeServer`)
+    is told what readiness means here (NATS connected) and gets a heartbeat with every report."""
     import nats
 
     ns = resource.metadata.get("namespace") or "default"
@@ -117,6 +119,8 @@ async def run(resource: Collector, opts: Options, stop: asyncio.Event) -> None:
                             max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=5)
     js = nc.jetstream()
     await ensure_streams(js)
+    if probes is not None:
+        probes.checks = lambda: [] if nc.is_connected else ["nats: not connected"]
     reporter = HealthReporter(nc, health)
     paused = asyncio.Event()
     if resource.spec.suspend:
@@ -128,7 +132,9 @@ async def run(resource: Collector, opts: Options, stop: asyncio.Event) -> None:
 
     wake = asyncio.Event()
     await nc.subscribe(subjects.collector_control(ns, name), cb=on_control)
-    background: list[asyncio.Task[Any]] = [asyncio.create_task(_report_loop(reporter, opts.report_seconds, stop))]
+    beat = probes.beat if probes is not None else (lambda: None)
+    background: list[asyncio.Task[Any]] = [
+        asyncio.create_task(_report_loop(reporter, opts.report_seconds, stop, beat))]
     if opts.store and opts.database_url:
         from kubetrade.collector.sink import Sink
 
@@ -161,8 +167,10 @@ async def run(resource: Collector, opts: Options, stop: asyncio.Event) -> None:
         await nc.drain()
 
 
-async def _report_loop(reporter: HealthReporter, every: float, stop: asyncio.Event) -> None:
+async def _report_loop(reporter: HealthReporter, every: float, stop: asyncio.Event,
+                       beat: Callable[[], None] = lambda: None) -> None:
     while not stop.is_set():
+        beat()
         await reporter.report()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)

@@ -55,8 +55,9 @@ from kubetrade.engine.codes import (  # noqa: F401 - re-exported for the kernels
 
 # state vector
 (S_SIDE, S_QTY, S_CASH, S_ENTRY_PX, S_EXTREME, S_ENTRY_BAR, S_CASH_BEFORE,
- S_LAST_REASON, S_LAST_EXIT_PX, S_LAST_OPENED, S_LAST_ENTRY_PX) = range(11)
-STATE_SIZE = 11
+ S_LAST_REASON, S_LAST_EXIT_PX, S_LAST_OPENED, S_LAST_ENTRY_PX, S_LAST_STOP, S_LAST_TARGET) = range(13)
+STATE_SIZE = 13
+"""S_LAST_STOP / S_LAST_TARGET: the levels a stop exit on the last bar was filled against (NaN if none)."""
 # exit reasons
 NO_EXIT, EXIT_SIGNAL, EXIT_STOP_LOSS, EXIT_TRAILING, EXIT_TAKE_PROFIT, EXIT_REVERSE = range(6)
 EXIT_REASONS = ("", "signal", "stop-loss", "trailing-stop", "take-profit", "reverse")
@@ -67,6 +68,9 @@ ACC_SIZE = 13
 # trade record columns
 T_ENTRY_BAR, T_EXIT_BAR, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_REASON = range(8)
 TRADE_SIZE = 8
+# per-segment sums of the per-bar returns (walk-forward blocks, PBO): count, sum, sum of squares
+G_N, G_SUM, G_SUM2 = range(3)
+SEG_SIZE = 3
 
 
 @njit(cache=True)
@@ -77,6 +81,8 @@ def new_state(init_cash):  # type: ignore[no-untyped-def]
     state[S_ENTRY_BAR] = -1.0
     state[S_LAST_EXIT_PX] = np.nan
     state[S_LAST_ENTRY_PX] = np.nan
+    state[S_LAST_STOP] = np.nan
+    state[S_LAST_TARGET] = np.nan
     return state
 
 
@@ -84,49 +90,51 @@ _fixed_level = njit(inline="always")(stoprule.fixed_level)
 _trailed_level = njit(inline="always")(stoprule.trailed_level)
 _best_price = njit(inline="always")(stoprule.best_price)
 _crossed = njit(inline="always")(stoprule.crossed)
+_bar_fill = njit(inline="always")(stoprule.bar_fill)
 
 
 @njit(cache=True)
 def _stop_exit(side, entry, extreme, o, h, lo, sl, tp, ts):  # type: ignore[no-untyped-def]
-    """(reason, raw fill price) for a stop hit inside one bar, or (NO_EXIT, nan).
+    """(reason, raw fill price, stop level, target level) for a stop hit inside one bar, or (NO_EXIT, nan, ...).
 
     The stop level is :mod:`kubetrade.engine.stoprule`'s, as the risk manager's stop watch
-    computes it; the bar adds the open's gap (through the stop or the take-profit: filled at
-    the open), then the stop (its level), then the take-profit (its level).
+    computes it; where the bar fills it is :func:`kubetrade.engine.stoprule.bar_fill`'s (the
+    open's gap through the stop or the take-profit: filled at the open; then the stop's level,
+    then the take-profit's), as the paper venue computes it from the same candle.
     """
     extreme = _best_price(side, extreme, o)
-    stop = -np.inf if side > 0 else np.inf
+    stop = np.nan
     reason = NO_EXIT
     if sl > 0:
         stop = _fixed_level(side, entry, sl)
         reason = EXIT_STOP_LOSS
     if ts > 0:
-        trailed = _trailed_level(side, stop, extreme, ts)
+        trailed = _trailed_level(side, stop if sl > 0 else (-np.inf if side > 0 else np.inf), extreme, ts)
         if trailed != stop:
             stop = trailed
             reason = EXIT_TRAILING
     # the take-profit sits ``tp`` beyond the entry in the position's favour
-    target = _fixed_level(-side, entry, tp) if tp > 0 else (np.inf if side > 0 else -np.inf)
-    if reason != NO_EXIT and _crossed(side, o, stop):
-        return reason, o
-    if _crossed(-side, o, target):
-        return EXIT_TAKE_PROFIT, o
-    if reason != NO_EXIT and _crossed(side, lo if side > 0 else h, stop):
-        return reason, stop
-    if _crossed(-side, h if side > 0 else lo, target):
-        return EXIT_TAKE_PROFIT, target
-    return NO_EXIT, np.nan
+    target = _fixed_level(-side, entry, tp) if tp > 0 else np.nan
+    kind, raw = _bar_fill(side, stop, target, o, h, lo)
+    if kind == stoprule.STOP_FILL:
+        return reason, raw, stop, target
+    if kind == stoprule.TARGET_FILL:
+        return EXIT_TAKE_PROFIT, raw, stop, target
+    return NO_EXIT, np.nan, stop, target
 
 
 @njit(cache=True)
 def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  # type: ignore[no-untyped-def]
-             fee, slip, state, start, end, acc, equity_out, trades_out):
+             fee, slip, state, start, end, acc, equity_out, trades_out, seg_ends, seg_out):
     """Advance one strategy over bars [start, end), each bar closed; the backtester and the live runner both call this.
 
     ``state`` (see :func:`new_state`) carries the position between calls, so the live
     runner calling it for one bar at a time makes exactly the decisions of one call over
     the whole history.  ``acc`` receives the running sums for the metrics of this call;
-    ``equity_out`` / ``trades_out`` are filled when they have rows.  Returns the number of
+    ``equity_out`` / ``trades_out`` are filled when they have rows.  ``seg_ends`` (ascending
+    bar indices, the last one ``end``) cuts the call into segments ``[start, seg_ends[0])``,
+    ``[seg_ends[0], seg_ends[1])`` ...; ``seg_out`` (one row each) then receives the count, sum
+    and sum of squares of the per-bar returns realised in each.  Returns the number of
     trades written.  The bar logic is written out in this one loop on purpose: calls into
     other jitted functions with array arguments cost more than the logic itself.
     """
@@ -147,6 +155,9 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
     ntr = 0
     rec_eq = equity_out.shape[0] > 0
     cap = trades_out.shape[0]
+    nseg = seg_ends.shape[0]
+    seg = 0
+    g_n = g_s1 = g_s2 = 0.0
     # running sums stay in locals (registers) and are written to ``acc`` once at the end
     nret = s1 = s2 = s3 = s4 = down2 = maxdd = wins = gross_win = gross_loss = bars_in = 0.0
     r = 0.0
@@ -154,18 +165,30 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
     exit_px = np.nan
     opened = 0
     new_entry_px = np.nan
+    last_stop = np.nan
+    last_target = np.nan
     for i in range(start, end):
+        while seg < nseg and i >= seg_ends[seg]:
+            seg_out[seg, G_N] = g_n
+            seg_out[seg, G_SUM] = g_s1
+            seg_out[seg, G_SUM2] = g_s2
+            g_n = g_s1 = g_s2 = 0.0
+            seg += 1
         reason = NO_EXIT
         exit_px = np.nan
         opened = 0
         new_entry_px = np.nan
+        last_stop = np.nan
+        last_target = np.nan
         old_side = side
         stopped = False
         # 1. stops inside the bar, for a position opened on an earlier bar
         if side != 0 and has_stops and i > entry_bar:
-            reason, raw = _stop_exit(side, entry_px, extreme, o[i], h[i], lo[i], sl, tp, ts)
+            reason, raw, stop_level, target_level = _stop_exit(side, entry_px, extreme, o[i], h[i], lo[i], sl, tp, ts)
             if reason != NO_EXIT:
                 stopped = True
+                last_stop = stop_level
+                last_target = target_level
                 exit_px = raw * (1.0 - slip) if side > 0 else raw * (1.0 + slip)
             elif side > 0:
                 extreme = max(extreme, h[i])
@@ -279,6 +302,7 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
                 equity_out[i - start] = cash
             if i > start:
                 nret += 1
+                g_n += 1
             continue
         eq = cash
         if side != 0:
@@ -290,6 +314,9 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
             r = eq / prev_eq - 1.0 if prev_eq > 0 else 0.0
             r2 = r * r
             nret += 1
+            g_n += 1
+            g_s1 += r
+            g_s2 += r2
             s1 += r
             s2 += r2
             s3 += r2 * r
@@ -301,6 +328,12 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
         elif eq < peak * (1.0 - maxdd) and peak > 0:
             maxdd = (peak - eq) / peak
         prev_eq = eq
+    while seg < nseg:
+        seg_out[seg, G_N] = g_n
+        seg_out[seg, G_SUM] = g_s1
+        seg_out[seg, G_SUM2] = g_s2
+        g_n = g_s1 = g_s2 = 0.0
+        seg += 1
     state[S_SIDE] = side
     state[S_QTY] = qty
     state[S_CASH] = cash
@@ -312,6 +345,8 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
     state[S_LAST_EXIT_PX] = exit_px
     state[S_LAST_OPENED] = opened
     state[S_LAST_ENTRY_PX] = new_entry_px
+    state[S_LAST_STOP] = last_stop
+    state[S_LAST_TARGET] = last_target
     acc[A_FINAL] = prev_eq
     acc[A_NRET] = nret
     acc[A_SUM] = s1
@@ -330,13 +365,18 @@ def simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  #
 
 @njit(cache=True, parallel=True)
 def run_batch(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction,  # type: ignore[no-untyped-def]
-              fee, slip, init_cash, start, end):
-    """Every strategy of a compiled batch over the same bars, in parallel; one accumulator row each."""
+              fee, slip, init_cash, start, end, seg_ends):
+    """Every strategy of a compiled batch over the same bars, in parallel.
+
+    Returns one accumulator row per strategy and, per strategy, one row of return sums per
+    segment of ``seg_ends`` (an empty ``seg_ends``: no segments, an empty second array).
+    """
     n = rules.shape[0]
     acc = np.zeros((n, ACC_SIZE))
+    segs = np.zeros((n, seg_ends.shape[0], SEG_SIZE))
     no_eq = np.empty(0)
     no_tr = np.empty((0, TRADE_SIZE))
     for s in prange(n):
         simulate(F, o, h, lo, c, rules[s], consts[s], nrules[s], combine[s], risk[s], direction[s],
-                 fee, slip, new_state(init_cash), start, end, acc[s], no_eq, no_tr)
-    return acc
+                 fee, slip, new_state(init_cash), start, end, acc[s], no_eq, no_tr, seg_ends, segs[s])
+    return acc, segs

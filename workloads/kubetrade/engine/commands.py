@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Console
 
+from kubetrade.engine.selectcommands import walk_forward_args
+
 if TYPE_CHECKING:
     from kubetrade.candles import Candles
     from kubetrade.engine.compile import Market
@@ -74,6 +76,10 @@ def register(sub: Any) -> None:
     ev.add_argument("--goal", help="Goal the emitted Strategies belong to")
     ev.add_argument("--namespace", help="namespace of the emitted manifests")
     ev.add_argument("--plot", type=Path, help="equity curve PNG of the best strategy (validation part)")
+    ev.add_argument("--walk-forward", action="store_true",
+                    help="search on each window's in-sample bars, score on the windows after, judge with the gates: "
+                         "a per-window table and every candidate's verdict; manifests only for those that pass")
+    walk_forward_args(ev)
     ev.set_defaults(func=_evolve)
 
 
@@ -344,8 +350,15 @@ def _evolve(args: argparse.Namespace) -> int:
 
     from kubetrade.candles import CandleError
     from kubetrade.engine.evolve import EvolveConfig, evolve, summary_row
-    from kubetrade.engine.publish import ManifestSettings, store_run, strategy_manifest, write_manifests
+    from kubetrade.engine.publish import (
+        ManifestSettings,
+        store_run,
+        strategy_manifest,
+        survivor_summary,
+        write_manifests,
+    )
     from kubetrade.engine.runs import Costs, backtest
+    from kubetrade.engine.selectcommands import run_walk_forward
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
@@ -359,6 +372,8 @@ def _evolve(args: argparse.Namespace) -> int:
     except (CandleError, ValueError, OSError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 1
+    if args.walk_forward:
+        return run_walk_forward(args, data, cfg, console)
     run_id = str(uuid.uuid4())
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -369,7 +384,7 @@ def _evolve(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     settings = ManifestSettings(exchange=args.exchange, capital=args.capital, currency=args.currency,
                                 risk_policy=args.risk_policy, goal=args.goal, namespace=args.namespace)
-    strategies = [strategy_manifest(s, rank, run_id, data, cfg, settings)
+    strategies = [strategy_manifest(s.genome, survivor_summary(s), rank, run_id, data, cfg, settings)
                   for rank, s in enumerate(result.survivors, start=1)]
     table = Table(title=f"evolution {run_id[:8]}: {result.trials} genomes tried, {len(result.survivors)} survivors, "
                         f"{elapsed:.1f}s")

@@ -20,7 +20,8 @@ import numpy.typing as npt
 from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import codes as bt
 from kubetrade.engine import indicators
-from kubetrade.resources.genome import Genome, Operand, RuleSet
+from kubetrade.engine.altdata import AltData, as_of
+from kubetrade.resources.genome import AltSeriesRef, Genome, Operand, RuleSet
 
 MAX_RULES = 8
 OPS = {"gt": bt.GT, "lt": bt.LT, "ge": bt.GE, "le": bt.LE, "crossesAbove": bt.XABOVE, "crossesBelow": bt.XBELOW}
@@ -28,7 +29,8 @@ DIRECTIONS = {"long": bt.LONG, "short": bt.SHORT, "both": bt.BOTH}
 Market = Literal["spot", "perpetual"]
 
 SeriesKey = tuple[str, str, tuple[float, ...], str]
-"""(kind, name, parameter values, output): ("price", "close", (), "") or ("indicator", "ema", (20.0,), "value")."""
+"""(kind, name, parameter values, output): ("price", "close", (), ""), ("indicator", "ema", (20.0,), "value")
+or ("alt", "glassnode/BTC/mvrv", (), "")."""
 
 
 class GenomeError(ValueError):
@@ -83,6 +85,8 @@ def _operand(plan: FeaturePlan, op: Operand, where: str) -> tuple[int, float]:
         return -1, float(op.value)
     if op.price is not None:
         return plan.add(("price", op.price, (), "")), 0.0
+    if op.alt is not None:
+        return plan.add(("alt", op.alt.key, (), "")), 0.0
     assert op.indicator is not None
     try:
         values, output = indicators.resolve(op.indicator, op.params, op.output)
@@ -132,11 +136,26 @@ def compile_genomes(
     return plan, prog
 
 
-def build_features(plan: FeaturePlan, candles: Candles, cache: dict[SeriesKey, FloatArray] | None = None) -> FloatArray:
+def alt_refs(genome: Genome) -> list[AltSeriesRef]:
+    """The alternative-data series a genome's rules use, each once."""
+    refs: dict[str, AltSeriesRef] = {}
+    for rs in (genome.entry, genome.exit, genome.short_entry, genome.short_exit):
+        for rule in (rs.rules if rs is not None else []):
+            for op in (rule.left, rule.right):
+                if op.alt is not None:
+                    refs.setdefault(op.alt.key, op.alt)
+    return list(refs.values())
+
+
+def build_features(plan: FeaturePlan, candles: Candles, cache: dict[SeriesKey, FloatArray] | None = None,
+                   alt: AltData | None = None) -> FloatArray:
     """The feature matrix (series x bars); each indicator is computed once for all its outputs.
 
     ``cache`` (keyed like the plan, per candle set) lets successive batches, e.g.
-    generations of an evolution, reuse series computed before.
+    generations of an evolution, reuse series computed before.  ``alt`` holds the
+    alternative-data series the plan's ``alt`` operands name, each joined as of every
+    bar's close (:func:`kubetrade.engine.altdata.as_of`); a series the plan needs and
+    ``alt`` lacks is an error naming it.
     """
     cache = cache if cache is not None else {}
     F = np.empty((len(plan.keys), len(candles)))
@@ -145,6 +164,13 @@ def build_features(plan: FeaturePlan, candles: Candles, cache: dict[SeriesKey, F
             kind, name, values, _output = key
             if kind == "price":
                 cache[key] = candles.field(name)
+            elif kind == "alt":
+                series = (alt or {}).get(name)
+                if series is None:
+                    have = ", ".join(sorted(alt or {})) or "none"
+                    raise GenomeError(f"the genome uses alternative data {name}, which is not loaded (loaded: {have}); "
+                                      f"a Collector must store it before a strategy can use it")
+                cache[key] = as_of(series, candles.time, candles.bar_ms)
             else:
                 outs = indicators.compute(name, candles, dict(zip((p.name for p in indicators.get(name).params),
                                                                    values, strict=True)))

@@ -1,11 +1,14 @@
 """NSGA-II evolution of genomes (return against drawdown) with guards against overfitting.
 
-The search only ever sees the training part of each candle set (the first
-``train_fraction`` of the bars).  Survivors must also trade enough on the held-out
-validation part, they are ranked on validation results, and each carries a deflated
-Sharpe ratio that discounts its training Sharpe by the number of genomes tried.
-Everything random draws from one seeded generator, and the kernels are deterministic,
-so the same seed and data give the same strategies.
+The search only ever sees the training part of its bars (the first ``train_fraction`` of
+each candle set, or of the range ``bounds`` gives it: a walk-forward window's in-sample
+part, :mod:`kubetrade.engine.walkforward`).  Survivors must also trade enough on the
+held-out validation part and are ranked on validation results; each carries the deflated
+Sharpe ratio of its validation returns (pooled over the candle sets) after every genome
+tried.  Every genome tried is kept (``EvolveResult.trials``) with the return sums of its
+training run per block, from which the walk-forward computes the probability of backtest
+overfitting of the search.  Everything random draws from one seeded generator, and the
+kernels are deterministic, so the same seed and data give the same strategies.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import numpy as np
 from deap import base, tools
 
 from kubetrade.candles import Candles, FloatArray
-from kubetrade.engine import genes
+from kubetrade.engine import altdata, genes
+from kubetrade.engine.altdata import AltData, AltOperand
 from kubetrade.engine.compile import FeaturePlan, SeriesKey, build_features, compile_genomes
-from kubetrade.engine.performance import Metrics, deflated_sharpe, expected_max_sharpe
-from kubetrade.engine.runs import Costs, run_program
+from kubetrade.engine.performance import Metrics
+from kubetrade.engine.runs import Costs, run_program_segments
+from kubetrade.engine.stats import Moments, deflated_sharpe
 from kubetrade.resources.genome import Genome
 from kubetrade.resources.goal import EvolutionSettings
 
@@ -111,37 +116,77 @@ class Survivor:
 class EvolveResult:
     survivors: list[Survivor]
     trials: int
+    """Distinct genomes tried (the number a deflated Sharpe ratio must discount)."""
     evaluations: int
     generations: int
     datasets: list[str]
+    tried: dict[str, genes.Spec] = field(default_factory=dict)
+    """Every genome tried, by its key, in the order first tried."""
+    blocks: FloatArray | None = None
+    """(trials, blocks, 3): count, sum and sum of squares of each tried genome's per-bar training returns per
+    block (all candle sets added), in the order of ``tried``; None when the search was asked for no blocks."""
+
+
+class Features:
+    """The feature matrices of some candle sets, grown as batches bring new operand series.
+
+    One instance can serve several searches over the same candles (the windows of a
+    walk-forward) and the scoring after them, so each indicator series is computed once.
+    """
+
+    def __init__(self, data: Sequence[Candles], alt: AltData | None = None) -> None:
+        self.data = list(data)
+        self.alt = alt
+        self.plan = FeaturePlan()
+        self.caches: list[dict[SeriesKey, FloatArray]] = [{} for _ in data]
+        self.matrices: list[FloatArray] = [np.empty((0, len(c))) for c in data]
+
+    def matrix(self, d: int) -> FloatArray:
+        if self.matrices[d].shape[0] < len(self.plan.keys):
+            self.matrices[d] = build_features(self.plan, self.data[d], self.caches[d], self.alt)
+        return self.matrices[d]
+
+
+def block_ends(start: int, end: int, blocks: int) -> list[int]:
+    """Ends of ``blocks`` near-equal consecutive blocks of bars [start, end)."""
+    return [start + (end - start) * (k + 1) // blocks for k in range(blocks)]
 
 
 class _Evaluator:
     """Backtests batches of genomes on every candle set, sharing one feature plan and cache."""
 
-    def __init__(self, data: Sequence[Candles], cfg: EvolveConfig) -> None:
+    def __init__(self, data: Sequence[Candles], cfg: EvolveConfig, bounds: Sequence[tuple[int, int]] | None = None,
+                 blocks: int = 0, features: Features | None = None) -> None:
         self.data, self.cfg = data, cfg
-        self.plan = FeaturePlan()
-        self.caches: list[dict[SeriesKey, FloatArray]] = [{} for _ in data]
-        self.features: list[FloatArray] = [np.empty((0, len(c))) for c in data]
-        self.splits = [int(len(c) * cfg.train_fraction) for c in data]
-        self.train_sharpes: list[list[float]] = [[] for _ in data]
+        self.features = features if features is not None else Features(data)
+        if len(self.features.data) != len(data) or any(a is not b for a, b in zip(self.features.data, data,
+                                                                                      strict=True)):
+            raise ValueError("the shared features were built for other candle sets")
+        self.bounds = list(bounds) if bounds is not None else [(0, len(c)) for c in data]
+        self.splits = [s + int((e - s) * cfg.train_fraction) for s, e in self.bounds]
+        self.blocks = blocks
+        self.segments = [block_ends(s, split, blocks) if blocks else []
+                         for (s, _), split in zip(self.bounds, self.splits, strict=True)]
+        self.trial_blocks: list[FloatArray] = []
 
     def run(self, genomes: Sequence[Genome], part: Literal["train", "validation"], *, trials: bool = False,
             ) -> list[dict[str, Metrics]]:
-        """Metrics per genome and candle set; ``trials`` records training Sharpes for the deflation."""
-        _, program = compile_genomes(genomes, market=self.cfg.market, plan=self.plan)
+        """Metrics per genome and candle set; ``trials`` keeps the training return sums per block."""
+        _, program = compile_genomes(genomes, market=self.cfg.market, plan=self.features.plan)
         out: list[dict[str, Metrics]] = [{} for _ in genomes]
+        pooled = np.zeros((len(genomes), self.blocks, 3)) if trials and self.blocks else None
         for d, c in enumerate(self.data):
-            if self.features[d].shape[0] < len(self.plan.keys):
-                self.features[d] = build_features(self.plan, c, self.caches[d])
-            start, end = (0, self.splits[d]) if part == "train" else (self.splits[d], len(c))
-            metrics = run_program(self.plan, program, c, self.cfg.costs, start=start, end=end,
-                                  features=self.features[d])
+            start, end = (self.bounds[d][0], self.splits[d]) if part == "train" else (self.splits[d],
+                                                                                       self.bounds[d][1])
+            segments = self.segments[d] if pooled is not None else []
+            metrics, segs = run_program_segments(self.features.plan, program, c, self.cfg.costs, start=start,
+                                                 end=end, features=self.features.matrix(d), segments=segments)
             for g, m in enumerate(metrics):
                 out[g][c.symbol or c.label] = m
-                if trials:
-                    self.train_sharpes[d].append(m.sharpe_per_bar)
+            if pooled is not None:
+                pooled += segs
+        if pooled is not None:
+            self.trial_blocks.append(pooled)
         return out
 
 
@@ -152,14 +197,30 @@ def _fitness(metrics: dict[str, Metrics], min_trades: int) -> tuple[float, float
             max(m.max_drawdown for m in metrics.values()))
 
 
-def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None = None) -> EvolveResult:
-    """Run the search and return the ranked survivors (best first, at most ``cfg.top``)."""
+def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None = None, *,
+           bounds: Sequence[tuple[int, int]] | None = None, blocks: int = 0,
+           features: Features | None = None, alt: AltData | None = None) -> EvolveResult:
+    """Run the search and return the ranked survivors (best first, at most ``cfg.top``).
+
+    ``bounds`` limits the search to bars [start, end) of each candle set (the bars before
+    still warm the indicators up); ``blocks`` > 0 keeps each tried genome's training return
+    sums in that many blocks (for CSCV); ``features`` shares computed series between searches.
+    ``alt``: alternative-data series the genomes may use, each compared with its deciles among
+    the values known before the training part's last bar.
+    """
     if not data:
         raise ValueError("evolve needs at least one candle set")
     rng = random.Random(cfg.seed)
     random.seed(cfg.seed)  # deap's selection operators draw from the module-level generator
-    ev = _Evaluator(data, cfg)
+    if features is None:
+        features = Features(data, alt)
+    ev = _Evaluator(data, cfg, bounds, blocks, features)
+    alt_ops: list[AltOperand] = []
+    if alt:
+        train_end = int(data[0].time[ev.splits[0] - 1]) + data[0].bar_ms
+        alt_ops = altdata.operands([alt[k].ref for k in sorted(alt)], alt, train_end)
     seen: dict[str, tuple[float, float]] = {}
+    tried: dict[str, genes.Spec] = {}
     evaluations = 0
     report = progress or (lambda done, total, msg: None)
     both = cfg.market == "perpetual"
@@ -178,10 +239,11 @@ def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None
             evaluations += len(batch)
             for ind, res in zip(batch, results, strict=True):
                 seen[ind.key] = _fitness(res, cfg.min_trades)
+                tried[ind.key] = ind.spec
         for ind in pop:
             ind.fitness.values = seen[ind.key]
 
-    pop = [Individual(genes.random_spec(rng, both_sides=both)) for _ in range(cfg.population)]
+    pop = [Individual(genes.random_spec(rng, both_sides=both, alt=alt_ops)) for _ in range(cfg.population)]
     evaluate(pop)
     pop = tools.selNSGA2(pop, cfg.population)
     report(0, cfg.generations, f"generation 0: {len(seen)} genomes tried")
@@ -193,12 +255,24 @@ def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None
                 a.spec, b.spec = genes.crossover(a.spec, b.spec, rng)
         for ind in offspring:
             if rng.random() < cfg.mutation_prob:
-                ind.spec = genes.mutate(ind.spec, rng)
+                ind.spec = genes.mutate(ind.spec, rng, alt_ops)
         evaluate(offspring)
         pop = tools.selNSGA2(pop + offspring, cfg.population)
         best = max(ind.fitness.values[0] for ind in pop)
         report(gen, cfg.generations, f"generation {gen}: {len(seen)} genomes tried, best train return {best:+.2%}")
-    return _select(pop, ev, cfg, len(seen), evaluations)
+    result = _select(pop, ev, cfg, len(seen), evaluations)
+    result.tried = tried
+    if blocks:
+        result.blocks = np.concatenate(ev.trial_blocks) if ev.trial_blocks else np.zeros((0, blocks, 3))
+    return result
+
+
+def pooled(metrics: dict[str, Metrics]) -> Moments:
+    """The per-bar returns of every candle set taken together."""
+    out = Moments()
+    for m in metrics.values():
+        out = out + m.returns
+    return out
 
 
 def _select(pop: list[Individual], ev: _Evaluator, cfg: EvolveConfig, trials: int, evaluations: int) -> EvolveResult:
@@ -209,7 +283,9 @@ def _select(pop: list[Individual], ev: _Evaluator, cfg: EvolveConfig, trials: in
         return EvolveResult([], trials, evaluations, cfg.generations, labels)
     train = ev.run(genomes, "train")
     valid = ev.run(genomes, "validation")
-    luck = [expected_max_sharpe(s) for s in ev.train_sharpes]
+    # the luck level: the best of ``trials`` tries, with the spread of the candidates' validation Sharpe ratios
+    val_sharpes = [pooled(va).sharpe for va in valid]
+    variance = float(np.var(val_sharpes, ddof=1)) if len(val_sharpes) > 1 else 0.0
     val_share = (1 - cfg.train_fraction) / cfg.train_fraction
     min_val_trades = max(1, math.ceil(cfg.min_trades * val_share))
     survivors = []
@@ -222,7 +298,8 @@ def _select(pop: list[Individual], ev: _Evaluator, cfg: EvolveConfig, trials: in
         if behaviour in behaviours:
             continue
         behaviours.add(behaviour)
-        dsr = min(deflated_sharpe(tr[lab], luck[d]) for d, lab in enumerate(labels))
+        moments = pooled(va)
+        dsr = deflated_sharpe(moments, trials, variance).value if moments.n >= 2 else 0.0
         survivors.append(Survivor(g, tr, va, dsr))
     # rank: non-dominated fronts on validation (return up, drawdown down), then deflated Sharpe
     holders = []

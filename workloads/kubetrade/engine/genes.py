@@ -4,16 +4,21 @@ Rules are drawn from templates that compare like with like (a moving average wit
 moving average or the price, an oscillator with a threshold on its own scale), over
 coarse parameter grids.  Meaningless comparisons (RSI against a BTC price) would only
 waste evaluations, and coarse grids keep the number of distinct indicator series small,
-so one feature matrix serves the whole population.
+so one feature matrix serves the whole population.  Alternative-data series (``alt``:
+:class:`kubetrade.engine.altdata.AltOperand`) join the operands when a run is given some:
+a series against one of its own deciles, on the series' own scale.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kubetrade.resources.genome import Genome
+
+if TYPE_CHECKING:
+    from kubetrade.engine.altdata import AltOperand
 
 PERIODS = (5, 7, 9, 12, 14, 20, 26, 30, 50, 100, 200)
 OSC_PERIODS = (7, 9, 14, 21)
@@ -29,6 +34,18 @@ TRAILING = (None, 0.005, 0.01, 0.02, 0.04)
 POSITION = (0.5, 0.75, 1.0)
 
 Spec = dict[str, Any]
+
+
+def warmup() -> int:
+    """The longest warm-up (bars) of any operand the generator can draw: bars a window needs before it trades."""
+    from kubetrade.engine import indicators
+
+    longest = [("sma", {"period": max(PERIODS)}), ("ema", {"period": max(PERIODS)}),
+               ("rsi", {"period": max(OSC_PERIODS)}), ("atr", {"period": max((*OSC_PERIODS, 50))}),
+               ("stoch", {"fastk": max(STOCH_K), "slowk": 3, "slowd": 3}),
+               ("vwap", {"period": max(VWAP_PERIODS)}), ("bbands", {"period": max(p for p, _ in BB_SETS)})]
+    longest += [("macd", {"fast": f, "slow": s, "signal": g}) for f, s, g in MACD_SETS]
+    return max(indicators.lookback(name, params) for name, params in longest)
 
 
 def _ind(name: str, output: str | None = None, **params: float) -> Spec:
@@ -88,23 +105,33 @@ RULE_MAKERS: tuple[Callable[[random.Random], Spec], ...] = (
 )
 
 
-def random_rule(r: random.Random) -> Spec:
-    return r.choice(RULE_MAKERS)(r)
+def _alt(r: random.Random, alt: Sequence[AltOperand]) -> Spec:
+    op = r.choice(alt)
+    return {"left": {"alt": op.ref.to_k8s()}, "op": r.choice(LEVEL_OPS), "right": {"value": r.choice(op.levels)}}
 
 
-def _ruleset(r: random.Random, low: int, high: int) -> Spec | None:
+def random_rule(r: random.Random, alt: Sequence[AltOperand] = ()) -> Spec:
+    """One rule; with ``alt`` an alternative-data rule is as likely as each indicator family."""
+    if not alt:
+        return r.choice(RULE_MAKERS)(r)
+    k = r.randrange(len(RULE_MAKERS) + 1)
+    return _alt(r, alt) if k == len(RULE_MAKERS) else RULE_MAKERS[k](r)
+
+
+def _ruleset(r: random.Random, low: int, high: int, alt: Sequence[AltOperand] = ()) -> Spec | None:
     n = r.randint(low, high)
     if n == 0:
         return None
-    return {"combine": r.choice(("all", "any")) if n > 1 else "all", "rules": [random_rule(r) for _ in range(n)]}
+    return {"combine": r.choice(("all", "any")) if n > 1 else "all",
+            "rules": [random_rule(r, alt) for _ in range(n)]}
 
 
-def random_spec(r: random.Random, *, both_sides: bool = False) -> Spec:
-    spec: Spec = {"entry": _ruleset(r, 1, 3), "exit": _ruleset(r, 0, 2),
+def random_spec(r: random.Random, *, both_sides: bool = False, alt: Sequence[AltOperand] = ()) -> Spec:
+    spec: Spec = {"entry": _ruleset(r, 1, 3, alt), "exit": _ruleset(r, 0, 2, alt),
                   "stopLossPct": r.choice(STOP_LOSS), "takeProfitPct": r.choice(TAKE_PROFIT),
                   "trailingStopPct": r.choice(TRAILING), "positionPct": r.choice(POSITION)}
     if both_sides:
-        spec |= {"direction": "both", "shortEntry": _ruleset(r, 1, 3), "shortExit": _ruleset(r, 0, 2)}
+        spec |= {"direction": "both", "shortEntry": _ruleset(r, 1, 3, alt), "shortExit": _ruleset(r, 0, 2, alt)}
     return repair(spec)
 
 
@@ -131,7 +158,7 @@ def _rule_sets(spec: Spec) -> list[str]:
     return [k for k in ("entry", "exit", "shortEntry", "shortExit") if k in spec]
 
 
-def mutate(spec: Spec, r: random.Random) -> Spec:
+def mutate(spec: Spec, r: random.Random, alt: Sequence[AltOperand] = ()) -> Spec:
     """One small change: a rule replaced, added or dropped, the combine flipped, or a risk value redrawn."""
     spec = {k: (v if not isinstance(v, dict) else {"combine": v["combine"], "rules": list(v["rules"])})
             for k, v in spec.items()}
@@ -142,9 +169,9 @@ def mutate(spec: Spec, r: random.Random) -> Spec:
         rules = rs["rules"]
         what = r.random()
         if rules and what < 0.6:
-            rules[r.randrange(len(rules))] = random_rule(r)
+            rules[r.randrange(len(rules))] = random_rule(r, alt)
         elif len(rules) < 3 and what < 0.85:
-            rules.append(random_rule(r))
+            rules.append(random_rule(r, alt))
         elif len(rules) > (1 if key in ("entry", "shortEntry") else 0):
             rules.pop(r.randrange(len(rules)))
         rs["rules"] = rules

@@ -9,18 +9,25 @@ backtest's over the same candles, bar for bar (``tests/engine/test_live_parity.p
 Indicators with memory (EMA, RSI, ATR, ...) depend on where their history starts, so
 parity holds for the same first candle; a runner primes it with ``Strategy.spec.warmupBars``
 of history, long enough for those values to converge.
+
+A :class:`Shadow` (``arm_shadow``) is a backtest of the bars that follow, run beside the
+live decisions on the very same features: it starts flat with the capital given and its
+state is never touched by what the exchange did (fills, risk cuts, a restart's adopted
+position), so the runner can report what the backtester would have made of its paper
+period and the review can compare the two (``status.paperCheck``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import backtest as bt
+from kubetrade.engine.altdata import AltData
 from kubetrade.engine.compile import Market, build_features, compile_genomes
 from kubetrade.resources.genome import Genome
 
@@ -38,14 +45,37 @@ class Signal:
     entry_price: float
     position: int
     """Position after the bar: +1 long, -1 short, 0 flat."""
+    exit_stop: float = math.nan
+    """A stop exit's stop level on this bar (NaN if it had none), as the kernel filled it."""
+    exit_target: float = math.nan
+    """A stop exit's take-profit level on this bar (NaN if it had none)."""
+
+
+@dataclass
+class Shadow:
+    """The backtest of the bars since it was armed: equity and closed trades (bar open times)."""
+
+    state: np.ndarray
+    since: int = -1
+    """Open time of its first bar (-1 until one is stepped)."""
+    bars: int = 0
+    equity: float = 0.0
+    trades: list[tuple[int, int, int]] = field(default_factory=list)
+    """(entry bar time, exit bar time, side) of every closed trade."""
 
 
 class LiveSignal:
     """Decisions of one genome on a growing series of closed candles."""
 
     def __init__(self, genome: Genome, *, market: Market = "spot", timeframe: str = "", fee: float = 0.0,
-                 slippage: float = 0.0, capital: float = 1.0) -> None:
+                 slippage: float = 0.0, capital: float = 1.0, alt: AltData | None = None) -> None:
         self.plan, self.program = compile_genomes([genome], market=market)
+        self.alt = alt
+        """The alternative-data series the genome uses, as received so far (the runner keeps it current)."""
+        self.timeframe = timeframe
+        if not timeframe and any(k[0] == "alt" for k in self.plan.keys):
+            raise ValueError("a genome with alternative-data operands needs the timeframe: a value counts from the "
+                             "close of the bar it was known by")
         self.fee, self.slippage = fee, slippage
         self.bar_ms = timeframe_ms(timeframe) if timeframe else 0
         self.state = bt.new_state(capital)
@@ -53,6 +83,10 @@ class LiveSignal:
         self._acc = np.zeros(bt.ACC_SIZE)
         self._no_eq = np.empty(0)
         self._no_trades = np.empty((0, bt.TRADE_SIZE))
+        self._no_segs = np.empty(0, dtype=np.int64)
+        self._no_seg_out = np.empty((0, bt.SEG_SIZE))
+        self._shadow_trade = np.empty((1, bt.TRADE_SIZE))
+        self.shadow: Shadow | None = None
         self._simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
 
     @property
@@ -68,6 +102,11 @@ class LiveSignal:
             col.extend(float(v) for v in getattr(history, name))
         if not self.bar_ms and len(history) > 1:
             self.bar_ms = history.bar_ms
+
+    def arm_shadow(self, capital: float) -> Shadow:
+        """Start a backtest of the bars from the next one on, flat, with ``capital``."""
+        self.shadow = Shadow(bt.new_state(capital), equity=capital)
+        return self.shadow
 
     def _check(self, time: int, o: float, h: float, lo: float, c: float, v: float) -> None:
         when = f"bar at {np.datetime64(int(time), 'ms')}Z"
@@ -89,11 +128,25 @@ class LiveSignal:
         self._check(time, open, high, low, close, volume)
         for col, v in zip(self._cols, (time, open, high, low, close, volume), strict=True):
             col.append(v)
-        candles = from_arrays(*self._cols, check=False)
-        F = build_features(self.plan, candles)
+        candles = from_arrays(*self._cols, timeframe=self.timeframe, check=False)
+        F = build_features(self.plan, candles, alt=self.alt)
         i = len(candles) - 1
         self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
-                       self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades)
+                       self.fee, self.slippage, self.state, i, i + 1, self._acc, self._no_eq, self._no_trades,
+                       self._no_segs, self._no_seg_out)
+        sh = self.shadow
+        if sh is not None:
+            n = self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
+                               self.fee, self.slippage, sh.state, i, i + 1, self._acc, self._no_eq,
+                               self._shadow_trade, self._no_segs, self._no_seg_out)
+            if sh.since < 0:
+                sh.since = int(time)
+            sh.bars += 1
+            if n:
+                t = self._shadow_trade[0]
+                sh.trades.append((int(self._cols[0][int(t[bt.T_ENTRY_BAR])]), int(time), int(t[bt.T_SIDE])))
+            sh.equity = float(sh.state[bt.S_CASH] + sh.state[bt.S_SIDE] * sh.state[bt.S_QTY] * close)
         st = self.state
         return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
-                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position)
+                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position,
+                      float(st[bt.S_LAST_STOP]), float(st[bt.S_LAST_TARGET]))

@@ -1,4 +1,4 @@
-"""Performance metrics from the kernel's accumulators, and the deflated Sharpe ratio.
+"""Performance metrics from the kernel's accumulators (the selection statistics are in :mod:`kubetrade.engine.stats`).
 
 The kernel keeps only running sums per strategy (no equity curve for 500 strategies x
 130k bars); everything a report needs is derived here from those sums in plain Python.
@@ -7,16 +7,13 @@ The kernel keeps only running sums per strategy (no equity curve for 500 strateg
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from statistics import NormalDist
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from kubetrade.engine import backtest as bt
-
-EULER_GAMMA = 0.5772156649015329
+from kubetrade.engine.stats import Moments
 
 
 @dataclass(frozen=True)
@@ -38,9 +35,12 @@ class Metrics:
     sharpe_per_bar: float
     skew: float
     kurtosis: float
+    returns: Moments = field(default_factory=Moments)
+    """The per-bar returns' sums, which pool across windows and candle sets (:mod:`kubetrade.engine.stats`)."""
 
     def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        """The scalar metrics (a table row, a stored backtest result); the pooled moments stay on ``returns``."""
+        return {k: v for k, v in asdict(self).items() if k != "returns"}
 
 
 def _finite(x: float) -> float:
@@ -87,29 +87,6 @@ def from_accumulators(acc: npt.NDArray[np.float64], init_cash: float, bars_per_y
         sharpe_per_bar=sharpe_bar,
         skew=skew,
         kurtosis=kurt,
+        returns=Moments(int(n), float(acc[bt.A_SUM]), float(acc[bt.A_SUM2]), float(acc[bt.A_SUM3]),
+                        float(acc[bt.A_SUM4])),
     )
-
-
-def expected_max_sharpe(trial_sharpes: Sequence[float]) -> float:
-    """Sharpe (per bar) that the best of N unskilled trials reaches by luck (Bailey & López de Prado)."""
-    n = len(trial_sharpes)
-    if n < 2:
-        return 0.0
-    sd = float(np.std(np.asarray(trial_sharpes), ddof=1))
-    z = NormalDist()
-    return sd * ((1 - EULER_GAMMA) * z.inv_cdf(1 - 1 / n) + EULER_GAMMA * z.inv_cdf(1 - 1 / (n * math.e)))
-
-
-def deflated_sharpe(m: Metrics, benchmark_sharpe: float) -> float:
-    """Probability that the true per-bar Sharpe exceeds ``benchmark_sharpe`` (the luck level),
-
-    correcting for the sample length, skew and fat tails of the returns.  A strategy that
-    only looks good because many were tried scores near 0; ~0.95 or more is convincing.
-    """
-    if m.bars < 3:
-        return 0.0
-    sr = m.sharpe_per_bar
-    denom = 1 - m.skew * sr + (m.kurtosis - 1) / 4 * sr * sr
-    if denom <= 0:
-        return 0.0
-    return NormalDist().cdf((sr - benchmark_sharpe) * math.sqrt(m.bars - 1) / math.sqrt(denom))

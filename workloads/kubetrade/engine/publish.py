@@ -15,8 +15,10 @@ import yaml
 
 from kubetrade.candles import Candles
 from kubetrade.engine.evolve import EvolveConfig, EvolveResult, Survivor
+from kubetrade.engine.walkforward import WalkForwardResult
 from kubetrade.resources.base import LocalObjectReference, Money
-from kubetrade.resources.strategy import PerformanceSummary, Strategy, StrategySpec
+from kubetrade.resources.genome import Genome
+from kubetrade.resources.strategy import PerformanceSummary, SelectionEvidence, Strategy, StrategySpec
 
 RUN_LABEL = "kubetrade.io/evolution-run"
 RANK_LABEL = "kubetrade.io/rank"
@@ -36,7 +38,14 @@ class ManifestSettings:
     name_prefix: str = "evo"
 
 
-def performance_summary(s: Survivor) -> PerformanceSummary:
+def evidence_summary(e: SelectionEvidence) -> PerformanceSummary:
+    """The out-of-sample figures a Strategy was selected on, as its ``status.backtest``."""
+    return PerformanceSummary(return_pct=e.oos_return_pct, sharpe=e.sharpe, max_drawdown=e.max_drawdown,
+                              trades=e.trades, deflated_sharpe=e.deflated_sharpe)
+
+
+def survivor_summary(s: Survivor) -> PerformanceSummary:
+    """A single-split survivor's validation figures."""
     v = list(s.validation.values())
     return PerformanceSummary(
         return_pct=s.validation_return,
@@ -49,10 +58,9 @@ def performance_summary(s: Survivor) -> PerformanceSummary:
     )
 
 
-def strategy_manifest(s: Survivor, rank: int, run_id: str, data: Sequence[Candles], cfg: EvolveConfig,
-                      settings: ManifestSettings) -> Strategy:
-    """One survivor as a Strategy resource in paper mode; validation figures in an annotation and status."""
-    summary = performance_summary(s)
+def strategy_manifest(genome: Genome, summary: PerformanceSummary, rank: int, run_id: str, data: Sequence[Candles],
+                      cfg: EvolveConfig, settings: ManifestSettings) -> Strategy:
+    """One selected genome as a Strategy resource in paper mode; the figures it was selected on in an annotation."""
     metadata: dict[str, Any] = {
         "name": f"{settings.name_prefix}-{run_id[:8]}-{rank:03d}",
         "labels": {RUN_LABEL: run_id, RANK_LABEL: str(rank)},
@@ -63,7 +71,7 @@ def strategy_manifest(s: Survivor, rank: int, run_id: str, data: Sequence[Candle
     if settings.namespace:
         metadata["namespace"] = settings.namespace
     spec = StrategySpec(
-        genome=s.genome,
+        genome=genome,
         exchange=settings.exchange,
         market=cfg.market,
         symbols=[c.symbol for c in data],
@@ -115,3 +123,60 @@ def store_run(dsn: str, run_id: str, started: datetime, result: EvolveResult, cf
                 for rank, (s, st) in enumerate(zip(result.survivors, strategies, strict=True), start=1)
             ],
         )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One walk-forward candidate as stored: its rank, genome, judged evidence and manifest."""
+
+    rank: int
+    genome: Genome
+    evidence: SelectionEvidence
+    strategy: Strategy
+
+
+def store_selection(dsn: str, run_id: str, started: datetime, walk: WalkForwardResult, cfg: EvolveConfig,
+                    data: Sequence[Candles], candidates: Sequence[Candidate], goal: str | None = None) -> None:
+    """Record a walk-forward run and every candidate's evidence and verdict in one transaction.
+
+    ``survivors`` counts the candidates that passed the gates; ``validation_*`` hold the pooled
+    out-of-sample figures and ``validation`` the per-window ones.
+    """
+    datasets = [{"symbol": c.symbol, "timeframe": c.timeframe, "bars": len(c),
+                 "first": int(c.time[0]), "last": int(c.time[-1])} for c in data]
+    config = ({k: v for k, v in asdict(cfg).items() if k != "costs"} | {"costs": asdict(cfg.costs)}
+              | {"walkForward": asdict(walk.config)})
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO evolution_runs (id, started_at, finished_at, seed, config, datasets, trials, evaluations,"
+            " survivors, goal) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (uuid.UUID(run_id), started, datetime.now(UTC), cfg.seed, json.dumps(config), json.dumps(datasets),
+             walk.trials, walk.evaluations, sum(1 for c in candidates if c.evidence.passed), goal),
+        )
+        cur.executemany(
+            "INSERT INTO evolution_results (run_id, rank, strategy_name, genome, train, validation,"
+            " validation_return, validation_max_drawdown, validation_sharpe, validation_trades, deflated_sharpe,"
+            " manifest, evidence, passed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (uuid.UUID(run_id), c.rank, c.strategy.metadata["name"], json.dumps(c.genome.to_k8s()), "{}",
+                 json.dumps([w.to_k8s() for w in c.evidence.windows]), c.evidence.oos_return_pct,
+                 c.evidence.max_drawdown, c.evidence.sharpe, c.evidence.trades, c.evidence.deflated_sharpe,
+                 json.dumps(c.strategy.to_k8s()), json.dumps(c.evidence.to_k8s()), c.evidence.passed)
+                for c in candidates
+            ],
+        )
+
+
+async def recent_runs(conn: Any, goal: str, limit: int = 5) -> list[dict[str, Any]]:
+    """A Goal's newest evolution runs, each with its ranked results (every column, as stored), for the API."""
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM evolution_runs WHERE goal = %s ORDER BY started_at DESC LIMIT %s",
+                          (goal, limit))
+        runs = list(await cur.fetchall())
+        for run in runs:
+            await cur.execute("SELECT to_jsonb(r) AS row FROM evolution_results r WHERE run_id = %s ORDER BY rank",
+                              (run["id"],))
+            run["results"] = [r["row"] for r in await cur.fetchall()]
+    return runs

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import backtest as bt
+from kubetrade.engine.altdata import AltData
 from kubetrade.engine.compile import FeaturePlan, Market, Program, SeriesKey, build_features, compile_genomes
 from kubetrade.engine.performance import Metrics, from_accumulators
 from kubetrade.resources.genome import Genome
@@ -67,40 +69,59 @@ def _bounds(candles: Candles, start: int | None, end: int | None) -> tuple[int, 
 def run_program(
     plan: FeaturePlan, program: Program, candles: Candles, costs: Costs = Costs(), *,
     start: int | None = None, end: int | None = None, features: FloatArray | None = None,
-    cache: dict[SeriesKey, FloatArray] | None = None,
+    cache: dict[SeriesKey, FloatArray] | None = None, alt: AltData | None = None,
 ) -> list[Metrics]:
     """Metrics of every compiled strategy over bars [start, end): one parallel kernel call."""
+    return run_program_segments(plan, program, candles, costs, start=start, end=end, features=features,
+                                cache=cache, alt=alt)[0]
+
+
+def run_program_segments(
+    plan: FeaturePlan, program: Program, candles: Candles, costs: Costs = Costs(), *,
+    start: int | None = None, end: int | None = None, features: FloatArray | None = None,
+    cache: dict[SeriesKey, FloatArray] | None = None, segments: Sequence[int] = (), alt: AltData | None = None,
+) -> tuple[list[Metrics], npt.NDArray[np.float64]]:
+    """:func:`run_program`, plus per-strategy return sums of the segments ending at ``segments``.
+
+    ``segments`` are ascending bar indices inside (start, end], the last one ``end``; the
+    second result is (strategies, segments, 3): count, sum and sum of squares of the per-bar
+    returns in each (see :data:`kubetrade.engine.backtest.G_N`).
+    """
     s, e = _bounds(candles, start, end)
-    F = features if features is not None else build_features(plan, candles, cache)
-    acc = bt.run_batch(F, candles.open, candles.high, candles.low, candles.close, program.rules, program.consts,
-                       program.nrules, program.combine, program.risk, program.direction,
-                       costs.fee, costs.slippage, costs.init_cash, s, e)
-    return [from_accumulators(row, costs.init_cash, candles.bars_per_year) for row in acc]
+    seg_ends = np.asarray(segments, dtype=np.int64)
+    if seg_ends.size and (seg_ends[-1] != e or (np.diff(seg_ends) <= 0).any() or seg_ends[0] <= s):
+        raise ValueError(f"segment ends {seg_ends.tolist()} must rise strictly inside ({s}, {e}] and end at {e}")
+    F = features if features is not None else build_features(plan, candles, cache, alt)
+    acc, segs = bt.run_batch(F, candles.open, candles.high, candles.low, candles.close, program.rules,
+                             program.consts, program.nrules, program.combine, program.risk, program.direction,
+                             costs.fee, costs.slippage, costs.init_cash, s, e, seg_ends)
+    return [from_accumulators(row, costs.init_cash, candles.bars_per_year) for row in acc], segs
 
 
 def backtest_many(
     genomes: Sequence[Genome], candles: Candles, costs: Costs = Costs(), *, market: Market = "spot",
-    start: int | None = None, end: int | None = None,
+    start: int | None = None, end: int | None = None, alt: AltData | None = None,
 ) -> list[Metrics]:
     plan, program = compile_genomes(genomes, market=market)
-    return run_program(plan, program, candles, costs, start=start, end=end)
+    return run_program(plan, program, candles, costs, start=start, end=end, alt=alt)
 
 
 def backtest(
     genome: Genome, candles: Candles, costs: Costs = Costs(), *, market: Market = "spot",
-    start: int | None = None, end: int | None = None, max_trades: int = 1_000_000,
+    start: int | None = None, end: int | None = None, max_trades: int = 1_000_000, alt: AltData | None = None,
 ) -> Result:
     """One strategy with its equity curve (per bar, from ``start``) and its trade list."""
     s, e = _bounds(candles, start, end)
     plan, program = compile_genomes([genome], market=market)
-    F = build_features(plan, candles)
+    F = build_features(plan, candles, alt=alt)
     acc = np.zeros(bt.ACC_SIZE)
     equity = np.empty(e - s)
     trades = np.empty((min(max_trades, e - s + 1), bt.TRADE_SIZE))
     simulate: Any = bt.simulate  # a numba dispatcher: its signature is the kernel's
     state = bt.new_state(costs.init_cash)
     n = simulate(F, candles.open, candles.high, candles.low, candles.close, *program.take(0),
-                    costs.fee, costs.slippage, state, s, e, acc, equity, trades)
+                 costs.fee, costs.slippage, state, s, e, acc, equity, trades,
+                 np.empty(0, dtype=np.int64), np.empty((0, bt.SEG_SIZE)))
     open_trade = None
     if state[bt.S_SIDE] != 0 and e > s:
         open_trade = Trade(int(state[bt.S_ENTRY_BAR]), e - 1, int(state[bt.S_SIDE]), float(state[bt.S_QTY]),

@@ -36,7 +36,13 @@ def rsi_reversion(period: float = 14, low: float = 30, high: float = 70, stop_lo
     )
 
 
-TEMPLATES: dict[str, Callable[..., Genome]] = {"ema-crossover": ema_cross, "rsi-reversion": rsi_reversion}
+def buy_and_hold() -> Genome:
+    """Long from the first bar's close, never out: the benchmark a strategy must beat, through the same kernel."""
+    return Genome(entry=RuleSet(rules=[Rule(left=Operand(price="close"), op="gt", right=Operand(value=0.0))]))
+
+
+TEMPLATES: dict[str, Callable[..., Genome]] = {"ema-crossover": ema_cross, "rsi-reversion": rsi_reversion,
+                                               "buy-and-hold": buy_and_hold}
 
 
 def expand(template: str, parameters: Mapping[str, float]) -> Genome:

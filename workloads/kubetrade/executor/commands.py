@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     from kubetrade.executor.executor import Executor
     from kubetrade.executor.lease import AlreadyHeld
     from kubetrade.executor.venues import CcxtVenue, PaperVenue, Venue, VenueUnsupported
+    from kubetrade.observability import probes
     from kubetrade.observability.logging import configure
     from kubetrade.storage import migrate
 
@@ -107,11 +108,18 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, ex.stopping.set)
+        port = probes.port_from_env()
+        server = probes.ProbeServer(ex.readiness)
+        ex.beat = server.beat
+        if port is not None:
+            await server.start(port)
         try:
             await ex.run(wait_for_lease=not args.no_wait)
         except AlreadyHeld as exc:
             print(f"executor: {exc}")
             return 3
+        finally:
+            await server.stop()
         return 0
 
     return eventloop.run(main())

@@ -39,7 +39,7 @@ from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain
 from kubetrade.ledger import connection, paperbatch, queries, record
 from kubetrade.messaging import auth, codec, signing, subjects
 from kubetrade.messaging.prices import price_of
-from kubetrade.messaging.schemas import CancelRequest, Fill, OrderEvent, OrderRequest
+from kubetrade.messaging.schemas import CancelRequest, Candle, Fill, OrderEvent, OrderRequest
 from kubetrade.messaging.streams import ensure_order_streams
 from kubetrade.observability import heap
 from kubetrade.observability import tracecontext as tracing
@@ -112,6 +112,9 @@ class Executor:
         self.conn: psycopg.AsyncConnection[Row] | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.waiting_for_lease = False
+        self.beat: Any = lambda: None
+        """Called each turn of the main loops (the liveness probe's heartbeat)."""
         self.resting: set[tuple[str, str]] = set()
         self._idle_recorded = float("-inf")
         self.stats = {"orders": 0, "fills": 0, "reconciled": 0, "uncertain": 0, "redelivered": 0, "overlapped": 0,
@@ -132,13 +135,16 @@ class Executor:
         try:
             while not self.stopping.is_set():
                 try:
+                    self.beat()
                     if not await lease.try_acquire():
+                        self.waiting_for_lease = True
                         if not wait_for_lease:
                             from kubetrade.executor.lease import AlreadyHeld
 
                             raise AlreadyHeld(f"another {self.environment} executor holds the lease")
                         await asyncio.sleep(1.0)
                         continue
+                    self.waiting_for_lease = False
                     log.info("lease acquired", extra={"environment": self.environment})
                     await self._serve(lease)
                 except (LeaseLost, psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -153,6 +159,17 @@ class Executor:
                 await self.conn.close()
             await self.venue.close()
             await self.nc.drain()
+
+    def readiness(self) -> list[str]:
+        """What keeps the executor from taking orders (empty: ready)."""
+        missing = []
+        if self.nc is None or not self.nc.is_connected:
+            missing.append("nats: not connected")
+        if self.waiting_for_lease:
+            missing.append(f"lease: another {self.environment} executor holds it (waiting)")
+        elif not self.ready.is_set():
+            missing.append("database: connecting, taking the lease and reconciling")
+        return missing
 
     async def _serve(self, lease: Lease) -> None:
         self.conn = await connection.connect(self.dsn)
@@ -213,6 +230,7 @@ class Executor:
                 lane_conns.append(await connection.connect(self.dsn))
             free.extend(lane_conns)
             while not self.stopping.is_set():
+                self.beat()
                 if time.monotonic() - last_check >= 0.5:
                     await lease.check()
                     last_check = time.monotonic()
@@ -412,6 +430,10 @@ class Executor:
             return
         exchange, symbol, price, _ = got
         self.venue.on_price(exchange, symbol, price)
+        if ".candle." in msg.subject:  # the bars paper exits decided on take their price from
+            with contextlib.suppress(codec.BadMessage):
+                c = codec.decode(Candle, msg.data)
+                self.venue.on_candle(c.exchange, c.symbol, c.timeframe, c.time, c.open, c.high, c.low)
         if (exchange, symbol) in self.resting and self.ready.is_set() and self.gate.idle:
             async with self.gate.exclusive():
                 await self._fill_resting(exchange, symbol)

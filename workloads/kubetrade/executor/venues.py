@@ -11,12 +11,18 @@ look it up before doing anything else).
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubetrade.ccxtclient import point_ccxt
-from kubetrade.engine import costs
+from kubetrade.engine import costs, stoprule
 from kubetrade.ledger import orderstatus
+
+log = logging.getLogger("kubetrade.executor.paper")
+BARS_KEPT = 2000
+"""Candles the paper venue keeps per market and timeframe, to fill exits decided on them."""
 
 Row = dict[str, Any]
 
@@ -62,17 +68,53 @@ class PaperVenue:
     The cost model is :mod:`kubetrade.engine.costs`, the backtester's, so a paper fill is
     the fill the backtest would have assumed at that price.  Market orders fill at once when
     a price is known, otherwise they rest until the first price arrives; limit orders fill
-    at their limit when the market trades through it.  Trade ids are derived from the
-    client order id, so replaying a paper fill after a crash records nothing twice.
+    at their limit when the market trades through it.  A reduce-only market order that
+    carries a ``bar_exit`` (an exit the backtest fills inside the bar: a stop-loss, trailing
+    stop or take-profit) takes its price from that bar, as this venue received the candle on
+    NATS, by the kernel's rule (:func:`kubetrade.engine.stoprule.bar_fill`), so paper exits
+    happen where the backtest's do; the order names the bar and the levels, never a price.
+    Until the candle is here the order waits; a level the bar did not reach (or a bar that
+    never came while later ones did) fills at the last price, as any market order.  Trade ids
+    are derived from the client order id, so replaying a paper fill after a crash records
+    nothing twice.
     """
 
     name = "paper"
 
     def __init__(self) -> None:
         self.prices: dict[tuple[str, str], float] = {}
+        self.bars: dict[tuple[str, str, str], dict[int, tuple[float, float, float]]] = {}
+        """(exchange, symbol, timeframe) -> bar open time -> (open, high, low), the last BARS_KEPT bars"""
 
     def on_price(self, exchange: str, symbol: str, price: float) -> None:
         self.prices[(exchange, symbol)] = price
+
+    def on_candle(self, exchange: str, symbol: str, timeframe: str, time: int, o: float, h: float, lo: float) -> None:
+        bars = self.bars.setdefault((exchange, symbol, timeframe), {})
+        bars[time] = (o, h, lo)
+        while len(bars) > BARS_KEPT:
+            del bars[next(iter(bars))]
+
+    def _bar_reference(self, order: Row, last: float) -> float | None:
+        """The price a bar exit fills at (before slippage), or None while its bar has not arrived."""
+        be = order["bar_exit"]
+        bars = self.bars.get((order["exchange"], order["symbol"], str(be.get("timeframe"))), {})
+        bar = bars.get(int(be.get("barTime", -1)))
+        if bar is None:
+            if bars and max(bars) > int(be.get("barTime", -1)):
+                log.warning("the bar of a paper exit never arrived; filled at the last price",
+                            extra={"client_order_id": order["client_order_id"], "bar_time": be.get("barTime")})
+                return last
+            return None
+        side = 1 if order["side"] == "sell" else -1  # selling closes a long
+        stop, target = be.get("stop"), be.get("target")
+        kind, raw = stoprule.bar_fill(side, math.nan if stop is None else float(stop),
+                                      math.nan if target is None else float(target), *bar)
+        if kind == stoprule.NO_FILL:
+            log.warning("a paper exit's levels were not reached by its bar; filled at the last price",
+                        extra={"client_order_id": order["client_order_id"], "bar_time": be.get("barTime")})
+            return last
+        return raw
 
     def fill_for(self, order: Row, time_ms: int) -> dict[str, Any] | None:
         last = self.prices.get((order["exchange"], order["symbol"]))
@@ -82,7 +124,13 @@ class PaperVenue:
         if remaining <= 0:
             return None
         if order["type"] == "market":
-            price = costs.fill_price(order["side"], last, costs.bps_to_fraction(float(order["slippage_bps"])))
+            reference = last
+            if order.get("bar_exit") and order.get("reduce_only"):
+                from_bar = self._bar_reference(order, last)
+                if from_bar is None:
+                    return None  # wait for the bar's candle
+                reference = from_bar
+            price = costs.fill_price(order["side"], reference, costs.bps_to_fraction(float(order["slippage_bps"])))
         else:
             limit = float(order["price"])
             crossed = last <= limit if order["side"] == "buy" else last >= limit

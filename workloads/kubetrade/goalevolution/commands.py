@@ -2,10 +2,14 @@
 
 Reads the Goal (through :mod:`kubetrade.cluster`, the workloads' one seam to Kubernetes),
 loads the goal's timeframe from the candle store (``KUBETRADE_DATABASE_URL``), runs the
-evolution (:mod:`kubetrade.goalevolution.goalrun`), records the run in PostgreSQL, and creates
-the survivors as Strategy resources in paper mode - labelled ``kubetrade.io/goal=<goal>``,
-owned by the Goal (deleting the Goal deletes them), with their validation figures in
-``status.backtest``.  Exit codes: 0 done, 2 the run cannot start (the log says why).
+walk-forward evolution and the paper gate (:mod:`kubetrade.goalevolution.goalrun`), records the
+run and every candidate's evidence in PostgreSQL, and creates the candidates that passed as
+Strategy resources in paper mode - labelled ``kubetrade.io/goal=<goal>``, owned by the Goal
+(deleting the Goal deletes them), their out-of-sample evidence in ``status.evidence``.  The
+Goal's ``status.lastSelection`` / ``lastEvolution`` and an Event on it say what the gates
+decided: ``StrategiesToPaper``, or ``NoStrategyPassed`` with the best figures seen (then nothing
+is created).  Exit codes: 0 done (whether or not anything passed), 2 the run cannot start
+(the log says why).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -73,27 +78,50 @@ def owned(strategy: dict[str, Any], goal: dict[str, Any]) -> dict[str, Any]:
 
 async def evolve_goal(namespace: str, name: str, dsn: str, seed: int | None) -> int:
     from kubetrade import cluster
-    from kubetrade.engine.publish import store_run
-    from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
+    from kubetrade.candles import timeframe_ms
+    from kubetrade.engine.publish import Candidate, store_selection
+    from kubetrade.goalevolution.goalrun import GoalRunError, history_days, run_goal_evolution
     from kubetrade.resources.goal import GoalSpec
 
     store = cluster.KubernetesStore(deadline=30)
     goal = await store.get("goals", namespace, name)
     spec = GoalSpec.model_validate(goal["spec"])
     evo = spec.evolution
-    days = evo.backtest_days + (0 if evo.symbols else SELECTION_DAYS)
-    candles = await load_candles(dsn, evo.exchange, evo.timeframe, days, list(evo.symbols) if evo.symbols else None)
+    days = history_days(spec, timeframe_ms(evo.timeframe)) + (0 if evo.symbols else SELECTION_DAYS)
+    wanted = list(evo.symbols) if evo.symbols else None
+    bench = spec.gates.benchmark_symbol
+    if wanted is not None and bench and spec.gates.benchmark == "buyAndHold" and bench not in wanted:
+        wanted.append(bench)  # the benchmark's candles, beside the traded pairs' (not traded itself)
+    candles = await load_candles(dsn, evo.exchange, evo.timeframe, math.ceil(days), wanted)
+    alt = None
+    if evo.alternative_data:
+        import psycopg
+
+        from kubetrade.engine.altdata import AltDataError
+        from kubetrade.storage import altpoints
+
+        # a week more than the candles: a daily series needs values known before the first bar
+        since = datetime.now(UTC) - timedelta(days=math.ceil(days) + 7)
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                alt = await altpoints.load(conn, evo.alternative_data, since)
+        except AltDataError as exc:
+            log.error("goal evolution cannot start", extra={"goal": f"{namespace}/{name}", "error": str(exc)})
+            print(f"goal-evolution {namespace}/{name}: spec.evolution.alternativeData: {exc}")
+            return 2
     started = datetime.now(UTC)
     run_seed = seed if seed is not None else secrets.randbelow(2**31)
     try:
         run = await asyncio.to_thread(
-            run_goal_evolution, name, spec, candles, seed=run_seed, namespace=namespace,
+            run_goal_evolution, name, spec, candles, seed=run_seed, namespace=namespace, alt=alt,
             progress=lambda done, total, msg: log.info("evolution progress", extra={"goal": name, "step": msg}))
     except GoalRunError as exc:
         log.error("goal evolution cannot start", extra={"goal": f"{namespace}/{name}", "error": str(exc)})
         print(f"goal-evolution {namespace}/{name}: {exc}")
         return 2
-    store_run(dsn, run.run_id, started, run.result, run.config, run.data, run.strategies, goal=name)
+    store_selection(dsn, run.run_id, started, run.walk, run.config, run.data,
+                    [Candidate(r.rank, run.walk.candidates[r.key].genome, r.evidence, r.strategy) for r in run.ranked],
+                    goal=name)
     created = 0
     for st in run.strategies:
         body = owned(st.to_k8s(), goal)
@@ -102,13 +130,19 @@ async def evolve_goal(namespace: str, name: str, dsn: str, seed: int | None) -> 
             await store.create("strategies", namespace, body)
         except cluster.Conflict:
             continue
-        await store.patch_status("strategies", namespace, st.metadata["name"], {"backtest": status.get("backtest")})
+        await store.patch_status("strategies", namespace, st.metadata["name"],
+                                 {"backtest": status.get("backtest"), "evidence": status.get("evidence")})
         created += 1
+    await store.patch_status("goals", namespace, name, run.goal_status())
+    kind, reason, message = run.event()
+    await store.create_event(goal, kind, reason, message, "kubetrade-evolution")
+    s = run.selection
     log.info("goal evolution done", extra={"goal": f"{namespace}/{name}", "run": run.run_id, "symbols": run.symbols,
-                                           "trials": run.result.trials, "survivors": len(run.result.survivors),
-                                           "strategies_created": created})
-    print(f"goal-evolution {namespace}/{name}: run {run.run_id}, {run.result.trials} genomes tried on "
-          f"{', '.join(run.symbols)}, {len(run.result.survivors)} survived, {created} Strategy resources created")
+                                           "trials": s.trials, "candidates": s.candidates, "passed": s.passed,
+                                           "strategies_created": created, "verdict": s.message})
+    print(f"goal-evolution {namespace}/{name}: run {run.run_id}, {s.trials} genomes tried on "
+          f"{', '.join(run.symbols)} over {len(run.walk.windows)} walk-forward windows, {s.candidates} scored out of "
+          f"sample; {s.message}; {created} Strategy resources created")
     return 0
 
 

@@ -277,6 +277,8 @@ def _plan(
             "filled_quantity": 0.0,
             "slippage_bps": req.slippage_bps,
             "fee_rate": req.fee_rate,
+            "reduce_only": req.reduce_only,
+            "bar_exit": req.bar_exit.to_k8s() if req.bar_exit is not None else None,
         }
         fill = venue.fill_for(order, now_ms)
         if (

@@ -192,3 +192,54 @@ async def last_rejected(conn: Conn, environment: str, limit: int = 10) -> list[R
         "WHERE environment = %s AND status = 'rejected' ORDER BY id DESC LIMIT %s",
         (environment, limit),
     )
+
+
+# --- figures (the console) -----------------------------------------------------------------------
+
+
+async def equity_by_environment(conn: Conn) -> list[Row]:
+    """Per environment: capital allocated, cash, open positions valued at their mark (else their average
+    price), equity = cash + that value, and PnL since allocation = equity - capital (fees included)."""
+    return await _all(
+        conn,
+        """SELECT l.environment, count(*) AS strategies, sum(l.capital) AS capital, sum(l.cash) AS cash,
+                  coalesce(sum(p.value), 0) AS positions_value,
+                  sum(l.cash) + coalesce(sum(p.value), 0) AS equity,
+                  sum(l.cash) + coalesce(sum(p.value), 0) - sum(l.capital) AS pnl,
+                  coalesce(sum(p.open), 0) AS open_positions
+             FROM ledgers l
+             LEFT JOIN (SELECT environment, namespace, strategy,
+                               sum(quantity * coalesce(mark_price, average_price)) AS value,
+                               count(*) FILTER (WHERE quantity <> 0) AS open
+                          FROM positions GROUP BY environment, namespace, strategy) p
+               USING (environment, namespace, strategy)
+            GROUP BY l.environment ORDER BY l.environment""",
+    )
+
+
+async def realised_since(conn: Conn, since: Any) -> list[Row]:
+    """Per environment: PnL realised by fills at or after ``since``, after their fees, and how many fills."""
+    return await _all(
+        conn,
+        "SELECT environment, sum(realised_pnl - fee) AS pnl, count(*) AS fills FROM fills WHERE time >= %s "
+        "GROUP BY environment ORDER BY environment",
+        (since,),
+    )
+
+
+async def strategy_fill_history(conn: Conn, environment: str, namespace: str, strategy: str,
+                                limit: int = 5000) -> list[Row]:
+    """A strategy's fills, oldest first (its chart markers, realised equity curve and trade list)."""
+    return await _all(
+        conn,
+        "SELECT * FROM (SELECT * FROM fills WHERE environment = %s AND namespace = %s AND strategy = %s "
+        "ORDER BY time DESC, id DESC LIMIT %s) newest ORDER BY time, id",
+        (environment, namespace, strategy, limit),
+    )
+
+
+async def ledger_of(conn: Conn, environment: str, namespace: str, strategy: str) -> Row | None:
+    return await _one(
+        conn, "SELECT * FROM ledgers WHERE environment = %s AND namespace = %s AND strategy = %s",
+        (environment, namespace, strategy),
+    )

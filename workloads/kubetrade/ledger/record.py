@@ -70,8 +70,8 @@ async def record_new(conn: AsyncConnection[Row], req: OrderRequest) -> tuple[Row
         cur = await conn.execute(
             """INSERT INTO orders (client_order_id, environment, namespace, strategy, exchange, symbol, side, type,
                    quantity, price, stop_price, trailing_pct, reduce_only, fee_rate, slippage_bps, status, reason,
-                   decided_at, expires_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   decided_at, expires_at, bar_exit)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (client_order_id) DO NOTHING RETURNING *""",
             (
                 req.client_order_id,
@@ -93,6 +93,8 @@ async def record_new(conn: AsyncConnection[Row], req: OrderRequest) -> tuple[Row
                 why,
                 ts(req.time),
                 ts(req.expires_at),
+                (Jsonb(req.bar_exit.to_k8s()) if req.bar_exit is not None and req.environment == "paper"
+                 and req.reduce_only else None),
             ),
         )
         row = await cur.fetchone()

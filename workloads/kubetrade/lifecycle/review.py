@@ -6,10 +6,13 @@ The rules, in order (the seed: top ~30 % go to paper for 1-2 weeks, 2-10 go live
 2. Live strategies are retired when, with at least ``promote.minTrades`` trades, their Sharpe is
    below ``retireBelowSharpe``, or when their drawdown exceeds the goal's tolerated drawdown.
 3. Paper strategies younger than ``minPaperDays`` are left to trade.
-4. Older paper strategies are *candidates* when they meet every promotion criterion: Sharpe at
-   least ``minSharpe``, drawdown at most ``maxDrawdownPct``, at least ``minTrades`` trades, return
-   at least ``minReturnPct``, and a paper Sharpe no more than ``maxBacktestGap`` below the
-   backtest Sharpe they were selected on (a large gap means the backtest was overfit).
+4. Older paper strategies are *candidates* when they pass the live gate
+   (:func:`kubetrade.lifecycle.gates.live_gate`): their paper result agrees with a backtest of
+   the same bars (the runner's ``status.paperCheck``: trade for trade, returns within
+   ``maxReturnGap``, over at least ``minCheckDays``), and it meets every promotion criterion:
+   Sharpe at least ``minSharpe``, drawdown at most ``maxDrawdownPct``, at least ``minTrades``
+   trades, return at least ``minReturnPct``, and a Sharpe no more than ``maxBacktestGap`` below
+   the out-of-sample Sharpe they were selected on (a large gap means the selection was lucky).
 5. Candidates are ranked by Sharpe, then return, and promoted while fewer than ``maxLive``
    strategies are live, but only if the RiskPolicy allows new live trading (breaker closed,
    kill switch off), the goal provides live credentials, and ``autoPromote`` is on; otherwise
@@ -24,7 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from kubetrade.lifecycle.gates import live_gate
 from kubetrade.resources.goal import EvolutionSettings, ReviewSettings
+from kubetrade.resources.strategy import PaperCheck
 
 Action = Literal["promote", "retire", "candidate", "keep"]
 
@@ -42,6 +47,9 @@ class StrategyView:
     trades: int = 0
     return_pct: float | None = None
     backtest_sharpe: float | None = None
+    """The (out-of-sample) Sharpe ratio it was selected on."""
+    paper_check: PaperCheck | None = None
+    """Its paper period against a backtest of the same bars, as the runner reports it."""
 
 
 @dataclass(frozen=True)
@@ -61,25 +69,6 @@ class PolicyGate:
 
 def _days(since: datetime | None, now: datetime) -> float:
     return 0.0 if since is None else (now - since).total_seconds() / 86400
-
-
-def _fails_promotion(s: StrategyView, review: ReviewSettings) -> str | None:
-    crit = review.promote
-    if s.sharpe is None:
-        return "no Sharpe ratio yet"
-    if s.sharpe < crit.min_sharpe:
-        return f"Sharpe {s.sharpe:.2f} < {crit.min_sharpe:.2f}"
-    if (s.max_drawdown or 0.0) > crit.max_drawdown_pct:
-        return f"drawdown {s.max_drawdown:.1%} > {crit.max_drawdown_pct:.1%}"
-    if s.trades < crit.min_trades:
-        return f"{s.trades} trades < {crit.min_trades}"
-    if (s.return_pct or 0.0) < crit.min_return_pct:
-        return f"return {(s.return_pct or 0.0):.2%} < {crit.min_return_pct:.2%}"
-    if s.backtest_sharpe is not None and s.backtest_sharpe - s.sharpe > crit.max_backtest_gap:
-        return (
-            f"paper Sharpe {s.sharpe:.2f} trails backtest {s.backtest_sharpe:.2f} by more than {crit.max_backtest_gap}"
-        )
-    return None
 
 
 def review(
@@ -114,7 +103,8 @@ def review(
         if age < evolution.min_paper_days:
             decisions.append(Decision(s.name, "keep", f"paper for {age:.1f} of {evolution.min_paper_days} days"))
             continue
-        failure = _fails_promotion(s, settings)
+        verdict = live_gate(s.paper_check, settings.promote, s.backtest_sharpe, now)
+        failure = None if verdict.passed else verdict.reason
         if failure is None:
             candidates.append(s)
         elif age >= evolution.max_paper_days:
@@ -126,7 +116,11 @@ def review(
         else:
             decisions.append(Decision(s.name, "keep", f"not yet: {failure}"))
 
-    candidates.sort(key=lambda s: (-(s.sharpe or 0.0), -(s.return_pct or 0.0), s.name))
+    def paper_rank(s: StrategyView) -> tuple[float, float, str]:
+        p = s.paper_check.paper if s.paper_check is not None else None
+        return (-(p.sharpe or 0.0), -p.return_pct, s.name) if p is not None else (0.0, 0.0, s.name)
+
+    candidates.sort(key=paper_rank)
     slots = max(0, evolution.max_live - live_kept)
     blocker = None
     if not gate.allows_live:
@@ -136,7 +130,10 @@ def review(
     elif not settings.auto_promote:
         blocker = "autoPromote is off"
     for s in candidates:
-        why = f"Sharpe {s.sharpe:.2f}, drawdown {(s.max_drawdown or 0):.1%}, {s.trades} trades"
+        assert s.paper_check is not None  # the live gate passed it
+        p, check = s.paper_check.paper, s.paper_check
+        why = (f"paper Sharpe {p.sharpe or 0:.2f}, drawdown {p.max_drawdown:.1%}, {p.trades} trades, "
+               f"{check.matched_trades} of them as the backtest of the same bars")
         if blocker:
             decisions.append(Decision(s.name, "candidate", f"{why}; not promoted: {blocker}"))
         elif slots > 0:

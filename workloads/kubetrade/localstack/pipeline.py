@@ -80,6 +80,8 @@ class Stack:
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy_status: dict[str, dict[str, Any]] = field(default_factory=dict)
     goal_sizing: dict[str, Any] = field(default_factory=dict)
+    goal_status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Goal status fields the evolution runs set (lastSelection, lastEvolution)."""
     replay_clock: int = 0
     replayed: int = 0
     replay_done: bool = False
@@ -143,7 +145,8 @@ def check_strategies(stack: Stack, strategies: list[tuple[Strategy, str]]) -> No
 
 
 def evolve_goals(stack: Stack) -> list[tuple[Strategy, str]]:
-    from kubetrade.engine.publish import store_run, write_manifests
+    """The Goals' evolution runs, with the very recipe and gate of the CronJob (:func:`run_goal_evolution`)."""
+    from kubetrade.engine.publish import Candidate, store_selection, write_manifests
     from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
 
     out: list[tuple[Strategy, str]] = []
@@ -172,11 +175,16 @@ def evolve_goals(stack: Stack) -> list[tuple[Strategy, str]]:
                 stack.warn(f"Goal/{name}: evolution failed: {exc}")
                 continue
         chosen = ", ".join(run.symbols)
-        picked = f"pair selection picked {chosen}" if run.ranked else f"symbols {chosen}"
-        stack.ok(f"evolution Goal/{name}: {run.result.trials} genomes tried, {len(run.result.survivors)} survived "
-                 f"the validation guards; {picked}")
-        store_run(stack.dsn, run.run_id, started, run.result, run.config, run.data, run.strategies, goal=name)
+        picked = f"pair selection picked {chosen}" if run.pairs else f"symbols {chosen}"
+        sel = run.selection
+        line = (f"evolution Goal/{name}: {sel.trials} genomes tried over {len(run.walk.windows)} walk-forward "
+                f"windows, {sel.candidates} scored out of sample; {picked}; {sel.message}")
+        (stack.ok if run.strategies else stack.warn)(line)
+        store_selection(stack.dsn, run.run_id, started, run.walk, run.config, run.data,
+                        [Candidate(r.rank, run.walk.candidates[r.key].genome, r.evidence, r.strategy)
+                         for r in run.ranked], goal=name)
         write_manifests(run.strategies, stack.opts.state_dir / "strategies")
+        stack.goal_status[name] = run.goal_status()
         out += [(s, "evolved") for s in run.strategies]
     return out
 
@@ -282,8 +290,10 @@ async def serve_api(stack: Stack, port: int, stop: asyncio.Event) -> None:
     import uvicorn
 
     from kubetrade.api import create_app
+    from kubetrade.api.commands import STOP_GRACE
 
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=STOP_GRACE)  # open console streams end with the stop
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
@@ -408,7 +418,11 @@ async def run_pipeline(stack: Stack, stop: asyncio.Event, on_api: Callable[[str]
                                                   *(c.to_k8s() for c in stack.rs.collectors),
                                                   *(e.strategy.to_k8s() for e in stack.entries)])
         for e in stack.entries:
-            await control.write_status(stack.dsn, "Strategy", e.name, _phase(e))
+            evidence = e.strategy.status.to_k8s() if e.strategy.status is not None else {}
+            selected = {k: v for k, v in evidence.items() if k in ("backtest", "evidence")}
+            await control.write_status(stack.dsn, "Strategy", e.name, selected | _phase(e))
+        for goal_name, fields in stack.goal_status.items():
+            await control.write_status(stack.dsn, "Goal", goal_name, fields)
         stack.api_key_file = await control.local_api_key(stack.dsn, stack.opts.state_dir)
         await start_services(stack)
         await allocate(stack)

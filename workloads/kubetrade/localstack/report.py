@@ -79,6 +79,8 @@ def where_to_look(stack: Stack) -> None:
         c.print(f"  replay       {r.collector.metadata['name']}: {span_ms / 86_400_000:.1f} days of candles at "
                 f"{r.speed:g}x real time (about {span_ms / 1000 / r.speed / 60:.0f} min); --speed changes it")
     c.print()
+    c.print(f"[bold]console[/bold]      {stack.api_url}/console/   (log in with the key in {stack.api_key_file})")
+    c.print()
 
 
 def _state(problem: str, mode: str) -> str:

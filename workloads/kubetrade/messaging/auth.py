@@ -130,13 +130,17 @@ def roles(local: bool = False) -> dict[str, Role]:
         Role(
             "api",
             publish=(*base, RISK_CHECK, RISK_CONTROL, "orders.*.cancel", "control.collector.>", "events.alerts.>",
-                     "dlq.>", *api_policy, *_kv_read(COLLECTOR_HEALTH_BUCKET)),
-            subscribe=(INBOX, "status.>", "md.*.*.ticker", "md.*.*.candle.*"),
-            why="orders go to the risk manager like any signal; cancels, collector control, alerts, reads",
+                     "dlq.>", *api_policy, *_kv_read(COLLECTOR_HEALTH_BUCKET), "$JS.API.STREAM.NAMES",
+                     *_consume("EVENTS")),
+            subscribe=(INBOX, "status.>", "md.*.*.ticker", "md.*.*.candle.*", "events.orders.>", "events.alerts.>",
+                       "events.strategy.*.rejected", f"$KV.{COLLECTOR_HEALTH_BUCKET}.>"),
+            why="orders go to the risk manager like any signal; cancels, collector control, alerts, reads; the "
+                "console's live feed (status, order events, alerts, refusals, collector health)",
         ),
         Role(
             "risk-manager",
-            publish=(*base, "orders.*.submit", "status.riskpolicy.>", "dlq.>", *_stream_admin(*_ORDER_STREAMS),
+            publish=(*base, "orders.*.submit", "events.strategy.*.rejected", "status.riskpolicy.>", "dlq.>",
+                     *_stream_admin(*_ORDER_STREAMS),
                      *_kv_read(RISK_POLICY_BUCKET), *_stream_admin(f"KV_{RISK_POLICY_BUCKET}")),
             subscribe=(INBOX, "md.>", "events.exchange-errors.>", RISK_CHECK, RISK_CONTROL),
             responds=True,
@@ -145,8 +149,8 @@ def roles(local: bool = False) -> dict[str, Role]:
         Role(
             "runner",
             publish=(*base, RISK_CHECK, "status.strategy.>", *_kv_read(GOAL_SIZING_BUCKET)),
-            subscribe=(INBOX, "md.*.*.candle.*", "events.orders.*.>"),
-            why="signals to the risk manager, its status; candles and its orders' events",
+            subscribe=(INBOX, "md.*.*.candle.*", "alt.>", "events.orders.*.>"),
+            why="signals to the risk manager, its status; candles, alternative data and its orders' events",
         ),
         Role(
             "goal-manager",

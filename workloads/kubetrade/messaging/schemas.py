@@ -45,6 +45,24 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])
 """A Strategy's name or namespace (Kubernetes names): bounded, so a message always fits NATS' payload limit."""
 
 
+class BarExit(Model):
+    """An exit decided on a closed bar whose stop or take-profit that bar reached: which bar, which levels.
+
+    It carries no price.  A paper fill takes its price from the bar itself, as the paper venue
+    received it on NATS, by the kernel's own rule (:func:`kubetrade.engine.stoprule.bar_fill`:
+    the open if it gapped through a level, else the level the bar reached) - so the fill is
+    where the backtest fills it, and never at a price the bar did not trade.
+    """
+
+    timeframe: Timeframe
+    bar_time: Millis
+    """Open time of the bar the exit was decided on."""
+    stop: Annotated[float, Field(gt=0)] | None = None
+    """The position's stop level (fixed or trailed) on that bar."""
+    target: Annotated[float, Field(gt=0)] | None = None
+    """The position's take-profit level."""
+
+
 class Signal(Model):
     """A strategy's wish to change its position, sent to the risk manager for a decision."""
 
@@ -73,6 +91,9 @@ class Signal(Model):
     """The Strategy's execution.slippageBps (paper fills use it; default 2)."""
     trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
     """Trail the position's stop at this distance (else the policy's stopLoss setting)."""
+    bar_exit: BarExit | None = None
+    """A reduce-only exit the kernel filled inside the bar (stop-loss, trailing stop, take-profit): the bar and
+    the levels, from which a paper fill takes its price.  A live exchange never sees it."""
     dry_run: bool = False
     """Only ask what the risk manager would decide: nothing is reserved or submitted."""
 
@@ -122,6 +143,8 @@ class OrderRequest(Model):
     stop_price: Annotated[float, Field(gt=0)] | None = None
     trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
     reduce_only: bool = False
+    bar_exit: BarExit | None = None
+    """Paper only, reduce-only only: the bar and levels a paper fill takes its price from (see BarExit)."""
     fee_rate: Annotated[float, Field(ge=0, le=0.05)] = 0.001
     slippage_bps: Annotated[float, Field(ge=0, le=500)] = 2.0
     time: Millis
@@ -168,6 +191,27 @@ class OrderEvent(Model):
     reason: str | None = None
     exchange_error: bool = False
     """True when the event reports an error from the exchange (counted by the error-burst breaker)."""
+    time: Millis
+
+
+class RiskRejection(Model):
+    """A signal the risk manager refused, and why (``events.strategy.<strategy>.rejected``, kept by the
+    EVENTS stream): no order row exists for it, so this is its only record."""
+
+    client_order_id: ClientOrderId
+    strategy: str
+    namespace: str = "default"
+    environment: Environment
+    exchange: ExchangeId
+    symbol: Symbol
+    side: Side
+    quantity: Annotated[float, Field(gt=0)]
+    """The quantity asked for."""
+    price: Annotated[float, Field(gt=0)]
+    reduce_only: bool = False
+    rule: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    policy: str | None = None
     time: Millis
 
 

@@ -19,6 +19,7 @@ KV ``collector-health``, key ``<namespace>.<name>``     each collector's health 
 ``orders.<environment>.cancel``                         cancel requests
 ``events.orders.<environment>.<strategy>``              order state changes and fills
 ``events.strategy.<strategy>.state``                    runner state for the operator
+``events.strategy.<strategy>.rejected``                 signals the risk manager refused (RiskRejection)
 ``events.alerts.<severity>``                            platform alerts
 ``dlq.<original subject>``                              messages that could not be parsed
 ``status.<kind>.<namespace>.<name>``                    workload-reported status for the operator (core NATS)
@@ -108,6 +109,11 @@ def order_events(environment: str, strategy: str = "*") -> str:
 
 def strategy_state(strategy: str) -> str:
     return f"events.strategy.{token(strategy)}.state"
+
+
+def risk_rejected(strategy: str) -> str:
+    """Signals the risk manager refused; ``*`` subscribes to every strategy's."""
+    return f"events.strategy.{_token_or_wildcard(strategy)}.rejected"
 
 
 def alerts(severity: str) -> str:

@@ -199,8 +199,9 @@ DEPENDENCY_UP = _metric(Gauge, "kubetrade_dependency_up",
 # --- the endpoint ---------------------------------------------------------------------------
 
 METRICS_PORT_ENV = "KUBETRADE_METRICS_PORT"
-SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up"})
-"""Roles that serve /metrics themselves (API port, --metrics-port, their probe servers)."""
+SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up", "risk-manager", "executor"})
+"""Roles that serve /metrics themselves (API port, --metrics-port, their probe servers: the risk
+manager's and the executors' :class:`~kubetrade.observability.probes.ProbeServer`)."""
 
 
 def serve_from_env(role: str, version: str) -> int | None:

@@ -20,18 +20,34 @@ PriceField = Literal["open", "high", "low", "close", "volume"]
 Comparison = Literal["gt", "lt", "ge", "le", "crossesAbove", "crossesBelow"]
 
 
-class Operand(Model):
-    """One side of a comparison: an indicator output, a price field or a constant.
+class AltSeriesRef(Model):
+    """An alternative-data series the collectors store: on-chain, social or macro (``alt_points``)."""
 
-    Exactly one of ``indicator``, ``price`` or ``value`` is set.
+    provider: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,31}$")]
+    """The collector's provider: glassnode, moralis, reddit, twitter, lunarcrush, stooq, yahoo."""
+    topic: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    """What was followed: an asset (BTC), a subreddit, a search, an index ticker (^VIX), a wallet."""
+    metric: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    """What was measured: mvrv, nvt, posts, active_users, mentions, sentiment, close, ..."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.topic}/{self.metric}"
+
+
+class Operand(Model):
+    """One side of a comparison: an indicator output, a price field, an alternative-data series or a constant.
+
+    Exactly one of ``indicator``, ``price``, ``alt`` or ``value`` is set.
     """
 
     model_config = Model.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 cel(
-                    "[has(self.indicator), has(self.price), has(self.value)].filter(x, x).size() == 1",
-                    "exactly one of indicator, price or value must be set",
+                    "[has(self.indicator), has(self.price), has(self.alt), has(self.value)]"
+                    ".filter(x, x).size() == 1",
+                    "exactly one of indicator, price, alt or value must be set",
                 )
             ]
         }
@@ -45,14 +61,16 @@ class Operand(Model):
     """Which output of a multi-output indicator, e.g. signal (macd) or upper (bbands)."""
     price: PriceField | None = None
     """A raw price field of the candle."""
+    alt: AltSeriesRef | None = None
+    """An alternative-data series, as it was known at each bar's close (its last value by then)."""
     value: float | None = None
     """A constant."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        chosen = [n for n in ("indicator", "price", "value") if getattr(self, n) is not None]
+        chosen = [n for n in ("indicator", "price", "alt", "value") if getattr(self, n) is not None]
         if len(chosen) != 1:
-            raise ValueError(f"exactly one of indicator, price or value must be set, got {chosen or 'none'}")
+            raise ValueError(f"exactly one of indicator, price, alt or value must be set, got {chosen or 'none'}")
         if self.indicator is None and (self.params or self.output):
             raise ValueError("params and output only apply to an indicator operand")
         return self

@@ -33,6 +33,7 @@ from kubetrade.resources.base import (
     conditions_field,
     defaulted,
 )
+from kubetrade.resources.genome import AltSeriesRef
 
 CronSchedule = Annotated[
     str,
@@ -113,13 +114,65 @@ class PairSelection(Model):
     """Pairs trading less than this (in the quote currency) per day are skipped."""
 
 
+class WalkForwardSettings(Model):
+    """How the evolution's history is cut into in-sample searches and out-of-sample tests.
+
+    The last ``windows`` out-of-sample windows, each ``outOfSampleFraction`` of ``backtestDays``,
+    tile the end of the history without overlapping.  Each window's search sees only the bars
+    before its window (rolling: the same length every time, everything before the first window;
+    anchored: from the first bar on, growing); its chosen genomes are then scored on that window
+    and on every later one, which neither the search nor the selection saw.
+    """
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                # has(): the API server also checks the schema's default ({}), before defaults fill it in
+                cel("!has(self.windows) || !has(self.outOfSampleFraction) || "
+                    "double(self.windows) * self.outOfSampleFraction < 0.9",
+                    "windows x outOfSampleFraction must leave at least 10 % of the history in sample"),
+                cel("!has(self.blocks) || self.blocks % 2 == 0", "blocks must be even (CSCV splits them in halves)"),
+            ]
+        }
+    }
+
+    windows: Annotated[int, Field(ge=1, le=20)] = 3
+    """Out-of-sample windows."""
+    mode: Literal["rolling", "anchored"] = "rolling"
+    """rolling: every search sees the same number of bars; anchored: every search starts at the first bar."""
+    out_of_sample_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.1
+    """Length of one out-of-sample window, as a fraction of backtestDays."""
+    per_window: Annotated[int, Field(ge=1, le=100)] = 5
+    """Genomes each window's search hands on to be scored out of sample."""
+    blocks: Annotated[int, Field(ge=2, le=20)] = 16
+    """Blocks of each search's training bars for the probability of backtest overfitting (CSCV)."""
+
+
+class SelectionGates(Model):
+    """The out-of-sample evidence a strategy needs before the evolution sends it to paper trading."""
+
+    min_deflated_sharpe: Annotated[float, Field(ge=0, le=1)] = 0.95
+    """Lowest deflated Sharpe ratio of the pooled out-of-sample returns (after every genome tried)."""
+    max_pbo: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Highest probability of backtest overfitting of the search that chose it."""
+    min_positive_windows: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    """The share of its out-of-sample windows with a positive return after costs must exceed this."""
+    min_windows: Annotated[int, Field(ge=1, le=20)] = 2
+    """Fewest out-of-sample windows it must have been scored on."""
+    min_trades: Annotated[int, Field(ge=0, le=100_000)] = 10
+    """Fewest closed out-of-sample trades, all windows and pairs together."""
+    benchmark: Literal["cash", "buyAndHold"] = "buyAndHold"
+    """What its out-of-sample return must beat over the same windows: cash (0) or buying and holding."""
+    benchmark_symbol: Symbol | None = None
+    """The pair held by the buyAndHold benchmark; default: the strategy's own pairs, equal parts."""
+
+
 class EvolutionSettings(Model):
     """The daily generate -> backtest -> paper -> live pipeline."""
 
     model_config = Model.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                cel("self.minLive <= self.maxLive", "minLive must not exceed maxLive"),
                 cel("self.minPaperDays <= self.maxPaperDays", "minPaperDays must not exceed maxPaperDays"),
                 cel("has(self.symbols) || has(self.pairSelection)", "set symbols or pairSelection"),
             ]
@@ -149,7 +202,12 @@ class EvolutionSettings(Model):
     backtest_days: Annotated[int, Field(ge=1, le=3650)] = 90
     """Days of history each strategy is backtested on."""
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
-    """Most recent fraction of the history held out for validation."""
+    """Most recent fraction of each search's in-sample bars held out to rank its survivors."""
+    walk_forward: WalkForwardSettings = defaulted(WalkForwardSettings)
+    """Out-of-sample windows the chosen genomes are scored on."""
+    alternative_data: Annotated[list[AltSeriesRef], Field(max_length=20)] = Field(default_factory=list)
+    """Alternative-data series (on-chain, social, macro) the genomes may use as operands; a Collector must store
+    them."""
     min_trades: Annotated[int, Field(ge=1, le=100_000)] = 20
     """Strategies with fewer trades are discarded."""
     paper_fraction: PositiveFraction = 0.3
@@ -160,8 +218,6 @@ class EvolutionSettings(Model):
     """Days a strategy paper-trades before it can be promoted."""
     max_paper_days: Annotated[int, Field(ge=1, le=365)] = 14
     """Days after which a paper strategy that was not promoted is retired."""
-    min_live: Annotated[int, Field(ge=0, le=1000)] = 2
-    """Fewest strategies to keep live (if enough qualify)."""
     max_live: Annotated[int, Field(ge=1, le=1000)] = 10
     """Most strategies live at once."""
     seed: int | None = None
@@ -181,6 +237,13 @@ class PromotionCriteria(Model):
     """Lowest paper-trading return."""
     max_backtest_gap: Annotated[float, Field(ge=0)] = 1.0
     """Largest shortfall of paper Sharpe below backtest Sharpe (guards against overfit strategies)."""
+    max_trade_mismatch: Annotated[int, Field(ge=0)] = 0
+    """Most trades by which paper trading may differ from a backtest of the same bars."""
+    max_return_gap: Annotated[float, Field(ge=0, le=1)] = 0.02
+    """Largest difference between the paper return and a backtest's of the same bars (sizing by the goal
+    multiplier or risk cuts shows here)."""
+    min_check_days: Annotated[float, Field(ge=0, le=365)] = 7.0
+    """Fewest days the paper/backtest comparison must cover (it restarts with the runner)."""
 
 
 class ReviewSettings(Model):
@@ -207,6 +270,8 @@ class GoalSpec(Model):
     """Strategies that count; defaults to those the goal created."""
     evolution: EvolutionSettings
     """The daily evolution pipeline."""
+    gates: SelectionGates = defaulted(SelectionGates)
+    """The out-of-sample evidence a strategy needs before it goes to paper."""
     review: ReviewSettings = defaulted(ReviewSettings)
     """The promotion and retirement review."""
     live_credentials_secret_ref: SecretReference | None = None
@@ -217,12 +282,16 @@ class GoalSpec(Model):
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
+        wf = self.evolution.walk_forward
+        if wf.windows * wf.out_of_sample_fraction >= 0.9:
+            raise ValueError("evolution.walkForward: windows x outOfSampleFraction must leave at least 10 % of the "
+                             f"history in sample ({wf.windows} x {wf.out_of_sample_fraction})")
+        if wf.blocks % 2:
+            raise ValueError(f"evolution.walkForward.blocks {wf.blocks} must be even (CSCV splits them in halves)")
         t = self.target
         if t.start_date and t.deadline and t.deadline <= t.start_date:
             raise ValueError("target.deadline must be after target.startDate")
         e = self.evolution
-        if e.min_live > e.max_live:
-            raise ValueError("evolution.minLive must not exceed evolution.maxLive")
         if e.min_paper_days > e.max_paper_days:
             raise ValueError("evolution.minPaperDays must not exceed evolution.maxPaperDays")
         if not e.symbols and e.pair_selection is None:
@@ -247,6 +316,33 @@ class RunSummary(Model):
     """Strategies retired."""
     message: str | None = None
     """Detail."""
+
+
+class SelectionSummary(Model):
+    """What the last evolution run's gates decided, with the best figures seen."""
+
+    time: datetime
+    """When the run finished."""
+    run: str | None = None
+    """Evolution run id (rows in evolution_runs)."""
+    trials: Annotated[int, Field(ge=0)] = 0
+    """Distinct genomes tried by all the windows' searches."""
+    candidates: Annotated[int, Field(ge=0)] = 0
+    """Genomes scored out of sample."""
+    passed: Annotated[int, Field(ge=0)] = 0
+    """Candidates that passed every gate."""
+    to_paper: Annotated[int, Field(ge=0)] = 0
+    """Strategies created in paper mode (passed, within maxPaper)."""
+    best_deflated_sharpe: float | None = None
+    """Highest deflated Sharpe ratio among the candidates."""
+    best_pbo: float | None = None
+    """Lowest probability of backtest overfitting among the windows' searches."""
+    best_oos_return_pct: float | None = None
+    """Highest compounded out-of-sample return among the candidates."""
+    benchmark_return_pct: float | None = None
+    """The benchmark's return over all the out-of-sample windows."""
+    message: str = ""
+    """E.g. 'no strategy passed: best DSR 0.41' or '3 passed, 3 to paper'."""
 
 
 class PhaseCounts(Model):
@@ -289,6 +385,8 @@ class GoalStatus(Model):
     """Name of the evolution CronJob."""
     last_evolution: RunSummary | None = None
     """Last evolution run."""
+    last_selection: SelectionSummary | None = None
+    """What the last evolution run's gates decided."""
     last_review: RunSummary | None = None
     """Last review."""
     conditions: list[Condition] = conditions_field()

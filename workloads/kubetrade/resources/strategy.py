@@ -134,6 +134,88 @@ class PerformanceSummary(Model):
     """Probability that the Sharpe ratio is real after the number of trials (backtest only)."""
 
 
+class WindowEvidence(Model):
+    """One out-of-sample window a strategy was scored on (after costs, every pair together)."""
+
+    index: Annotated[int, Field(ge=0)]
+    """Window number, 0 = the oldest."""
+    start: datetime
+    """First bar of the window."""
+    end: datetime
+    """End of the window's last bar."""
+    return_pct: float
+    """Return over the window, as a fraction (pairs in equal parts)."""
+    sharpe: float
+    """Annualised Sharpe ratio over the window."""
+    trades: Annotated[int, Field(ge=0)]
+    """Closed trades in the window."""
+    benchmark_return_pct: float
+    """The benchmark's return over the same window."""
+
+
+class SelectionEvidence(Model):
+    """The out-of-sample record a strategy was selected on, and the gates' verdict on it."""
+
+    windows: Annotated[list[WindowEvidence], Field(max_length=20)] = Field(default_factory=list)
+    """Every out-of-sample window it was scored on."""
+    positive_windows: Annotated[int, Field(ge=0)] = 0
+    """Windows with a positive return after costs."""
+    oos_return_pct: float = 0.0
+    """Out-of-sample return, compounded over its windows."""
+    sharpe: float = 0.0
+    """Annualised Sharpe ratio of its out-of-sample returns pooled."""
+    max_drawdown: float = 0.0
+    """Largest drawdown within one window."""
+    trades: Annotated[int, Field(ge=0)] = 0
+    """Closed out-of-sample trades."""
+    deflated_sharpe: float = 0.0
+    """Probability that its pooled out-of-sample Sharpe ratio beats the best of ``trials`` unskilled tries."""
+    luck_sharpe: float = 0.0
+    """The annualised Sharpe ratio the best of ``trials`` unskilled tries reaches by luck (the DSR's bar)."""
+    trials: Annotated[int, Field(ge=0)] = 0
+    """Distinct genomes the run's searches tried."""
+    pbo: float | None = None
+    """Probability of backtest overfitting of the search that chose it (CSCV)."""
+    benchmark: Literal["cash", "buyAndHold"] = "cash"
+    """What it was compared with."""
+    benchmark_return_pct: float = 0.0
+    """The benchmark's return compounded over the same windows."""
+    chosen_in_window: Annotated[int, Field(ge=0)] = 0
+    """The window whose search chose it (it was scored on that window and every later one)."""
+    passed: bool = False
+    """Whether it passed every gate."""
+    failures: Annotated[list[str], Field(max_length=20)] = Field(default_factory=list)
+    """The gates it failed, with the figures."""
+
+
+class PeriodResult(Model):
+    """What one way of trading a period made of it."""
+
+    trades: Annotated[int, Field(ge=0)] = 0
+    """Closed trades."""
+    return_pct: float = 0.0
+    """Return over the period, as a fraction."""
+    sharpe: float | None = None
+    """Annualised Sharpe ratio (None before two bars)."""
+    max_drawdown: float = 0.0
+    """Largest drawdown within the period, as a fraction."""
+
+
+class PaperCheck(Model):
+    """Paper trading against a backtest of the same bars, stepped by the runner on the same kernel."""
+
+    since: datetime
+    """First bar both cover (the runner's first bar with nothing held; later after a restart)."""
+    bars: Annotated[int, Field(ge=0)] = 0
+    """Bars covered."""
+    paper: PeriodResult = defaulted(PeriodResult)
+    """What the paper book (the executor's fills) made of them."""
+    backtest: PeriodResult = defaulted(PeriodResult)
+    """What the backtester made of the same bars, from the same capital."""
+    matched_trades: Annotated[int, Field(ge=0)] = 0
+    """Paper trades with the backtest's entry bar, exit bar and side."""
+
+
 class StrategyStatus(Model):
     """What the operator and the runner observe about the strategy."""
 
@@ -165,6 +247,10 @@ class StrategyStatus(Model):
     """When the strategy was promoted to live."""
     backtest: PerformanceSummary | None = None
     """Backtest results the strategy was selected on."""
+    evidence: SelectionEvidence | None = None
+    """Out-of-sample evidence (walk-forward windows, deflated Sharpe, PBO, benchmark) and the gates' verdict."""
+    paper_check: PaperCheck | None = None
+    """Paper trading against a backtest of the same bars (what the review's live gate compares)."""
     message: str | None = None
     """A short explanation of the current phase."""
     conditions: list[Condition] = conditions_field()

@@ -37,6 +37,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from kubetrade.observability import probes
     from kubetrade.observability.logging import configure
     from kubetrade.risk.manager import RiskManager
     from kubetrade.storage import migrate
@@ -52,7 +53,15 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, rm.stopping.set)
-        await rm.run()
+        port = probes.port_from_env()
+        server = probes.ProbeServer(rm.readiness)
+        rm.beat = server.beat
+        if port is not None:
+            await server.start(port)
+        try:
+            await rm.run()
+        finally:
+            await server.stop()
 
     eventloop.run(main())
     return 0

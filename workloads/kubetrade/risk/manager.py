@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -26,12 +27,14 @@ from kubetrade.ledger import stops as ledger_stops
 from kubetrade.messaging import auth, codec, signing, subjects
 from kubetrade.messaging.acked import AckedPublisher
 from kubetrade.messaging.schemas import (
+    Candle,
     OrderEvent,
     OrderRequest,
     PortfolioRisk,
     RiskControlReply,
     RiskControlRequest,
     RiskDecision,
+    RiskRejection,
     Signal,
     StatusReport,
 )
@@ -109,6 +112,10 @@ class RiskManager:
         self.stats = {"checks": 0, "approved": 0, "rejected": 0, "reduced": 0, "bad": 0}
         self._tasks: set[asyncio.Task[None]] = set()
         self._policy_sync = time.monotonic()
+        self.refreshed_at: float | None = None
+        """When the book was last read from the database (monotonic): the readiness probe's database check."""
+        self.beat: Callable[[], None] = lambda: None
+        """Called each turn of the main loop (the liveness probe's heartbeat)."""
         self._reported: dict[tuple[str, str, str], tuple[tuple[object, ...], float]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -141,6 +148,7 @@ class RiskManager:
         try:
             last = time.monotonic()
             while not self.stopping.is_set():
+                self.beat()
                 poked = asyncio.ensure_future(self.poke.wait())
                 # a stop wakes the wait as a poke does: a long refresh period must not delay shutdown
                 await asyncio.wait((poked, stopping), timeout=self.refresh_seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -168,6 +176,18 @@ class RiskManager:
                 await self.conn.close()
             await self.nc.drain()
 
+    def readiness(self) -> list[str]:
+        """What keeps the risk manager from deciding on current state (empty: ready)."""
+        missing = []
+        if self.nc is None or not self.nc.is_connected:
+            missing.append("nats: not connected")
+        if not self.ready.is_set():
+            missing.append("starting: policies and the book are not loaded yet")
+        elif self.refreshed_at is None or time.monotonic() - self.refreshed_at > max(15.0, 5 * self.refresh_seconds):
+            age = "never" if self.refreshed_at is None else f"{time.monotonic() - self.refreshed_at:.0f}s ago"
+            missing.append(f"database: unreachable (book last read {age})")
+        return missing
+
     async def _reconnect(self) -> None:
         with contextlib.suppress(Exception):
             if self.conn is not None:
@@ -184,6 +204,7 @@ class RiskManager:
         """A refresh, timed, and the time of the last one that completed (an alert watches it)."""
         started = time.monotonic()
         await self._refresh()
+        self.refreshed_at = time.monotonic()
         RISK_REFRESH_SECONDS.observe(time.monotonic() - started)
         RISK_LAST_REFRESH.set(time.time())
 
@@ -265,8 +286,13 @@ class RiskManager:
     async def _on_market_data(self, msg: Any) -> None:
         got = self.feed.on_message(msg.subject, msg.data)
         if got is not None and self.stops.stops:
+            bar = None
+            if ".candle." in msg.subject and got[1] in self.stops.by_symbol:
+                with contextlib.suppress(codec.BadMessage):
+                    c = codec.decode(Candle, msg.data)
+                    bar = (c.timeframe, c.time)
             try:
-                await self.stops.on_price(self.js, got[1], got[2])
+                await self.stops.on_price(self.js, got[1], got[2], bar)
             except Exception as exc:  # NATS restarting: the next price retries the same id
                 log.warning("stop order not published", extra={"error": str(exc)[:200]})
 
@@ -303,6 +329,21 @@ class RiskManager:
             verdict = "reduced"
         labelled(RISK_DECISIONS, signal.mode, verdict, decision.rule or "none").inc()
         await msg.respond(codec.encode(decision))
+        if not decision.approved and not signal.dry_run and decision.rule != "submissionUncertain":
+            await self._tell_rejected(signal, decision)
+
+    async def _tell_rejected(self, signal: Signal, decision: RiskDecision) -> None:
+        """Record the refusal where people look (the console's rejections; the EVENTS stream keeps it):
+        a refused signal leaves no order row.  After the answer, so it costs the decision nothing."""
+        event = RiskRejection(
+            client_order_id=signal.client_order_id, strategy=signal.strategy, namespace=signal.namespace,
+            environment=signal.mode, exchange=signal.exchange, symbol=signal.symbol, side=signal.side,
+            quantity=signal.quantity, price=signal.price, reduce_only=signal.reduce_only, rule=decision.rule,
+            reasons=decision.reasons, policy=decision.policy, time=decision.time)
+        try:
+            await self.nc.publish(subjects.risk_rejected(signal.strategy), codec.encode(event))
+        except Exception as exc:  # the decision stands; only its record is missing
+            log.warning("rejection not published", extra={"error": type(exc).__name__})
 
     async def check(self, signal: Signal) -> RiskDecision:
         """Decide on one signal and, if approved, submit its order; idempotent per client order id."""
@@ -333,6 +374,12 @@ class RiskManager:
             portfolio.violations += 1
             portfolio.dirty = True
             return self._remember(decision)
+        if not signal.reduce_only:
+            key = (signal.mode, signal.namespace, signal.strategy, signal.symbol)
+            if abs(self._held(key) or 0.0) <= 1e-12:
+                # a new position where the last one was closed since the stops were loaded: that one's stop
+                # (its entry, its quantity) must not guard this one; the next load brings this one's stop
+                self.stops.forget(key)
         # reserve before the first await: the next signal, decided while this order is being
         # published, already sees its size (decide + reserve are one step for the event loop)
         reserve(portfolio.state, signal, decision)
@@ -377,6 +424,7 @@ class RiskManager:
             trailing_pct=signal.trailing_pct
             or ((spec.stop_loss.trailing_pct or spec.stop_loss.default_stop_pct) if spec.stop_loss.trailing else None),
             reduce_only=signal.reduce_only,
+            bar_exit=signal.bar_exit if signal.mode == "paper" and signal.reduce_only else None,
             fee_rate=0.001 if signal.fee_rate is None else signal.fee_rate,
             slippage_bps=2.0 if signal.slippage_bps is None else signal.slippage_bps,
             time=d.time,

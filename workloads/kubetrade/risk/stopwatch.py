@@ -4,8 +4,12 @@ manager's process, so stops hold even when a strategy's runner is gone.
 A triggered stop becomes a reduce-only market order through the ordinary path (JetStream,
 executor, ledger) with a client order id derived from the position and its stop
 generation: a repeated trigger (every tick below the stop, a restart) sends the same id,
-which JetStream and the database each refuse to double.  Trailing levels are written back
-to ``positions`` so a restarted risk manager resumes from the tightened stop.
+which JetStream and the database each refuse to double.  A paper stop triggered by a
+closed candle names that bar and its level (``bar_exit``): the paper venue fills it from the
+candle by the kernel's rule - at the stop level, or at the bar's open when the bar opened
+beyond it - not at the close that revealed it.
+Trailing levels are written back to ``positions`` so a restarted risk manager resumes from
+the tightened stop.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from psycopg import AsyncConnection
 
 from kubetrade.ledger import stops as ledger_stops
 from kubetrade.messaging import codec, signing, subjects
-from kubetrade.messaging.schemas import OrderRequest
+from kubetrade.messaging.schemas import BarExit, OrderRequest
 from kubetrade.resources.riskpolicy import StopLossSettings
 from kubetrade.risk import stops
 
@@ -114,8 +118,20 @@ class StopWatch:
         for key in fresh:
             self.by_symbol.setdefault(key[3], []).append(key)
 
-    async def on_price(self, js: Any, symbol: str, price: float) -> int:
-        """Move stops for ``symbol``; submit closing orders for those hit.  Returns how many were sent."""
+    def forget(self, key: tuple[str, str, str, str]) -> None:
+        """Drop a position's stop until the next load (a new position opens where the old one was closed)."""
+        if self.stops.pop(key, None) is not None:
+            keys = self.by_symbol.get(key[3], [])
+            if key in keys:
+                keys.remove(key)
+
+    async def on_price(self, js: Any, symbol: str, price: float, bar: tuple[str, int] | None = None) -> int:
+        """Move stops for ``symbol``; submit closing orders for those hit.  Returns how many were sent.
+
+        ``bar`` (timeframe, open time) is given when ``price`` is a closed candle's close: a paper stop it
+        triggers names that bar, so the paper fill is the backtest's (the stop, or the open if it gapped past).
+        A ticker or trade price is where the market is now: the fill is there.
+        """
         sent = 0
         for key in self.by_symbol.get(symbol, ()):
             stop = self.stops.get(key)
@@ -152,6 +168,8 @@ class StopWatch:
                 quantity=quantity,
                 price=price,
                 reduce_only=True,
+                bar_exit=(BarExit(timeframe=bar[0], bar_time=bar[1], stop=moved.stop)
+                          if env == "paper" and bar is not None else None),
                 time=int(time.time() * 1000),
             )
             self.closing.add(coid)  # before the await: a concurrent price must not send it again

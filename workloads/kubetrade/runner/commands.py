@@ -58,12 +58,13 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     from kubetrade.engine import warmup
 
-    warmup()  # compile (or load) the kernels before the first bar, never during it
-
     async def main() -> None:
+        # the kernels are compiled (or loaded) before the first bar, never during it, with the
+        # probes already answering ("not ready: compiling"), so the pod is not killed meanwhile
         runner = Runner(cfg, args.nats_url, args.database_url,
                         RunnerOptions(probe_port=args.port, status_interval=args.status_interval,
-                                      status_min_interval=args.status_min_interval, order_wait=args.order_wait))
+                                      status_min_interval=args.status_min_interval, order_wait=args.order_wait,
+                                      compile=warmup))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.stopping.set)

@@ -1,20 +1,20 @@
 """Health probes and Prometheus metrics on one port (the pod's ``metrics`` port, 9090).
 
-``/healthz`` (readiness) is 200 once the strategy is warmed up and connected, 503 with the
-reason otherwise; ``/livez`` is 200 while the main loop keeps turning (a wedged loop gets
-the pod restarted); ``/metrics`` is the Prometheus text format of the runner's own registry
-(one registry per runner, so several runners can share a process under ``kubetrade up``).
-A plain asyncio server: three fixed routes do not need a web framework in every pod.
+``/readyz`` is 200 once the strategy is warmed up and connected, 503 with the reason
+otherwise; ``/healthz`` (and ``/livez``) is 200 while the main loop keeps turning (a wedged
+loop gets the pod restarted); ``/metrics`` is the Prometheus text format of the runner's
+own registry (one registry per runner, so several runners can share a process under
+``kubetrade up``).  The server is :class:`kubetrade.observability.probes.ProbeServer`, the
+one every role uses.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from kubetrade.observability.probes import ProbeServer
 
 
 class RunnerMetrics:
@@ -48,56 +48,16 @@ class RunnerMetrics:
         self.strategy = strategy
 
 
-class Probes:
+class Probes(ProbeServer):
+    """The runner's probes: ready once warmed up and connected (``ready`` returns the reason it
+    is not, or None), alive while its main loop turns; ``/metrics`` is the runner's own registry."""
+
     def __init__(self, metrics: RunnerMetrics, ready: Callable[[], str | None], stall_seconds: float = 120.0) -> None:
         self.metrics = metrics
         self.ready = ready
-        """Returns None when ready, else the reason it is not."""
-        self.stall_seconds = stall_seconds
-        self.heartbeat = time.monotonic()
-        self._server: asyncio.base_events.Server | None = None
 
-    def beat(self) -> None:
-        self.heartbeat = time.monotonic()
+        def checks() -> list[str]:
+            reason = ready()
+            return [] if reason is None else [reason]
 
-    async def start(self, port: int, host: str = "0.0.0.0") -> int:
-        self._server = await asyncio.start_server(self._handle, host, port)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    def respond(self, path: str) -> tuple[int, str, bytes]:
-        if path == "/healthz":
-            reason = self.ready()
-            return (200, "text/plain", b"ok\n") if reason is None else (503, "text/plain", f"{reason}\n".encode())
-        if path == "/livez":
-            age = time.monotonic() - self.heartbeat
-            if age > self.stall_seconds:
-                return 503, "text/plain", f"main loop stalled for {age:.0f}s\n".encode()
-            return 200, "text/plain", b"ok\n"
-        if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
-        return 404, "text/plain", b"not found\n"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = line.decode(errors="replace").split()
-            status, ctype, body = self.respond(parts[1].split("?")[0] if len(parts) > 1 else "/")
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                f"Connection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        super().__init__(checks, registry=metrics.registry, stall_seconds=stall_seconds)

@@ -23,20 +23,33 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
+from kubetrade.engine import altdata
+from kubetrade.engine.altdata import AltSeries
+from kubetrade.engine.compile import alt_refs
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.live import LiveSignal
 from kubetrade.ledger import allocation, connection, queries
 from kubetrade.messaging import auth, codec, kv, subjects
-from kubetrade.messaging.schemas import TERMINAL_STATUSES, Candle, OrderEvent, RiskDecision, Signal, StatusReport
+from kubetrade.messaging.schemas import (
+    TERMINAL_STATUSES,
+    AltPoint,
+    Candle,
+    OrderEvent,
+    RiskDecision,
+    Signal,
+    StatusReport,
+)
 from kubetrade.observability import tracecontext as tracing
 from kubetrade.runner.account import Book
 from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
+from kubetrade.runner.paritycheck import ParityCheck
 from kubetrade.runner.probes import Probes, RunnerMetrics
 
 log = logging.getLogger("kubetrade.runner")
@@ -71,6 +84,9 @@ class RunnerOptions:
     order_wait: float = 30.0
     warmup_wait: float = 10.0
     """How long to wait for the stored history to reach the first live candle (the sink may lag)."""
+    compile: Callable[[], None] | None = None
+    """Compiles (or loads) the numba kernels before the first bar; run in a thread once the probes
+    answer, so a slow compile (a minute and more on a busy node) is "not ready", never "dead"."""
 
 
 class Runner:
@@ -104,26 +120,57 @@ class Runner:
         self.fee = self.spec.execution.fee_rate
         self.slippage = bps_to_fraction(self.spec.execution.slippage_bps)
         self.bar_ms = timeframe_ms(self.spec.timeframe)
+        self.alt_refs = alt_refs(cfg.genome)
+        self.alt: dict[str, AltSeries] = {}
+        """The alternative-data series the genome uses: stored history at warm-up, then each point as it arrives."""
+        self._alt_loaded = False
+        self.check = ParityCheck(365 * 86_400_000 / self.bar_ms)
+        """Paper trading against a backtest of the same bars (``status.paperCheck``, the live gate's input)."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def _not_ready(self) -> str | None:
-        if self.nc is None or not self.nc.is_connected:
+        if self.nc is None:
+            return self.issue or "connecting to NATS"
+        if not self.nc.is_connected:
             return "not connected to NATS"
         if not self.ready.is_set():
             return self.issue or "waiting for the first candle (warm-up)"
         return None
+
+    async def _compile(self, compile_kernels: Callable[[], None]) -> None:
+        self.issue = "compiling the strategy's kernels"
+        done = asyncio.Event()
+
+        async def beat() -> None:  # the main loop has not started: the compile is what is alive
+            while not done.is_set():
+                self.probes.beat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 5)
+
+        beating = asyncio.create_task(beat())
+        try:
+            await asyncio.to_thread(compile_kernels)
+        finally:
+            done.set()
+            await beating
+        self.issue = None
 
     async def run(self) -> None:
         import nats
 
         if self.opts.probe_port is not None:
             self.probe_port = await self.probes.start(self.opts.probe_port)
+        if self.opts.compile is not None:
+            await self._compile(self.opts.compile)
         self.nc = await nats.connect(self.nats_url, **auth.credentials("runner"), name=f"runner-{self.cfg.name}",
                                      max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         try:
             await self._open_books()
             subs = [await self.nc.subscribe(subjects.order_events(self.spec.mode, self.cfg.name), cb=self._on_event)]
+            for ref in self.alt_refs:
+                subs.append(await self.nc.subscribe(f"alt.*.{subjects.token(ref.provider)}.{subjects.token(ref.topic)}",
+                                                    cb=self._on_alt))
             for s in self.spec.symbols:
                 subs.append(await self.nc.subscribe(subjects.candle(self.spec.exchange, s, self.spec.timeframe),
                                                     cb=self._on_candle))
@@ -188,6 +235,49 @@ class Runner:
             log.warning("candle not understood; skipped", extra={"subject": msg.subject, "error": str(exc)})
             return
         await self.queue.put((candle, msg))
+
+    async def _on_alt(self, msg: Any) -> None:
+        """A new alternative-data point of a series the genome uses: from now on, bars closing after it see it."""
+        try:
+            p = codec.decode(AltPoint, msg.data)
+        except codec.BadMessage:
+            return
+        for ref in self.alt_refs:
+            if (ref.provider, ref.topic, ref.metric) == (p.provider, p.topic, p.metric):
+                s = self.alt.get(ref.key)
+                try:
+                    self.alt[ref.key] = (altdata.series(ref, [p.time], [p.value]) if s is None
+                                         else altdata.append(s, p.time, p.value))
+                except altdata.AltDataError as exc:
+                    log.warning("alternative-data point refused", extra={"strategy": self.cfg.label,
+                                                                          "error": str(exc)})
+
+    async def _load_alt(self, first: Candle) -> None:
+        """The stored history of the genome's alternative-data series, once, from before the warm-up's first bar."""
+        if self._alt_loaded or not self.alt_refs:
+            return
+        self._alt_loaded = True
+        if self.conn is None or self.dsn is None:
+            log.warning("no database: alternative data starts empty and fills as points arrive",
+                        extra={"strategy": self.cfg.label})
+            return
+        import psycopg
+
+        from kubetrade.storage import altpoints
+
+        since = datetime.fromtimestamp((first.time - self.spec.warmup_bars * self.bar_ms) / 1000 - 7 * 86400, UTC)
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            stored = await altpoints.load(conn, self.alt_refs, since, required=False)
+        for key, s in stored.items():
+            now = self.alt.get(key)
+            if now is not None:  # points that arrived while loading stay
+                for t, v in zip(now.known, now.values, strict=True):
+                    s = altdata.append(s, int(t) - altdata.known_after(s.ref.provider, s.ref.metric), float(v))
+            self.alt[key] = s
+        missing = [r.key for r in self.alt_refs if r.key not in self.alt]
+        if missing:
+            self.issue = f"no alternative data stored for {', '.join(missing)}: rules on it stay false until it comes"
+            log.warning("alternative data missing", extra={"strategy": self.cfg.label, "series": missing})
 
     def _bar_time(self, coid: str, fallback: int) -> int:
         parts = coid.split("-")
@@ -262,8 +352,9 @@ class Runner:
         return c.slice(gaps[-1], len(c)) if gaps else c
 
     async def _warm(self, st: SymbolState, first: Candle) -> None:
+        await self._load_alt(first)
         st.live = LiveSignal(self.cfg.genome, market=self.spec.market, timeframe=self.spec.timeframe, fee=self.fee,
-                             slippage=self.slippage, capital=st.book.capital)
+                             slippage=self.slippage, capital=st.book.capital, alt=self.alt)
         hist = await self._history(st.symbol, first.time)
         if hist is not None and len(hist):
             st.live.prime(hist)
@@ -307,6 +398,11 @@ class Runner:
             log.warning("candle gap; warming up again from history", extra={"strategy": self.cfg.label,
                                                                              "error": str(exc)})
             await self._warm(st, c)
+            # the backtest beside the paper book lost its bars too: the comparison starts again
+            self.check = ParityCheck(self.check.bars_per_year)
+            for other in self.symbols.values():
+                if other.live is not None:
+                    other.live.shadow = None
             sig = st.live.on_bar(c.time, c.open, c.high, c.low, c.close, c.volume)
         st.last_time = c.time
         if not self.ready.is_set() and self.issue and self.issue.startswith("no candles"):
@@ -319,14 +415,30 @@ class Runner:
                                g.trailing_stop_pct)
         for intent in intents(sig, symbol=c.symbol, symbol_index=st.index, bar_time=c.time, close=c.close,
                                      held=st.book.position(c.symbol), cash=st.book.cash, sizing=sizing,
-                                     prefix=self.cfg.order_prefix, busy=bool(st.inflight or st.undecided)):
+                                     prefix=self.cfg.order_prefix, busy=bool(st.inflight or st.undecided),
+                                     timeframe=self.spec.timeframe):
             if not await self._execute(st, intent):
                 break
+        st.book.mark(c.symbol, c.close)  # a fill marked the position at its price; the bar closes at the close
         st.book.close_bar()
+        self._check_parity(st, c, sig.position)
         self.last_signal_ms = c.time + self.bar_ms
         self.metrics.bars.inc()
         self.metrics.last_bar.set(self.last_signal_ms / 1000)
         await self.publish_status()
+
+    def _check_parity(self, st: SymbolState, c: Candle, wanted: int) -> None:
+        """Step the paper/backtest comparison after a bar; arm this symbol's shadow once all is flat."""
+        live = st.live
+        assert live is not None
+        if live.shadow is None:
+            if wanted == 0 and st.book.position(c.symbol) == 0 and not st.inflight and not st.undecided:
+                live.arm_shadow(st.book.equity)
+                self.check.arm(c.symbol, c.time + self.bar_ms, st.book.equity)
+            return
+        armed = [s for s in self.symbols.values() if s.live is not None and s.live.shadow is not None]
+        self.check.on_bar(sum(s.book.equity for s in armed),
+                          sum(s.live.shadow.equity for s in armed if s.live is not None and s.live.shadow is not None))
 
     async def _retry_undecided(self, st: SymbolState, wanted: int) -> None:
         for coid, intent in list(st.undecided.items()):
@@ -343,7 +455,8 @@ class Runner:
                         exchange=self.spec.exchange, symbol=it.symbol, side=it.side, quantity=it.quantity,
                         price=it.price, stop_price=it.stop_price, reduce_only=it.reduce_only, time=now_ms(),
                         mode=self.spec.mode, order_type=self.spec.execution.order_type, fee_rate=self.fee,
-                        slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct)
+                        slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct,
+                        bar_exit=it.bar_exit if self.spec.mode == "paper" else None)
         try:
             reply = await self.nc.request(subjects.RISK_CHECK, codec.encode(signal), timeout=self.opts.risk_timeout,
                                           headers=tracing.inject())
@@ -415,6 +528,11 @@ class Runner:
         }
         if sharpes:
             out["sharpe"] = sum(sharpes) / len(sharpes)
+        check = self.check.report([t for b in books for t in b.trades],
+                                  {st.symbol: st.live.shadow.trades for st in self.symbols.values()
+                                   if st.live is not None and st.live.shadow is not None})
+        if check is not None:
+            out["paperCheck"] = check
         if self.last_signal_ms is not None:
             out["lastSignalTime"] = iso(self.last_signal_ms)
         return out

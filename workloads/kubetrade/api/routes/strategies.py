@@ -91,7 +91,8 @@ class Backtest(Model):
     """The Kubernetes Job running it, on a cluster."""
     start: datetime
     end: datetime
-    result: dict[str, dict[str, float]] | None = None
+    result: dict[str, dict[str, Any]] | None = None
+    """Per symbol: the metrics (numbers) and the moments of its returns (a small object), as the job wrote them."""
     error: str | None = None
     created_at: datetime
     started_at: datetime | None = None
@@ -137,12 +138,21 @@ def _present(obj: dict[str, Any]) -> Strategy:
         ) from exc
 
 
-async def _check(body: StrategyRequest, request: Request) -> dict[str, Any]:
-    """The manifest, judged as ``kubectl apply`` with the webhook judges it: on the bytes that were sent,
-    with the API server's strict JSON types (``"warmupBars": "500"`` is refused here as it is there)."""
+async def sent_document(request: Request, body: Model) -> Any:
+    """What the client sent, for :func:`manifest_problems`: the JSON bytes of an API request (judged with
+    the API server's strict JSON types: ``"warmupBars": "500"`` is refused here as it is there), or the
+    model's own dump when the request was not JSON (the console builds the model from its form)."""
     import json
 
-    problems = manifest_problems(json.loads(await request.body()), expect_kind="Strategy")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("", "application/json") or kind.endswith("+json"):  # as FastAPI reads a JSON body
+        return json.loads(await request.body())
+    return body.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+async def _check(body: StrategyRequest, request: Request) -> dict[str, Any]:
+    """The manifest, judged as ``kubectl apply`` with the webhook judges it."""
+    problems = manifest_problems(await sent_document(request, body), expect_kind="Strategy")
     if problems:
         raise HTTPException(422, "; ".join(problems))
     return {
