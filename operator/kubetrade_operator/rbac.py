@@ -121,7 +121,11 @@ API_RULES: tuple[Permission, ...] = (
         "GET /api/v1/goals/summary and POST /api/v1/position-sizing/calculate read goals and their policies",
     ),
     Permission(
-        GROUP, ("collectors",), ("get", "update"), "POST /api/v1/collectors/{name}/stop|start set spec.suspend"
+        GROUP,
+        ("collectors",),
+        ("get", "list", "create", "update", "delete"),
+        "GET/POST /api/v1/collectors, GET/PUT/DELETE /api/v1/collectors/{name}, POST .../stop|start set "
+        "spec.suspend (the console's data sources page does the same through these routes)",
     ),
     Permission("batch", ("jobs",), ("create",), "POST /api/v1/strategies/{name}/backtest starts a backtest Job"),
 )
@@ -137,6 +141,9 @@ EVOLUTION_RULES: tuple[Permission, ...] = (
     ),
     Permission(GROUP, ("strategies/status",), ("get", "patch"), "it records each new strategy's backtest results"),
     Permission(GROUP, ("goals", "riskpolicies"), ("get", "list"), "it reads its Goal and the policy it must respect"),
+    Permission(GROUP, ("goals/status",), ("get", "patch"),
+               "it records on its Goal what the gates decided (lastSelection, lastEvolution)"),
+    Permission("", ("events",), ("create",), "it leaves an Event on its Goal: strategies to paper, or none passed"),
 )
 
 

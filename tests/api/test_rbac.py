@@ -29,6 +29,13 @@ from tests.support.server import serving
 pytestmark = pytest.mark.kube
 
 SAMPLE = Path(__file__).resolve().parents[2] / "workloads" / "kubetrade" / "data" / "sample" / "BTC_USDT-5m.csv.gz"
+COLLECTOR = {
+    "apiVersion": "kubetrade.io/v1alpha1",
+    "kind": "Collector",
+    "metadata": {"name": "rbac-replay"},
+    "spec": {"source": "replay", "provider": "bundled", "exchange": "binance", "symbols": ["BTC/USDT"],
+             "timeframes": ["5m"], "replay": {"path": "bundled", "speed": 60}},
+}
 STRATEGY = {
     "apiVersion": "kubetrade.io/v1alpha1",
     "kind": "Strategy",
@@ -65,6 +72,9 @@ def _calls(ns: str) -> list[tuple[str, str, dict, set[int]]]:
               "symbol": "BTC/USDT", "side": "buy", "quantity": 0.001, "price": 50000, "time": 1700000000000}
     order = {"strategy": "rbac-ema", "namespace": ns, "symbol": "BTC/USDT", "side": "buy", "quantity": 0.001,
              "price": 50000, "clientOrderId": "rbac-order-1"}
+    collector = copy.deepcopy(COLLECTOR)
+    slower = copy.deepcopy(COLLECTOR)
+    slower["spec"]["replay"]["speed"] = 30
     alert = {"name": "rbac", "metric": "price", "target": "binance:BTC/USDT", "operator": ">", "threshold": 1}
     q = {"namespace": ns}
     return [
@@ -81,6 +91,11 @@ def _calls(ns: str) -> list[tuple[str, str, dict, set[int]]]:
         ("GET", "/api/v1/goals/summary", {"params": q}, {200}),
         ("POST", "/api/v1/position-sizing/calculate",
          {"params": q, "json": {"goal": "monthly-8pct", "equity": 10000, "price": 50000}}, {200}),
+        ("POST", "/api/v1/collectors", {"json": collector, "params": q}, {201}),
+        ("GET", "/api/v1/collectors", {"params": q}, {200}),
+        ("GET", "/api/v1/collectors/{name}", {"name": "rbac-replay", "params": q}, {200}),
+        ("PUT", "/api/v1/collectors/{name}", {"name": "rbac-replay", "json": slower, "params": q}, {200}),
+        ("DELETE", "/api/v1/collectors/{name}", {"name": "rbac-replay", "params": q}, {202}),
         ("POST", "/api/v1/collectors/{name}/stop", {"name": "replay-binance", "params": q}, {200}),
         ("POST", "/api/v1/collectors/{name}/start", {"name": "replay-binance", "params": q}, {200}),
         ("POST", "/api/v1/risk/check", {"json": signal}, {200}),
@@ -205,3 +220,56 @@ def test_a_namespace_the_api_may_not_touch_is_a_clear_403(pg_dsn, nats_url, kube
                 assert "the cluster does not allow the API" in detail and other in detail, detail
     finally:
         kube.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def test_the_console_s_pages_and_actions_work_under_the_chart_s_rbac(
+    pg_dsn, nats_url, kube, namespace, helm, cluster_env, tmp_path
+) -> None:
+    """The console's pages and forms write through the same routes, so the API's role must cover them
+    too: every page renders and every action that changes the cluster is done, as the chart's
+    ServiceAccount (no refusal shown, no 5xx)."""
+    from tests.api.test_console_http import _csrf, _login
+
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(
+        [example("riskpolicy.yaml"), example("goal.yaml"), example("collector-replay.yaml")]))
+    _candles(pg_dsn)
+    cluster_env(_bind(kube, helm, tmp_path, []))
+    admin = make_key(pg_dsn, ["read", "trade", "admin"])[1]
+    settings = settings_for(pg_dsn, nats_url, namespace=namespace, image="kubetrade:test")
+    with serving(create_app(settings)) as url:
+        with httpx.Client(base_url=url, headers={"X-API-Key": admin}, timeout=60) as api:
+            assert api.post("/api/v1/strategies", json=STRATEGY).status_code == 201
+        client = _login(url, admin)
+        pages = ("/console/", "/console/strategies", "/console/strategies/rbac-ema", "/console/goals",
+                 "/console/alerts", "/console/datasources")
+        for path in pages:
+            got = client.get(path)
+            assert got.status_code == 200 and "does not allow" not in got.text, (path, got.status_code, got.text[:300])
+        csrf = _csrf(client.get("/console/strategies/rbac-ema").text)
+
+        def post(path: str, **form: str) -> httpx.Response:
+            got = client.post(path, data={"csrf": csrf, **form})
+            assert got.status_code == 303, (path, got.status_code, got.text[:500])
+            return got
+
+        post("/console/strategies/rbac-ema/pause")
+        assert kube.get_json("strategy", "rbac-ema", "-n", namespace)["spec"]["paused"] is True
+        post("/console/strategies/rbac-ema/resume")
+        assert kube.get_json("strategy", "rbac-ema", "-n", namespace)["spec"]["paused"] is False
+        post("/console/strategies/rbac-ema/backtest", days="30")
+        jobs = kube.get_json("jobs", "-n", namespace)["items"]
+        assert any(j["metadata"]["name"].startswith("backtest-") for j in jobs), [j["metadata"]["name"] for j in jobs]
+        post("/console/strategies/rbac-ema/retire")
+        assert kube.get_json("strategy", "rbac-ema", "-n", namespace)["spec"]["retired"] is True
+        form = {"name": "rbac-console", "source": "replay", "provider": "bundled", "exchange": "binance",
+                "symbols": "BTC/USDT", "timeframes": "5m", "replaySpeed": "120"}
+        post("/console/datasources", **form)
+        assert kube.get_json("collector", "rbac-console", "-n", namespace)["spec"]["replay"]["speed"] == 120
+        post("/console/datasources/rbac-console/edit", **{**form, "replaySpeed": "30"})
+        assert kube.get_json("collector", "rbac-console", "-n", namespace)["spec"]["replay"]["speed"] == 30
+        post("/console/datasources/rbac-console/stop")
+        assert kube.get_json("collector", "rbac-console", "-n", namespace)["spec"]["suspend"] is True
+        post("/console/datasources/rbac-console/start")
+        assert kube.get_json("collector", "rbac-console", "-n", namespace)["spec"]["suspend"] is False
+        post("/console/datasources/rbac-console/delete")
+        assert kube.kubectl("get", "collector", "rbac-console", "-n", namespace, check=False).returncode != 0
