@@ -380,18 +380,24 @@ def test_network_policies_select_namespaces_and_operator_labels(helm: Helm, watc
     workload_ns = ({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": watch}]}
                    if watch else {"matchLabels": {"kubetrade.io/workloads": "enabled"}})
     monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    release_ns = {"matchLabels": {"kubernetes.io/metadata.name": "kubetrade"}}
     for name, port in (("kubetrade-nats", 4222), ("kubetrade-timescaledb", 5432)):
         (rule,) = [r for r in policies[name]["spec"]["ingress"] if r["ports"] == [{"port": port, "protocol": "TCP"}]]
         for peer in rule["from"]:
             assert set(peer) == {"namespaceSelector", "podSelector"}, (name, peer)
-            assert peer["namespaceSelector"] in ({"matchLabels": {"kubernetes.io/metadata.name": "kubetrade"}},
-                                                 workload_ns), (name, peer)
+            assert peer["namespaceSelector"] in (release_ns, workload_ns), (name, peer)
             labels = peer["podSelector"].get("matchLabels", {})
             assert labels.get("app.kubernetes.io/instance") == "kubetrade" or labels.get(
                 "app.kubernetes.io/managed-by") == "kubetrade-operator" or labels.get(
                 "app.kubernetes.io/component") == "backtest", (name, peer)
         components = {v for peer in rule["from"] for e in peer["podSelector"].get("matchExpressions", [])
                       for v in e["values"]}
+        # the runners and collectors of the namespaces the operator serves, the release's own included
+        # when it watches the whole cluster (a Strategy applied next to the release must reach NATS)
+        operator_made = {json.dumps(p["namespaceSelector"], sort_keys=True) for p in rule["from"]
+                         if p["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/managed-by")}
+        assert operator_made == {json.dumps(ns, sort_keys=True) for ns in ([workload_ns] if watch else
+                                                                            [release_ns, workload_ns])}, (name, rule)
         if port == 4222:
             assert components == {"operator", "api", "risk-manager", "goal-manager", "executor-paper",
                                   "executor-live", "strategy-runner", "collector"}

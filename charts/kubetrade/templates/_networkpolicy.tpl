@@ -11,21 +11,36 @@
       - {key: app.kubernetes.io/component, operator: In, values: [{{ join ", " .components }}]}
 {{- end }}
 
-{{/* Pods the operator creates (runners, collectors, evolution jobs) and the API's backtest Jobs, in the
-     namespaces the operator watches (or, cluster-wide, those labelled by networkPolicy.workloadNamespaceSelector). */}}
+{{/* The namespaces where the operator creates pods (runners, collectors, evolution jobs) and the API starts
+     backtest Jobs: the watched ones, or - watching the whole cluster - the release's own namespace and those
+     labelled by networkPolicy.workloadNamespaceSelector.  A list of namespaceSelectors. */}}
 {{- define "kubetrade.np.workloadNamespaces" -}}
 {{- if .Values.operator.watchNamespaces -}}
-{matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [{{ join ", " .Values.operator.watchNamespaces }}]}]}
+- {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [{{ join ", " .Values.operator.watchNamespaces }}]}]}
 {{- else -}}
-{{ toJson .Values.networkPolicy.workloadNamespaceSelector }}
+- {matchLabels: {kubernetes.io/metadata.name: {{ .Release.Namespace }}}}
+- {{ toJson .Values.networkPolicy.workloadNamespaceSelector }}
 {{- end -}}
 {{- end }}
+
+{{/* Those pods, by the labels only the operator (or the API, for backtests) puts on them: include with
+     (dict "ctx" $ "components" (list ...)). */}}
 {{- define "kubetrade.np.workloadPods" -}}
-- namespaceSelector: {{ include "kubetrade.np.workloadNamespaces" .ctx }}
+{{- $components := .components -}}
+{{- range $ns := include "kubetrade.np.workloadNamespaces" .ctx | fromYamlArray }}
+- namespaceSelector: {{ toJson $ns }}
   podSelector:
     matchLabels: {app.kubernetes.io/name: kubetrade, app.kubernetes.io/managed-by: kubetrade-operator}
     matchExpressions:
-      - {key: app.kubernetes.io/component, operator: In, values: [{{ join ", " .components }}]}
+      - {key: app.kubernetes.io/component, operator: In, values: [{{ join ", " $components }}]}
+{{- end }}
+{{- end }}
+
+{{- define "kubetrade.np.backtestPods" -}}
+{{- range $ns := include "kubetrade.np.workloadNamespaces" . | fromYamlArray }}
+- namespaceSelector: {{ toJson $ns }}
+  podSelector: {matchLabels: {app.kubernetes.io/name: kubetrade, app.kubernetes.io/component: backtest}}
+{{- end }}
 {{- end }}
 
 {{- define "kubetrade.np.metricsFrom" -}}
