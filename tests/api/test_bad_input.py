@@ -6,7 +6,9 @@ Each request is sent as raw bytes (NaN and Infinity are not JSON, which is the p
 for a body over the limit - with a body that is valid JSON and never echoes the input whole.
 The count of 5xx over the whole list is printed: it was 82 of 186 before (the NaN, Infinity and
 beyond-float cases, whose 422 could not be written, and infinities the risk manager answered with
-an error the API read as a decision).
+an error the API read as a decision).  The console's Collector routes joined later (58 more cases).
+The console's forms get the same hostile values as form fields (never a 5xx, the form again with
+the field named).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ STRATEGY = {"apiVersion": "kubetrade.io/v1alpha1", "kind": "Strategy", "metadata
             "spec": {"template": "ema-crossover", "parameters": {"fast": 12, "slow": 26}, "symbols": ["BTC/USDT"],
                      "capital": {"amount": 1000}, "riskPolicyRef": {"name": "default"}}}
 BACKTEST = {"days": 5, "initialCash": 1000}
+COLLECTOR = {"apiVersion": "kubetrade.io/v1alpha1", "kind": "Collector", "metadata": {"name": "bad-input-c"},
+             "spec": {"source": "replay", "provider": "bundled", "exchange": "binance", "symbols": ["BTC/USDT"],
+                      "timeframes": ["5m"], "replay": {"path": "bundled", "speed": 60}}}
+COLLECTOR_BASE = {**COLLECTOR, "metadata": {"name": "bad-input-base-c"}}
+COLLECTOR_NUMBERS = ["spec.intervalSeconds", "spec.backfillDays", "spec.replay.speed"]
+COLLECTOR_STRINGS = ["metadata.name", "spec.provider", "spec.replay.path"]
 
 # (route, a valid body, paths of numbers in it, paths of strings in it)
 BODIES: list[tuple[str, str, dict[str, Any], list[str], list[str]]] = [
@@ -49,6 +57,8 @@ BODIES: list[tuple[str, str, dict[str, Any], list[str], list[str]]] = [
     ("POST", "/api/v1/strategies", STRATEGY, ["spec.capital.amount", "spec.parameters.fast", "spec.warmupBars"],
      ["metadata.name", "spec.template"]),
     ("POST", "/api/v1/strategies/bad-input-base/backtest", BACKTEST, ["initialCash", "days"], []),
+    ("POST", "/api/v1/collectors", COLLECTOR, COLLECTOR_NUMBERS, COLLECTOR_STRINGS),
+    ("PUT", "/api/v1/collectors/bad-input-base-c", COLLECTOR_BASE, COLLECTOR_NUMBERS, COLLECTOR_STRINGS[1:]),
 ]
 
 QUERIES: list[tuple[str, str, dict[str, str]]] = [
@@ -105,6 +115,8 @@ def base_strategy(api) -> None:
     body["metadata"]["name"] = "bad-input-base"
     made = httpx.post(f"{api.url}/api/v1/strategies", json=body, headers=api.headers(), timeout=30)
     assert made.status_code in (201, 409), made.text
+    made = httpx.post(f"{api.url}/api/v1/collectors", json=COLLECTOR_BASE, headers=api.headers(), timeout=30)
+    assert made.status_code in (201, 409), made.text
 
 
 @pytest.mark.slow
@@ -155,3 +167,42 @@ def test_a_chunked_body_over_the_limit_is_refused_as_it_arrives(api) -> None:
                      headers={**api.headers(), "Content-Type": "application/json"})
     assert got.status_code == 413, got.text[:300]
     assert "larger than" in got.json()["detail"]
+
+
+def test_the_console_s_forms_never_answer_a_5xx(api, base_strategy) -> None:
+    """The console's forms take the same hostile values as form fields: the form comes back with the
+    field named (422) or the body is refused (413), never a 5xx, and nothing is made."""
+    import re
+
+    from tests.api.test_console_http import _csrf, _login
+
+    client = _login(api.url, api.admin)
+    csrf = _csrf(client.get("/console/datasources").text)
+    collector = {"name": "bad-console", "source": "replay", "provider": "bundled", "exchange": "binance",
+                 "symbols": "BTC/USDT", "timeframes": "5m", "replaySpeed": "60"}
+    alert = {"name": "bad-console", "metric": "price", "target": "binance:BTC/USDT", "operator": "gt",
+             "threshold": "1", "enabled": "on"}
+    forms: list[tuple[str, dict[str, str], list[str]]] = [
+        ("/console/datasources", collector, ["replaySpeed", "intervalSeconds", "backfillDays"]),
+        ("/console/alerts", alert, ["threshold", "cooldownSeconds"]),
+        ("/console/strategies/bad-input-base/backtest", {"days": "5"}, ["days", "initialCash"]),
+        ("/console/datasources/bad-input-base-c/edit", {**collector, "name": "bad-input-base-c"}, ["replaySpeed"]),
+    ]
+    wrong = []
+    tried = 0
+    for path, base, numbers in forms:
+        variants = [{**base, f: raw} for f in numbers for raw in ("nan", "inf", "-inf", "1e999", HUGE_INT, "x")]
+        variants += [{**base, f: BIG_STRING} for f in base if f not in ("source", "operator", "metric", "enabled")]
+        variants += [{**base, f: "a\x00b"} for f in base if f not in ("source", "operator", "metric", "enabled")]
+        for form in variants:
+            tried += 1
+            got = client.post(path, data={"csrf": csrf, **form})
+            if got.status_code >= 500 or got.status_code == 303:
+                changed = next((k for k in form if form[k] != base.get(k)), "?")
+                wrong.append(f"{path} {changed}={form[changed][:12]!r}: {got.status_code} {got.text[:200]}")
+    big = client.post("/console/datasources", data={"csrf": csrf, **collector, "symbols": "p" * 2_000_000})
+    assert big.status_code == 413, big.status_code
+    print(f"\n{len(wrong)} of {tried} hostile console forms answered 5xx or were accepted")
+    assert not wrong, "\n".join(wrong)
+    listed = client.get("/console/datasources").text
+    assert not re.search(r'data-collector="bad-console"', listed)
