@@ -4,7 +4,8 @@
 #                              `dependencies`, nothing else
 #   requirements/dev.lock      runtime + the `local` extra (kubetrade up's own nats-server and
 #                              PostgreSQL) + the `dev` extra (tests, linters, reference
-#                              implementations), constrained to runtime.lock's versions, so a
+#                              implementations) + the `train` extra (JAX, optax, gymnasium:
+#                              tests train small models), constrained to runtime.lock's versions, so a
 #                              test environment runs exactly the versions a pod runs
 # Existing pins are kept where they still satisfy pyproject (uv prefers an output file's pins);
 # pass --upgrade (or --upgrade-package NAME) to move them.
@@ -12,6 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 UV="${UV:-$( [ -x .venv/bin/uv ] && echo .venv/bin/uv || echo uv)}"
 "$UV" pip compile -q pyproject.toml --python-version 3.11 "$@" -o requirements/runtime.lock
-"$UV" pip compile -q pyproject.toml --extra local --extra dev --python-version 3.11 \
+"$UV" pip compile -q pyproject.toml --extra local --extra dev --extra train --python-version 3.11 \
   -c requirements/runtime.lock "$@" -o requirements/dev.lock
 echo "runtime: $(grep -c '^[a-z0-9]' requirements/runtime.lock) packages; dev: $(grep -c '^[a-z0-9]' requirements/dev.lock) packages"

@@ -11,6 +11,7 @@ from kubetrade_operator import builders, kube
 from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, refusal, set_condition, warn
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.status import typed
 
 
 def reconcile(body: dict[str, Any]) -> dict[str, Any]:
@@ -45,12 +46,12 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
             conds = set_condition(conds, "Ready", False, "CollectorNotReady", "waiting for the collector", gen)
         if status.get("phase") != phase:
             kopf.event(kube.as_body(body), type="Normal", reason=f"Phase{phase}", message=f"collector {phase.lower()}")
-        return {
+        return typed("Collector", {
             "phase": phase,
             "observedGeneration": gen,
             "workload": deployment["metadata"]["name"],
             "conditions": conds,
-        }
+        })
 
 
 def _failed(body: dict[str, Any], conds: Any, problems: list[str], gen: int, reason: str) -> dict[str, Any]:
@@ -58,7 +59,8 @@ def _failed(body: dict[str, Any], conds: Any, problems: list[str], gen: int, rea
     if newly_refused(conds, reason, message):
         warn(body, reason, message)
     message, conds = invalid_spec(conds, problems, gen, reason)
-    return {"phase": "Failed", "observedGeneration": gen, "conditions": conds, "lastError": message[:1024]}
+    return typed("Collector", {"phase": "Failed", "observedGeneration": gen, "conditions": conds,
+                               "lastError": message[:1024]})
 
 
 @kopf.on.create(GROUP, VERSION, "collectors")

@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 
 from kubetrade.messaging import auth
 from kubetrade.messaging.streams import ensure_streams
+from kubetrade.observability.logging import configure as configure_logs
 from kubetrade_operator import (  # noqa: F401 - importing registers the handlers
     cache,
     collectors,
@@ -170,8 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubetrade-operator", description="kubetrade control plane")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    from kubetrade.observability.logging import configure as configure_logs
-
     configure_logs("operator", args.log_level)
     return asyncio.run(run(args))
 

@@ -16,7 +16,7 @@ class StrategyObservation:
     retired: bool
     problems: list[str] = field(default_factory=list)
     """Why the spec cannot run (genome does not compile, ...); empty when it can."""
-    refused: str = ""
+    child_refused: str = ""
     """Why the API server refused the runner's objects (a quota, a policy), if it did."""
     policy_found: bool = True
     breaker_open: bool = False
@@ -26,6 +26,10 @@ class StrategyObservation:
     updated_replicas: int = 0
     runner_healthy: bool | None = None
     """What the runner last reported about itself (None: nothing yet)."""
+    runner_refused: str | None = None
+    """Why the cluster does not run this runner (None: it does, or is trying to)."""
+    runner_refused_for_good: bool = False
+    """The refusal holds until the spec changes (a runner config that cannot load)."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,8 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     ready = obs.available_replicas >= 1 and obs.updated_replicas >= 1
     if obs.problems:
         phase, message = "Failed", "; ".join(obs.problems)
-    elif obs.refused:
-        phase, message = "Failed", obs.refused
+    elif obs.child_refused:
+        phase, message = "Failed", obs.child_refused
     elif not obs.policy_found:
         phase, message = "Pending", "RiskPolicy not found: no runner starts without one"
     elif obs.retired:
@@ -49,6 +53,9 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     elif obs.paused or obs.breaker_open:
         phase = "Paused"
         message = f"circuit breaker open: {obs.breaker_reason}" if obs.breaker_open else "paused by spec"
+    elif not ready and obs.runner_refused:
+        phase = "Failed" if obs.runner_refused_for_good else "Pending"
+        message = obs.runner_refused
     elif not ready:
         phase, message = "Pending", "waiting for the runner to become ready"
     else:

@@ -15,22 +15,26 @@ import kopf
 
 from kubetrade.messaging import kv, subjects
 from kubetrade.resources import GROUP, VERSION
-from kubetrade_operator import cache, kube, strategies
-from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, set_condition, warn
+from kubetrade_operator import kube, strategies
+from kubetrade_operator.cluster import KUBE, Cluster
+from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, set_condition
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.status import typed
 
 log = logging.getLogger("kubetrade.operator.riskpolicy")
 
 
-async def _bucket() -> Any:
-    nc = RUNTIME.nats
+async def _bucket(nc: Any = None) -> Any:
+    nc = nc if nc is not None else RUNTIME.nats
     if nc is None or not nc.is_connected:
         raise kopf.TemporaryError("NATS is not reachable; the policy is not published yet", delay=10)
     return await kv.policy_bucket(nc.jetstream())
 
 
-async def publish(body: dict[str, Any]) -> dict[str, Any]:
+async def publish(body: dict[str, Any], nc: Any = None, cluster: Cluster = KUBE) -> dict[str, Any]:
+    """Publish the policy to the risk manager's bucket (on ``nc``, else the operator's connection);
+    returns the status fields that say so."""
     meta, status = body["metadata"], body.get("status") or {}
     name, namespace, gen = meta["name"], meta["namespace"], meta.get("generation", 1)
     with reconciling("RiskPolicy"):
@@ -40,23 +44,18 @@ async def publish(body: dict[str, Any]) -> dict[str, Any]:
             # none, and refuses the signals of its strategies), never a contradictory one.
             message = "; ".join(problems)
             if newly_refused(status.get("conditions"), "InvalidSpec", message):
-                warn(body, "InvalidSpec", f"not published to the risk manager: {message}")
+                cluster.event(body, "Warning", "InvalidSpec", f"not published to the risk manager: {message}"[:1024])
             _, conds = invalid_spec(status.get("conditions"), problems, gen)
-            return {"observedGeneration": gen, "conditions": conds}
+            return typed("RiskPolicy", {"observedGeneration": gen, "conditions": conds})
         entry = kv.PolicyEntry(namespace=namespace, name=name, generation=gen, spec=spec)
-        bucket = await _bucket()
+        bucket = await _bucket(nc)
         revision = await bucket.put(kv.policy_key(namespace, name), kv.encode(entry))
         conds = set_condition(
             status.get("conditions"), "Ready", True, "Published", f"published as revision {revision}", gen
         )
         if status.get("observedGeneration") != gen:
-            kopf.event(
-                kube.as_body(body),
-                type="Normal",
-                reason="PolicyPublished",
-                message=f"generation {gen} -> revision {revision}",
-            )
-        return {"observedGeneration": gen, "publishedRevision": revision, "conditions": conds}
+            cluster.event(body, "Normal", "PolicyPublished", f"generation {gen} -> revision {revision}")
+        return typed("RiskPolicy", {"observedGeneration": gen, "publishedRevision": revision, "conditions": conds})
 
 
 @kopf.on.create(GROUP, VERSION, "riskpolicies")
@@ -82,7 +81,7 @@ async def on_delete(namespace: str | None, name: str, **_: Any) -> None:
         log.warning("could not unpublish policy", extra={"policy": f"{namespace}/{name}", "error": str(exc)})
 
 
-async def repause(namespace: str, policy: str, body: dict[str, Any] | None = None) -> None:
+async def repause(namespace: str, policy: str, body: dict[str, Any] | None = None, cluster: Cluster = KUBE) -> None:
     """Reconcile the strategies under a policy: a tripped breaker or kill switch pauses them.
 
     Only those for which the policy's state (found, breaker, kill switch) differs from what
@@ -93,13 +92,13 @@ async def repause(namespace: str, policy: str, body: dict[str, Any] | None = Non
     seen that write yet).
     """
     def _work() -> None:
-        current = body if body is not None else cache.riskpolicy(namespace, policy)
-        for s in cache.strategies_in(namespace):
+        current = body if body is not None else cluster.riskpolicy(namespace, policy)
+        for s in cluster.list("strategies", namespace):
             name = s["metadata"]["name"]
             if (s.get("spec") or {}).get("riskPolicyRef", {}).get("name") == policy and strategies.policy_changes(
                 namespace, name, current
             ):
-                strategies.reconcile_by_name(namespace, name, policy=body)
+                strategies.reconcile_by_name(namespace, name, policy=body, cluster=cluster)
 
     await asyncio.to_thread(_work)
 

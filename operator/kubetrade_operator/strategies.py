@@ -9,6 +9,7 @@ before the resource goes away.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -19,11 +20,13 @@ from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, StrategySpec
-from kubetrade_operator import builders, cache, kube
+from kubetrade_operator import builders
+from kubetrade_operator.cluster import KUBE, Cluster
 from kubetrade_operator.conditions import parse_spec, refusal
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.phases import StrategyObservation, judge
 from kubetrade_operator.runtime import RUNTIME
+from kubetrade_operator.status import typed
 
 log = logging.getLogger("kubetrade.operator.strategy")
 
@@ -57,8 +60,20 @@ def _breaker(policy: dict[str, Any] | None) -> tuple[bool, str]:
     return False, ""
 
 
+def _refused(dep: dict[str, Any] | None) -> tuple[str, bool] | None:
+    """Why the cluster will not run this runner at all, and whether for good: the local cluster's
+    ``RunnerRefused`` condition (``kubetrade up`` does not trade live; a runner config that cannot
+    load), or a Deployment's own ``ReplicaFailure`` (a quota, say: it may pass)."""
+    for c in ((dep or {}).get("status") or {}).get("conditions") or []:
+        if c.get("status") == "True" and c.get("type") in ("RunnerRefused", "ReplicaFailure"):
+            permanent = c.get("type") == "RunnerRefused" and c.get("reason") != "NotRunHere"
+            return str(c.get("message") or c.get("reason") or c["type"]), permanent
+    return None
+
+
 def reconcile(
-    body: dict[str, Any], seen: dict[str, Any] | None = None, policy: dict[str, Any] | None = None
+    body: dict[str, Any], seen: dict[str, Any] | None = None, policy: dict[str, Any] | None = None,
+    cluster: Cluster = KUBE,
 ) -> dict[str, Any]:
     """Apply the children of one Strategy and return the status fields that change.
 
@@ -71,14 +86,14 @@ def reconcile(
     name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
     with reconciling("Strategy"):
         _policy_seen[(namespace, name)] = None  # before the policy is read: a change from now on counts
-        kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
+        cluster.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
         parsed, problems = parse_spec("Strategy", body)
         spec = cast(StrategySpec | None, parsed)
-        refused = ""
+        child_refused = ""
         if spec is None:
             policy = None
         elif policy is None or (policy.get("metadata") or {}).get("name") != spec.risk_policy_ref.name:
-            policy = cache.riskpolicy(namespace, spec.risk_policy_ref.name)
+            policy = cluster.riskpolicy(namespace, spec.risk_policy_ref.name)
         breaker_open, breaker_reason = _breaker(policy)
         seen_policy = (policy is not None, breaker_open, breaker_reason)
         dep_name = builders.child_name("strategy", name)
@@ -95,21 +110,21 @@ def reconcile(
             else:
                 _ready_seen.setdefault((namespace, dep_name), False)
                 try:
-                    kube.apply(configmap)
-                    observed = kube.apply(deployment)
+                    cluster.apply(configmap)
+                    observed = cluster.apply(deployment)
                 except Exception as exc:
                     why = refusal(exc)
                     if why is None:
                         raise  # transient: kopf retries
                     _applied.pop((namespace, dep_name), None)
-                    refused = f"the API server refused the runner: {why}"
+                    child_refused = f"the API server refused the runner: {why}"
                     observed = None
             _ready_seen[(namespace, dep_name)] = _ready(observed)
         if not runnable:
-            observed = kube.get_deployment(namespace, dep_name)
+            observed = cluster.get_deployment(namespace, dep_name)
             if observed and (observed.get("spec") or {}).get("replicas"):
                 # A runner whose spec no longer runs is stopped; stops stay with the risk manager.
-                kube.apply(
+                cluster.apply(
                     {
                         "apiVersion": "apps/v1",
                         "kind": "Deployment",
@@ -118,6 +133,7 @@ def reconcile(
                     }
                 )
         dep_status = (observed or {}).get("status") or {}
+        refused = _refused(observed) if runnable else None
         verdict = judge(
             StrategyObservation(
                 generation=generation,
@@ -125,7 +141,7 @@ def reconcile(
                 paused=bool(spec and spec.paused),
                 retired=bool(spec and spec.retired),
                 problems=problems,
-                refused=refused,
+                child_refused=child_refused,
                 policy_found=policy is not None,
                 breaker_open=breaker_open,
                 breaker_reason=breaker_reason,
@@ -138,6 +154,8 @@ def reconcile(
                     for c in status.get("conditions") or []
                 )
                 else None,
+                runner_refused=refused[0] if refused else None,
+                runner_refused_for_good=bool(refused and refused[1]),
             ),
             status.get("conditions"),
         )
@@ -156,9 +174,9 @@ def reconcile(
         if verdict.phase != status.get("phase") and (status.get("phase") or verdict.phase != "Pending"):
             # Every phase change but the first Pending of a new Strategy (the status says it).
             kind = "Warning" if verdict.phase == "Failed" else "Normal"
-            kopf.event(kube.as_body(body), type=kind, reason=f"Phase{verdict.phase}", message=verdict.message)
+            cluster.event(body, kind, f"Phase{verdict.phase}", verdict.message)
         _policy_seen[(namespace, name)] = seen_policy
-        return {k: v for k, v in patch.items() if status.get(k) != v}
+        return typed("Strategy", {k: v for k, v in patch.items() if status.get(k) != v})
 
 
 def policy_changes(namespace: str, name: str, policy: dict[str, Any] | None) -> bool:
@@ -206,14 +224,15 @@ def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 
 
 def reconcile_by_name(
-    namespace: str, name: str, seen: dict[str, Any] | None = None, policy: dict[str, Any] | None = None
+    namespace: str, name: str, seen: dict[str, Any] | None = None, policy: dict[str, Any] | None = None,
+    cluster: Cluster = KUBE,
 ) -> None:
-    body = cache.strategy(namespace, name)
+    body = cluster.get("strategies", namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    changes = reconcile(body, seen, policy)
+    changes = reconcile(body, seen, policy, cluster)
     if changes:
-        kube.patch_status("strategies", namespace, name, changes)
+        cluster.patch_status("strategies", namespace, name, changes)
 
 
 @kopf.on.event(
@@ -228,8 +247,6 @@ async def on_runner_event(event: kopf.RawEvent, namespace: str | None, **_: Any)
     Async, so that the common case (a status update by the controllers that changes nothing
     the operator owns or reports) is dismissed on the event loop without a worker thread.
     """
-    import asyncio
-
     obj: dict[str, Any] = dict(event.get("object") or {})
     seen = None if event.get("type") == "DELETED" else obj
     key = (namespace or "", (obj.get("metadata") or {}).get("name", ""))

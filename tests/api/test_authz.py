@@ -21,6 +21,8 @@ from tests.support.server import serving
 PUBLIC = {"/health", "/readyz", "/healthz", "/livez", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
           "/redoc"}
 """Probes, Prometheus and the API description: public by design, nothing else."""
+RECEIVER_PREFIX = "/api/v1/alerts/receiver/"
+"""Alertmanager's webhooks: no API key, the receiver token (tested below)."""
 
 CONSOLE_PUBLIC = {"/console/login", "/console"}
 """The console's login form, and the redirect of /console to /console/; every other console route
@@ -46,11 +48,41 @@ def test_every_route_is_protected_or_deliberately_public(local_env) -> None:
     cases = _cases(app)
     assert len(cases) >= 15  # the app's routes, not an empty list
     unprotected = {path for _, path, scopes in cases if not scopes and not path.startswith("/console")}
+    receiver = {p for p in unprotected if p.startswith(RECEIVER_PREFIX) and _takes_the_receiver_token(app, p)}
+    assert len(receiver) == 3
+    unprotected -= receiver
     assert unprotected <= PUBLIC, f"routes reachable without an API key: {sorted(unprotected - PUBLIC)}"
     for _, path, scopes in cases:
         assert scopes <= set(keys.SCOPES)
         if path.startswith("/api/v1/admin"):
             assert scopes == {"admin"}
+
+
+def _takes_the_receiver_token(app, path: str) -> bool:
+    from kubetrade.api.routes.alertreceiver import alertmanager_token
+    from kubetrade.api.security import _walk
+
+    return any(dep.call is alertmanager_token for m, p, route in operations(app) if p == path
+               for dep in _walk(route.dependant))
+
+
+def test_alertmanager_webhooks_take_the_receiver_token_and_no_api_key(pg_dsn, local_env) -> None:
+    admin = make_key(pg_dsn, list(keys.SCOPES), "admin")[1]
+    body = {"version": "4", "groupKey": "g", "status": "firing", "receiver": "r",
+            "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2026-01-01T00:00:00Z",
+                        "fingerprint": "0123456789abcdef"}]}
+    paths = ["/api/v1/alerts/receiver/record", "/api/v1/alerts/receiver/copy/slack", "/api/v1/alerts/receiver/sms"]
+    with serving(create_app(settings_for(pg_dsn, None, alert_receiver_token="tok-" + uuid.uuid4().hex))) as url:
+        for path in paths:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": admin},
+                            {"Authorization": f"Bearer {admin}"}):
+                got = httpx.post(url + path, json=body, headers=headers, timeout=30)
+                assert got.status_code == 401, (path, headers.keys(), got.status_code, got.text)
+                assert "tok-" not in got.text
+    with serving(create_app(settings_for(pg_dsn, None))) as url:  # no token configured: refused, retried later
+        for path in paths:
+            got = httpx.post(url + path, json=body, headers={"Authorization": "Bearer anything"}, timeout=30)
+            assert got.status_code == 503 and got.headers["retry-after"] == "30"
 
 
 def test_every_console_route_needs_a_session(pg_dsn, local_env) -> None:

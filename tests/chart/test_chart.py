@@ -24,6 +24,15 @@ from kubetrade.messaging import auth
 from kubetrade_testbed.kube import KubeControlPlane
 from tests.chart.conftest import CHART, REPO, THIRD_PARTY_APIS, Helm
 
+ALL_CHANNELS = [
+    *(f"alerting.channels.{r}.enabled=true" for r in ("email", "telegram", "discord", "slack", "webhook", "sms")),
+    "alerting.channels.telegram.chatId=-1001234567890",
+    "alerting.channels.email.to=oncall@example.org",
+    "alerting.channels.email.from=kubetrade@example.org",
+    "alerting.channels.email.smarthost=smtp.example.org:587",
+    "alerting.channels.email.authUsername=kubetrade@example.org",
+    "alerting.channels.sms.from=MG0123456789abcdef0123456789abcdef",
+]
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "external-db": [
@@ -36,13 +45,9 @@ VARIANTS: dict[str, list[str]] = {
         "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true",
         "alerting.alertmanagerConfig.enabled=true", "alerting.alertmanagerUrl=http://alertmanager.monitoring:9093",
         "tracing.enabled=true", "tracing.otlpEndpoint=http://otel-collector.monitoring:4318",
-        *(f"alerting.alertmanagerConfig.receivers.{r}.enabled=true"
-          for r in ("email", "telegram", "discord", "slack", "webhook", "sms")),
-        "alerting.alertmanagerConfig.receivers.telegram.chatId=-1001234567890",
-        "alerting.alertmanagerConfig.receivers.email.to=oncall@example.org",
-        "alerting.alertmanagerConfig.receivers.email.from=kubetrade@example.org",
-        "alerting.alertmanagerConfig.receivers.email.smarthost=smtp.example.org:587",
+        *ALL_CHANNELS,
     ],
+    "alertmanager": ["alerting.alertmanager.enabled=true", "alerting.channelLimits.sms=10", *ALL_CHANNELS],
     "highly-available": ["operator.replicas=2", "api.replicas=3", "nats.replicas=3"],
     "minimal": ["webhook.enabled=false", "networkPolicy.enabled=false", "api.enabled=false",
                 "dashboards.enabled=false", "crds.install=false"],

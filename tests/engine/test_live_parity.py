@@ -78,6 +78,32 @@ def test_warmup_compiles_everything() -> None:
     warmup()
 
 
+@pytest.mark.parametrize(("genome", "market"), [(LONG_GENOMES[0], "spot"), (LONG_GENOMES[1], "spot"),
+                                                (LONG_GENOMES[2], "spot"), (PERP_GENOMES[1], "perpetual")])
+def test_the_trimmed_window_decides_as_the_full_history(btc_1m_full: Candles, genome: object, market: str) -> None:
+    """30 days of real 1m bars through a window of 1,000 to 2,000 bars: the full backtest's trades, bar for bar."""
+    c = btc_1m_full
+    costs = Costs(fee=0.001, slippage=0.0002)
+    expected = backtest(genome, c, costs, market=market).trades  # type: ignore[arg-type]
+    live = LiveSignal(genome, market=market, fee=costs.fee, slippage=costs.slippage,  # type: ignore[arg-type]
+                      capital=costs.init_cash)
+    assert live.window is not None and live.window <= 2000
+    entries, exits = [], []
+    longest = 0
+    for i in range(len(c)):
+        s = live.on_bar(int(c.time[i]), c.open[i], c.high[i], c.low[i], c.close[i], c.volume[i])
+        longest = max(longest, live.held)
+        assert s.bar == i
+        if s.exit_reason:
+            exits.append((i, s.exit_reason, s.exit_price))
+        if s.opened:
+            entries.append((i, s.opened, s.entry_price))
+    assert live.offset > 38_000 and longest < 2 * live.window  # it did trim, over and over
+    assert len(expected) >= 10
+    assert [(t.entry_bar, t.side, t.entry_price) for t in expected] == entries[: len(expected)]
+    assert [(t.exit_bar, t.reason, t.exit_price) for t in expected] == exits
+
+
 @pytest.mark.parametrize(("genome", "market"), [(LONG_GENOMES[1], "spot"), (PERP_GENOMES[2], "perpetual")])
 def test_the_shadow_is_a_backtest_of_the_bars_after_it_is_armed(btc_1m: Candles, genome: object, market: str) -> None:
     """What the runner reports as the backtest of its paper period is the backtester's own result."""

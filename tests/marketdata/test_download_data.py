@@ -106,8 +106,9 @@ def test_rate_limits_are_waited_out_and_never_earn_a_ban(
         exchange: LocalExchange, btc_5m: Candles, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     st = exchange.state
     st.clock.set(START + 12 * DAY + 60_000)  # 12 days of 5m: four pages of 1000
-    st.limits.window_seconds = 2  # the limiter's window: Retry-After is a second or two, not a minute
+    st.limits.window_seconds = 3  # the limiter's window (from the first request): Retry-After is seconds, not a minute
     st.limits.weight_per_minute = 26  # exchangeInfo (20), time (1) and two klines (2 each): the next is over
+    st.limits.reset()  # the first window starts at the download's first request
     assert dl(exchange, tmp_path, "-p", "BTC/USDT", "--days", "12") == 0
     assert st.limits.rejected_429 >= 1 and st.limits.rejected_418 == 0
     assert "retried (rate limit or network)" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from tests.node.conftest import CHART, Platform
 # a real install, real pods and a real evolution run on two shared cores: minutes, not seconds
 pytestmark = [pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-COMPONENTS = ("operator", "api", "risk-manager", "executor-paper", "nats", "timescaledb")
+COMPONENTS = ("operator", "api", "risk-manager", "goal-manager", "executor-paper", "nats", "timescaledb")
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -41,6 +41,7 @@ def test_helm_install_brings_every_pod_ready_through_real_probes(platform: Platf
     # least privilege, asked of the API server's own RBAC authorizer (moved here from tests/chart)
     operator_sa = f"system:serviceaccount:{platform.namespace}:{platform.release}-operator"
     api_sa = f"system:serviceaccount:{platform.namespace}:{platform.release}-api"
+    goals_sa = f"system:serviceaccount:{platform.namespace}:{platform.release}-goal-manager"
     allowed = {
         (operator_sa, "create", "deployments.apps", None): "yes",
         (operator_sa, "patch", "strategies.kubetrade.io/status", None): "yes",
@@ -54,6 +55,11 @@ def test_helm_install_brings_every_pod_ready_through_real_probes(platform: Platf
         (api_sa, "list", "strategies.kubetrade.io", None): "yes",
         (api_sa, "patch", "strategies.kubetrade.io", None): "no",
         (api_sa, "get", "secrets", None): "no",
+        (goals_sa, "list", "goals.kubetrade.io", None): "yes",
+        (goals_sa, "list", "strategies.kubetrade.io", None): "yes",
+        (goals_sa, "patch", "goals.kubetrade.io/status", None): "no",  # its figures go through the operator
+        (goals_sa, "patch", "strategies.kubetrade.io", None): "no",
+        (goals_sa, "get", "secrets", None): "no",
     }
     for (who, verb, resource, name), expected in allowed.items():
         target = f"{resource}/{name}" if name else resource

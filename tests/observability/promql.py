@@ -22,8 +22,9 @@ PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or", "unless",
     "inf", "nan", "atan2", "start", "end",
 }
-PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE"}
-"""Series Prometheus makes itself, not the code."""
+PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE",
+                  "alertmanager_notifications_failed_total"}
+"""Series Prometheus makes itself, or that Alertmanager exports about itself (scraped by Prometheus), not the code."""
 
 
 def metric_names_in(expr: str) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +16,9 @@ import yaml
 from kubetrade.executor.executor import Executor
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.ledger import allocation, connection, paperbatch, record
-from kubetrade.messaging import codec, subjects
+from kubetrade.localstack.servers.processes import ManagedProcess
+from kubetrade.localstack.services import kubetrade_argv
+from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import OrderRequest, StatusReport
 from kubetrade.storage import migrate
 from tests.operator.conftest import wait_status
@@ -451,13 +454,25 @@ def test_deletion_closes_positions_through_the_executor(kube, namespace, operato
     )
 
 
-def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator, nats_url) -> None:
-    """A controlled set of paper strategies with known performance; the review applies the documented rules.
+def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator, nats_url, tmp_path) -> None:
+    """A controlled set of paper strategies with known performance; the review applies the documented rules,
+    and the goal manager (its own process, as in a deployment) reports the goal's figures into its status.
 
     Each runner report carries its paper check (paper against a backtest of the same bars): "drifting"
     has the best paper Sharpe, but its trades do not match the backtest's, so the live gate keeps it
     in paper.
     """
+    manager = ManagedProcess("goal-manager", kubetrade_argv("goal-manager", "--interval", "2"),
+                             tmp_path / "goal-manager.log",
+                             env={**os.environ, "KUBECONFIG": str(kube.kubeconfig), "KUBETRADE_NATS_URL": nats_url})
+    manager.start()
+    try:
+        _goal_review(kube, namespace, nats_url)
+    finally:
+        manager.stop()
+
+
+def _goal_review(kube, namespace, nats_url) -> None:
     apply(kube, namespace, example("riskpolicy.yaml"))
     perf = {
         "star": {"sharpe": 2.6, "trades": 14, "maxDrawdown": 0.04, "pnl": 90.0},
@@ -505,7 +520,8 @@ def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator
     goal["spec"]["liveCredentialsSecretRef"] = {"name": "binance-credentials"}
     apply(kube, namespace, goal)
 
-    body = wait_status(kube, "goal", "review-me", namespace, lambda s, _: s.get("lastReview"))
+    body = wait_status(kube, "goal", "review-me", namespace,
+                       lambda s, _: s.get("lastReview") and s.get("sizingMultiplier") is not None)
     review_status = body["status"]["lastReview"]
     assert (review_status["promoted"], review_status["retired"]) == (2, 1), review_status
 
@@ -541,9 +557,13 @@ def test_goal_review_promotes_and_retires_by_the_rules(kube, namespace, operator
     async def published() -> float:
         nc = await nats.connect(nats_url)
         try:
-            kv = await nc.jetstream().key_value(subjects.GOAL_SIZING_BUCKET)
-            return json.loads((await kv.get(subjects.goal_sizing_key(namespace, "review-me"))).value)["multiplier"]
+            bucket = await nc.jetstream().key_value(kv.GOAL_SIZING_BUCKET)
+            entry = await bucket.get(kv.goal_sizing_key(namespace, "review-me"))
+            return codec.decode(kv.GoalSizingEntry, entry.value).multiplier
         finally:
             await nc.close()
 
-    assert asyncio.run(published()) == multiplier, "runners read the same multiplier the status shows"
+    # the goal manager publishes every round: the status and the bucket agree once both show one round
+    kube.wait_for(lambda: asyncio.run(published()) == kube.get_json("goal", "review-me", "-n", namespace)[
+        "status"]["sizingMultiplier"], 30, "the bucket's multiplier equal to the status's")
+    assert multiplier > 0, "runners read the same multiplier the status shows"

@@ -1,6 +1,6 @@
-"""The risk manager's and the executors' probes answer from their real dependencies.
+"""The risk manager's, the executors' and the goal manager's probes answer from their real dependencies.
 
-Real processes (``kubetrade risk-manager``, ``kubetrade executor``) with the port the chart
+Real processes (``kubetrade risk-manager``, ``kubetrade executor``, ``kubetrade goal-manager``) with the port the chart
 gives them (``KUBETRADE_METRICS_PORT``): ``/readyz`` says 200 only when NATS, the database
 and (executor) the lease are there, and names what is missing otherwise; ``/healthz`` is
 200 while the process's main loop turns; unknown paths are 404 (the old endpoint answered
@@ -81,6 +81,30 @@ def test_risk_manager_not_ready_without_nats(pg_dsn: str, tmp_path: Path) -> Non
         body = _until(port, "/readyz", 503)
         assert body == "nats: not connected\n", body
         assert _get(port, "/healthz")[0] == 200  # alive: it waits for NATS, nothing to restart for
+    finally:
+        proc.stop()
+        nats.cleanup()
+
+
+def test_goal_manager_ready_after_a_round_and_not_without_nats(pg_dsn: str, tmp_path: Path) -> None:
+    """Ready once it has read every Goal and published their figures (here from the local store, as
+    without a cluster), not ready when NATS goes, while its loop keeps turning (alive)."""
+    nats = NatsServer(tmp_path / "nats")
+    nats.start()
+    port = free_port()
+    env = {k: v for k, v in _env(nats.url, pg_dsn, {"KUBETRADE_METRICS_PORT": str(port)}).items()
+           if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}  # no cluster: the local store
+    proc = ManagedProcess("goal-manager", kubetrade_argv("goal-manager", "--interval", "0.5",
+                                                         "--database-url", pg_dsn), tmp_path / "gm.log", env=env)
+    proc.start()
+    try:
+        assert _until(port, "/readyz", 200) == "ok\n"
+        assert _get(port, "/healthz") == (200, "ok\n")
+        assert "kubetrade_build_info{" in _get(port, "/metrics")[1]
+        nats.stop()
+        body = _until(port, "/readyz", 503, saying="nats:")
+        assert body.startswith("nats: not connected\n"), body
+        assert _get(port, "/healthz")[0] == 200
     finally:
         proc.stop()
         nats.cleanup()

@@ -167,7 +167,20 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         goal = next(g for g in goals if g["name"] == "monthly-8pct")
         counted = {s["name"] for s in goal["strategies"]}
         assert "btc-fast" in counted and {s["metadata"]["name"] for s in evolved} <= counted
-        assert goal["equity"] == pytest.approx(10_000 + sum(by_name[n]["status"]["pnl"] for n in counted), rel=1e-9)
+        # the one goal-figure function: the capital grown by the counted strategies' return on their allocation
+        live = [by_name[n] for n in counted if by_name[n]["status"].get("phase") in ("Paper", "Live")
+                and by_name[n]["status"].get("pnl") is not None]
+        growth = sum(m["status"]["pnl"] for m in live) / sum(m["spec"]["capital"]["amount"] for m in live)
+        assert goal["equity"] == pytest.approx(10_000 * (1 + growth), rel=1e-9)
+        # ... and the goal manager's report of it, merged into the Goal's status by the operator's status feed
+        async def goal_status_agrees() -> bool:
+            row = await (await db.execute(
+                "SELECT body->'status' AS status FROM kube_resources WHERE kind = 'goals' AND name = 'monthly-8pct'"
+            )).fetchone()
+            st = (row or {}).get("status") or {}
+            return st.get("equity") is not None and abs(st["equity"] - goal["equity"]) <= 1e-9 * goal["equity"]
+
+        await eventually(goal_status_agrees, timeout=30, interval=0.5)
         sizing = (await api.post("/api/v1/position-sizing/calculate",
                                  json={"goal": "monthly-8pct", "equity": 9_000, "peakEquity": 10_000})).json()
         assert sizing["drawdownBrake"] == pytest.approx(1 - 0.10 / 0.15) and sizing["fraction"] <= 0.20

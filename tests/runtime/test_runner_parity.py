@@ -6,38 +6,16 @@ risk manager's stop-loss watch closes the position."""
 
 from __future__ import annotations
 
-import json
-
-import psycopg
 import pytest
 
 from kubetrade.candles import load_csv
 from kubetrade.data import SAMPLE_DIR
 from kubetrade.engine.runs import Costs, backtest
 from kubetrade.engine.templates import ema_cross
-from kubetrade.ledger import allocation, connection
-from kubetrade.localstack.servers import free_port
-from kubetrade.localstack.servers.processes import ManagedProcess
-from kubetrade.localstack.services import (
-    kubetrade_argv,
-    publish_policy,
-    risk_metrics,
-    start_executor,
-    start_risk_manager,
-)
-from kubetrade.messaging import codec, subjects
-from kubetrade.messaging.schemas import Candle, StatusReport
-from kubetrade.storage.candles import SeriesKey, ingest
-from tests.runtime.conftest import eventually
+from kubetrade.ledger import connection
+from tests.runtime.paperreplay import replay
 
 WARMUP, LIVE = 400, 900
-PERMISSIVE = {
-    "strategyLimits": {"maxPositionPct": 1.0, "maxRiskPerTradePct": 1.0},
-    "portfolioLimits": {"maxDrawdownPct": 1.0, "dailyLossLimitPct": 1.0, "maxSymbolExposurePct": 1.0,
-                        "maxGrossExposurePct": 1.0, "maxCorrelation": 1.0, "varLimitPct": 1.0, "cvarLimitPct": 1.0},
-    "stopLoss": {"defaultStopPct": 0.9, "trailing": False, "enforceWithoutRunner": False},
-    "circuitBreaker": {"priceAnomalyPct": 1.0, "staleDataSeconds": 86400},
-}
 
 
 def strategy_doc(genome: dict, **spec) -> dict:
@@ -66,59 +44,9 @@ async def test_paper_runner_trades_exactly_like_the_backtest(tmp_path, runtime_n
         assert {t.reason for t in inside} == {"stop-loss", "take-profit"} and len(inside) >= 6
 
     conn = await connection.connect(runtime_dsn)
-    async with await psycopg.AsyncConnection.connect(runtime_dsn, autocommit=True) as plain:
-        await ingest(plain, SeriesKey("binance", "BTC/USDT", "5m"), candles.slice(0, WARMUP))
-    await allocation.allocate(conn, "paper", "parity", 10_000, risk_policy="loose")
-    policy = json.loads(json.dumps(PERMISSIVE))
-    policy["stopLoss"]["enforceWithoutRunner"] = watch  # the risk manager's own stop watch, racing the runner
-    await publish_policy(rnc, "default", "loose", policy)
-    risk = start_risk_manager(runtime_nats.url, runtime_dsn, tmp_path, refresh_seconds=0.2)
-    executor = start_executor(runtime_nats.url, runtime_dsn, tmp_path)
-    config = tmp_path / "strategy.json"
-    config.write_text(json.dumps(strategy_doc(genome.to_k8s())))
-    runner = ManagedProcess("runner", kubetrade_argv("runner", "--config", str(config), "--port", str(free_port()),
-                                                     "--status-min-interval", "0"),
-                            tmp_path / "runner.log", env={**__import__("os").environ,
-                                                          "KUBETRADE_NATS_URL": runtime_nats.url,
-                                                          "KUBETRADE_DATABASE_URL": runtime_dsn,
-                                                          "KUBETRADE_ENVIRONMENT": "paper"})
-    reports: list[StatusReport] = []
-
-    async def on_status(msg) -> None:
-        reports.append(codec.decode(StatusReport, msg.data))
-
-    await rnc.subscribe(subjects.status_report("Strategy", "default", "parity"), cb=on_status)
-    try:
-        async def risk_knows():
-            reply = await risk_metrics(rnc)
-            return any("parity" in p.strategies for p in reply.portfolios)
-
-        await eventually(risk_knows)
-        runner.start()
-        runner.wait_ready(lambda: "runner started" in runner.log_path.read_text(), 120)
-        # the runner logs its start only once the server has its subscriptions (it flushes first)
-        js = rnc.jetstream()
-        bar = 300_000
-        for i in range(WARMUP, WARMUP + LIVE):
-            c = Candle(exchange="binance", symbol="BTC/USDT", timeframe="5m", time=int(candles.time[i]),
-                       open=candles.open[i], high=candles.high[i], low=candles.low[i], close=candles.close[i],
-                       volume=candles.volume[i])
-            await js.publish(subjects.candle("binance", "BTC/USDT", "5m"), codec.encode(c),
-                             headers={"Nats-Msg-Id": c.msg_id()})
-            close = (c.time + bar) // 1000
-
-            async def processed(close=close):
-                return any(r.status.get("lastSignalTime") and
-                           int(__import__("datetime").datetime.fromisoformat(
-                               str(r.status["lastSignalTime"]).replace("Z", "+00:00")).timestamp()) >= close
-                           for r in reports[-3:])
-            await eventually(processed, timeout=60, interval=0.01)
-        runner.stop(timeout=30)
-        assert runner.proc is not None and runner.proc.returncode == 0, runner.log_tail()
-    finally:
-        runner.stop()
-        executor.stop()
-        risk.stop()
+    doc = strategy_doc(genome.to_k8s())
+    reports = await replay(tmp_path, runtime_nats.url, runtime_dsn, rnc, conn, doc, candles, WARMUP, LIVE,
+                           watch=watch)
 
     # the executor's record: fills per order, entries and exits paired in order
     cur = await conn.execute("SELECT o.client_order_id, o.side, f.quantity, f.price, f.fee FROM fills f "

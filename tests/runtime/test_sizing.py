@@ -6,9 +6,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from kubetrade.lifecycle.goalfigures import figures_at
 from kubetrade.resources.goal import GoalSpec, Target
 from kubetrade.resources.riskpolicy import RiskPolicySpec
-from kubetrade.sizing.goal import FLOOR, goal_sizing, goal_sizing_multiplier, kelly_fraction, position_fraction
+from kubetrade.sizing.goal import FLOOR, goal_sizing, kelly_fraction, position_fraction
 
 START = date(2026, 1, 1)
 
@@ -74,11 +75,13 @@ def test_without_deadline_the_horizon_is_one_period() -> None:
     assert s.required_pace == pytest.approx(1.0, rel=1e-6) and s.days_left == pytest.approx(365.25 / 12)
 
 
-def test_operator_function_reads_the_goal_spec() -> None:
+def test_the_goal_figures_read_the_goal_spec() -> None:
     spec = GoalSpec.model_validate({
-        "target": {"capital": {"amount": 10_000}, "returnPct": 0.08, "deadline": "2026-07-01"},
+        "target": {"capital": {"amount": 10_000}, "returnPct": 0.08, "deadline": "2026-07-01",
+                   "startDate": START.isoformat()},
         "riskPolicyRef": {"name": "default"}, "evolution": {"symbols": ["BTC/USDT"]}, "maxSizingMultiplier": 1.2})
-    m = goal_sizing_multiplier(spec, 10_000, 10_000, at(2026, 5, 1), START, RiskPolicySpec())
+    goal = {"metadata": {"name": "g", "namespace": "default"}, "spec": spec.to_k8s()}
+    m = figures_at(spec, goal, 10_000, 1, at(2026, 5, 1), RiskPolicySpec()).sizing_multiplier
     assert m == 1.2
 
 

@@ -13,9 +13,9 @@ from kubetrade.localstack.servers import free_port
 
 
 @contextlib.contextmanager
-def serving(app, timeout: float = 30.0) -> Iterator[str]:
-    """Yield the base URL while ``app`` is served; stop the server afterwards."""
-    port = free_port()
+def serving(app, timeout: float = 30.0, port: int | None = None) -> Iterator[str]:
+    """Yield the base URL while ``app`` is served (on ``port``, or a free one); stop the server afterwards."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

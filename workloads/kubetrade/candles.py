@@ -21,26 +21,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from kubetrade.timeframes import CandleError as CandleError
+from kubetrade.timeframes import timeframe_ms as timeframe_ms
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 HEADER = ("time", "open", "high", "low", "close", "volume")
 
-_TIMEFRAME_RE = re.compile(r"^(\d+)([smhdw])$")
-_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _FILE_RE = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<tf>\d+[smhdw])(?P<perp>-perp)?\.csv(\.gz)?$")
-
-
-class CandleError(ValueError):
-    """Candles that cannot be trusted; the message names the file, the bar and the problem."""
-
-
-def timeframe_ms(timeframe: str) -> int:
-    """Milliseconds in a ccxt-style timeframe such as ``1m``, ``5m``, ``1h`` or ``1d``."""
-    m = _TIMEFRAME_RE.match(timeframe)
-    if not m or int(m.group(1)) == 0:
-        raise CandleError(f"unknown timeframe {timeframe!r}: expected e.g. 1m, 5m, 1h, 1d")
-    return int(m.group(1)) * _UNIT_MS[m.group(2)]
 
 
 @dataclass(frozen=True)

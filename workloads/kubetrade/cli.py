@@ -28,19 +28,22 @@ COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.engine.warmcache",
     "kubetrade.runner.commands",
     "kubetrade.goalevolution.commands",
+    "kubetrade.goalmanager.commands",
     "kubetrade.collector.commands",
+    "kubetrade.alerts.commands",
     "kubetrade.download.commands",
     "kubetrade.views.commands",
+    "kubetrade.training.commands",
 )
 
 
 SERVER_ROLES: tuple[str, ...] = (
-    "api", "operator", "collect", "risk-manager", "executor", "runner", "goal-evolution", "backtest-job", "warmup",
-    "install-secrets", "install-admin-key",
+    "api", "operator", "collect", "risk-manager", "goal-manager", "executor", "runner", "goal-evolution",
+    "backtest-job", "warmup", "alertmanager-config", "install-secrets", "install-admin-key",
 )
 """Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
 every other command is one a user types, and ``--help`` lists the two groups apart."""
-USER_ORDER: tuple[str, ...] = ("download-data", "backtest", "evolve", "up", "trades", "strategies", "validate",
+USER_ORDER: tuple[str, ...] = ("download-data", "backtest", "evolve", "train", "up", "trades", "strategies", "validate",
                                "crds", "api-keys")
 """The order user commands are listed in (the first things a trader reaches for first); others follow."""
 

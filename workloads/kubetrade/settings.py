@@ -78,6 +78,32 @@ class Settings(BaseSettings):
     """The key the risk manager signs orders with and executors check (from a Secret)."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this API process."""
+    alertmanager_url: str = ""
+    """Alertmanagers every alert is posted to, comma-separated (each replica of a cluster); empty: alerts stay in
+    the history only."""
+    alert_receiver_token: SecretStr = SecretStr("")
+    """Bearer token Alertmanager's webhooks present to the API (/api/v1/alerts/receiver/*), from a Secret."""
+    alert_channel_limits: str = ""
+    """Notifications per channel per hour beyond which warning and info alerts skip it, e.g. ``sms=10,slack=60``."""
+    twilio_account_sid: str = ""
+    """Twilio account of the SMS notifier."""
+    twilio_auth_token: SecretStr = SecretStr("")
+    """Twilio auth token (or an API key's secret), from a Secret."""
+    twilio_api_key_sid: str = ""
+    """An API key's SID to authenticate to Twilio with instead of the account SID."""
+    twilio_api_url: str = "https://api.twilio.com"
+    """Twilio's API."""
+    sms_from: str = ""
+    """SMS sender: a Twilio number (E.164) or a Messaging Service SID (MG...)."""
+    sms_to: str = ""
+    """SMS recipients in E.164, comma-separated (from a Secret: phone numbers are personal)."""
+    sms_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    """Attempts of one SMS before it fails and the channel's failing alert is raised."""
+    runner_signal: Literal["auto", "kernel"] = "auto"
+    """How a runner computes its genome's signal: ``auto`` streams it in plain Python when every indicator can
+    be streamed (no numba in the pod), ``kernel`` always steps the numba kernel over a bounded window."""
+    api_candle_cache_rows: Annotated[int, Field(ge=0)] = 500_000
+    """Stored candles an API process keeps encoded for /api/v1/historical (0: no cache); about 200 bytes each."""
     health_report_seconds: Annotated[float, Field(gt=0)] = 10.0
     """How often a collector reports its health."""
     collector_config: Path | None = None
@@ -109,6 +135,16 @@ class Settings(BaseSettings):
     def _blank_port(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("alert_channel_limits")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        channels = ("email", "sms", "telegram", "discord", "slack", "webhook")
+        for item in (i.strip() for i in value.split(",") if i.strip()):
+            channel, _, number = item.partition("=")
+            if channel.strip() not in channels or not number.strip().isdigit():
+                raise ValueError(f"{item!r} is not <channel>=<messages per hour>, a channel of {', '.join(channels)}")
+        return value
+
     @field_validator("alert_evaluation", mode="before")
     @classmethod
     def _no(cls, value: object) -> object:
@@ -122,7 +158,7 @@ _WHY = {
     "bool_parsing": "not true/false (1/0, yes/no)",
 }
 SECRETS = frozenset({"exchange_api_key", "exchange_secret", "api_key_pepper", "api_key", "nats_password",
-                     "order_signing_key"})
+                     "order_signing_key", "alert_receiver_token", "twilio_auth_token", "sms_to"})
 
 
 def _describe(exc: ValidationError) -> str:

@@ -140,8 +140,48 @@ tolerations: {{- toYaml . | nindent 2 }}
 - name: OTEL_TRACES_SAMPLER_ARG
   value: {{ .ctx.Values.tracing.samplerRatio | quote }}
 {{- end }}
-{{- with .ctx.Values.alerting.alertmanagerUrl }}
+{{- with include "kubetrade.alertmanagerUrls" .ctx }}
 - name: KUBETRADE_ALERTMANAGER_URL
   value: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Where alerts are posted: alerting.alertmanagerUrl, else each replica of the chart's Alertmanager. */}}
+{{- define "kubetrade.alertmanagerUrls" -}}
+{{- $a := .Values.alerting -}}
+{{- if $a.alertmanagerUrl -}}
+{{ $a.alertmanagerUrl }}
+{{- else if $a.alertmanager.enabled -}}
+{{- $name := printf "%s-alertmanager" (include "kubetrade.fullname" .) -}}
+{{- $urls := list -}}
+{{- range $i := until (int $a.alertmanager.replicas) -}}
+{{- $urls = append $urls (printf "http://%s-%d.%s-peers.%s.svc:9093" $name $i $name $.Release.Namespace) -}}
+{{- end -}}
+{{ join "," $urls }}
+{{- end -}}
+{{- end }}
+
+{{/* The API's alert delivery settings: the receiver token, channel limits, the SMS notifier's Twilio account. */}}
+{{- define "kubetrade.alertingEnv" -}}
+{{- $a := .Values.alerting -}}
+{{- if or $a.alertmanager.enabled $a.alertmanagerUrl }}
+- name: KUBETRADE_ALERT_RECEIVER_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ $a.secretName }}, key: receiverToken, optional: true}}
+{{- end }}
+{{- with $a.channelLimits }}
+- name: KUBETRADE_ALERT_CHANNEL_LIMITS
+  value: {{ $first := true }}{{ range $k, $v := . }}{{ if not $first }},{{ end }}{{ $k }}={{ $v }}{{ $first = false }}{{ end }}
+{{- end }}
+{{- if $a.channels.sms.enabled }}
+- name: KUBETRADE_TWILIO_ACCOUNT_SID
+  valueFrom: {secretKeyRef: {name: {{ $a.secretName }}, key: twilioAccountSid}}
+- name: KUBETRADE_TWILIO_AUTH_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ $a.secretName }}, key: twilioAuthToken}}
+- name: KUBETRADE_SMS_TO
+  valueFrom: {secretKeyRef: {name: {{ $a.secretName }}, key: smsTo}}
+- name: KUBETRADE_SMS_FROM
+  value: {{ $a.channels.sms.from | quote }}
+- name: KUBETRADE_TWILIO_API_URL
+  value: {{ $a.channels.sms.apiUrl | quote }}
 {{- end }}
 {{- end }}

@@ -87,6 +87,9 @@ class Limits:
         self.window_seconds = window_seconds
         """60 on Binance; a test shortens it so that a Retry-After is seconds, not a minute."""
         self._lock = threading.Lock()
+        self._origin: float | None = None
+        """Windows count from the first request (not from the wall clock's minutes), so that which
+        requests share a window does not depend on when a test happens to start."""
         self._minute = 0
         self._used = 0
         self._retry_until = 0.0
@@ -97,18 +100,25 @@ class Limits:
     @property
     def used(self) -> int:
         with self._lock:
-            return self._used if self._minute == int(time.time() // self.window_seconds) else 0
+            return self._used if self._minute == self._window(time.time()) else 0
+
+    def _window(self, now: float) -> int:
+        if self._origin is None:
+            self._origin = now
+        return int((now - self._origin) // self.window_seconds)
 
     def reset(self) -> None:
         with self._lock:
             self._used = 0
+            self._origin = None
+            self._minute = 0
             self._retry_until = self._banned_until = 0.0
 
     def charge(self, weight: int) -> int:
         """Add a request's weight; return the minute's total or raise :class:`RateLimited`."""
         now = time.time()
         with self._lock:
-            minute = int(now // self.window_seconds)
+            minute = self._window(now)
             if minute != self._minute:
                 self._minute, self._used = minute, 0
             if now < self._banned_until:
@@ -120,7 +130,8 @@ class Limits:
                 self.rejected_418 += 1
                 raise RateLimited(418, self.ban_seconds, self._used)
             if self._used + weight > self.weight_per_minute:
-                self._retry_until = (minute + 1) * float(self.window_seconds)
+                assert self._origin is not None
+                self._retry_until = self._origin + (minute + 1) * float(self.window_seconds)
                 self.rejected_429 += 1
                 raise RateLimited(429, int(self._retry_until - now) + 1, self._used)
             self._used += weight

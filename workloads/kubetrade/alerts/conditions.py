@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 Metric = Literal["pnl", "drawdown", "equity", "price", "goal_progress"]
 Operator = Literal[">", ">=", "<", "<="]
@@ -81,3 +82,60 @@ def price_target(exchange: str, symbol: str) -> str:
 def describe(name: str, metric: str, target: str, op: str, threshold: float, value: float, decision: str) -> str:
     verb = "crossed" if decision == "fire" else "is back from"
     return f"{name}: {metric} of {target} {verb} {op} {threshold:g} (now {value:g})"
+
+
+# --- where an alert goes, and when it may not -------------------------------------------------
+
+Channel = Literal["email", "sms", "telegram", "discord", "slack", "webhook"]
+CHANNELS: tuple[Channel, ...] = ("email", "sms", "telegram", "discord", "slack", "webhook")
+SEVERITY_RANK: dict[str, int] = {"info": 1, "warning": 2, "critical": 3}
+"""The priority of an alert: critical before warning before info, in every queue."""
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily span in a time zone when a rule's alerts wait; ``start`` after ``end`` spans midnight."""
+
+    start: time
+    end: time
+    timezone: str = "UTC"
+
+    def until(self, now: datetime) -> datetime | None:
+        """When the quiet span that holds ``now`` ends (UTC), or None if ``now`` is not quiet."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        t = local.timetz().replace(tzinfo=None)
+        if self.start < self.end:
+            quiet = self.start <= t < self.end
+            end_day = local.date()
+        else:
+            quiet = t >= self.start or t < self.end
+            end_day = local.date() + timedelta(days=1) if t >= self.start else local.date()
+        if not quiet:
+            return None
+        return datetime.combine(end_day, self.end, tzinfo=zone).astimezone(UTC)
+
+
+def parse_quiet_hours(value: dict[str, Any] | None) -> QuietHours | None:
+    """The stored form (``{"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}``)."""
+    if not value:
+        return None
+    return QuietHours(time.fromisoformat(value["start"]), time.fromisoformat(value["end"]),
+                      value.get("timezone") or "UTC")
+
+
+def rate_limited(channels: Iterable[str], severity: str, sent_last_hour: dict[str, int],
+                 limits: dict[str, int]) -> tuple[list[str], list[str]]:
+    """(kept, dropped): a channel that sent its hourly limit takes no more warning or info alerts.
+
+    A critical alert is never dropped: the limit keeps a channel from being flooded with
+    news, not from the one message that matters.
+    """
+    kept, dropped = [], []
+    for channel in channels:
+        limit = limits.get(channel)
+        if severity != "critical" and limit is not None and sent_last_hour.get(channel, 0) >= limit:
+            dropped.append(channel)
+        else:
+            kept.append(channel)
+    return kept, dropped

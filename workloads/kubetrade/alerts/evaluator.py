@@ -4,8 +4,9 @@ It follows what the platform already publishes on NATS: workloads' status report
 (``status.>``: a Strategy's pnl, drawdown, equity; a Goal's progress) and market data
 (``md.*.*.ticker`` and candles: prices).  Each observation is checked against the enabled
 rules for its (metric, namespace, target) with :func:`kubetrade.alerts.conditions.decide`;
-a decision is written to the rule and to ``alert_history`` and published on
-``events.alerts.<severity>``.
+a decision is written to the rule, to ``alert_history`` and to the outbox that the
+dispatcher posts to Alertmanager (one transaction, :func:`kubetrade.alerts.history.record_rule`),
+then published on ``events.alerts.<severity>`` for whoever follows alerts live.
 
 Several API replicas may run this loop; a PostgreSQL advisory lock makes exactly one of
 them the evaluator at a time (the others wait and take over if it dies), so an alert is
@@ -23,14 +24,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from kubetrade.alerts import conditions, store
+from kubetrade.alerts import conditions, history, leader, store
 from kubetrade.alerts.conditions import Observation, RuleState
 from kubetrade.messaging import subjects
 from kubetrade.messaging.schemas import AlertEvent
 
 log = logging.getLogger("kubetrade.alerts")
 
-LEADER_LOCK = 0x6B74_616C_7274  # "ktalrt"
+LEADER_LOCK = leader.EVALUATOR_LOCK
 RULES_REFRESH_SECONDS = 2.0
 
 
@@ -62,36 +63,22 @@ def matching(rules: Iterable[dict[str, Any]], obs: Observation) -> list[dict[str
 
 
 class Evaluator:
-    def __init__(self, pool: Any, nats: Any, dsn: str) -> None:
+    def __init__(self, pool: Any, nats: Any, dsn: str, *, deliver: bool = False,
+                 limits: dict[str, int] | None = None) -> None:
         self.pool = pool
         self.nats = nats
         self.dsn = dsn
+        self.deliver = deliver
+        """Queue alerts for Alertmanager (an Alertmanager is configured); else only record them."""
+        self.limits = limits or {}
+        """Notifications per channel per hour beyond which warning and info alerts skip the channel."""
         self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=10_000)
         self._rules: list[dict[str, Any]] = []
         self._rules_at = 0.0
 
     async def run(self) -> None:
         """Wait for the leadership, then evaluate until cancelled or the lock's connection is lost."""
-        import psycopg
-
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as lock:
-                    while not await self._try_lock(lock):  # noqa: ASYNC110 - polling a lock in another process
-                        await asyncio.sleep(5.0)
-                    log.info("alert evaluator leading")
-                    await self._lead(lock)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alert evaluator restarting", extra={"error": f"{type(exc).__name__}: {exc}"})
-                await asyncio.sleep(2.0)
-
-    @staticmethod
-    async def _try_lock(conn: Any) -> bool:
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,))
-        row = await cur.fetchone()
-        return bool(row and row[0])
+        await leader.lead(self.dsn, LEADER_LOCK, "alert evaluator", self._lead)
 
     async def _lead(self, lock: Any) -> None:
         async def enqueue(msg: Any) -> None:
@@ -105,7 +92,7 @@ class Evaluator:
                 try:
                     subject, data = await asyncio.wait_for(self.queue.get(), 10.0)
                 except TimeoutError:
-                    await lock.execute("SELECT 1")  # the lock lives as long as this connection
+                    await leader.alive(lock)
                     continue
                 for obs in observations(subject, data):
                     await self.observe(obs)
@@ -134,7 +121,8 @@ class Evaluator:
             message = conditions.describe(rule["name"], rule["metric"], rule["target"], rule["operator"],
                                           rule["threshold"], obs.value, decision)
             async with self.pool.connection() as conn:
-                row = await store.record(conn, rule, decision, obs.value, message, now)
+                row = await history.record_rule(conn, rule, decision, obs.value, message, now,
+                                                deliver=self.deliver, limits=self.limits)
             rule["firing"] = decision == "fire"
             if decision == "fire":
                 rule["last_fired_at"] = now

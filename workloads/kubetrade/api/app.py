@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 import kubetrade
 from kubetrade.api import docs, failures, health
 from kubetrade.api.bodylimit import BodyLimit
+from kubetrade.api.candlecache import cache_for
 from kubetrade.api.console import router as console_router
 from kubetrade.api.errors import PROTECTED_RESPONSES
 from kubetrade.api.middleware import RequestContextMiddleware
@@ -92,7 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.error("nats unreachable at start", extra={"error": type(exc).__name__})
         log.info("api started", extra={"version": kubetrade.__version__})
         try:
-            async with gate_for(app.state, settings), background_tasks(app.state, settings):
+            async with (gate_for(app.state, settings), cache_for(app.state, settings),
+                        background_tasks(app.state, settings)):
                 yield
         finally:
             if app.state.nats is not None:
@@ -133,6 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dependencies=[Depends(authenticate), Depends(reject_repeated_scalars)],
             responses=PROTECTED_RESPONSES,
         )
+    # Alertmanager's webhooks: its own bearer token, not an API key (kubetrade.api.routes.alertreceiver)
+    app.include_router(importlib.import_module("kubetrade.api.routes.alertreceiver").router,
+                       dependencies=[Depends(reject_repeated_scalars)])
     # The console (server-rendered pages, its own session cookie; kubetrade.api.console) and the
     # browser assets it and /docs use, all from the package: nothing is loaded from another host.
     app.include_router(console_router)

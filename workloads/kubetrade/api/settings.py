@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubetrade import settings
+
 
 def _list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
@@ -38,12 +40,35 @@ class Settings:
     """Largest request body accepted; a larger one gets 413 before it is read (KUBETRADE_API_MAX_BODY_BYTES)."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this process (KUBETRADE_ALERT_EVALUATION=0 turns it off)."""
+    alertmanager_urls: list[str] = field(default_factory=list)
+    """Alertmanagers every alert is posted to (KUBETRADE_ALERTMANAGER_URL, comma-separated: each replica of a
+    cluster); none keeps alerts in the history only."""
+    alert_receiver_token: str = field(default="", repr=False)
+    """Bearer token Alertmanager's webhooks present to /api/v1/alerts/receiver/* (KUBETRADE_ALERT_RECEIVER_TOKEN,
+    from a Secret); empty refuses every webhook."""
+    alert_channel_limits: dict[str, int] = field(default_factory=dict)
+    """Notifications per channel per hour beyond which warning and info alerts skip it
+    (KUBETRADE_ALERT_CHANNEL_LIMITS, e.g. ``sms=10,slack=60``; critical alerts are never limited)."""
+    twilio_account_sid: str = ""
+    """Twilio account (KUBETRADE_TWILIO_ACCOUNT_SID)."""
+    twilio_auth_token: str = field(default="", repr=False)
+    """Twilio auth token or API key secret (KUBETRADE_TWILIO_AUTH_TOKEN, from a Secret)."""
+    twilio_api_key_sid: str = ""
+    """An API key's SID to authenticate with instead of the account SID (KUBETRADE_TWILIO_API_KEY_SID)."""
+    twilio_api_url: str = "https://api.twilio.com"
+    """Twilio's API (KUBETRADE_TWILIO_API_URL)."""
+    sms_from: str = ""
+    """Sender: a Twilio number (E.164) or a Messaging Service SID ``MG...`` (KUBETRADE_SMS_FROM)."""
+    sms_to: list[str] = field(default_factory=list, repr=False)
+    """Recipients in E.164 (KUBETRADE_SMS_TO, comma-separated, from a Secret: phone numbers are personal)."""
+    sms_max_attempts: int = 8
+    """Attempts of one SMS before it fails and the channel's failing alert is raised (KUBETRADE_SMS_MAX_ATTEMPTS)."""
+    candle_cache_rows: int = 500_000
+    """Stored candles kept encoded for /api/v1/historical (KUBETRADE_API_CANDLE_CACHE_ROWS; 0: no cache)."""
 
     @classmethod
     def from_env(cls) -> Settings:
         """From the typed environment (:mod:`kubetrade.settings`): a bad value names its variable."""
-        from kubetrade import settings
-
         env = settings.load()
         return cls(
             database_url=env.database_url,
@@ -59,7 +84,37 @@ class Settings:
             job_env_secret=env.job_env_secret,
             max_body_bytes=env.api_max_body_bytes,
             alert_evaluation=env.alert_evaluation,
+            alertmanager_urls=[u.rstrip("/") for u in _list(env.alertmanager_url)],
+            alert_receiver_token=env.alert_receiver_token.get_secret_value(),
+            alert_channel_limits=channel_limits(env.alert_channel_limits),
+            twilio_account_sid=env.twilio_account_sid,
+            twilio_auth_token=env.twilio_auth_token.get_secret_value(),
+            twilio_api_key_sid=env.twilio_api_key_sid,
+            twilio_api_url=env.twilio_api_url,
+            sms_from=env.sms_from,
+            sms_to=_list(env.sms_to),
+            sms_max_attempts=env.sms_max_attempts,
+            candle_cache_rows=env.api_candle_cache_rows,
         )
+
+    @property
+    def sms_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.sms_from and self.sms_to)
+
+
+def channel_limits(value: str | None) -> dict[str, int]:
+    """``sms=10,slack=60`` -> {"sms": 10, "slack": 60}; a bad entry is an error naming it."""
+    from kubetrade.alerts.conditions import CHANNELS
+
+    out: dict[str, int] = {}
+    for item in _list(value):
+        channel, _, number = item.partition("=")
+        channel = channel.strip()
+        if channel not in CHANNELS or not number.strip().isdigit():
+            raise ValueError(f"KUBETRADE_ALERT_CHANNEL_LIMITS: {item!r} is not <channel>=<messages per hour> "
+                             f"with a channel of {', '.join(CHANNELS)}")
+        out[channel] = int(number)
+    return out
 
 
 def _pod_namespace() -> str | None:

@@ -21,6 +21,10 @@ from kubetrade.resources import API_VERSION
 _COLUMNS = "uid, generation, resource_version, body, created_at"
 
 
+Objects = list[dict[str, Any]]
+"""A listing of resources, as the API server returns them."""
+
+
 def _object(row: tuple[Any, ...]) -> dict[str, Any]:
     uid, generation, version, body, created = row
     body = dict(body)
@@ -58,6 +62,14 @@ class DatabaseStore:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM kube_resources WHERE kind = %s AND namespace = %s ORDER BY name",  # noqa: S608
                 (plural, namespace),
+            )
+            return [_object(r) for r in await cur.fetchall()]
+
+    async def list_all(self, plural: str) -> Objects:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM kube_resources WHERE kind = %s ORDER BY namespace, name",  # noqa: S608
+                (plural,),
             )
             return [_object(r) for r in await cur.fetchall()]
 
@@ -101,6 +113,29 @@ class DatabaseStore:
                            resource_version = nextval('kube_resource_versions')
                      WHERE kind = %s AND namespace = %s AND name = %s RETURNING {_COLUMNS}""",  # noqa: S608
                 (Jsonb(clean), bump, plural, namespace, name),
+            )
+            updated = await cur.fetchone()
+        assert updated is not None
+        return _object(updated)
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge fields into the object's status (JSON merge: a None value removes the field); the
+        resourceVersion moves, spec and generation do not - the status subresource's semantics."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT body FROM kube_resources WHERE kind = %s AND namespace = %s AND name = %s FOR UPDATE",
+                (plural, namespace, name),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f'{plural}/{name}: {plural} "{name}" not found in namespace {namespace}')
+            body = dict(row[0])
+            merged = {**(body.get("status") or {}), **status}
+            body["status"] = {k: v for k, v in merged.items() if v is not None}
+            cur = await conn.execute(
+                f"""UPDATE kube_resources SET body = %s, resource_version = nextval('kube_resource_versions')
+                     WHERE kind = %s AND namespace = %s AND name = %s RETURNING {_COLUMNS}""",  # noqa: S608
+                (Jsonb(body), plural, namespace, name),
             )
             updated = await cur.fetchone()
         assert updated is not None

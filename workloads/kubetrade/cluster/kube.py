@@ -17,6 +17,9 @@ from typing import Any
 from kubetrade.cluster.seam import BadGateway, Conflict, Forbidden, Invalid, NotFound, StoreError, Unavailable
 from kubetrade.resources.base import GROUP, VERSION
 
+Objects = list[dict[str, Any]]
+"""A listing of resources, as the API server returns them."""
+
 
 def configured() -> bool:
     """Whether there is a cluster to talk to: in-cluster service account or a kubeconfig."""
@@ -109,6 +112,17 @@ class KubernetesStore:
         while True:
             page = await self._call(plural, self._custom().list_namespaced_custom_object, GROUP, VERSION,
                                     namespace, plural, limit=self.PAGE, _continue=token)
+            items += page.get("items", [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    async def list_all(self, plural: str) -> Objects:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self._call(plural, self._custom().list_cluster_custom_object, GROUP, VERSION, plural,
+                                    limit=self.PAGE, _continue=token)
             items += page.get("items", [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+Objects = list[dict[str, Any]]
+"""A listing of resources, as the API server returns them."""
+
 
 class StoreError(Exception):
     """A resource operation the store refused; ``status`` is the HTTP status that fits."""
@@ -59,8 +62,16 @@ class ResourceStore(Protocol):
 
     async def list(self, plural: str, namespace: str) -> list[dict[str, Any]]: ...
 
+    async def list_all(self, plural: str) -> Objects:
+        """Every object of a kind, in every namespace."""
+        ...
+
     async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
     async def replace(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
     async def delete(self, plural: str, namespace: str, name: str) -> None: ...
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge fields into an object's status (the status subresource: spec and generation untouched)."""
+        ...

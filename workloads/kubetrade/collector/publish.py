@@ -15,10 +15,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from nats.js.errors import NotFoundError
+
 from kubetrade import retrying
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, streams, subjects
 from kubetrade.messaging.schemas import AltPoint, Candle, PublicTrade, Ticker
 from kubetrade.observability import tracecontext as tracing
+from kubetrade.storage.candles import SeriesKey
 
 log = logging.getLogger("kubetrade.collector.publish")
 
@@ -30,8 +33,6 @@ async def ensure_streams(js: Any) -> None:
     """The market data streams (one definition: :mod:`kubetrade.messaging.streams`), with their
     two-hour duplicate window - long enough to cover a collector restart with backfill; older
     repeats are absorbed by the idempotent database upsert."""
-    from kubetrade.messaging import streams
-
     await streams.ensure_streams(js, MARKET_STREAMS)
 
 
@@ -84,16 +85,11 @@ def stream_resume(js: Any) -> Any:
     The stream is what consumers see, so resuming from it neither skips nor repeats what
     they got; the database may lag behind it and is only a fallback.
     """
-    from nats.js.errors import NotFoundError
-
-    from kubetrade.messaging.schemas import Candle as CandleMsg
-    from kubetrade.storage.candles import SeriesKey
-
     async def resume(key: SeriesKey) -> int | None:
         try:
             msg = await js.get_last_msg("MARKET_DATA", subjects.candle(key.exchange, key.symbol, key.timeframe))
         except NotFoundError:
             return None
-        return codec.decode(CandleMsg, msg.data).time
+        return codec.decode(Candle, msg.data).time
 
     return resume

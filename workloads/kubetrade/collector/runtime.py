@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from kubetrade import settings
 from kubetrade.ccxtclient import point_ccxt
 from kubetrade.collector.exchange import first_set
 from kubetrade.collector.health import Health, HealthReporter
@@ -183,8 +184,6 @@ def _done(task: asyncio.Task[Any]) -> asyncio.Event:
 
 
 def options_from_env(store: bool | None, exchange_url: str | None) -> Options:
-    from kubetrade import settings
-
     env = settings.current()
     if not env.nats_url:
         raise SystemExit("kubetrade collect: set KUBETRADE_NATS_URL (the collector publishes to NATS JetStream)")

@@ -37,6 +37,7 @@ import numpy as np
 
 from kubetrade import candlefiles, retrying
 from kubetrade.candles import HEADER, CandleError, Candles, from_arrays, timeframe_ms
+from kubetrade.ccxtclient import point_ccxt
 from kubetrade.timerange import TimeRange
 
 DAY_MS = 86_400_000
@@ -91,8 +92,6 @@ def make_client(exchange_id: str, pairs: list[str], base_url: str | None, timeou
         config["options"] = {"fetchMarkets": {"types": types}, "fetchCurrencies": False}
     client = getattr(ccxt_async, exchange_id)(config)
     if base_url:
-        from kubetrade.ccxtclient import point_ccxt
-
         point_ccxt(client, base_url)
     return client
 

@@ -34,18 +34,39 @@ from kubetrade.engine.codes import (  # noqa: F401 - re-exported for the kernels
     BOTH,
     ENTRY,
     EXIT,
+    EXIT_REASONS,
+    EXIT_REVERSE,
+    EXIT_SIGNAL,
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    EXIT_TRAILING,
     GE,
     GT,
     LE,
     LEFT,
     LONG,
     LT,
+    NO_EXIT,
     OP,
     POSITION,
     RIGHT,
+    S_CASH,
+    S_CASH_BEFORE,
+    S_ENTRY_BAR,
+    S_ENTRY_PX,
+    S_EXTREME,
+    S_LAST_ENTRY_PX,
+    S_LAST_EXIT_PX,
+    S_LAST_OPENED,
+    S_LAST_REASON,
+    S_LAST_STOP,
+    S_LAST_TARGET,
+    S_QTY,
+    S_SIDE,
     SHORT,
     SHORT_ENTRY,
     SHORT_EXIT,
+    STATE_SIZE,
     STOP_LOSS,
     TAKE_PROFIT,
     TRAILING,
@@ -53,14 +74,8 @@ from kubetrade.engine.codes import (  # noqa: F401 - re-exported for the kernels
     XBELOW,
 )
 
-# state vector
-(S_SIDE, S_QTY, S_CASH, S_ENTRY_PX, S_EXTREME, S_ENTRY_BAR, S_CASH_BEFORE,
- S_LAST_REASON, S_LAST_EXIT_PX, S_LAST_OPENED, S_LAST_ENTRY_PX, S_LAST_STOP, S_LAST_TARGET) = range(13)
-STATE_SIZE = 13
-"""S_LAST_STOP / S_LAST_TARGET: the levels a stop exit on the last bar was filled against (NaN if none)."""
-# exit reasons
-NO_EXIT, EXIT_SIGNAL, EXIT_STOP_LOSS, EXIT_TRAILING, EXIT_TAKE_PROFIT, EXIT_REVERSE = range(6)
-EXIT_REASONS = ("", "signal", "stop-loss", "trailing-stop", "take-profit", "reverse")
+# the state vector (S_*; S_LAST_STOP / S_LAST_TARGET: the levels a stop exit on the last bar was filled
+# against, NaN if none) and the exit reasons: kubetrade.engine.codes, imported above
 # accumulator columns returned per strategy (derived metrics in kubetrade.engine.performance)
 (A_FINAL, A_NRET, A_SUM, A_SUM2, A_SUM3, A_SUM4, A_DOWN2, A_MAXDD, A_TRADES, A_WINS, A_GROSS_WIN,
  A_GROSS_LOSS, A_BARS_IN) = range(13)

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy only where arrays are made: the live signal compiles a genome without it
+    import numpy as np
+    import numpy.typing as npt
 
-from kubetrade.candles import Candles, FloatArray
+    from kubetrade.candles import Candles, FloatArray
+    from kubetrade.engine.altdata import AltData
 from kubetrade.engine import codes as bt
 from kubetrade.engine import indicators
-from kubetrade.engine.altdata import AltData, as_of
 from kubetrade.resources.genome import AltSeriesRef, Genome, Operand, RuleSet
 
 MAX_RULES = 8
@@ -95,24 +96,30 @@ def _operand(plan: FeaturePlan, op: Operand, where: str) -> tuple[int, float]:
     return plan.add(("indicator", op.indicator, values, output)), 0.0
 
 
-def compile_genomes(
+@dataclass
+class Tables:
+    """One strategy's kernel tables as plain Python lists (what the live signal steps without numpy)."""
+
+    rules: list[list[list[int]]]  # (4, MAX_RULES, 3)
+    consts: list[list[list[float]]]  # (4, MAX_RULES, 2)
+    nrules: list[int]  # (4,)
+    combine: list[int]  # (4,)
+    risk: list[float]  # (4,)
+    direction: int
+
+
+def compile_tables(
     genomes: Sequence[Genome], *, market: Market = "spot", plan: FeaturePlan | None = None, names: Sequence[str] = ()
-) -> tuple[FeaturePlan, Program]:
-    """Compile a batch; ``plan`` may be shared with earlier batches so series are reused."""
+) -> tuple[FeaturePlan, list[Tables]]:
+    """Compile a batch into plain tables; :func:`compile_genomes` makes the kernel's arrays of them."""
     plan = plan if plan is not None else FeaturePlan()
-    n = len(genomes)
-    prog = Program(
-        rules=np.zeros((n, 4, MAX_RULES, 3), dtype=np.int64),
-        consts=np.zeros((n, 4, MAX_RULES, 2)),
-        nrules=np.zeros((n, 4), dtype=np.int64),
-        combine=np.zeros((n, 4), dtype=np.int64),
-        risk=np.zeros((n, 4)),
-        direction=np.zeros(n, dtype=np.int64),
-    )
+    out = []
     for s, g in enumerate(genomes):
         label = names[s] if s < len(names) else f"genome[{s}]"
         if market == "spot" and g.direction != "long":
             raise GenomeError(f"{label}: direction {g.direction} needs a perpetual market; spot is long/flat only")
+        t = Tables([[[0, 0, 0] for _ in range(MAX_RULES)] for _ in range(4)],
+                   [[[0.0, 0.0] for _ in range(MAX_RULES)] for _ in range(4)], [0] * 4, [0] * 4, [0.0] * 4, 0)
         sets: tuple[tuple[str, RuleSet | None], ...] = (
             ("entry", g.entry), ("exit", g.exit), ("shortEntry", g.short_entry), ("shortExit", g.short_exit)
         )
@@ -121,18 +128,45 @@ def compile_genomes(
                 continue
             if len(rs.rules) > MAX_RULES:
                 raise GenomeError(f"{label}: {set_name} has {len(rs.rules)} rules, at most {MAX_RULES}")
-            prog.nrules[s, k] = len(rs.rules)
-            prog.combine[s, k] = int(rs.combine == "any")
+            t.nrules[k] = len(rs.rules)
+            t.combine[k] = int(rs.combine == "any")
             for r, rule in enumerate(rs.rules):
                 where = f"{label}: {set_name}.rules[{r}]"
                 left, lc = _operand(plan, rule.left, where + ".left")
                 right, rc = _operand(plan, rule.right, where + ".right")
                 if left < 0 and right < 0:
                     raise GenomeError(f"{where}: compares two constants, which never changes")
-                prog.rules[s, k, r] = (left, OPS[rule.op], right)
-                prog.consts[s, k, r] = (lc, rc)
-        prog.risk[s] = (g.stop_loss_pct or 0.0, g.take_profit_pct or 0.0, g.trailing_stop_pct or 0.0, g.position_pct)
-        prog.direction[s] = DIRECTIONS[g.direction]
+                t.rules[k][r] = [left, OPS[rule.op], right]
+                t.consts[k][r] = [lc, rc]
+        t.risk = [g.stop_loss_pct or 0.0, g.take_profit_pct or 0.0, g.trailing_stop_pct or 0.0, g.position_pct]
+        t.direction = DIRECTIONS[g.direction]
+        out.append(t)
+    return plan, out
+
+
+def compile_genomes(
+    genomes: Sequence[Genome], *, market: Market = "spot", plan: FeaturePlan | None = None, names: Sequence[str] = ()
+) -> tuple[FeaturePlan, Program]:
+    """Compile a batch; ``plan`` may be shared with earlier batches so series are reused."""
+    import numpy as np
+
+    plan, tables = compile_tables(genomes, market=market, plan=plan, names=names)
+    n = len(tables)
+    prog = Program(
+        rules=np.zeros((n, 4, MAX_RULES, 3), dtype=np.int64),
+        consts=np.zeros((n, 4, MAX_RULES, 2)),
+        nrules=np.zeros((n, 4), dtype=np.int64),
+        combine=np.zeros((n, 4), dtype=np.int64),
+        risk=np.zeros((n, 4)),
+        direction=np.zeros(n, dtype=np.int64),
+    )
+    for s, t in enumerate(tables):
+        prog.rules[s] = t.rules
+        prog.consts[s] = t.consts
+        prog.nrules[s] = t.nrules
+        prog.combine[s] = t.combine
+        prog.risk[s] = t.risk
+        prog.direction[s] = t.direction
     return plan, prog
 
 
@@ -157,6 +191,10 @@ def build_features(plan: FeaturePlan, candles: Candles, cache: dict[SeriesKey, F
     bar's close (:func:`kubetrade.engine.altdata.as_of`); a series the plan needs and
     ``alt`` lacks is an error naming it.
     """
+    import numpy as np
+
+    from kubetrade.engine.altdata import as_of  # with numpy: arrays are made here, not where genomes compile
+
     cache = cache if cache is not None else {}
     F = np.empty((len(plan.keys), len(candles)))
     for row, key in enumerate(plan.keys):

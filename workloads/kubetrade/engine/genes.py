@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kubetrade.engine import indicators
 from kubetrade.resources.genome import Genome
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ Spec = dict[str, Any]
 
 def warmup() -> int:
     """The longest warm-up (bars) of any operand the generator can draw: bars a window needs before it trades."""
-    from kubetrade.engine import indicators
-
     longest = [("sma", {"period": max(PERIODS)}), ("ema", {"period": max(PERIODS)}),
                ("rsi", {"period": max(OSC_PERIODS)}), ("atr", {"period": max((*OSC_PERIODS, 50))}),
                ("stoch", {"fastk": max(STOCH_K), "slowk": 3, "slowd": 3}),

@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from kubetrade.candles import Candles, FloatArray
+if TYPE_CHECKING:  # numpy only where values are computed: a genome is validated and streamed without it
+    from kubetrade.candles import Candles, FloatArray
 
 
 class IndicatorError(ValueError):
@@ -35,7 +34,7 @@ class Param:
     integer: bool = True
 
 
-Compute = Callable[..., tuple[FloatArray, ...]]
+Compute = Callable[..., tuple["FloatArray", ...]]
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,8 @@ def compute(name: str, candles: Candles, params: Mapping[str, float]) -> dict[st
     result = spec.compute(*(candles.field(i) for i in spec.inputs), *args)
     if len(result) != len(spec.outputs):
         raise IndicatorError(f"indicator {name} returned {len(result)} arrays for outputs {spec.outputs}")
+    import numpy as np
+
     return {o: np.asarray(a, dtype=np.float64) for o, a in zip(spec.outputs, result, strict=True)}
 
 

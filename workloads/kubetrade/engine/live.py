@@ -15,61 +15,54 @@ live decisions on the very same features: it starts flat with the capital given 
 state is never touched by what the exchange did (fills, risk cuts, a restart's adopted
 position), so the runner can report what the backtester would have made of its paper
 period and the review can compare the two (``status.paperCheck``).
+
+It holds a bounded window of bars, not the whole history: ``window`` bars (by default twenty
+times the genome's longest look-back, at least 1,000), trimmed to that once it reaches twice
+as many, so a bar costs the same after a month as after an hour.  An indicator with finite
+memory (SMA, Bollinger Bands, stochastics, VWAP, a model over a window) has the same values
+over the window as over the full history; one with infinite memory (EMA, RSI, ATR, MACD)
+restarts from the window's first bar, where the weight left of the bars before is about e^-20
+(Wilder's smoothing (1 - 1 / n) ** (20 n), an EMA's less), so the decisions are the full history's
+(``tests/engine/test_live_parity.py`` on real candles).  Bar numbers (``Signal.bar``, the
+state's entry bar) stay counted from the first bar fed.
+
+The runner uses :class:`kubetrade.engine.stream.StreamSignal` instead whenever every
+operand of the genome has a streaming form (all of the built-in indicators and prices): the
+same decisions without numba in the pod; this class stays for the rest (the ONNX
+``prediction``, alternative data) and as the kernel's reference.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
 from kubetrade.engine import backtest as bt
+from kubetrade.engine import codes
 from kubetrade.engine.altdata import AltData
+from kubetrade.engine.codes import Shadow, Signal
 from kubetrade.engine.compile import Market, build_features, compile_genomes
 from kubetrade.resources.genome import Genome
+from kubetrade.timeframes import Bars
 
-
-@dataclass(frozen=True)
-class Signal:
-    """What the strategy did on the close of one bar; the runner turns it into orders."""
-
-    bar: int
-    exit_reason: str
-    """"" (none), signal, stop-loss, trailing-stop, take-profit or reverse."""
-    exit_price: float
-    opened: int
-    """+1 opened long, -1 opened short, 0 nothing opened."""
-    entry_price: float
-    position: int
-    """Position after the bar: +1 long, -1 short, 0 flat."""
-    exit_stop: float = math.nan
-    """A stop exit's stop level on this bar (NaN if it had none), as the kernel filled it."""
-    exit_target: float = math.nan
-    """A stop exit's take-profit level on this bar (NaN if it had none)."""
-
-
-@dataclass
-class Shadow:
-    """The backtest of the bars since it was armed: equity and closed trades (bar open times)."""
-
-    state: np.ndarray
-    since: int = -1
-    """Open time of its first bar (-1 until one is stepped)."""
-    bars: int = 0
-    equity: float = 0.0
-    trades: list[tuple[int, int, int]] = field(default_factory=list)
-    """(entry bar time, exit bar time, side) of every closed trade."""
+MIN_WINDOW = 1000
+WINDOW_LOOKBACKS = 20
 
 
 class LiveSignal:
     """Decisions of one genome on a growing series of closed candles."""
 
     def __init__(self, genome: Genome, *, market: Market = "spot", timeframe: str = "", fee: float = 0.0,
-                 slippage: float = 0.0, capital: float = 1.0, alt: AltData | None = None) -> None:
+                 slippage: float = 0.0, capital: float = 1.0, alt: AltData | None = None,
+                 window: int | None = -1) -> None:
         self.plan, self.program = compile_genomes([genome], market=market)
+        self.window = max(MIN_WINDOW, WINDOW_LOOKBACKS * (self.plan.warmup + 1)) if window == -1 else window
+        """Bars kept (None: all of them, the unbounded history)."""
+        self.offset = 0
+        """Bars trimmed off the front so far: bar ``i`` of the window is bar ``offset + i`` of the series."""
         self.alt = alt
         """The alternative-data series the genome uses, as received so far (the runner keeps it current)."""
         self.timeframe = timeframe
@@ -92,9 +85,9 @@ class LiveSignal:
     @property
     def position(self) -> int:
         """+1 long, -1 short, 0 flat, as the strategy sees it after the last bar."""
-        return int(self.state[bt.S_SIDE])
+        return int(self.state[codes.S_SIDE])
 
-    def prime(self, history: Candles) -> None:
+    def prime(self, history: Candles | Bars) -> None:
         """Load history without trading it (a fresh runner starts flat, whatever the past bars said)."""
         if self._cols[0]:
             raise RuntimeError("prime() must come before the first on_bar()")
@@ -102,6 +95,20 @@ class LiveSignal:
             col.extend(float(v) for v in getattr(history, name))
         if not self.bar_ms and len(history) > 1:
             self.bar_ms = history.bar_ms
+
+    @property
+    def held(self) -> int:
+        """Bars in the window now."""
+        return len(self._cols[0])
+
+    def _trim(self, drop: int) -> None:
+        """Forget the oldest ``drop`` bars; the entry bars in the states move with the window."""
+        for col in self._cols:
+            del col[:drop]
+        self.offset += drop
+        self.state[codes.S_ENTRY_BAR] -= drop
+        if self.shadow is not None:
+            self.shadow.state[codes.S_ENTRY_BAR] -= drop
 
     def arm_shadow(self, capital: float) -> Shadow:
         """Start a backtest of the bars from the next one on, flat, with ``capital``."""
@@ -128,6 +135,8 @@ class LiveSignal:
         self._check(time, open, high, low, close, volume)
         for col, v in zip(self._cols, (time, open, high, low, close, volume), strict=True):
             col.append(v)
+        if self.window is not None and len(self._cols[0]) >= 2 * self.window:
+            self._trim(len(self._cols[0]) - self.window)
         candles = from_arrays(*self._cols, timeframe=self.timeframe, check=False)
         F = build_features(self.plan, candles, alt=self.alt)
         i = len(candles) - 1
@@ -139,14 +148,5 @@ class LiveSignal:
             n = self._simulate(F, candles.open, candles.high, candles.low, candles.close, *self.program.take(0),
                                self.fee, self.slippage, sh.state, i, i + 1, self._acc, self._no_eq,
                                self._shadow_trade, self._no_segs, self._no_seg_out)
-            if sh.since < 0:
-                sh.since = int(time)
-            sh.bars += 1
-            if n:
-                t = self._shadow_trade[0]
-                sh.trades.append((int(self._cols[0][int(t[bt.T_ENTRY_BAR])]), int(time), int(t[bt.T_SIDE])))
-            sh.equity = float(sh.state[bt.S_CASH] + sh.state[bt.S_SIDE] * sh.state[bt.S_QTY] * close)
-        st = self.state
-        return Signal(i, bt.EXIT_REASONS[int(st[bt.S_LAST_REASON])], float(st[bt.S_LAST_EXIT_PX]),
-                      int(st[bt.S_LAST_OPENED]), float(st[bt.S_LAST_ENTRY_PX]), self.position,
-                      float(st[bt.S_LAST_STOP]), float(st[bt.S_LAST_TARGET]))
+            sh.step(int(time), close, int(self._shadow_trade[0][bt.T_SIDE]) if n else 0)
+        return codes.signal_of(self.state, self.offset + i)

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from kubetrade.candles import Candles, FloatArray
 from kubetrade.engine import backtest as bt
+from kubetrade.engine import codes
 from kubetrade.engine.altdata import AltData
 from kubetrade.engine.compile import FeaturePlan, Market, Program, SeriesKey, build_features, compile_genomes
 from kubetrade.engine.performance import Metrics, from_accumulators
@@ -123,14 +124,14 @@ def backtest(
                  costs.fee, costs.slippage, state, s, e, acc, equity, trades,
                  np.empty(0, dtype=np.int64), np.empty((0, bt.SEG_SIZE)))
     open_trade = None
-    if state[bt.S_SIDE] != 0 and e > s:
-        open_trade = Trade(int(state[bt.S_ENTRY_BAR]), e - 1, int(state[bt.S_SIDE]), float(state[bt.S_QTY]),
-                           float(state[bt.S_ENTRY_PX]), float(candles.close[e - 1]),
-                           float(equity[-1] - state[bt.S_CASH_BEFORE]), "open")
+    if state[codes.S_SIDE] != 0 and e > s:
+        open_trade = Trade(int(state[codes.S_ENTRY_BAR]), e - 1, int(state[codes.S_SIDE]), float(state[codes.S_QTY]),
+                           float(state[codes.S_ENTRY_PX]), float(candles.close[e - 1]),
+                           float(equity[-1] - state[codes.S_CASH_BEFORE]), "open")
     return Result(
         from_accumulators(acc, costs.init_cash, candles.bars_per_year),
         equity,
-        [Trade(int(t[0]), int(t[1]), int(t[2]), t[3], t[4], t[5], t[6], bt.EXIT_REASONS[int(t[7])])
+        [Trade(int(t[0]), int(t[1]), int(t[2]), t[3], t[4], t[5], t[6], codes.EXIT_REASONS[int(t[7])])
          for t in trades[:n]],
         open_trade,
     )

@@ -32,6 +32,7 @@ from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit, prange
 
 EULER_GAMMA = 0.5772156649015329
 _Z = NormalDist()
@@ -175,19 +176,13 @@ class Overfitting:
         return int(self.logits.size)
 
 
-def _block_sharpe(n: FloatArray, s1: FloatArray, s2: FloatArray) -> FloatArray:
-    mean = np.divide(s1, n, out=np.zeros_like(s1), where=n > 0)
-    var = np.divide(s2, n, out=np.zeros_like(s2), where=n > 0) - mean * mean
-    sd = np.sqrt(np.maximum(var, 0.0))
-    out: FloatArray = np.divide(mean, sd, out=np.zeros_like(mean), where=sd > 1e-15)
-    return out
-
-
 def pbo_from_blocks(n: FloatArray, s1: FloatArray, s2: FloatArray) -> Overfitting:
     """PBO from per-block sums: ``n``, ``s1 = sum r``, ``s2 = sum r^2``, each (blocks, trials).
 
     The performance statistic is the per-bar Sharpe ratio of the blocks pooled.  Ties in the
-    out-of-sample ranking share their average rank.
+    out-of-sample ranking share their average rank.  Each split and its complement are
+    computed together, in one parallel numba pass (one's in-sample half is the other's
+    out-of-sample half, whose sums are the totals less the in-sample ones).
     """
     n, s1, s2 = (np.asarray(a, dtype=float) for a in (n, s1, s2))
     if n.ndim != 2 or n.shape != s1.shape or n.shape != s2.shape:
@@ -200,22 +195,82 @@ def pbo_from_blocks(n: FloatArray, s1: FloatArray, s2: FloatArray) -> Overfittin
         raise StatsError(f"CSCV ranks trials against each other: it needs at least 2, got {trials}")
     if (n.sum(axis=1) <= 0).any():
         raise StatsError("every block must hold at least one return")
-    combos = np.array([[b in c for b in range(blocks)] for c in itertools.combinations(range(blocks), blocks // 2)],
-                      dtype=float)
-    logits = np.empty(combos.shape[0])
-    chunk = max(1, 2_000_000 // trials)  # splits per step: a few (chunk, trials) matrices of ~16 MB
-    for lo in range(0, combos.shape[0], chunk):
-        is_mask = combos[lo:lo + chunk]
-        oos_mask = 1.0 - is_mask
-        sr_is = _block_sharpe(is_mask @ n, is_mask @ s1, is_mask @ s2)
-        sr_oos = _block_sharpe(oos_mask @ n, oos_mask @ s1, oos_mask @ s2)
-        best = np.argmax(sr_is, axis=1)
-        chosen = sr_oos[np.arange(best.size), best][:, None]
-        # average rank (1 = worst) of the in-sample best among all trials out of sample
-        rank = (sr_oos < chosen).sum(axis=1) + ((sr_oos == chosen).sum(axis=1) + 1) / 2.0
-        w = rank / (trials + 1)
-        logits[lo:lo + chunk] = np.log(w / (1.0 - w))
+    splits = list(itertools.combinations(range(blocks), blocks // 2))
+    index = {c: i for i, c in enumerate(splits)}
+    everything = frozenset(range(blocks))
+    firsts = [i for i, c in enumerate(splits) if 0 in c]  # one of each complementary pair
+    partners = [index[tuple(sorted(everything - set(splits[i])))] for i in firsts]
+    members = np.array([splits[i] for i in firsts], dtype=np.int64)
+    out_a, out_b = _cscv_pairs(np.ascontiguousarray(n.T), np.ascontiguousarray(s1.T), np.ascontiguousarray(s2.T),
+                               members)
+    logits = np.empty(len(splits))
+    logits[firsts] = out_a
+    logits[partners] = out_b
     return Overfitting(float((logits <= 0).mean()), logits, blocks, trials)
+
+
+@njit(cache=True)
+def _sharpe(n, s1, s2):  # type: ignore[no-untyped-def]
+    if n <= 0:
+        return 0.0
+    mean = s1 / n
+    var = s2 / n - mean * mean
+    if var <= 0:
+        return 0.0
+    sd = np.sqrt(var)
+    return mean / sd if sd > 1e-15 else 0.0
+
+
+@njit(cache=True)
+def _logit(sr_is, sr_oos):  # type: ignore[no-untyped-def]
+    """The logit of the in-sample best's average relative rank out of sample."""
+    trials = sr_is.shape[0]
+    best = 0
+    for j in range(1, trials):
+        if sr_is[j] > sr_is[best]:
+            best = j
+    chosen = sr_oos[best]
+    below = 0
+    ties = 0
+    for j in range(trials):
+        if sr_oos[j] < chosen:
+            below += 1
+        elif sr_oos[j] == chosen:
+            ties += 1
+    w = (below + (ties + 1) / 2.0) / (trials + 1)
+    return np.log(w / (1.0 - w))
+
+
+@njit(cache=True, parallel=True)
+def _cscv_pairs(n, s1, s2, members):  # type: ignore[no-untyped-def]
+    """Logits of each split in ``members`` (rows of block indices) and of its complement.
+
+    ``n``, ``s1``, ``s2`` are (trials, blocks).  One pass per pair of splits: the in-sample
+    sums of one are the out-of-sample sums of the other (totals less them).
+    """
+    pairs = members.shape[0]
+    trials = n.shape[0]
+    out_a = np.empty(pairs)
+    out_b = np.empty(pairs)
+    tn = n.sum(axis=1)
+    t1 = s1.sum(axis=1)
+    t2 = s2.sum(axis=1)
+    for p in prange(pairs):
+        sr_a = np.empty(trials)
+        sr_b = np.empty(trials)
+        for j in range(trials):
+            an = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            for b in members[p]:
+                an += n[j, b]
+                a1 += s1[j, b]
+                a2 += s2[j, b]
+            sr_a[j] = _sharpe(an, a1, a2)
+            sr_b[j] = _sharpe(tn[j] - an, t1[j] - a1, t2[j] - a2)
+        out_a[p] = _logit(sr_a, sr_b)
+        out_b[p] = _logit(sr_b, sr_a)
+    return out_a, out_b
 
 
 def block_sums(returns: FloatArray, blocks: int) -> tuple[FloatArray, FloatArray, FloatArray]:

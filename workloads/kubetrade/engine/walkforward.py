@@ -207,8 +207,9 @@ def _check_lengths(windows: Sequence[Window], data: Sequence[Candles], offsets: 
         if train < 2 * cfg.min_trades:
             raise WalkForwardError(
                 f"window {w.index}: the search's training part has {train} bars after the {warm}-bar warm-up, "
-                f"fewer than the {2 * cfg.min_trades} that {cfg.min_trades} trades need (a trade takes 2 bars); "
-                f"give the windows more in-sample bars or lower the minimum trades")
+                f"fewer than the {2 * cfg.min_trades} that {cfg.min_trades} trades need (a trade takes 2 bars; "
+                f"it trains on the first {cfg.train_fraction:.0%} of its {w.is_end - w.is_start} in-sample bars "
+                f"[{w.is_start}, {w.is_end})); give the windows more in-sample bars or lower the minimum trades")
         min_val = max(1, math.ceil(cfg.min_trades * (1 - cfg.train_fraction) / cfg.train_fraction))
         if val < 2 * min_val:
             raise WalkForwardError(

@@ -34,7 +34,7 @@ import psycopg
 from kubetrade.executor import intake
 from kubetrade.executor.closing import close_strategy
 from kubetrade.executor.gate import Gate
-from kubetrade.executor.lease import Lease, LeaseLost
+from kubetrade.executor.lease import AlreadyHeld, Lease, LeaseLost
 from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain, Venue, VenueOrder
 from kubetrade.ledger import connection, paperbatch, queries, record
 from kubetrade.messaging import auth, codec, signing, subjects
@@ -139,8 +139,6 @@ class Executor:
                     if not await lease.try_acquire():
                         self.waiting_for_lease = True
                         if not wait_for_lease:
-                            from kubetrade.executor.lease import AlreadyHeld
-
                             raise AlreadyHeld(f"another {self.environment} executor holds the lease")
                         await asyncio.sleep(1.0)
                         continue

@@ -16,9 +16,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kubetrade import settings
 from kubetrade.ccxtclient import point_ccxt
 from kubetrade.engine import costs, stoprule
 from kubetrade.ledger import orderstatus
+from kubetrade.retrying import retry_after_header
 
 log = logging.getLogger("kubetrade.executor.paper")
 BARS_KEPT = 2000
@@ -170,8 +172,6 @@ class PaperVenue:
 
 def credentials_from_env() -> tuple[str, str]:
     """API key and secret from env vars, or from files of a mounted Secret; never logged."""
-    from kubetrade import settings
-
     env = settings.current()
     if env.exchange_credentials_dir:
         base = env.exchange_credentials_dir
@@ -245,8 +245,6 @@ class CcxtVenue:
         except (ccxt.RequestTimeout, ccxt.NetworkError) as exc:  # incl. rate limits and 5xx
             retry = 0.0
             if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
-                from kubetrade.retrying import retry_after_header
-
                 retry = retry_after_header(getattr(self.client, "last_response_headers", None)) or 1.0
             raise Uncertain(f"{what}: {type(exc).__name__}: {str(exc)[:200]}", retry) from exc
         except ccxt.OrderNotFound:

@@ -68,18 +68,10 @@ async def load_candles(dsn: str, exchange: str, timeframe: str, days: int, symbo
     return out
 
 
-def owned(strategy: dict[str, Any], goal: dict[str, Any]) -> dict[str, Any]:
-    meta = strategy.setdefault("metadata", {})
-    meta["ownerReferences"] = [{"apiVersion": goal["apiVersion"], "kind": "Goal", "name": goal["metadata"]["name"],
-                                "uid": goal["metadata"]["uid"], "blockOwnerDeletion": True}]
-    meta["namespace"] = goal["metadata"]["namespace"]
-    return strategy
-
-
 async def evolve_goal(namespace: str, name: str, dsn: str, seed: int | None) -> int:
     from kubetrade import cluster
     from kubetrade.candles import timeframe_ms
-    from kubetrade.engine.publish import Candidate, store_selection
+    from kubetrade.goalevolution import outcome
     from kubetrade.goalevolution.goalrun import GoalRunError, history_days, run_goal_evolution
     from kubetrade.resources.goal import GoalSpec
 
@@ -119,21 +111,8 @@ async def evolve_goal(namespace: str, name: str, dsn: str, seed: int | None) -> 
         log.error("goal evolution cannot start", extra={"goal": f"{namespace}/{name}", "error": str(exc)})
         print(f"goal-evolution {namespace}/{name}: {exc}")
         return 2
-    store_selection(dsn, run.run_id, started, run.walk, run.config, run.data,
-                    [Candidate(r.rank, run.walk.candidates[r.key].genome, r.evidence, r.strategy) for r in run.ranked],
-                    goal=name)
-    created = 0
-    for st in run.strategies:
-        body = owned(st.to_k8s(), goal)
-        status = body.pop("status", {})
-        try:
-            await store.create("strategies", namespace, body)
-        except cluster.Conflict:
-            continue
-        await store.patch_status("strategies", namespace, st.metadata["name"],
-                                 {"backtest": status.get("backtest"), "evidence": status.get("evidence")})
-        created += 1
-    await store.patch_status("goals", namespace, name, run.goal_status())
+    outcome.store(dsn, run, started, name)
+    created = len(await outcome.record(store, goal, run))
     kind, reason, message = run.event()
     await store.create_event(goal, kind, reason, message, "kubetrade-evolution")
     s = run.selection

@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from kubetrade.resources.goal import Target
-
-PERIOD_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "quarter": 365.25 / 4, "year": 365.25}
+from kubetrade.resources.goal import PERIOD_DAYS, Target
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
 """What ``kubetrade up`` shows a person: where to look, a progress line, the final summary.
 
 The figures come from the records, not from the console's own bookkeeping: orders and fills
-from the executor's tables, risk from the risk manager (``control.risk``), strategy figures
-from the runners' status reports - the same sources the API and the operator use.
+from the order record, risk from the risk manager (``control.risk``), strategies and goals
+from their resources' status (what the status feed merged from the runners' and the goal
+manager's reports) - the same sources the API and the operator use.
 """
 
 from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -18,9 +19,7 @@ from rich.table import Table
 from kubetrade.candles import timeframe_ms
 from kubetrade.ledger import queries
 from kubetrade.localstack import services
-
-if TYPE_CHECKING:
-    from kubetrade.localstack.pipeline import Stack
+from kubetrade.localstack.stack import NAMESPACE, Stack
 
 
 def when(ms: int) -> str:
@@ -48,15 +47,27 @@ async def order_counts(dsn: str, rejected: bool = False) -> dict[str, Any]:
     return out
 
 
+async def strategy_statuses(stack: Stack) -> dict[str, dict[str, Any]]:
+    """Each Strategy's status as the local store holds it (what the API serves)."""
+    if stack.store is None:
+        return {}
+    return {s["metadata"]["name"]: s.get("status") or {} for s in await stack.store.list("strategies", NAMESPACE)}
+
+
 async def progress_line(stack: Stack) -> str:
     counts = await order_counts(stack.dsn)
-    trades = sum(int(s.get("trades") or 0) for s in stack.statuses.values())
-    pnl = sum(float(s.get("pnl") or 0.0) for s in stack.statuses.values())
+    statuses = await strategy_statuses(stack)
+    trades = sum(int(s.get("trades") or 0) for s in statuses.values())
+    pnl = sum(float(s.get("pnl") or 0.0) for s in statuses.values())
     orders = sum(counts["orders"].values())
     clock = when(stack.replay_clock) if stack.replay_clock else "-"
+    services_line = stack.supervisor.line()
+    restarted = sum(p.restarts for p in stack.pods.pods.values()) if stack.pods is not None else 0
+    extra = "".join([f" | {services_line}" if services_line else "",
+                     f" | runners restarted {restarted}x" if restarted else ""])
     return (f"[dim]{datetime.now(UTC).strftime('%H:%M:%S')}[/dim] replay at {clock} | {stack.replayed:,} candles | "
             f"{orders} orders ({counts['orders'].get('filled', 0)} filled) | {trades} closed trades | "
-            f"PnL {pnl:+,.2f} USDT")
+            f"PnL {pnl:+,.2f} USDT{extra}")
 
 
 def where_to_look(stack: Stack) -> None:
@@ -83,30 +94,47 @@ def where_to_look(stack: Stack) -> None:
     c.print()
 
 
-def _state(problem: str, mode: str) -> str:
-    if problem == "retired":
-        return "retired"
-    return "skipped (live)" if mode == "live" else "failed (see above)"
+def _state(status: dict[str, Any]) -> str:
+    phase = status.get("phase") or "Pending"
+    message = str(status.get("message") or "")
+    if phase in ("Paper", "Live"):
+        return message or phase.lower()
+    if phase == "Pending" and message.startswith("mode live"):
+        return "skipped (live)"
+    return {"Retired": "retired", "Failed": "failed (see above)"}.get(phase, f"{phase.lower()}: {message}")
 
 
 async def final_summary(stack: Stack) -> dict[str, Any]:
-    """Print the strategies, orders and risk state; return the same as data (``summary.json``)."""
+    """Print the strategies, services, orders, goals and risk state; return the same as data (``summary.json``)."""
     counts = await order_counts(stack.dsn, rejected=True)
+    statuses = await strategy_statuses(stack)
     table = Table(title="Strategies")
-    for col in ("strategy", "origin", "state", "trades", "PnL", "equity", "max DD", "open"):
+    for col in ("strategy", "origin", "state", "trades", "PnL", "equity", "max DD", "open", "restarts"):
         table.add_column(col)
     strategies = []
-    for e in stack.entries:
-        st = stack.statuses.get(e.name, {})
-        state = _state(e.problem, e.strategy.spec.mode) if e.problem else st.get("message") or "not started"
-        row = {"name": e.name, "origin": e.origin, "state": e.problem or state, "trades": st.get("trades"),
-               "pnl": st.get("pnl"), "equity": st.get("equity"), "maxDrawdown": st.get("maxDrawdown"),
-               "openPositions": st.get("openPositions")}
+    pods = {p.strategy: p for p in (stack.pods.pods.values() if stack.pods is not None else [])}
+    for name in sorted(statuses, key=lambda n: (stack.origins.get(n, "") != "examples", n)):
+        st = statuses[name]
+        state = _state(st)
+        restarts = pods[name].restarts if name in pods else 0
+        row = {"name": name, "origin": stack.origins.get(name, "-"), "phase": st.get("phase"), "state": state,
+               "message": st.get("message"), "trades": st.get("trades"), "pnl": st.get("pnl"),
+               "equity": st.get("equity"), "maxDrawdown": st.get("maxDrawdown"),
+               "openPositions": st.get("openPositions"), "restarts": restarts}
         strategies.append(row)
-        table.add_row(e.name, e.origin, state, str(st.get("trades", "-")),
+        table.add_row(name, str(row["origin"]), state, str(st.get("trades", "-")),
                       f"{st['pnl']:+,.2f}" if "pnl" in st else "-", f"{st['equity']:,.2f}" if "equity" in st else "-",
-                      f"{st['maxDrawdown']:.2%}" if "maxDrawdown" in st else "-", str(st.get("openPositions", "-")))
+                      f"{st['maxDrawdown']:.2%}" if "maxDrawdown" in st else "-", str(st.get("openPositions", "-")),
+                      str(restarts))
     stack.console.print(table)
+    supervised = stack.supervisor.record()
+    st_table = Table(title="Services (supervised)")
+    for col in ("service", "state", "restarts", "exits"):
+        st_table.add_column(col)
+    for s in supervised:
+        exits = ", ".join(str(x) for x in s["exits"]) or "-"
+        st_table.add_row(str(s["name"]), str(s["state"]), str(s["restarts"]), exits)
+    stack.console.print(st_table)
     risk: list[dict[str, Any]] = []
     with contextlib.suppress(Exception):
         reply = await services.risk_metrics(stack.nc)
@@ -123,8 +151,23 @@ async def final_summary(stack: Stack) -> dict[str, Any]:
     for r in counts["rejected"]:
         stack.console.print(f"  rejected {r['clientOrderId']} ({r['strategy']} {r['side']} {r['quantity']:g} "
                             f"{r['symbol']}{', reduce-only' if r['reduceOnly'] else ''}): {r['reason']}")
-    for name, g in stack.goal_sizing.items():
-        stack.console.print(f"Goal/{name}: equity {g['equity']:,.2f}, sizing multiplier {g['multiplier']:.3f} "
-                            f"({g['state']})")
-    return {"strategies": strategies, "risk": risk, "orders": counts, "goals": stack.goal_sizing,
-            "replayed": stack.replayed, "replayClock": stack.replay_clock}
+    goals: dict[str, Any] = {}
+    if stack.store is not None:
+        for g in await stack.store.list("goals", NAMESPACE):
+            gs = g.get("status") or {}
+            name = g["metadata"]["name"]
+            goals[name] = {k: gs.get(k) for k in ("equity", "peakEquity", "returnPct", "progressPct", "onTrack",
+                                                  "sizingMultiplier", "lastReview", "phaseCounts")}
+            if gs.get("equity") is not None:
+                stack.console.print(f"Goal/{name}: equity {gs['equity']:,.2f}, return {gs.get('returnPct') or 0:.2%}, "
+                                    f"sizing multiplier {gs.get('sizingMultiplier') or 0:.3f}")
+    drained = stack.drained
+    if drained is not None:
+        stack.console.print(f"order path at stop: {drained.describe()}")
+    return {"strategies": strategies, "services": supervised, "risk": risk, "orders": counts, "goals": goals,
+            "replayed": stack.replayed, "replayClock": stack.replay_clock,
+            "drained": None if drained is None else {
+                "clean": drained.clean, "pendingInStream": drained.pending_in_stream,
+                "liveOrders": drained.live_orders, "error": drained.error},
+            "problems": stack.problems,
+            "events": stack.cluster.events if stack.cluster is not None else []}

@@ -1,5 +1,7 @@
-"""Run the platform locally: embedded NATS and PostgreSQL, then the pipeline of
-:mod:`kubetrade.localstack.pipeline` (history, evolution, risk, executor, runners, replay, API).
+"""Run the platform locally: real NATS and PostgreSQL on loopback, then the pipeline of
+:mod:`kubetrade.localstack.pipeline` (history, evolution, risk, executor, the operator's
+reconcilers, runners, goal manager, replay, API).  Exit 0 when it stopped cleanly, 1 when a
+service was given up or approved orders were left unprocessed (the summary says which).
 
 ``state_dir`` (``.kubetrade/``) keeps the logs, the evolved manifests, the effective
 resources, the local API key and the run's summary; each run starts a fresh database and
@@ -16,7 +18,7 @@ import secrets
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -25,25 +27,15 @@ from rich.table import Table
 from kubetrade.localstack.manifests import ResourceSet, load
 from kubetrade.localstack.pipeline import PipelineOptions, Stack, run_pipeline
 from kubetrade.localstack.servers import NatsServer, PostgresServer, free_port
+from kubetrade.localstack.servers.processes import port_open
 from kubetrade.messaging import auth, signing
 from kubetrade.storage import migrate
 
 
 @dataclass
-class UpOptions:
-    resources: list[Path]
-    state_dir: Path
-    api_port: int = 8000
-    duration: float | None = None
-    """Stop after this many seconds (for scripted runs); None runs until Ctrl-C."""
-    speed: float | None = None
-    """Replay speed; None takes each replay Collector's own."""
-    live_days: float = 7.0
-    population: int = 48
-    generations: int = 4
-    max_evolved: int = 3
-    seed: int = 7
-    evolve: bool = True
+class UpOptions(PipelineOptions):
+    resources: list[Path] = field(default_factory=list)
+    """Resource YAML files or folders, as ``kubectl apply -f`` takes them."""
 
 
 def _resource_table(rs: ResourceSet) -> Table:
@@ -81,8 +73,6 @@ def _resource_table(rs: ResourceSet) -> Table:
 
 
 def _pick_port(preferred: int) -> int:
-    from kubetrade.localstack.servers.processes import port_open
-
     return preferred if preferred and not port_open(preferred) else free_port()
 
 
@@ -134,10 +124,8 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
         endpoints = opts.state_dir / "endpoints.json"
         endpoints.write_text(json.dumps({"api": f"http://127.0.0.1:{port}", "nats": nats.url, "database": dsn}))
         endpoints.chmod(0o600)
-        stack = Stack(rs, PipelineOptions(opts.state_dir, port, opts.duration, opts.speed, opts.live_days,
-                                          opts.population, opts.generations, opts.max_evolved, opts.seed,
-                                          opts.evolve),
-                      console, nats.url, dsn, api_url=f"http://127.0.0.1:{port}")
+        opts.api_port = port
+        stack = Stack(rs, opts, console, nats.url, dsn, api_url=f"http://127.0.0.1:{port}")
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -149,8 +137,14 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
             await run_pipeline(stack, stop)
 
         asyncio.run(main())
-        console.print(f"stopped cleanly after {time.monotonic() - started:.0f}s; summary in "
-                      f"{opts.state_dir / 'summary.json'}")
+        took = time.monotonic() - started
+        if stack.problems:
+            console.print(f"[red]stopped after {took:.0f}s with problems[/red]; summary in "
+                          f"{opts.state_dir / 'summary.json'}")
+            for p in stack.problems:
+                console.print(f"[red]  - {p}[/red]")
+            return 1
+        console.print(f"stopped cleanly after {took:.0f}s; summary in {opts.state_dir / 'summary.json'}")
         return 0
     finally:
         with contextlib.suppress(Exception):

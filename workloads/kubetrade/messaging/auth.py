@@ -154,9 +154,10 @@ def roles(local: bool = False) -> dict[str, Role]:
         ),
         Role(
             "goal-manager",
-            publish=(*base, "status.goal.>"),
+            publish=(*base, "status.goal.>", *_kv_write(GOAL_SIZING_BUCKET)),
             subscribe=(INBOX,),
-            why="each Goal's figures, reported as its status (it reads Goals and Strategies from Kubernetes)",
+            why="each Goal's figures, reported as its status, and its sizing multiplier where runners read it "
+                "(it reads Goals and Strategies from Kubernetes)",
         ),
         Role(
             "collector",

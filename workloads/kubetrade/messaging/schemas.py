@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import ExchangeId, Model, Symbol, Timeframe
 
@@ -355,8 +355,16 @@ class RiskControlReply(Model):
     portfolios: list[PortfolioRisk] = Field(default_factory=list)
 
 
+AlertLabelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
 class AlertEvent(Model):
-    """An alert raised or resolved by a user-defined condition, on ``events.alerts.<severity>``."""
+    """An alert raised or resolved, on ``events.alerts.<severity>``.
+
+    ``source`` rule: a user-defined condition (the evaluator publishes it after recording it).
+    ``source`` platform: an event a workload raises (the risk manager's breaker trip); the API's
+    alert dispatcher records it and hands it to Alertmanager, once per ``key``.
+    """
 
     name: str
     severity: Literal["info", "warning", "critical"]
@@ -369,3 +377,22 @@ class AlertEvent(Model):
     value: float | None = None
     message: str = ""
     time: Millis
+    source: Literal["rule", "platform"] = "rule"
+    alertname: Annotated[str, StringConstraints(pattern=r"^Kubetrade[A-Za-z0-9]{1,60}$")] | None = None
+    """A platform event's Alertmanager alert name."""
+    key: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
+    """What the occurrence is about, unique per occurrence: a platform event raised twice is sent once."""
+    labels: Annotated[dict[AlertLabelName, Annotated[str, StringConstraints(max_length=200)]],
+                      Field(max_length=12)] = Field(default_factory=dict)
+    """A platform event's identifying labels besides alertname and severity (bounded names and values)."""
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    expires_seconds: Annotated[int, Field(gt=0, le=7 * 86_400)] | None = None
+    """An event that is news, not a state, resolves by itself this long after ``time``."""
+
+    @model_validator(mode="after")
+    def _platform_events_say_what(self) -> AlertEvent:
+        if self.source == "platform" and (self.alertname is None or self.key is None):
+            raise ValueError("a platform event needs alertname and key")
+        if {"alertname", "severity"} & set(self.labels):
+            raise ValueError("labels must not repeat alertname or severity")
+        return self

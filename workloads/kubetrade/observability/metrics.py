@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
+from kubetrade import settings
+
 log = logging.getLogger("kubetrade.observability.metrics")
 
 M = TypeVar("M", bound=MetricWrapperBase)
@@ -199,9 +201,10 @@ DEPENDENCY_UP = _metric(Gauge, "kubetrade_dependency_up",
 # --- the endpoint ---------------------------------------------------------------------------
 
 METRICS_PORT_ENV = "KUBETRADE_METRICS_PORT"
-SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up", "risk-manager", "executor"})
+SELF_SERVING_ROLES = frozenset({"api", "operator", "collect", "runner", "up", "risk-manager", "executor",
+                                "goal-manager"})
 """Roles that serve /metrics themselves (API port, --metrics-port, their probe servers: the risk
-manager's and the executors' :class:`~kubetrade.observability.probes.ProbeServer`)."""
+manager's, the executors' and the goal manager's :class:`~kubetrade.observability.probes.ProbeServer`)."""
 
 
 def serve_from_env(role: str, version: str) -> int | None:
@@ -211,8 +214,6 @@ def serve_from_env(role: str, version: str) -> int | None:
     starts is scrapeable without each command growing its own flag.  The endpoint answers
     every path, so it doubles as the liveness probe target (``/livez``).
     """
-    from kubetrade import settings
-
     BUILD_INFO.labels(version, role).set(1)
     port = settings.current().metrics_port  # typed: a bad value has been refused, naming the variable
     if not port or role in SELF_SERVING_ROLES:

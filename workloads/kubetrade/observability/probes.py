@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from kubetrade.observability.metrics import METRICS_PORT_ENV
 
 Checks = Callable[[], list[str]]
 """Returns what is missing, one short line each; empty when ready."""
@@ -94,9 +97,5 @@ class ProbeServer:
 
 def port_from_env() -> int | None:
     """``$KUBETRADE_METRICS_PORT``, the port the chart gives every workload (None when unset)."""
-    import os
-
-    from kubetrade.observability.metrics import METRICS_PORT_ENV
-
     raw = os.environ.get(METRICS_PORT_ENV, "").strip()
     return int(raw) if raw else None

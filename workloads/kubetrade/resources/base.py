@@ -155,6 +155,26 @@ class Condition(Model):
     """The .metadata.generation the condition was computed from."""
 
 
+class Owner:
+    """Who writes a status field.  A field marked :data:`OPERATOR` (``Annotated[T, OPERATOR]``) is
+    the operator's own (its phase, conditions, children); the status feed never takes it from a
+    workload's report.  Unmarked fields are what the workloads report."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Owner({self.name!r})"
+
+
+OPERATOR = Owner("operator")
+
+
+def operator_owned(model: type[BaseModel]) -> frozenset[str]:
+    """The wire names (camelCase) of the fields of ``model`` the operator owns."""
+    return frozenset(f.alias or to_camel(name) for name, f in model.model_fields.items() if OPERATOR in f.metadata)
+
+
 def conditions_field() -> Any:
     """A status's conditions: a list keyed by ``type`` (server-side apply merges it per condition)."""
     return Field(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
+    OPERATOR,
     SET,
     Condition,
     Distinct,
@@ -111,11 +112,11 @@ class CollectorSpec(Model):
 class CollectorStatus(Model):
     """What the collector reports."""
 
-    phase: Literal["Pending", "Running", "Suspended", "Disabled", "Failed"] = "Pending"
+    phase: Annotated[Literal["Pending", "Running", "Suspended", "Disabled", "Failed"], OPERATOR] = "Pending"
     """Pending, Running, Suspended, Disabled (no credentials) or Failed."""
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    observed_generation: Annotated[int | None, Field(ge=0), OPERATOR] = None
     """The .metadata.generation this status reflects."""
-    workload: str | None = None
+    workload: Annotated[str | None, OPERATOR] = None
     """Name of the collector Deployment."""
     last_sample_time: datetime | None = None
     """Time of the newest sample collected."""
@@ -127,7 +128,7 @@ class CollectorStatus(Model):
     """Errors since the collector started."""
     last_error: str | None = None
     """The last error, without secrets."""
-    conditions: list[Condition] = conditions_field()
+    conditions: Annotated[list[Condition], OPERATOR] = conditions_field()
     """Ready, Disabled and Degraded conditions."""
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
+    OPERATOR,
     SET,
     Condition,
     Currency,
@@ -82,6 +83,10 @@ class LabelSelector(Model):
     """Labels a strategy must carry."""
     match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=64)] = Field(default_factory=list)
     """Further requirements."""
+
+
+PERIOD_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "quarter": 365.25 / 4, "year": 365.25}
+"""Days in each target period (a month is a twelfth of a Julian year)."""
 
 
 class Target(Model):
@@ -365,7 +370,7 @@ class PhaseCounts(Model):
 class GoalStatus(Model):
     """Progress towards the target."""
 
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    observed_generation: Annotated[int | None, Field(ge=0), OPERATOR] = None
     """The .metadata.generation this status reflects."""
     equity: float | None = None
     """Current equity of the counted strategies."""
@@ -379,17 +384,17 @@ class GoalStatus(Model):
     """Whether the return is within tolerance of the target path."""
     sizing_multiplier: float | None = None
     """Current goal-oriented position-sizing multiplier."""
-    phase_counts: PhaseCounts | None = None
+    phase_counts: Annotated[PhaseCounts | None, OPERATOR] = None
     """Strategies per phase."""
-    cron_job: str | None = None
+    cron_job: Annotated[str | None, OPERATOR] = None
     """Name of the evolution CronJob."""
     last_evolution: RunSummary | None = None
     """Last evolution run."""
     last_selection: SelectionSummary | None = None
     """What the last evolution run's gates decided."""
-    last_review: RunSummary | None = None
+    last_review: Annotated[RunSummary | None, OPERATOR] = None
     """Last review."""
-    conditions: list[Condition] = conditions_field()
+    conditions: Annotated[list[Condition], OPERATOR] = conditions_field()
     """Ready, OnTrack and Degraded conditions."""
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from kubetrade.resources.base import (
+    OPERATOR,
     Condition,
     Fraction,
     Model,
@@ -175,9 +176,9 @@ class Violation(Model):
 class RiskPolicyStatus(Model):
     """What the risk manager reports for this policy."""
 
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    observed_generation: Annotated[int | None, Field(ge=0), OPERATOR] = None
     """The .metadata.generation published to the risk manager."""
-    published_revision: Annotated[int, Field(ge=0)] | None = None
+    published_revision: Annotated[int | None, Field(ge=0), OPERATOR] = None
     """Revision of the policy in the risk manager's key-value store."""
     equity: float | None = None
     """Equity of the strategies under this policy."""
@@ -191,7 +192,7 @@ class RiskPolicyStatus(Model):
     """Number of refused or reduced signals."""
     last_violation: Violation | None = None
     """The most recent one."""
-    conditions: list[Condition] = conditions_field()
+    conditions: Annotated[list[Condition], OPERATOR] = conditions_field()
     """Ready and Degraded conditions."""
 
 

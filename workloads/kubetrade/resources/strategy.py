@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
+    OPERATOR,
     SET,
     Condition,
     Distinct,
@@ -26,18 +27,21 @@ from kubetrade.resources.base import (
 from kubetrade.resources.genome import Genome
 
 StrategyPhase = Literal["Pending", "Paper", "Live", "Paused", "Retired", "Failed"]
-MODEL_URI = r"^(bundled://[A-Za-z0-9][A-Za-z0-9._-]*|file:///[^\x00]*|[^:\x00]+)$"
+MODEL_URI = r"^((bundled|registry)://[A-Za-z0-9][A-Za-z0-9._-]*|file:///[^\x00]*|[^:\x00]+)$"
 """The model URIs the runner loads (:func:`kubetrade.prediction.model.resolve`): no network scheme."""
 TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 
 
 class ModelReference(Model):
-    """An ONNX price-prediction model the genome may use as a signal input."""
+    """An ONNX model the genome may use as a signal input: a price predictor or an RL policy."""
 
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=MODEL_URI)]
-    """Where the model is: bundled://NAME (in the image), file:///PATH (e.g. a mounted volume) or a path."""
+    """Where the model is: bundled://NAME (in the image), file:///PATH (e.g. a mounted volume), a path, or
+    registry://NAME (the model store in PostgreSQL that `kubetrade train` and the training Job write; needs sha256)."""
     sha256: Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{64}$")] | None = None
     """Expected SHA-256 of the model file; the runner refuses a file that does not match."""
+    features: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")] | None = None
+    """The feature set the Strategy feeds the model (bars-v1, returns-16); a model trained on others is refused."""
 
 
 class ExecutionSettings(Model):
@@ -76,7 +80,9 @@ class StrategySpec(Model):
     parameters: dict[str, float] = Field(default_factory=dict)
     """Parameters of the template, e.g. {fast: 12, slow: 26}."""
     model: ModelReference | None = None
-    """Optional ONNX price-prediction model used as a signal input."""
+    """Optional ONNX price-prediction model: the genome's `prediction` indicator."""
+    policy: ModelReference | None = None
+    """Optional ONNX reinforcement-learning policy: the genome's `policy` indicator (its target position)."""
     exchange: ExchangeId = "binance"
     """ccxt exchange id the strategy trades on."""
     market: Literal["spot", "perpetual"] = "spot"
@@ -219,11 +225,11 @@ class PaperCheck(Model):
 class StrategyStatus(Model):
     """What the operator and the runner observe about the strategy."""
 
-    phase: StrategyPhase = "Pending"
+    phase: Annotated[StrategyPhase, OPERATOR] = "Pending"
     """Pending, Paper, Live, Paused, Retired or Failed."""
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    observed_generation: Annotated[int | None, Field(ge=0), OPERATOR] = None
     """The .metadata.generation this status reflects."""
-    runner: str | None = None
+    runner: Annotated[str | None, OPERATOR] = None
     """Name of the runner workload."""
     equity: float | None = None
     """Current equity of the strategy's ledger."""
@@ -241,9 +247,9 @@ class StrategyStatus(Model):
     """Positions currently open."""
     last_signal_time: datetime | None = None
     """Time of the last signal the runner computed."""
-    paper_since: datetime | None = None
+    paper_since: Annotated[datetime | None, OPERATOR] = None
     """When paper trading started."""
-    live_since: datetime | None = None
+    live_since: Annotated[datetime | None, OPERATOR] = None
     """When the strategy was promoted to live."""
     backtest: PerformanceSummary | None = None
     """Backtest results the strategy was selected on."""
@@ -251,9 +257,9 @@ class StrategyStatus(Model):
     """Out-of-sample evidence (walk-forward windows, deflated Sharpe, PBO, benchmark) and the gates' verdict."""
     paper_check: PaperCheck | None = None
     """Paper trading against a backtest of the same bars (what the review's live gate compares)."""
-    message: str | None = None
+    message: Annotated[str | None, OPERATOR] = None
     """A short explanation of the current phase."""
-    conditions: list[Condition] = conditions_field()
+    conditions: Annotated[list[Condition], OPERATOR] = conditions_field()
     """Ready, Progressing and Degraded conditions."""
 
 

@@ -27,6 +27,7 @@ from kubetrade.ledger import stops as ledger_stops
 from kubetrade.messaging import auth, codec, signing, subjects
 from kubetrade.messaging.acked import AckedPublisher
 from kubetrade.messaging.schemas import (
+    AlertEvent,
     Candle,
     OrderEvent,
     OrderRequest,
@@ -55,6 +56,7 @@ from kubetrade.risk.decide import decide, hold, reject, reserve
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.policies import PolicyStore
 from kubetrade.risk.portfolios import MAX_CHUNKS, Portfolio, Reservation, RiskBook
+from kubetrade.risk.state import Breaker
 from kubetrade.risk.stopwatch import StopWatch
 
 log = logging.getLogger("kubetrade.risk")
@@ -71,6 +73,23 @@ ORDER_TTL_MS = 60_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def breaker_event(key: tuple[str, str, str], b: Breaker, now: int) -> AlertEvent:
+    """The platform event of a breaker that opened (firing) or closed (resolved)."""
+    env, ns, pol = key
+    since = b.since_ms or now
+    if b.open:
+        message = f"Circuit breaker of {ns}/{pol} ({env}) tripped: {b.reason}; no new positions until it closes"
+        event_key = f"KubetradeBreakerTripped/{env}/{ns}/{pol}/{since}"
+    else:
+        message = f"Circuit breaker of {ns}/{pol} ({env}) closed: trading resumes"
+        event_key = f"KubetradeBreakerTripped/{env}/{ns}/{pol}/closed/{since}"
+    return AlertEvent(name="circuit breaker", severity="critical", status="firing" if b.open else "resolved",
+                      namespace=ns, target=pol, message=message, time=now, source="platform",
+                      alertname="KubetradeBreakerTripped", key=event_key,
+                      labels={"category": "risk", "environment": env, "policy": pol},
+                      description=b.reason or "" if b.open else "")
 
 
 async def _pause() -> None:
@@ -207,6 +226,25 @@ class RiskManager:
         self.refreshed_at = time.monotonic()
         RISK_REFRESH_SECONDS.observe(time.monotonic() - started)
         RISK_LAST_REFRESH.set(time.time())
+        await self._announce_breakers()
+
+    async def _announce_breakers(self) -> None:
+        """A breaker that opened or closed is a platform event (``KubetradeBreakerTripped``, critical, with its
+        reason) on ``events.alerts.critical``; the API's alert dispatcher hands it to Alertmanager.  Published
+        with its key as the JetStream message id, so a re-send is stored once; one that cannot be published
+        now is tried again after the next refresh (and the breaker's gauge alerts meanwhile)."""
+        if not self.book.breaker_changes or self.acked is None:
+            return
+        pending, self.book.breaker_changes = self.book.breaker_changes, []
+        for i, (key, b) in enumerate(pending):
+            event = breaker_event(key, b, now_ms())
+            try:
+                await self.acked.publish(subjects.alerts(event.severity), codec.encode(event),
+                                         headers={"Nats-Msg-Id": event.key or ""})
+            except Exception as exc:
+                log.warning("breaker event not published yet", extra={"error": type(exc).__name__})
+                self.book.breaker_changes = pending[i:] + self.book.breaker_changes
+                return
 
     async def _refresh(self) -> None:
         """Re-read the book and the stops.  Between its steps it lets the event loop answer the
@@ -462,10 +500,14 @@ class RiskManager:
         ]
         if req.action == "reset-breaker":
             for p in chosen:
+                was_open = p.state.breaker.open
                 p.state.breaker = breaker.reset(p.state, now_ms())
                 p.dirty = True
+                if was_open:
+                    self.book.breaker_changes.append((p.key, p.state.breaker))
             if self.conn is not None:
                 await self.book.save(self.conn)
+            await self._announce_breakers()
             await msg.respond(
                 codec.encode(
                     RiskControlReply(

@@ -72,6 +72,8 @@ class RiskBook:
         self.exchange_errors: dict[str, list[int]] = {"paper": [], "live": []}
         self.open_positions: list[Row] = []
         """Every position with a quantity, as the last refresh read it."""
+        self.breaker_changes: list[tuple[PortfolioKey, Breaker]] = []
+        """Breakers that opened or closed since the manager last announced them (its new state)."""
 
     def portfolio_of(self, environment: str, namespace: str, strategy: str) -> Portfolio | None:
         policy = self.strategy_policy.get((environment, namespace, strategy))
@@ -216,6 +218,8 @@ class RiskBook:
             if policy is not None:
                 new = breaker.evaluate(policy, p.state, now)
                 if new != p.state.breaker:
+                    if new.open != p.state.breaker.open:
+                        self.breaker_changes.append((p.key, new))
                     p.state.breaker = new
                     p.dirty = True
         await self.save(conn)

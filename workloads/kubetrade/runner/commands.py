@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,18 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    # nats-py imports aiohttp, when installed, for its WebSocket transport only; a runner speaks
+    # nats:// over TCP, and aiohttp's import alone is about 14 MB of every runner's memory
+    sys.modules.setdefault("aiohttp", None)  # type: ignore[arg-type]
     from kubetrade.observability.logging import configure
     from kubetrade.runner.config import RunnerConfigError, load
     from kubetrade.runner.runner import Runner, RunnerOptions
 
     configure("runner", args.log_level)
     try:
-        cfg = load(args.config)
+        cfg = load(args.config, args.database_url)
     except RunnerConfigError as exc:
         log.error("strategy cannot run", extra={"error": str(exc)})
         print(f"runner: {exc}")
@@ -56,7 +62,13 @@ def _run(args: argparse.Namespace) -> int:
         log.error("strategy cannot run", extra={"error": msg})
         print(f"runner: {msg}")
         return 2
-    from kubetrade.engine import warmup
+    from kubetrade.runner.runner import needs_kernels
+
+    compile_kernels: Callable[[], None] | None = None
+    if needs_kernels(cfg.genome, cfg.spec.market):  # a streamed genome needs no kernels (no numba in the pod)
+        from kubetrade.engine import warmup
+
+        compile_kernels = warmup
 
     async def main() -> None:
         # the kernels are compiled (or loaded) before the first bar, never during it, with the
@@ -64,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         runner = Runner(cfg, args.nats_url, args.database_url,
                         RunnerOptions(probe_port=args.port, status_interval=args.status_interval,
                                       status_min_interval=args.status_min_interval, order_wait=args.order_wait,
-                                      compile=warmup))
+                                      compile=compile_kernels))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.stopping.set)

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from kubetrade.engine.compile import GenomeError, compile_genomes
+from kubetrade.engine.compile import GenomeError, compile_tables
 from kubetrade.engine.indicators import IndicatorError
 from kubetrade.engine.templates import expand
 from kubetrade.resources.genome import Genome
@@ -33,6 +33,9 @@ class RunnerConfig:
     namespace: str
     genome: Genome
     uid: str = ""
+    model_error: str | None = None
+    """Why a model the genome needs was refused (missing, wrong digest, other features, NaN ...): the runner
+    then does not trade, and says so in the Strategy's status (Degraded, ModelRefused) and its metrics."""
 
     @property
     def spec(self):  # type: ignore[no-untyped-def]
@@ -54,8 +57,44 @@ def uses_prediction(genome: Genome) -> bool:
     return any(op.indicator == "prediction" for rs in sets if rs for r in rs.rules for op in (r.left, r.right))
 
 
-def parse(doc: dict, source: str = "strategy") -> RunnerConfig:  # type: ignore[type-arg]
-    """Validate the resource and compile its strategy; raise RunnerConfigError on any problem."""
+def uses_policy(genome: Genome) -> bool:
+    sets = [genome.entry, genome.exit, genome.short_entry, genome.short_exit]
+    return any(op.indicator == "policy" for rs in sets if rs for r in rs.rules for op in (r.left, r.right))
+
+
+def _load_models(label: str, spec, genome: Genome, dsn: str | None) -> str | None:  # type: ignore[no-untyped-def]
+    """Load and bind the models the genome uses; the refusal's message, or None when all are usable."""
+    from kubetrade.prediction.model import ModelError, load, register_policy, register_prediction
+
+    fetch = None
+    if dsn:
+        from kubetrade.prediction import registry
+
+        def fetch(ref):  # type: ignore[no-untyped-def]
+            return registry.fetch(dsn, ref)
+
+    try:
+        predictor = None
+        if uses_prediction(genome):
+            assert spec.model is not None
+            predictor = register_prediction(spec.model, fetch)
+        if uses_policy(genome):
+            assert spec.policy is not None
+            if predictor is None and spec.model is not None:
+                predictor = load(spec.model, "predictor", fetch)
+            register_policy(spec.policy, predictor, fetch)
+    except ModelError as exc:
+        field = "spec.policy" if uses_policy(genome) and "polic" in str(exc) else "spec.model"
+        return f"{label}: {field}: {exc}"
+    return None
+
+
+def parse(doc: dict, source: str = "strategy", dsn: str | None = None) -> RunnerConfig:  # type: ignore[type-arg]
+    """Validate the resource and compile its strategy; raise RunnerConfigError on any problem but a model's.
+
+    A model the genome needs that cannot be used (``model_error``) is not an error here: the runner starts,
+    trades nothing and reports why, so the Strategy shows the condition and the alert fires.  ``dsn``
+    reads ``registry://`` models from the model store."""
     meta = doc.get("metadata") or {}
     name, namespace = meta.get("name", "?"), meta.get("namespace") or "default"
     label = f"Strategy {namespace}/{name}"
@@ -69,23 +108,21 @@ def parse(doc: dict, source: str = "strategy") -> RunnerConfig:  # type: ignore[
         genome = spec.genome if spec.genome is not None else expand(spec.template or "", spec.parameters)
     except ValueError as exc:
         raise RunnerConfigError(f"{label}: spec.template: {exc}") from None
-    if uses_prediction(genome):
-        if spec.model is None:
-            raise RunnerConfigError(f"{label}: spec.genome uses the prediction indicator but spec.model is not set")
-        from kubetrade.prediction.model import ModelError, register_prediction
-
-        try:
-            register_prediction(spec.model)
-        except ModelError as exc:
-            raise RunnerConfigError(f"{label}: spec.model: {exc}") from None
+    if uses_prediction(genome) and spec.model is None:
+        raise RunnerConfigError(f"{label}: spec.genome uses the prediction indicator but spec.model is not set")
+    if uses_policy(genome) and spec.policy is None:
+        raise RunnerConfigError(f"{label}: spec.genome uses the policy indicator but spec.policy is not set")
+    model_error = _load_models(label, spec, genome, dsn) if uses_prediction(genome) or uses_policy(genome) else None
+    if model_error is not None:  # the genome cannot compile without its model; the runner will not trade it
+        return RunnerConfig(strategy, name, namespace, genome, str(meta.get("uid") or ""), model_error)
     try:
-        compile_genomes([genome], market=spec.market, names=[label])
+        compile_tables([genome], market=spec.market, names=[label])
     except (GenomeError, IndicatorError) as exc:
         raise RunnerConfigError(f"{label}: spec.genome does not compile: {exc}") from None
     return RunnerConfig(strategy, name, namespace, genome, str(meta.get("uid") or ""))
 
 
-def load(path: Path) -> RunnerConfig:
+def load(path: Path, dsn: str | None = None) -> RunnerConfig:
     """Read the mounted ``strategy.json`` (or a YAML manifest)."""
     try:
         text = path.read_text()
@@ -97,4 +134,4 @@ def load(path: Path) -> RunnerConfig:
         raise RunnerConfigError(f"strategy config {path}: not valid JSON/YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise RunnerConfigError(f"strategy config {path}: expected a Strategy object")
-    return parse(doc, str(path))
+    return parse(doc, str(path), dsn)

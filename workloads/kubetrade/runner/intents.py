@@ -1,6 +1,6 @@
 """A bar's signal -> the orders the runner asks the risk manager for (pure).
 
-The live signal function (:class:`kubetrade.engine.live.LiveSignal`) says what the
+The live signal function (:class:`kubetrade.engine.stream.StreamSignal`) says what the
 backtester would do on this bar; this module turns that into order *intents* against what
 the strategy actually holds (the executor's fills, which risk limits may have cut):
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kubetrade.engine import costs, stoprule
-from kubetrade.engine.live import Signal as BarSignal
+from kubetrade.engine.codes import Signal as BarSignal
 from kubetrade.messaging.schemas import BarExit
 
 Kind = Literal["entry", "exit", "flatten"]

@@ -44,6 +44,9 @@ class RunnerMetrics:
         self.risk_unreachable = Counter(
             "kubetrade_runner_risk_unreachable", "risk.check requests without an answer", ["strategy"], registry=r
         ).labels(**labels)
+        self.model_refused = gauge(
+            "kubetrade_runner_model_refused",
+            "1 while the strategy does not trade because its model (or the model's input) was refused").labels(**labels)
         self.orders = Counter("kubetrade_runner_orders", "Terminal order states", ["strategy", "status"], registry=r)
         self.strategy = strategy
 

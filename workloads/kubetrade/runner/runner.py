@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubetrade.candles import CandleError, Candles, from_arrays, timeframe_ms
-from kubetrade.engine import altdata
-from kubetrade.engine.altdata import AltSeries
-from kubetrade.engine.compile import alt_refs
+from kubetrade import settings
+from kubetrade.engine import codes as bt
+from kubetrade.engine.compile import alt_refs, compile_tables
 from kubetrade.engine.costs import bps_to_fraction
-from kubetrade.engine.live import LiveSignal
+from kubetrade.engine.stream import StreamSignal, streamable
 from kubetrade.ledger import allocation, connection, queries
 from kubetrade.messaging import auth, codec, kv, subjects
 from kubetrade.messaging.schemas import (
@@ -46,11 +45,13 @@ from kubetrade.messaging.schemas import (
     StatusReport,
 )
 from kubetrade.observability import tracecontext as tracing
+from kubetrade.prediction.model import ModelInputError
 from kubetrade.runner.account import Book
 from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.paritycheck import ParityCheck
 from kubetrade.runner.probes import Probes, RunnerMetrics
+from kubetrade.timeframes import Bars, CandleError, timeframe_ms
 
 log = logging.getLogger("kubetrade.runner")
 
@@ -63,12 +64,35 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
+def live_signal(genome: Any, **kw: Any) -> Any:
+    """The genome's live signal: streamed in plain Python when it can be, else the numba kernel's window.
+
+    StreamSignal (every built-in indicator) keeps numba and LLVM out of the runner's process; a
+    genome with an indicator registered at run time (the ONNX ``prediction``) needs the kernel's
+    :class:`~kubetrade.engine.live.LiveSignal`, imported only then (docs/architecture.md).
+    """
+    if not needs_kernels(genome, kw.get("market", "spot")):
+        kw.pop("alt", None)  # a streamable genome has no alternative-data operands
+        return StreamSignal(genome, **kw)
+    from kubetrade.engine.live import LiveSignal
+
+    return LiveSignal(genome, **kw)
+
+
+def needs_kernels(genome: Any, market: str) -> bool:
+    """Whether this genome's live signal runs the numba kernels (then compile them before the first bar)."""
+    if settings.current().runner_signal == "kernel":
+        return True
+    return not streamable(compile_tables([genome], market=market)[0])  # type: ignore[arg-type]
+
+
 @dataclass
 class SymbolState:
     symbol: str
     index: int
     book: Book
-    live: LiveSignal | None = None
+    live: StreamSignal | Any = None
+    """The live signal: a StreamSignal, or the kernel's LiveSignal for a genome that needs it."""
     last_time: int = -1
     undecided: dict[str, Intent] = field(default_factory=dict)
     inflight: dict[str, Intent] = field(default_factory=dict)
@@ -121,7 +145,8 @@ class Runner:
         self.slippage = bps_to_fraction(self.spec.execution.slippage_bps)
         self.bar_ms = timeframe_ms(self.spec.timeframe)
         self.alt_refs = alt_refs(cfg.genome)
-        self.alt: dict[str, AltSeries] = {}
+        self.alt: dict[str, Any] = {}
+        """AltSeries by key (engine.altdata, imported only for a genome that uses alternative data: numpy)."""
         """The alternative-data series the genome uses: stored history at warm-up, then each point as it arrives."""
         self._alt_loaded = False
         self.check = ParityCheck(365 * 86_400_000 / self.bar_ms)
@@ -161,6 +186,9 @@ class Runner:
 
         if self.opts.probe_port is not None:
             self.probe_port = await self.probes.start(self.opts.probe_port)
+        if self.cfg.model_error is not None:
+            await self._refuse(self.cfg.model_error)
+            return
         if self.opts.compile is not None:
             await self._compile(self.opts.compile)
         self.nc = await nats.connect(self.nats_url, **auth.credentials("runner"), name=f"runner-{self.cfg.name}",
@@ -190,6 +218,12 @@ class Runner:
                         # the candle's trace continues through this bar's signals, decisions and orders
                         with tracing.consumer_span("runner.bar", msg, strategy=self.cfg.label, symbol=candle.symbol):
                             await self._on_bar(candle)
+                    except ModelInputError as exc:  # no prediction from bad inputs, never a silent zero
+                        self.issue = f"model refused: bar {iso(candle.time)}: {str(exc)[:300]}; no order on it"
+                        self.metrics.model_refused.set(1)
+                        log.error("model refused its input; no order on this bar",
+                                  extra={"strategy": self.cfg.label, "bar": iso(candle.time), "error": str(exc)})
+                        self._changed.set()
                     except Exception as exc:  # one bad bar must not take the strategy down; say so loudly
                         self.issue = f"bar {iso(candle.time)} failed: {type(exc).__name__}: {str(exc)[:200]}"
                         log.exception("bar failed", extra={"strategy": self.cfg.label, "bar": iso(candle.time)})
@@ -208,6 +242,28 @@ class Runner:
             for conn in (self.conn, self.history_conn):
                 if conn is not None:
                     await conn.close()
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+    async def _refuse(self, reason: str) -> None:
+        """A model the strategy needs was refused: trade nothing, say why until stopped (status, metric, log)."""
+        import nats
+
+        self.issue = f"model refused: {reason}; not trading"
+        self.metrics.model_refused.set(1)
+        log.error("model refused; the strategy does not trade", extra={"strategy": self.cfg.label, "error": reason})
+        self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
+                                     reconnect_time_wait=0.5)
+        try:
+            self.started.set()
+            while not self.stopping.is_set():
+                self.probes.beat()
+                await self.publish_status(force=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.opts.status_interval)
+            await self.publish_status(force=True)
+        finally:
+            await self.probes.stop()
             with contextlib.suppress(Exception):
                 await self.nc.drain()
 
@@ -238,6 +294,8 @@ class Runner:
 
     async def _on_alt(self, msg: Any) -> None:
         """A new alternative-data point of a series the genome uses: from now on, bars closing after it see it."""
+        from kubetrade.engine import altdata
+
         try:
             p = codec.decode(AltPoint, msg.data)
         except codec.BadMessage:
@@ -263,6 +321,7 @@ class Runner:
             return
         import psycopg
 
+        from kubetrade.engine import altdata
         from kubetrade.storage import altpoints
 
         since = datetime.fromtimestamp((first.time - self.spec.warmup_bars * self.bar_ms) / 1000 - 7 * 86400, UTC)
@@ -321,14 +380,14 @@ class Runner:
 
     # --- one bar -----------------------------------------------------------------------
 
-    async def _history(self, symbol: str, before: int) -> Candles | None:
+    async def _history(self, symbol: str, before: int) -> Bars | None:
         """The stored candles right before ``before`` (contiguous with it), or None."""
         if self.conn is None or self.spec.warmup_bars == 0:
             return None
         import psycopg
 
         from kubetrade.storage import history
-        from kubetrade.storage.candles import SeriesKey
+        from kubetrade.storage.series import SeriesKey
 
         if self.history_conn is None or self.history_conn.closed:
             assert self.dsn is not None
@@ -346,15 +405,14 @@ class Runner:
                             extra={"strategy": self.cfg.label, "symbol": symbol, "stored": len(rows)})
                 return None
             await asyncio.sleep(0.5)
-        cols = list(zip(*rows, strict=True))
-        c = from_arrays(*cols, timeframe=self.spec.timeframe, symbol=symbol)
+        c = Bars.of_rows(rows, self.spec.timeframe)
         gaps = [i for i in range(1, len(c)) if c.time[i] - c.time[i - 1] != self.bar_ms]
-        return c.slice(gaps[-1], len(c)) if gaps else c
+        return c.since(gaps[-1]) if gaps else c
 
     async def _warm(self, st: SymbolState, first: Candle) -> None:
         await self._load_alt(first)
-        st.live = LiveSignal(self.cfg.genome, market=self.spec.market, timeframe=self.spec.timeframe, fee=self.fee,
-                             slippage=self.slippage, capital=st.book.capital, alt=self.alt)
+        st.live = live_signal(self.cfg.genome, market=self.spec.market, timeframe=self.spec.timeframe,
+                              fee=self.fee, slippage=self.slippage, capital=st.book.capital, alt=self.alt)
         hist = await self._history(st.symbol, first.time)
         if hist is not None and len(hist):
             st.live.prime(hist)
@@ -370,8 +428,6 @@ class Runner:
     def _adopt(self, st: SymbolState, held: float, bar: int, close: float) -> None:
         """A restarted runner takes over the position its fills say it holds (rather than closing it):
         from the next bar the genome's exits and stops manage it as if it had opened it on the last stored bar."""
-        from kubetrade.engine import backtest as bt
-
         assert st.live is not None
         pos = st.book.positions[st.symbol]
         state = st.live.state
@@ -407,6 +463,9 @@ class Runner:
         st.last_time = c.time
         if not self.ready.is_set() and self.issue and self.issue.startswith("no candles"):
             self.issue = None
+        if self.issue and self.issue.startswith("model refused: bar"):  # the model took this bar's input
+            self.issue = None
+            self.metrics.model_refused.set(0)
         self.ready.set()
         st.book.mark(c.symbol, c.close)
         await self._retry_undecided(st, sig.position)

@@ -33,8 +33,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from kubetrade.lifecycle.progress import PERIOD_DAYS
-from kubetrade.resources.goal import GoalSpec, Target
+from kubetrade.resources.goal import PERIOD_DAYS, Target
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 
 FLOOR = 0.25
@@ -114,23 +113,6 @@ def goal_sizing(
         f"{limit:.2%} -> brake {brake:.2f}; multiplier {multiplier:.3f}"
     )
     return GoalSizing(multiplier, state, target_equity, pace, urgency, drawdown, brake, days_left, explanation)
-
-
-def goal_sizing_multiplier(
-    spec: GoalSpec,
-    equity: float,
-    peak_equity: float,
-    now: datetime,
-    start: date,
-    policy: RiskPolicySpec | None = None,
-) -> float:
-    """The number for ``Goal.status.sizingMultiplier`` (what the operator calls)."""
-    dd = policy.portfolio_limits.max_drawdown_pct if policy is not None else None
-    return round(
-        goal_sizing(spec.target, equity, peak_equity, now, spec.target.start_date or start,
-                    max_multiplier=spec.max_sizing_multiplier, policy_max_drawdown=dd).multiplier,
-        4,
-    )
 
 
 def kelly_fraction(win_rate: float, payoff_ratio: float) -> float:

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
 
-from kubetrade.candles import Candles, from_arrays, timeframe_ms
+from kubetrade.candles import Candles, from_arrays
 from kubetrade.messaging.schemas import Candle
+from kubetrade.storage.series import SeriesKey as SeriesKey
+from kubetrade.storage.series import interval_literal as interval_literal
+from kubetrade.storage.series import last_time as last_time
 
 PG_EPOCH_MS = 946_684_800_000
 """2000-01-01T00:00:00Z in Unix ms: PostgreSQL's binary timestamps count from there."""
@@ -44,13 +46,6 @@ MERGE_SQL = f"""INSERT INTO candles ({_COLS})
      WHERE (candles.open, candles.high, candles.low, candles.close, candles.volume)
            IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)"""  # noqa: S608
 """Staged rows into ``candles``: new ones inserted, changed ones updated, identical ones left alone."""
-
-
-@dataclass(frozen=True)
-class SeriesKey:
-    exchange: str
-    symbol: str
-    timeframe: str
 
 
 def encode_binary(key: SeriesKey, c: Candles, start: int = 0, stop: int | None = None) -> bytes:
@@ -116,6 +111,17 @@ async def ensure_partitions(conn: psycopg.AsyncConnection, start_ms: int, end_ms
         month = nxt
 
 
+NOTIFY_CHANNEL = "kubetrade_candles"
+"""Every write to ``candles`` notifies ``exchange|symbol|timeframe|first_ms|last_ms`` here, inside its transaction:
+PostgreSQL delivers it on commit (never for a rolled-back write), so readers that cache candles (the API) can
+forget exactly what a committed write may have changed."""
+
+
+async def _notify(conn: psycopg.AsyncConnection, key: SeriesKey, first_ms: int, last_ms: int) -> None:
+    await conn.execute("SELECT pg_notify(%s, %s)",
+                       (NOTIFY_CHANNEL, f"{key.exchange}|{key.symbol}|{key.timeframe}|{first_ms}|{last_ms}"))
+
+
 async def _copy(conn: psycopg.AsyncConnection, table: str, data: bytes, chunk: int = 1 << 20) -> None:
     view = memoryview(data)  # 1 MiB writes keep the pipe to the server full without copying the batch
     async with conn.cursor() as cur, cur.copy(f"COPY {table} ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -153,6 +159,7 @@ async def ingest(conn: psycopg.AsyncConnection, key: SeriesKey, c: Candles, *, b
                 written += min(batch_rows, len(c) - start)
             except psycopg.errors.UniqueViolation:
                 written += await upsert_binary(conn, data)
+            await _notify(conn, key, int(c.time[start]), int(c.time[min(start + batch_rows, len(c)) - 1]))
     return written
 
 
@@ -181,20 +188,5 @@ async def upsert_messages(conn: psycopg.AsyncConnection, candles: Sequence[Candl
         for key, c in series.items():
             await ensure_partitions(conn, int(c.time[0]), int(c.time[-1]))
             changed += await upsert_binary(conn, encode_binary(key, c))
+            await _notify(conn, key, int(c.time[0]), int(c.time[-1]))
     return changed
-
-
-async def last_time(conn: psycopg.AsyncConnection, key: SeriesKey) -> int | None:
-    """Open time (ms) of the newest stored candle of a series: where a collector resumes."""
-    cur = await conn.execute(
-        "SELECT (extract(epoch FROM max(time)) * 1000)::bigint FROM candles "
-        "WHERE exchange = %s AND symbol = %s AND timeframe = %s",
-        (key.exchange, key.symbol, key.timeframe),
-    )
-    row = await cur.fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def interval_literal(timeframe: str) -> str:
-    """A timeframe as a PostgreSQL interval literal: ``4h`` -> ``14400 seconds``."""
-    return f"{timeframe_ms(timeframe) // 1000} seconds"

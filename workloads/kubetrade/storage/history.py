@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 
-from kubetrade.candles import timeframe_ms
-from kubetrade.storage.candles import SeriesKey, interval_literal, last_time
+from kubetrade.storage.series import SeriesKey, interval_literal, last_time
+from kubetrade.timeframes import timeframe_ms
 
 ROLLUP_BASES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 CAGG_TIMEFRAMES = ("5m", "15m", "1h", "4h", "1d")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from kubetrade.resources.collector import CollectorSpec
+from kubetrade.resources.genome import Genome, Operand, RuleSet
 from kubetrade.resources.goal import GoalSpec
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.resources.strategy import StrategySpec
@@ -146,10 +147,17 @@ def _climbs(path: str) -> bool:
 def model_uri_problems(field: str, uri: str) -> list[str]:
     """The URIs the runner loads (:func:`kubetrade.prediction.model.resolve`), and no others.
 
-    ``bundled://NAME`` must name a model shipped in the image; ``file:///PATH`` is an
+    ``bundled://NAME`` must name a model shipped in the image; ``registry://NAME`` one in the model
+    store (found with its sha256, checked by the runner); ``file:///PATH`` is an
     absolute path; a plain path has no scheme.  None of them may climb with ``..``: a model
     is read from where the manifest says, not from wherever ``..`` leads.
     """
+    if uri.startswith("registry://"):
+        name = uri.removeprefix("registry://")
+        if not name or not (name[0].isascii() and name[0].isalnum()) or any(
+                not (c.isascii() and (c.isalnum() or c in "._-")) for c in name):
+            return [f"{field}: registry://NAME takes a model store name (letters, digits, . _ -), got {short(uri)}"]
+        return []
     if uri.startswith("bundled://"):
         name = uri.removeprefix("bundled://")
         if "/" in name or name in ("", ".", "..") or not (_models_dir() / name).is_file():
@@ -161,7 +169,7 @@ def model_uri_problems(field: str, uri: str) -> list[str]:
         if not path.startswith("/"):
             return [f"{field}: file:// needs an absolute path (file:///models/x.onnx), got {short(uri)}"]
     elif ":" in uri:
-        return [f"{field}: {short(uri)}: only bundled://NAME, file:///PATH or a plain path are loaded"]
+        return [f"{field}: {short(uri)}: only bundled://NAME, registry://NAME, file:///PATH or a plain path are loaded"]
     else:
         path = uri
     if "\x00" in path:
@@ -213,8 +221,11 @@ def strategy_problems(spec: StrategySpec) -> list[str]:
     problems += symbol_problems("spec.symbols", spec.symbols, spec.market)
     if spec.mode == "live" and spec.credentials_secret_ref is None:
         problems.append("spec.credentialsSecretRef: live mode needs exchange credentials in a Secret")
-    if spec.model is not None:
-        problems += model_uri_problems("spec.model.uri", spec.model.uri)
+    for field, ref in (("spec.model", spec.model), ("spec.policy", spec.policy)):
+        if ref is not None:
+            problems += model_uri_problems(f"{field}.uri", ref.uri)
+            if ref.uri.startswith("registry://") and ref.sha256 is None:
+                problems.append(f"{field}.sha256: a registry:// model is found by its name and digest: set sha256")
     genome = spec.genome
     if spec.template is not None:
         try:
@@ -222,11 +233,43 @@ def strategy_problems(spec: StrategySpec) -> list[str]:
         except ValueError as exc:
             problems.append(f"spec.template: {exc}")
     if genome is not None:
+        if _uses(genome, "prediction") or _uses(genome, "policy"):
+            if _uses(genome, "prediction") and spec.model is None:
+                problems.append("spec.genome uses the prediction indicator but spec.model is not set")
+            if _uses(genome, "policy") and spec.policy is None:
+                problems.append("spec.genome uses the policy indicator but spec.policy is not set")
+            # the model is loaded where it is mounted (the runner, which says so if it cannot read it);
+            # every other rule is checked here, the prediction operands standing in as a plain series
+            genome = _without_prediction(genome)
         try:
             compile_genomes([genome], market=spec.market, names=["spec.genome"])
         except (GenomeError, ValueError) as exc:
             problems.append(f"genome does not compile: {exc}")
     return problems
+
+
+def _rule_sets(genome: Genome) -> list[RuleSet]:
+    return [rs for rs in (genome.entry, genome.exit, genome.short_entry, genome.short_exit) if rs is not None]
+
+
+def _uses(genome: Genome, indicator: str) -> bool:
+    return any(op.indicator == indicator for rs in _rule_sets(genome) for r in rs.rules for op in (r.left, r.right))
+
+
+def _without_prediction(genome: Genome) -> Genome:
+    close = Operand(price="close")
+
+    def swap(op: Operand) -> Operand:
+        return close if op.indicator in ("prediction", "policy") else op
+
+    def rules(rs: RuleSet | None) -> RuleSet | None:
+        if rs is None:
+            return None
+        return rs.model_copy(update={"rules": [r.model_copy(update={"left": swap(r.left), "right": swap(r.right)})
+                                               for r in rs.rules]})
+
+    return genome.model_copy(update={"entry": rules(genome.entry), "exit": rules(genome.exit),
+                                     "short_entry": rules(genome.short_entry), "short_exit": rules(genome.short_exit)})
 
 
 def goal_problems(spec: GoalSpec) -> list[str]:

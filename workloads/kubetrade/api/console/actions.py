@@ -188,6 +188,14 @@ async def _backtest_form(request: Request, viewer: Viewer, name: str, form: Form
 ALERT_FIELDS = {"name", "metric", "target", "operator", "threshold", "severity", "cooldownSeconds", "enabled"}
 
 
+def _kept_delivery(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule's channels and quiet hours, which the form does not edit: an edit or a silence keeps them."""
+    kept: dict[str, Any] = {"channels": list(rule.get("channels") or [])}
+    if rule.get("quiet_hours"):
+        kept["quietHours"] = rule["quiet_hours"]
+    return kept
+
+
 def _alert_body(form: Form) -> dict[str, Any]:
     body: dict[str, Any] = {k: form.get(k) for k in ALERT_FIELDS if k != "enabled" and form.has(k)}
     body["enabled"] = form.get("enabled") == "on"
@@ -233,17 +241,18 @@ async def alert_action(request: Request, rule_id: str, action: str) -> Response:
     if action == "delete":
         viewer.require("DELETE", "/api/v1/alerts/{alert_id}")
         async with request.app.state.db_pool.connection() as conn:
-            await alert_routes.delete_alert(rule["id"], conn)
+            await alert_routes.delete_alert(rule["id"], request, conn)
         return done(request, "/console/alerts")
     viewer.require("PUT", "/api/v1/alerts/{alert_id}")
     if action in ("silence", "unsilence"):
         fields = {k: rule[k] for k in ("name", "metric", "target", "operator", "threshold", "severity")}
         fields |= {"cooldownSeconds": rule["cooldown_seconds"], "enabled": action == "unsilence",
                    "namespace": None if rule["namespace"] == "*" else rule["namespace"]}
+        fields |= _kept_delivery(rule)
         body = alert_routes.AlertRuleRequest.model_validate(fields)
     elif action == "edit":
         try:
-            body = alert_routes.AlertRuleRequest.model_validate(_alert_body(form))
+            body = alert_routes.AlertRuleRequest.model_validate(_kept_delivery(rule) | _alert_body(form))
         except ValidationError as exc:
             return await _alert_form(request, viewer, form, errors_of(exc, ALERT_FIELDS), rule)
     else:

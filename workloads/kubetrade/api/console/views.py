@@ -14,6 +14,7 @@ from kubetrade.api import security
 from kubetrade.api.console import figures, panels, session
 from kubetrade.api.console.render import page
 from kubetrade.api.console.session import LoginRequired, Viewer
+from kubetrade.api.routes import collectors as collector_routes
 from kubetrade.candles import timeframe_ms
 from kubetrade.ledger import queries
 from kubetrade.storage import history
@@ -209,8 +210,6 @@ async def datasources(request: Request, edit: str | None = None) -> Response:
                               "replaySpeed": "60"}
     editing = None
     if edit:
-        from kubetrade.api.routes import collectors as collector_routes
-
         editing = (await collector_routes.get_collector(edit, request, None)).to_k8s()
         values = collector_values(editing)
     return await _page(request, "datasources", "datasources.html", values=values, errors={}, editing=editing,

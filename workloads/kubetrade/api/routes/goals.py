@@ -1,8 +1,9 @@
 """``/api/v1/goals/summary`` and ``/api/v1/position-sizing/calculate``: goal progress and sizing.
 
-Both are thin shells over pure functions: progress is :mod:`kubetrade.lifecycle.progress`
-(the operator's), the multiplier and the capped position fraction are
-:mod:`kubetrade.sizing.goal` (the formula is documented there).  Goals and strategies are
+Both are thin shells over pure functions: a goal's figures are
+:func:`kubetrade.lifecycle.goalfigures.goal_figures` (what the goal manager reports into the Goal's
+status), the multiplier and the capped position fraction :mod:`kubetrade.sizing.goal` (the
+formula is documented there).  Goals and strategies are
 read through the resource store - the cluster's API server, or the local database under
 ``kubetrade up`` - and a strategy's figures are its status as its runner reported them.
 """
@@ -18,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import Field, ValidationError, model_validator
 
 from kubetrade import cluster
-from kubetrade.lifecycle.progress import progress
+from kubetrade.lifecycle import goalfigures
 from kubetrade.resources.base import DNS1123Name, Model
 from kubetrade.resources.goal import GoalSpec, Target
 from kubetrade.resources.riskpolicy import RiskPolicySpec
@@ -28,7 +29,6 @@ router = APIRouter(prefix="/api/v1", tags=["goals"])
 log = logging.getLogger("kubetrade.api.goals")
 Namespace = Annotated[str | None, Query(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
                                         description="Namespace; the API's own when absent.")]
-GOAL_LABEL = "kubetrade.io/goal"
 
 
 def _store(request: Request) -> cluster.ResourceStore:
@@ -42,14 +42,6 @@ def _namespace(request: Request, namespace: str | None) -> str:
     return namespace or str(getattr(request.app.state.settings, "namespace", None) or "default")
 
 
-def _selected(goal: dict[str, Any], strategy: dict[str, Any]) -> bool:
-    labels = (strategy.get("metadata") or {}).get("labels") or {}
-    sel = ((goal.get("spec") or {}).get("strategySelector") or {}).get("matchLabels")
-    if not sel:
-        return bool(labels.get(GOAL_LABEL) == goal["metadata"]["name"])
-    return all(labels.get(k) == v for k, v in sel.items())
-
-
 def _policy(obj: dict[str, Any]) -> RiskPolicySpec:
     """A stored RiskPolicy's spec; one that is not valid (the operator does not publish it) gives a clear 422."""
     try:
@@ -57,13 +49,6 @@ def _policy(obj: dict[str, Any]) -> RiskPolicySpec:
     except ValidationError as exc:
         name = (obj.get("metadata") or {}).get("name")
         raise HTTPException(422, f"RiskPolicy {name} is not valid: {exc.errors()[0]['msg'][:300]}") from None
-
-
-def _start(goal: dict[str, Any], spec: GoalSpec) -> date:
-    if spec.target.start_date:
-        return spec.target.start_date
-    created = (goal.get("metadata") or {}).get("creationTimestamp")
-    return datetime.fromisoformat(created.replace("Z", "+00:00")).date() if created else datetime.now(UTC).date()
 
 
 class StrategyFigures(Model):
@@ -111,7 +96,7 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
             log.warning("goal skipped: its spec is not valid",
                         extra={"goal": g["metadata"].get("name"), "error": str(exc.errors()[0]["msg"])[:200]})
             continue
-        counted = [s for s in strategies if _selected(g, s)]
+        counted = goalfigures.members(spec, g["metadata"]["name"], strategies)
         figures = [
             StrategyFigures(
                 name=s["metadata"]["name"],
@@ -119,15 +104,10 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
             )
             for s in counted
         ]
-        equity = spec.target.capital.amount + sum(f.pnl or 0.0 for f in figures)
-        start = _start(g, spec)
-        prog = progress(spec.target, equity, start, now)
         policy = policies.get(spec.risk_policy_ref.name)
-        dd = _policy(policy).portfolio_limits.max_drawdown_pct if policy else None
-        peak = max(equity, float(((g.get("status") or {}).get("equity")) or equity))
-        sizing = goal_sizing(
-            spec.target, equity, peak, now, start, max_multiplier=spec.max_sizing_multiplier, policy_max_drawdown=dd
-        )
+        policy_spec = _policy(policy) if policy else None
+        f = goalfigures.goal_figures(spec, g, counted, now, policy_spec) or goalfigures.figures_at(
+            spec, g, spec.target.capital.amount, 0, now, policy_spec)
         out.append(
             GoalSummary(
                 name=g["metadata"]["name"],
@@ -135,14 +115,14 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
                 target_return_pct=spec.target.return_pct,
                 period=spec.target.period,
                 capital=spec.target.capital.amount,
-                equity=equity,
-                return_pct=prog.return_pct,
-                expected_return_pct=prog.expected_return_pct,
-                progress_pct=prog.progress_pct,
-                on_track=prog.on_track,
-                sizing_multiplier=sizing.multiplier,
-                sizing_state=sizing.state,
-                sizing_explanation=sizing.explanation,
+                equity=f.equity,
+                return_pct=f.return_pct,
+                expected_return_pct=f.expected_return_pct,
+                progress_pct=f.progress_pct,
+                on_track=f.on_track,
+                sizing_multiplier=f.sizing_multiplier,
+                sizing_state=f.sizing_state,
+                sizing_explanation=f.sizing_explanation,
                 strategies=figures,
             )
         )
@@ -215,7 +195,9 @@ async def calculate(
             spec = GoalSpec.model_validate(g.get("spec") or {})
         except ValidationError as exc:
             raise HTTPException(422, f"Goal {ns}/{body.goal} is not valid: {exc.errors()[0]['msg'][:300]}") from None
-        target, cap, start = spec.target, spec.max_sizing_multiplier, start or _start(g, spec)
+        target, cap = spec.target, spec.max_sizing_multiplier
+        created = (g.get("metadata") or {}).get("creationTimestamp")
+        start = start or goalfigures.start_date(spec, created, datetime.now(UTC))
         if policy is None:
             try:
                 policy = _policy(await store.get("riskpolicies", ns, spec.risk_policy_ref.name))

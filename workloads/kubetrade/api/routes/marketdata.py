@@ -8,17 +8,19 @@ or ``BTC_USDT``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import Field, StringConstraints
 
+from kubetrade.api.candlecache import CandleCache, encode_row
 from kubetrade.api.deps import Connection
 from kubetrade.candles import CandleError, from_arrays, timeframe_ms
 from kubetrade.engine import indicators
@@ -87,50 +89,85 @@ def _rows(rows: list[tuple[Any, ...]]) -> list[CandleRow]:
     return [CandleRow(time=int(r[0]), open=r[1], high=r[2], low=r[3], close=r[4], volume=r[5]) for r in rows]
 
 
+def _ms_at_or_after(when: datetime) -> int:
+    """The first whole UTC millisecond at or after ``when`` (candle times are whole milliseconds)."""
+    return -((_EPOCH - when) // timedelta(milliseconds=1))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return etag in tags or "*" in tags
+
+
 @router.get(
     "/api/v1/historical/{symbol:path}",
     response_class=Response,
-    responses={200: {"model": History, "description": "Candles, oldest first"}},
+    responses={200: {"model": History, "description": "Candles, oldest first; an ETag names the page"},
+               304: {"description": "The page is the one the client holds (If-None-Match)"}},
 )
 async def historical(
+    request: Request,
     symbol: str,
-    conn: Connection,
     exchange: Exchange = "binance",
     timeframe: Timeframe = "1h",
     start: TimeParam = None,
     end: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 500,
+    if_none_match: Annotated[str | None, Header(description="an ETag this route returned before")] = None,
 ) -> Response:
     """Candles in [start, end), oldest first, at most ``limit``; ``next`` continues after the last one.
 
-    The page is encoded straight from the database rows (the shape is :class:`History`): building
-    and re-validating a thousand models per request cost more than the query itself.
+    Stored candles are served from the process's candle cache (:mod:`kubetrade.api.candlecache`),
+    each encoded once; the page is built from those bytes (the shape is :class:`History`).  The
+    ETag is a hash of the body, so a client that sends it back as If-None-Match gets 304.
     """
     key = SeriesKey(exchange, symbol_of(symbol), timeframe)
     lo, hi = _bounds(start, end)
-    rows, source = await history.page(conn, key, lo, hi, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    page: dict[str, Any] = {
-        "exchange": exchange,
-        "symbol": key.symbol,
-        "timeframe": timeframe,
-        "source": source,
-        "candles": [
-            {
-                "time": int(r[0]),
-                "open": float(r[1]),
-                "high": float(r[2]),
-                "low": float(r[3]),
-                "close": float(r[4]),
-                "volume": float(r[5]),
-            }
-            for r in rows
-        ],
-    }
-    if more:
-        page["next"] = int(rows[-1][0]) + timeframe_ms(timeframe)
-    return Response(json.dumps(page, separators=(",", ":")), media_type="application/json")
+    pool = getattr(request.app.state, "db_pool", None)
+    if pool is None:
+        raise HTTPException(503, "the API has no database configured")
+    cache: CandleCache | None = getattr(request.app.state, "candle_cache", None)
+    series = (exchange, key.symbol, timeframe)
+    lo_ms, hi_ms = _ms_at_or_after(lo), _ms_at_or_after(hi)
+    built = cache.built(series, lo_ms, hi_ms, limit) if cache is not None else None
+    if built is not None:
+        return _page_response(*built, if_none_match)
+    hit = cache.get(series, lo_ms, hi_ms, limit) if cache is not None else None
+    if hit is not None:
+        source, encoded, more, last = "stored", hit.rows, hit.more, hit.last_time
+    else:
+        generation = cache.generation(series) if cache is not None else 0
+        async with pool.connection() as conn:
+            rows, source = await history.page(conn, key, lo, hi, limit + 1)
+        encoded = [encode_row(r) for r in rows]
+        if cache is not None and source == "stored":
+            cache.put(series, generation, lo_ms, hi_ms, limit, rows, encoded)
+        more = len(rows) > limit
+        encoded = encoded[:limit]
+        last = int(rows[len(encoded) - 1][0]) if encoded else -1
+    head = json.dumps({"exchange": exchange, "symbol": key.symbol, "timeframe": timeframe, "source": source},
+                      separators=(",", ":"))
+    tail = b',"next":%d}' % (last + timeframe_ms(timeframe)) if more else b"}"
+    body = b"".join((head[:-1].encode(), b',"candles":[', b",".join(encoded), b"]", tail))
+    etag = etag_of(body)
+    if hit is not None and cache is not None:
+        cache.keep_built(series, lo_ms, hi_ms, limit, body, etag)
+    return _page_response(body, etag, if_none_match)
+
+
+def _page_response(body: bytes, etag: str, if_none_match: str | None) -> Response:
+    if _matches(if_none_match, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
 class Latest(Model):
