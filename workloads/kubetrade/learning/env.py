@@ -31,6 +31,7 @@ from numba import njit
 
 from kubetrade.candles import Candles
 from kubetrade.engine import backtest as bt
+from kubetrade.engine import codes
 from kubetrade.engine.compile import compile_genomes
 from kubetrade.engine.runs import Costs
 from kubetrade.prediction.model import policy_genome
@@ -75,7 +76,7 @@ def rollout(actions, o, h, lo, c, rules, consts, nrules, combine, risk, directio
         F[0, i] = actions[k]
         bt.simulate(F, o, h, lo, c, rules, consts, nrules, combine, risk, direction, fee, slip, state, i, i + 1,
                     acc, no_eq, no_tr, no_seg, no_seg_out)
-        after = state[bt.S_CASH] + state[bt.S_SIDE] * state[bt.S_QTY] * c[i + 1]
+        after = state[codes.S_CASH] + state[codes.S_SIDE] * state[codes.S_QTY] * c[i + 1]
         r = np.log(after / before) if after > 0 and before > 0 else -1.0
         rewards[k] = (r - risk_aversion * r * r) * reward_scale
         equity[k] = after
@@ -135,11 +136,11 @@ class TradingEnv(gym.Env):
         simulate: Any = bt.simulate
         simulate(self._F, c.open, c.high, c.low, c.close, *self._tables, self.costs.fee, self.costs.slippage,
                  self.state, i, i + 1, self._acc, *self._empty)
-        after = float(self.state[bt.S_CASH] + self.state[bt.S_SIDE] * self.state[bt.S_QTY] * c.close[i + 1])
+        after = float(self.state[codes.S_CASH] + self.state[codes.S_SIDE] * self.state[codes.S_QTY] * c.close[i + 1])
         r = math.log(after / self.equity) if after > 0 and self.equity > 0 else -1.0
         reward = (r - self.risk_aversion * r * r) * self.reward_scale
         self.equity = after
         self.row += 1
         done = self.row >= self.end
         obs = self.obs[min(self.row, len(self.obs) - 1)].copy()
-        return obs, reward, done, False, {"bar": i, "equity": after, "position": int(self.state[bt.S_SIDE])}
+        return obs, reward, done, False, {"bar": i, "equity": after, "position": int(self.state[codes.S_SIDE])}
