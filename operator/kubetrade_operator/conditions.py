@@ -10,6 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from kubetrade.validation.manifests import parse_spec as judge_spec
+from kubetrade_operator import kube
+
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -55,7 +58,6 @@ def condition_status(conditions: list[dict[str, Any]] | None, type_: str) -> str
 
 def parse_spec(kind: str, body: dict[str, Any]) -> tuple[Any, list[str]]:
     """(the typed spec or None, what is wrong with it): the one judgement the webhook makes too."""
-    from kubetrade.validation.manifests import parse_spec as judge_spec
 
     return judge_spec(kind, body.get("spec") or {})
 
@@ -83,8 +85,6 @@ def newly_refused(
 def warn(body: dict[str, Any], reason: str, message: str) -> None:
     """A Warning Event on the resource (the audit trail of every refusal)."""
     import kopf
-
-    from kubetrade_operator import kube
 
     kopf.event(kube.as_body(body), type="Warning", reason=reason, message=message[:1024])
 

@@ -28,6 +28,7 @@ from kubetrade.alerts import history, leader, notices, outbox
 from kubetrade.alerts.alertmanager import AlertmanagerClient, AlertmanagerError, PlatformEvent, raise_event
 from kubetrade.messaging import codec
 from kubetrade.messaging.schemas import AlertEvent
+from kubetrade.messaging.streams import ensure_streams
 
 log = logging.getLogger("kubetrade.alerts.dispatcher")
 
@@ -144,8 +145,6 @@ class Dispatcher:
     async def _follow_platform_events(self) -> None:
         from nats.errors import TimeoutError as NatsTimeout
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-        from kubetrade.messaging.streams import ensure_streams
 
         js = self.nats.jetstream()
         await ensure_streams(js, ("EVENTS", "DLQ"))

@@ -26,6 +26,7 @@ from kubetrade.api.security import authenticate, gate_for
 from kubetrade.api.settings import Settings
 from kubetrade.api.strictquery import reject_repeated_scalars
 from kubetrade.api.tasks import background_tasks
+from kubetrade.messaging import auth
 
 log = logging.getLogger("kubetrade.api")
 
@@ -49,8 +50,6 @@ rate limits); only /health, /livez, /metrics and the OpenAPI document are public
 
 async def _connect_nats(url: str) -> object:
     import nats
-
-    from kubetrade.messaging import auth
 
     async def _disconnected() -> None:
         log.warning("nats disconnected")

@@ -24,6 +24,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from kubetrade.cluster import StoreError
+
 log = logging.getLogger("kubetrade.api")
 
 MAX_ERRORS = 20
@@ -77,7 +79,6 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _store_error(request: Request, exc: Exception) -> JSONResponse:
-    from kubetrade.cluster import StoreError
 
     assert isinstance(exc, StoreError)
     headers = {"Retry-After": "5"} if exc.status == 503 else None
@@ -93,8 +94,6 @@ async def _too_large(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     from nats.errors import MaxPayloadError
     from psycopg_pool import PoolTimeout
-
-    from kubetrade.cluster import StoreError
 
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(psycopg.errors.DataError, _data_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kubetrade import settings
+from kubetrade.alerts.conditions import CHANNELS
 
 
 def _list(value: str | None) -> list[str]:
@@ -104,7 +105,6 @@ class Settings:
 
 def channel_limits(value: str | None) -> dict[str, int]:
     """``sms=10,slack=60`` -> {"sms": 10, "slack": 60}; a bad entry is an error naming it."""
-    from kubetrade.alerts.conditions import CHANNELS
 
     out: dict[str, int] = {}
     for item in _list(value):

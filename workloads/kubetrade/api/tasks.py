@@ -11,6 +11,7 @@ from typing import Any
 from kubetrade.alerts.dispatcher import Dispatcher
 from kubetrade.alerts.evaluator import Evaluator
 from kubetrade.alerts.sms import SmsSender
+from kubetrade.alerts.twilio import TwilioClient
 from kubetrade.api.console.rejections import RejectionLog
 
 log = logging.getLogger("kubetrade.api")
@@ -20,7 +21,6 @@ def sms_client(settings: Any) -> Any:
     """The Twilio client of the SMS notifier, or None when SMS is not configured."""
     if not settings.sms_configured:
         return None
-    from kubetrade.alerts.twilio import TwilioClient
 
     return TwilioClient(settings.twilio_account_sid, settings.twilio_auth_token, settings.sms_from,
                         api_url=settings.twilio_api_url, username=settings.twilio_api_key_sid or None)

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubetrade.cluster import api_client
+from kubetrade.install.pki import webhook_certificate
+
 LABELS = {"app.kubernetes.io/part-of": "kubetrade", "app.kubernetes.io/managed-by": "kubetrade-install"}
 
 
@@ -76,7 +79,6 @@ def plan(
         hosts = list(webhook_hosts)
 
         def cert() -> dict[str, str]:
-            from kubetrade.install.pki import webhook_certificate
 
             return webhook_certificate(hosts, webhook_days)
 
@@ -87,8 +89,6 @@ def plan(
 
 def core_api() -> Any:
     from kubernetes import client
-
-    from kubetrade.cluster import api_client
 
     return client.CoreV1Api(api_client())
 

@@ -20,9 +20,10 @@ import numpy as np
 from kubetrade.candles import Candles
 from kubetrade.engine.runs import Costs
 from kubetrade.learning import env, ppo
-from kubetrade.prediction import export
+from kubetrade.prediction import export, registry
 from kubetrade.prediction import features as feat
-from kubetrade.prediction.model import LoadedModel, predict_series
+from kubetrade.prediction.model import LoadedModel, load, predict_series
+from kubetrade.resources.strategy import ModelReference
 
 OUTPUT = "target_position"
 
@@ -160,15 +161,11 @@ def policy_command(args: Any, data: list[Candles], cut: int) -> tuple[Any, ...]:
     """``kubetrade train policy``: train, score on the held-out bars, return what the command stores."""
     import sys
 
-    from kubetrade.prediction.model import load
-    from kubetrade.resources.strategy import ModelReference
-
     predictor = None
     if args.predictor:
         uri, _, sha = args.predictor.partition("@")
         fetch = None
         if uri.startswith("registry://") and args.dsn:
-            from kubetrade.prediction import registry
 
             def fetch(r: ModelReference) -> bytes:
                 return registry.fetch(args.dsn, r)
