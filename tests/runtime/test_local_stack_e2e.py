@@ -143,9 +143,12 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         assert "unknown indicator 'nosuch'" in by_name["bad-genome"]["status"]["message"]
         assert by_name["sol-missing"]["status"]["phase"] == "Failed"
         assert "SOL/USDT 5m on binance is not provided by any collector" in by_name["sol-missing"]["status"]["message"]
-        assert by_name["missing-model"]["status"]["phase"] == "Failed"
-        assert "spec.model: model file /nonexistent/model.onnx cannot be read" in \
-            by_name["missing-model"]["status"]["message"]
+        # a model the runner cannot load: it starts, trades nothing (no order, below) and says why in a
+        # Degraded condition (learning's ModelRefused; its phase stays Paper, the runner being up)
+        missing = by_name["missing-model"]["status"]
+        refused = [c for c in missing.get("conditions") or [] if c["type"] == "Degraded" and c["status"] == "True"]
+        assert refused and refused[0]["reason"] == "ModelRefused", missing
+        assert "spec.model: model file /nonexistent/model.onnx cannot be read" in refused[0]["message"]
         assert not await (await db.execute(
             "SELECT 1 FROM orders WHERE strategy IN ('bad-genome', 'sol-missing', 'missing-model')")).fetchall()
 

@@ -252,8 +252,8 @@ class Runner:
         self.issue = f"model refused: {reason}; not trading"
         self.metrics.model_refused.set(1)
         log.error("model refused; the strategy does not trade", extra={"strategy": self.cfg.label, "error": reason})
-        self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
-                                     reconnect_time_wait=0.5)
+        self.nc = await nats.connect(self.nats_url, **auth.credentials("runner"), name=f"runner-{self.cfg.name}",
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         try:
             self.started.set()
             while not self.stopping.is_set():
