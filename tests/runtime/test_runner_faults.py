@@ -26,7 +26,8 @@ from kubetrade.runner.config import parse
 from kubetrade.runner.runner import Runner, RunnerOptions
 from kubetrade.storage.candles import SeriesKey, ingest
 from tests.runtime.conftest import eventually
-from tests.runtime.test_runner_parity import PERMISSIVE, WARMUP, strategy_doc
+from tests.runtime.paperreplay import PERMISSIVE
+from tests.runtime.test_runner_parity import WARMUP, strategy_doc
 
 GENOME = ema_cross(5, 20).model_copy(update={"position_pct": 0.5})
 

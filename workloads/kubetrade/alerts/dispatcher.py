@@ -22,6 +22,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 
 from kubetrade.alerts import history, leader, notices, outbox
@@ -143,9 +145,6 @@ class Dispatcher:
         return len(rows)
 
     async def _follow_platform_events(self) -> None:
-        from nats.errors import TimeoutError as NatsTimeout
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
         js = self.nats.jetstream()
         await ensure_streams(js, ("EVENTS", "DLQ"))
         # a new consumer starts ten minutes back, not at the stream's 30 days of old news

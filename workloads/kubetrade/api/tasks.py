@@ -21,7 +21,6 @@ def sms_client(settings: Any) -> Any:
     """The Twilio client of the SMS notifier, or None when SMS is not configured."""
     if not settings.sms_configured:
         return None
-
     return TwilioClient(settings.twilio_account_sid, settings.twilio_auth_token, settings.sms_from,
                         api_url=settings.twilio_api_url, username=settings.twilio_api_key_sid or None)
 

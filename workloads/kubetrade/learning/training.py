@@ -166,7 +166,6 @@ def policy_command(args: Any, data: list[Candles], cut: int) -> tuple[Any, ...]:
         uri, _, sha = args.predictor.partition("@")
         fetch = None
         if uri.startswith("registry://") and args.dsn:
-
             def fetch(r: ModelReference) -> bytes:
                 return registry.fetch(args.dsn, r)
         predictor = load(ModelReference(uri=uri, sha256=sha or None), "predictor", fetch)

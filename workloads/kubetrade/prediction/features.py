@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kubetrade.engine import kernels
+
 WINDOW = 16
 INPUT_NAME = "returns"
 OUTPUT_NAME = "predicted_return"
@@ -113,8 +115,6 @@ def policy_observations(open_: np.ndarray, high: np.ndarray, low: np.ndarray, cl
     market alone, which is what lets the policy run as an indicator (batch over a history, one row live).
     Rows where the prediction is not yet defined are dropped from the front.
     """
-    from kubetrade.engine import kernels
-
     c = np.asarray(close, dtype=np.float64)
     start = observation_warmup(window)
     if prediction is not None:

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from kubetrade.candles import Candles
+from kubetrade.engine import backtest as bt
+from kubetrade.engine.compile import compile_genomes
 from kubetrade.prediction import export, network
 from kubetrade.prediction import features as feat
 from kubetrade.prediction import train as ridge
@@ -128,9 +130,6 @@ def _threshold_genome(entry: float) -> Genome:
 def strategy_on(pred: np.ndarray, c: Candles, start: int, end: int, fee: float, slippage: float,
                 entry: float) -> tuple[float, int]:
     """Return and trades of 'long while prediction > entry, flat below 0' on bars [start, end), in the kernel."""
-    from kubetrade.engine import backtest as bt
-    from kubetrade.engine.compile import compile_genomes
-
     _, program = compile_genomes([_threshold_genome(entry)])
     F = np.ascontiguousarray(pred[None, :], dtype=np.float64)
     state = bt.new_state(1.0)

@@ -36,7 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from kubetrade.engine import indicators
 from kubetrade.prediction import features as feat
+from kubetrade.prediction.errors import ModelError as ModelError  # re-exported: the loaders raise it
+from kubetrade.prediction.errors import ModelInputError as ModelInputError
 from kubetrade.resources.genome import Genome
 from kubetrade.resources.strategy import ModelReference
 
@@ -47,14 +50,6 @@ REGISTRY_SCHEME = "registry://"
 _lock = threading.Lock()
 _registered: dict[str, str] = {}
 """Indicator name -> sha256 of the model it is bound to in this process."""
-
-
-class ModelError(ValueError):
-    """A model the runner refuses; the message says what was expected."""
-
-
-class ModelInputError(ModelError):
-    """Inputs the model must not predict on (NaN or infinite values); names the bar."""
 
 
 def resolve(uri: str) -> Path:
@@ -243,8 +238,6 @@ def load(ref: ModelReference, kind: str = "predictor", fetch: Callable[[ModelRef
 
 def _bind(name: str, model: LoadedModel, compute: Callable[..., tuple[np.ndarray]], lookback: int,
           description: str) -> None:
-    from kubetrade.engine import indicators
-
     with _lock:
         bound = _registered.get(name)
         if bound is not None and bound != model.sha256:
@@ -290,8 +283,6 @@ def register_policy(ref: ModelReference, predictor: LoadedModel | None = None,
 
 def unbind() -> None:
     """Forget this process's model indicators (tests, and a training run that scores several policies)."""
-    from kubetrade.engine import indicators
-
     with _lock:
         for name in list(_registered):
             indicators.REGISTRY.pop(name, None)

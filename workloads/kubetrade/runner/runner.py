@@ -45,7 +45,7 @@ from kubetrade.messaging.schemas import (
     StatusReport,
 )
 from kubetrade.observability import tracecontext as tracing
-from kubetrade.prediction.model import ModelInputError
+from kubetrade.prediction.errors import ModelInputError
 from kubetrade.runner.account import Book
 from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents

@@ -33,24 +33,24 @@ def register(sub: Any) -> None:
         k.add_argument("--dsn", default=os.environ.get("KUBETRADE_DATABASE_URL"),
                        help="PostgreSQL: the model store (and candles when no files are given)")
         k.add_argument("--out", type=Path, help="also write the ONNX file here")
-        k.add_argument("--exchange", default="binance", help="exchange of the stored candles (default binance)")
-        k.add_argument("--timeframe", default="5m", help="bar size of the candles (default 5m)")
+        k.add_argument("--exchange", default="binance", help="exchange of the stored candles (with --dsn)")
+        k.add_argument("--timeframe", default="5m", help="candle timeframe of the stored candles (with --dsn)")
         k.add_argument("--symbols", default="BTC/USDT,ETH/USDT", help="comma-separated, for the candle store")
         k.add_argument("--days", type=float, default=60.0, help="days of stored candles to use")
         k.add_argument("--holdout", type=float, default=0.2, help="last fraction of bars kept out of training")
-        k.add_argument("--seed", type=int, default=0, help="random seed: the same seed and data train the same model")
+        k.add_argument("--seed", type=int, default=0, help="random seed: the same seed and data give the same model")
         k.add_argument("--epochs", type=int, default=20 if kind == "predictor" else 30,
                        help="predictor: epochs; policy: PPO iterations")
         k.add_argument("--window", type=int, default=32 if kind == "predictor" else 8,
-                       help="bars the model sees at once (predictor 32, policy 8)")
+                       help="bars of history in each input")
         if kind == "predictor":
-            k.add_argument("--hidden", type=int, default=16, help="LSTM units (a multiple of --heads)")
+            k.add_argument("--hidden", type=int, default=16, help="width of the LSTM state and attention layers")
             k.add_argument("--heads", type=int, default=2, help="attention heads")
-            k.add_argument("--layers", type=int, default=1, help="Transformer encoder blocks")
-            k.add_argument("--horizon", type=int, default=1, help="bars ahead whose log return is predicted")
+            k.add_argument("--layers", type=int, default=1, help="self-attention blocks over the LSTM states")
+            k.add_argument("--horizon", type=int, default=1, help="bars ahead whose return is predicted")
         else:
             k.add_argument("--market", choices=("spot", "perpetual"), default="spot",
-                           help="spot (long/flat) or perpetual (long/short)")
+                       help="spot: long or flat; perpetual: long, flat or short")
             k.add_argument("--predictor", help="registry://NAME@SHA256 or a file: observe this predictor's output")
         k.set_defaults(func=_run)
     ls = kinds.add_parser("list", help="the models in the store")
