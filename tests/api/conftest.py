@@ -62,7 +62,8 @@ def local_env(monkeypatch):
 
 def settings_for(dsn: str, nats_url: str | None, **overrides) -> Settings:
     base = dict(database_url=dsn, nats_url=nats_url, api_key_pepper=PEPPER, rate_limit_per_key=1_000_000,
-                rate_limit_per_address=1_000_000, namespace=f"ns-{uuid.uuid4().hex[:8]}")
+                rate_limit_per_address=1_000_000, namespace=f"ns-{uuid.uuid4().hex[:8]}",
+                alert_receiver_token="receiver-" + uuid.uuid4().hex)  # Alertmanager's routes answer 401, not 503
     base.update(overrides)
     return Settings(**base)
 

@@ -119,6 +119,13 @@ def _calls(ns: str) -> list[tuple[str, str, dict, set[int]]]:
         ("GET", "/api/v1/alerts/{alert_id}", {"alert_id": "from-alert"}, {200}),
         ("PUT", "/api/v1/alerts/{alert_id}", {"alert_id": "from-alert", "json": {**alert, "threshold": 2}}, {200}),
         ("DELETE", "/api/v1/alerts/{alert_id}", {"alert_id": "from-alert"}, {200, 204}),
+        ("GET", "/api/v1/alerts/channels", {}, {200}),
+        ("GET", "/api/v1/alerts/deliveries", {}, {200}),
+        ("POST", "/api/v1/alerts/deliveries/{delivery_id}/retry", {"delivery_id": "999999"}, {404}),
+        # Alertmanager's webhooks take its bearer token, not an API key: refused, and never by the cluster
+        ("POST", "/api/v1/alerts/receiver/record", {"json": {}}, {401}),
+        ("POST", "/api/v1/alerts/receiver/copy/{channel}", {"channel": "slack", "json": {}}, {401}),
+        ("POST", "/api/v1/alerts/receiver/sms", {"json": {}}, {401}),
         ("GET", "/api/v1/historical/{symbol}", {"symbol": "BTC-USDT", "params": {"timeframe": "5m"}}, {200}),
         ("GET", "/api/v1/market-data", {"params": {"symbols": "BTC/USDT", "timeframe": "5m"}}, {200}),
         ("POST", "/api/v1/indicators", {"json": {"symbol": "BTC/USDT", "timeframe": "5m",
@@ -137,7 +144,7 @@ def _exercise(client: httpx.Client, calls) -> dict[str, tuple[int, str]]:
     for method, template, request, _ in calls:
         request = dict(request)
         path = template
-        for key in ("name", "order_id", "symbol"):
+        for key in ("name", "order_id", "symbol", "delivery_id", "channel"):
             if key in request:
                 path = path.replace(f"{{{key}}}", request.pop(key))
         for key, source in (("backtest_id", "backtest"), ("key_id", "key"), ("alert_id", "alert")):

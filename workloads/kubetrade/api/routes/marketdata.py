@@ -17,8 +17,9 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, ValidationError
 
 from kubetrade.api.candlecache import CandleCache, encode_row
 from kubetrade.api.deps import Connection
@@ -294,8 +295,11 @@ async def _get_indicators(conn: Any, symbol: str, exchange: str, timeframe: str,
                           indicator: list[str] | None) -> IndicatorsResult:
     if end is not None and end.tzinfo is None:
         raise HTTPException(422, "end needs a time zone (e.g. 2024-01-01T00:00:00Z) or UTC milliseconds")
-    body = IndicatorsQuery(exchange=exchange, symbol=symbol, timeframe=timeframe, end=end, limit=limit,
-                           indicators=_parse_indicators(indicator))
+    try:
+        body = IndicatorsQuery(exchange=exchange, symbol=symbol, timeframe=timeframe, end=end, limit=limit,
+                               indicators=_parse_indicators(indicator))
+    except ValidationError as exc:  # the query's values, judged by the POST body's model: the client's 422
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
     return await _indicators(conn, body)
 
 
