@@ -45,7 +45,11 @@ async def alertmanager_token(
 
 
 router = APIRouter(prefix="/api/v1/alerts/receiver", tags=["alert receiver"],
-                   dependencies=[Depends(alertmanager_token)])
+                   dependencies=[Depends(alertmanager_token)],
+                   responses={400: {"description": "The body cannot be read (not UTF-8 JSON)"},
+                              401: {"description": "No valid Alertmanager receiver token"},
+                              413: {"description": "The request body is larger than the API accepts"},
+                              503: {"description": "This API has no receiver token configured (Alertmanager retries)"}})
 
 
 class Received(Model):
