@@ -101,8 +101,11 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     )
     if obs.runner_healthy is False:
         previous = next((c for c in conds if c["type"] == "Degraded"), {})
+        # the runner's own word (unhealthy, or its model refused) stays until it reports healthy again
+        reason = str(previous.get("reason")) if previous.get("reason") == "ModelRefused" else "RunnerUnhealthy"
         conds = set_condition(
-            conds, "Degraded", True, "RunnerUnhealthy", previous.get("message") or "runner unhealthy", gen, now
+            conds, "Degraded", True, reason, previous.get("message") or "runner unhealthy", gen,
+            now,
         )
     elif obs.breaker_open:
         conds = set_condition(conds, "Degraded", True, "BreakerOpen", message, gen, now)

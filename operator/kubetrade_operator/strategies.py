@@ -150,7 +150,7 @@ def reconcile(
                 updated_replicas=dep_status.get("updatedReplicas") or 0,
                 runner_healthy=False
                 if any(
-                    c.get("reason") == "RunnerUnhealthy" and c.get("status") == "True"
+                    c.get("reason") in ("RunnerUnhealthy", "ModelRefused") and c.get("status") == "True"
                     for c in status.get("conditions") or []
                 )
                 else None,

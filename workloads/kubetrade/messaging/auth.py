@@ -122,7 +122,8 @@ def roles(local: bool = False) -> dict[str, Role]:
             "operator",
             publish=(*base, "control.orders.*.close-strategy", "dlq.>", *_stream_admin(*STREAMS),
                      *_kv_write(RISK_POLICY_BUCKET), *_kv_write(GOAL_SIZING_BUCKET),
-                     *((RISK_CONTROL,) if local else ())),
+                     # kubetrade up's stop drains ORDERS: it reads the executors' consumers (no write)
+                     *((RISK_CONTROL, "$JS.API.CONSUMER.INFO.ORDERS.>") if local else ())),
             subscribe=("status.>", INBOX),
             why="streams and KV buckets, policies and sizing published, status from workloads, closing a deleted "
                 "strategy's positions",
