@@ -103,3 +103,14 @@ def namespace(kube: KubeControlPlane) -> Iterator[str]:
     kube.kubectl("create", "namespace", name)
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# --- Helm ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory):
+    """A real Helm (built from the Go module proxy by scripts/testbed/build-helm.sh, cached)."""
+    from tests.chart.conftest import make_helm
+
+    return make_helm(tmp_path_factory.mktemp("helm-home"))

@@ -3,7 +3,8 @@
 The schema (with its CEL rules) already refuses malformed resources; the webhook refuses
 well-formed ones that cannot work: a genome that does not compile, an unknown template,
 exchange or time zone, an invalid cron, a spot symbol on a perpetual market, live mode
-without credentials.  The same checks run in every reconcile, so a resource that slipped
+without credentials, a model URI the runner does not load, a path that climbs out of its
+folder (:mod:`kubetrade.validation.manifests`).  The same checks run in every reconcile, so a resource that slipped
 in while the webhook was down still ends up Failed with the reason, never trading.
 
 Served on threads of its own, not on the operator's event loop: every ``kubectl apply``
@@ -27,26 +28,21 @@ import socket
 import ssl
 import threading
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel, ValidationError
 
-from kubetrade.resources import GROUP, VERSION, CollectorSpec, GoalSpec, StrategySpec
-from kubetrade.resources.semantic import collector_problems, goal_problems, strategy_problems
+from kubetrade.resources import GROUP, VERSION
+from kubetrade.validation.manifests import PLURAL_KIND, spec_problems
 from kubetrade_operator import kube
 
 log = logging.getLogger("kubetrade.operator.admission")
 
 VALIDATING = "validate.kubetrade.io"
 
-_CHECKS: dict[str, tuple[type[BaseModel], Callable[[Any], list[str]]]] = {
-    "strategies": (StrategySpec, strategy_problems),
-    "goals": (GoalSpec, goal_problems),
-    "collectors": (CollectorSpec, collector_problems),
-}
+_CHECKS: tuple[str, ...] = ("strategies", "goals", "riskpolicies", "collectors")
+"""Every kind: the webhook and the reconcilers judge each spec with :func:`spec_problems`."""
 
 ENDPOINTS = frozenset(f"/validate/{plural}" for plural in _CHECKS)
 
@@ -58,13 +54,7 @@ SPEC_CHANGED = (
 
 def problems(plural: str, spec: Any) -> str | None:
     """Why a spec of this kind is refused, or None."""
-    model, problems_of = _CHECKS[plural]
-    try:
-        parsed = model.model_validate(dict(spec or {}))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        return f"spec.{'.'.join(map(str, err['loc']))}: {err['msg']}"
-    found = problems_of(parsed)
+    found = spec_problems(PLURAL_KIND[plural], spec if isinstance(spec, dict) else None)
     return "; ".join(found) if found else None
 
 
@@ -120,14 +110,18 @@ def _set_webhooks(webhooks: list[dict[str, Any]]) -> None:
 
 
 def register(url: str, ca_bundle: str | None) -> None:
-    """Create the configuration, or point its webhooks at this server."""
+    """Point the configuration's webhooks at this server; create it only where nobody did.
+
+    The chart creates the (empty) object, so the operator needs only ``patch`` on that one
+    name (RBAC ``resourceNames``); without the chart (tests, a bare install) it creates it.
+    """
     config = configuration(url, ca_bundle)
     try:
-        kube.request("POST", _PATH.rsplit("/", 1)[0], config)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
         _set_webhooks(config["webhooks"])
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        kube.request("POST", _PATH.rsplit("/", 1)[0], config)
 
 
 def withdraw() -> None:

@@ -143,6 +143,19 @@ def _common_env(cfg: OperatorConfig) -> list[dict[str, Any]]:
     ]
 
 
+def _nats_identity(cfg: OperatorConfig, role: str) -> list[dict[str, Any]]:
+    """The NATS identity of a child's role: its user name and the password in the role's Secret."""
+    if not cfg.nats_secret_prefix:
+        return []
+    return [
+        {"name": "KUBETRADE_NATS_USER", "value": role},
+        {
+            "name": "KUBETRADE_NATS_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": f"{cfg.nats_secret_prefix}{role}", "key": "password"}},
+        },
+    ]
+
+
 def _credential_env(prefix: str, ref: SecretReference) -> list[dict[str, Any]]:
     return [
         {"name": f"{prefix}_API_KEY", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.api_key_key}}},
@@ -208,7 +221,7 @@ def strategy_children(
     name: str, namespace: str, uid: str, generation: int, spec: StrategySpec, cfg: OperatorConfig
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The runner's ConfigMap and singleton Deployment; exchange keys are mounted for live only."""
-    env = [*_common_env(cfg), {"name": "KUBETRADE_ENVIRONMENT", "value": spec.mode}]
+    env = [*_common_env(cfg), *_nats_identity(cfg, "runner"), {"name": "KUBETRADE_ENVIRONMENT", "value": spec.mode}]
     if spec.mode == "live" and spec.credentials_secret_ref is not None:
         env += _credential_env("EXCHANGE", spec.credentials_secret_ref)
     return _workload(
@@ -230,7 +243,7 @@ def collector_children(
     name: str, namespace: str, uid: str, generation: int, spec: CollectorSpec, cfg: OperatorConfig
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The collector's ConfigMap and Deployment, scaled to zero while suspended."""
-    env = _common_env(cfg)
+    env = [*_common_env(cfg), *_nats_identity(cfg, "collector")]
     if spec.credentials_secret_ref is not None:
         env += _credential_env("COLLECTOR", spec.credentials_secret_ref)
     return _workload(

@@ -6,10 +6,9 @@ from typing import Any
 
 import kopf
 
-from kubetrade.resources import GROUP, VERSION, CollectorSpec
-from kubetrade.resources.semantic import collector_problems
+from kubetrade.resources import GROUP, VERSION
 from kubetrade_operator import builders, kube
-from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
+from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, refusal, set_condition, warn
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
 from kubetrade_operator.status import typed
@@ -21,14 +20,19 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
     with reconciling("Collector"):
         kube.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
         conds = status.get("conditions")
-        spec, problems = parse_spec(CollectorSpec, body, collector_problems)
+        spec, problems = parse_spec("Collector", body)
         if spec is None or problems:
-            message, conds = invalid_spec(conds, problems, gen)
-            return typed("Collector",
-                         {"phase": "Failed", "observedGeneration": gen, "conditions": conds, "lastError": message})
+            return _failed(body, conds, problems, gen, "InvalidSpec")
         configmap, deployment = builders.collector_children(name, namespace, uid, gen, spec, RUNTIME.config)
-        kube.apply(configmap)
-        observed = kube.apply(deployment)
+        try:
+            kube.apply(configmap)
+            observed = kube.apply(deployment)
+        except Exception as exc:
+            why = refusal(exc)
+            if why is None:
+                raise  # transient: kopf retries
+            return _failed(body, conds, [f"the API server refused the collector's workload: {why}"], gen,
+                           "ChildRefused")
         available = ((observed.get("status") or {}).get("availableReplicas") or 0) >= 1
         if spec.suspend:
             phase = "Suspended"
@@ -48,6 +52,15 @@ def reconcile(body: dict[str, Any]) -> dict[str, Any]:
             "workload": deployment["metadata"]["name"],
             "conditions": conds,
         })
+
+
+def _failed(body: dict[str, Any], conds: Any, problems: list[str], gen: int, reason: str) -> dict[str, Any]:
+    message = "; ".join(problems)
+    if newly_refused(conds, reason, message):
+        warn(body, reason, message)
+    message, conds = invalid_spec(conds, problems, gen, reason)
+    return typed("Collector", {"phase": "Failed", "observedGeneration": gen, "conditions": conds,
+                               "lastError": message[:1024]})
 
 
 @kopf.on.create(GROUP, VERSION, "collectors")

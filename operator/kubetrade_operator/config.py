@@ -19,6 +19,9 @@ class OperatorConfig:
     """Service account of child pods (no Kubernetes API rights needed except the evolution job's)."""
     evolution_service_account: str = "kubetrade-evolution"
     """Service account of evolution jobs: they create Strategy resources."""
+    nats_secret_prefix: str = ""
+    """Runners and collectors read their NATS password from Secret ``<prefix><role>`` (key ``password``)
+    of their namespace; empty: they connect without credentials (an open NATS)."""
     lease_namespace: str = "default"
     lease_name: str = "kubetrade-operator"
     resync_seconds: float = 60.0
@@ -37,6 +40,7 @@ class OperatorConfig:
             evolution_service_account=env.get(
                 "KUBETRADE_EVOLUTION_SERVICE_ACCOUNT", defaults.evolution_service_account
             ),
+            nats_secret_prefix=env.get("KUBETRADE_NATS_SECRET_PREFIX", defaults.nats_secret_prefix),
             lease_namespace=env.get("KUBETRADE_OPERATOR_NAMESPACE", defaults.lease_namespace),
             lease_name=env.get("KUBETRADE_LEASE_NAME", defaults.lease_name),
             resync_seconds=float(env.get("KUBETRADE_RESYNC_SECONDS", defaults.resync_seconds)),

@@ -21,11 +21,10 @@ from kubetrade.lifecycle import goalfigures
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, GoalSpec
-from kubetrade.resources.semantic import goal_problems
 from kubetrade.resources.strategy import PaperCheck
 from kubetrade_operator import builders
 from kubetrade_operator.cluster import KUBE, Cluster
-from kubetrade_operator.conditions import invalid_spec, parse_spec, set_condition
+from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, refusal, set_condition
 from kubetrade_operator.metrics import LIFECYCLE_ACTIONS, reconciling
 from kubetrade_operator.runtime import RUNTIME
 from kubetrade_operator.status import typed
@@ -145,19 +144,36 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
     with reconciling("Goal"):
         cluster.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
         conds = status.get("conditions")
-        spec, problems = parse_spec(GoalSpec, body, goal_problems)
+        spec, problems = parse_spec("Goal", body)
         if spec is None or problems:
-            _, conds = invalid_spec(conds, problems, gen)
-            return typed("Goal", {"observedGeneration": gen, "conditions": conds})
+            return _refused(body, conds, problems, gen, "InvalidSpec", cluster)
         cronjob = builders.goal_cronjob(name, namespace, uid, spec, RUNTIME.config)
-        cluster.apply(cronjob)
+        try:
+            cluster.apply(cronjob)
+        except Exception as exc:
+            why = refusal(exc)
+            if why is None:
+                raise  # transient: kopf retries
+            return _refused(body, conds, [f"the API server refused the evolution CronJob: {why}"], gen, "ChildRefused",
+                            cluster)
         out: dict[str, Any] = {"observedGeneration": gen, "cronJob": cronjob["metadata"]["name"]}
         conds = set_condition(
             conds, "Ready", True, "Scheduled", f"evolution scheduled '{spec.evolution.schedule}'", gen
         )
         conds = set_condition(conds, "Degraded", False, "AsExpected", "", gen)
         if review_due:
-            out.update(run_review(body, spec, datetime.now(UTC), cluster))
+            try:
+                out.update(run_review(body, spec, datetime.now(UTC), cluster))
+            except Exception as exc:
+                why = refusal(exc)
+                if why is None:
+                    raise
+                message = f"review failed: {why}"
+                if newly_refused(status.get("conditions"), "ReviewFailed", message, "Degraded"):
+                    cluster.event(body, "Warning", "ReviewFailed", message[:1024])
+                conds = set_condition(conds, "Degraded", True, "ReviewFailed", message, gen)
+                # The review is retried at its next interval, not on every tick.
+                out["lastReview"] = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "message": message}
         if status.get("onTrack") is not None and status.get("returnPct") is not None:
             # the goal manager's figures, reflected as a condition a person sees in kubectl describe
             conds = set_condition(
@@ -166,6 +182,16 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
             )
         out["conditions"] = conds
         return typed("Goal", out)
+
+
+def _refused(body: dict[str, Any], conds: Any, problems: list[str], gen: int, reason: str,
+             cluster: Cluster) -> dict[str, Any]:
+    """Status of a Goal that cannot run: not Ready with the reason, and one Warning Event per change."""
+    message = "; ".join(problems)
+    if newly_refused(conds, reason, message):
+        cluster.event(body, "Warning", reason, message[:1024])
+    _, conds = invalid_spec(conds, problems, gen, reason)
+    return typed("Goal", {"observedGeneration": gen, "conditions": conds})
 
 
 def review_due(body: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from kubetrade.messaging import auth
 from kubetrade.messaging.streams import ensure_streams
 from kubetrade.observability.logging import configure as configure_logs
 from kubetrade_operator import (  # noqa: F401 - importing registers the handlers
@@ -47,6 +48,12 @@ async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     settings.execution.max_workers = 16
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
+    watched = getattr(ARGS, "namespace", None) or []
+    if watched and all(ns.replace("-", "").replace(".", "").isalnum() for ns in watched):
+        # Exact namespaces (operator.watchNamespaces): the operator may not list namespaces at all
+        # (a Role per namespace, nothing cluster-wide but its CRDs), so kopf does not scan them;
+        # a CRD upgrade is then noticed when the operator restarts (a chart upgrade restarts it).
+        settings.scanning.disabled = True
     RUNTIME.loop = asyncio.get_running_loop()
     asyncio.get_running_loop().create_task(_connect_nats())
 
@@ -59,14 +66,15 @@ async def _connect_nats() -> None:
     while RUNTIME.nats is None:
         try:
             nc = await nats.connect(
-                RUNTIME.config.nats_url, name="kubetrade-operator", max_reconnect_attempts=-1, connect_timeout=3
+                RUNTIME.config.nats_url,
+                **auth.credentials("operator"), name="kubetrade-operator", max_reconnect_attempts=-1, connect_timeout=3
             )
             await ensure_streams(nc.jetstream())
             await statusfeed.subscribe(nc)
             RUNTIME.nats = nc
             log.info("nats connected", extra={"url": RUNTIME.config.nats_url})
             with contextlib.suppress(Exception):
-                removed = await riskpolicies.prune_orphans()
+                removed = await riskpolicies.prune_orphans(getattr(ARGS, "namespace", None) or None)
                 if removed:
                     log.info("unpublished orphaned policies", extra={"count": removed})
         except Exception as exc:

@@ -21,6 +21,8 @@ class StrategyObservation:
     retired: bool
     problems: list[str] = field(default_factory=list)
     """Why the spec cannot run (genome does not compile, ...); empty when it can."""
+    child_refused: str = ""
+    """Why the API server refused the runner's objects (a quota, a policy), if it did."""
     policy_found: bool = True
     breaker_open: bool = False
     breaker_reason: str = ""
@@ -50,6 +52,8 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
     ready = obs.available_replicas >= 1 and obs.updated_replicas >= 1
     if obs.problems:
         phase, message = "Failed", "; ".join(obs.problems)
+    elif obs.child_refused:
+        phase, message = "Failed", obs.child_refused
     elif not obs.policy_found:
         phase, message = "Pending", "RiskPolicy not found: no runner starts without one"
     elif obs.retired:
@@ -69,10 +73,12 @@ def judge(obs: StrategyObservation, conditions: list[dict[str, Any]] | None, now
 
     conds = conditions
     if phase == "Failed":
-        conds = set_condition(conds, "Ready", False, "InvalidSpec", message, gen, now)
-        conds = set_condition(conds, "Degraded", True, "InvalidSpec", message, gen, now)
-        conds = set_condition(conds, "RunnerReady", False, "InvalidSpec", "no runner: " + message, gen, now)
-        conds = set_condition(conds, "Progressing", False, "InvalidSpec", "fix the spec", gen, now)
+        reason = "InvalidSpec" if obs.problems else "ChildRefused"
+        conds = set_condition(conds, "Ready", False, reason, message, gen, now)
+        conds = set_condition(conds, "Degraded", True, reason, message, gen, now)
+        conds = set_condition(conds, "RunnerReady", False, reason, "no runner: " + message, gen, now)
+        conds = set_condition(conds, "Progressing", False, reason, "fix the spec" if obs.problems else message,
+                              gen, now)
         return StrategyVerdict(phase, message, conds)
     if not obs.policy_found:
         conds = set_condition(conds, "Ready", False, "RiskPolicyMissing", message, gen, now)

@@ -12,13 +12,12 @@ import logging
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
-from kubetrade.messaging import kv
-from kubetrade.resources import GROUP, VERSION, RiskPolicySpec
+from kubetrade.messaging import kv, subjects
+from kubetrade.resources import GROUP, VERSION
 from kubetrade_operator import kube, strategies
 from kubetrade_operator.cluster import KUBE, Cluster
-from kubetrade_operator.conditions import set_condition
+from kubetrade_operator.conditions import invalid_spec, newly_refused, parse_spec, set_condition
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.runtime import RUNTIME
 from kubetrade_operator.status import typed
@@ -39,12 +38,15 @@ async def publish(body: dict[str, Any], nc: Any = None, cluster: Cluster = KUBE)
     meta, status = body["metadata"], body.get("status") or {}
     name, namespace, gen = meta["name"], meta["namespace"], meta.get("generation", 1)
     with reconciling("RiskPolicy"):
-        try:
-            spec = RiskPolicySpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            message = f"invalid spec: {exc.errors()[0]['msg']}"
-            conds = set_condition(status.get("conditions"), "Ready", False, "InvalidSpec", message, gen)
-            return typed("RiskPolicy", {"conditions": conds})
+        spec, problems = parse_spec("RiskPolicy", body)
+        if spec is None or problems:
+            # Not published: the risk manager keeps the last valid version of the policy (or has
+            # none, and refuses the signals of its strategies), never a contradictory one.
+            message = "; ".join(problems)
+            if newly_refused(status.get("conditions"), "InvalidSpec", message):
+                cluster.event(body, "Warning", "InvalidSpec", f"not published to the risk manager: {message}"[:1024])
+            _, conds = invalid_spec(status.get("conditions"), problems, gen)
+            return typed("RiskPolicy", {"observedGeneration": gen, "conditions": conds})
         entry = kv.PolicyEntry(namespace=namespace, name=name, generation=gen, spec=spec)
         bucket = await _bucket(nc)
         revision = await bucket.put(kv.policy_key(namespace, name), kv.encode(entry))
@@ -101,22 +103,29 @@ async def repause(namespace: str, policy: str, body: dict[str, Any] | None = Non
     await asyncio.to_thread(_work)
 
 
-async def prune_orphans() -> int:
-    """Delete published policies whose RiskPolicy no longer exists; returns how many."""
+async def prune_orphans(namespaces: list[str] | None = None) -> int:
+    """Delete published policies whose RiskPolicy no longer exists; returns how many.
+
+    ``namespaces``: the ones the operator watches (it may list nothing else, and leaves the
+    policies of other namespaces to whoever watches them); None: the whole cluster.
+    """
     bucket = await _bucket()
     try:
         keys = await bucket.keys()
     except Exception:
         return 0  # empty bucket
-    existing = await asyncio.to_thread(
-        lambda: {
-            kv.policy_key(p["metadata"]["namespace"], p["metadata"]["name"])
-            for p in kube.list_cluster_resources("riskpolicies")
-        }
-    )
+
+    def listed() -> list[dict[str, Any]]:
+        if namespaces is None:
+            return kube.list_cluster_resources("riskpolicies")
+        return [p for ns in namespaces for p in kube.list_resources("riskpolicies", ns)]
+
+    found = await asyncio.to_thread(listed)
+    existing = {kv.policy_key(p["metadata"]["namespace"], p["metadata"]["name"]) for p in found}
+    mine = None if namespaces is None else {subjects.token(ns) for ns in namespaces}
     removed = 0
     for key in keys:
-        if key not in existing:
+        if key not in existing and (mine is None or key.split(".", 1)[0] in mine):
             await bucket.delete(key)
             removed += 1
     return removed

@@ -14,18 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
-from pydantic import ValidationError
 
 from kubetrade.messaging import codec, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult
 from kubetrade.observability.metrics import export_status
 from kubetrade.resources import GROUP, VERSION, StrategySpec
-from kubetrade.resources.semantic import strategy_problems
 from kubetrade_operator import builders, runnerpods
 from kubetrade_operator.cluster import KUBE, Cluster
+from kubetrade_operator.conditions import parse_spec, refusal
 from kubetrade_operator.metrics import reconciling
 from kubetrade_operator.phases import RUNNER_REPORTED, StrategyObservation, judge
 from kubetrade_operator.runtime import RUNTIME
@@ -120,11 +119,9 @@ def reconcile(
     with reconciling("Strategy"):
         _policy_seen[(namespace, name)] = None  # before the policy is read: a change from now on counts
         cluster.ensure_namespace(namespace, builders.namespace_accounts(namespace, RUNTIME.config))
-        try:
-            spec = StrategySpec.model_validate(body.get("spec") or {})
-            problems = strategy_problems(spec)
-        except ValidationError as exc:
-            spec, problems = None, [f"invalid spec: {exc.errors()[0]['msg']}"]
+        parsed, problems = parse_spec("Strategy", body)
+        spec = cast(StrategySpec | None, parsed)
+        child_refused = ""
         if spec is None:
             policy = None
         elif policy is None or (policy.get("metadata") or {}).get("name") != spec.risk_policy_ref.name:
@@ -144,10 +141,18 @@ def reconcile(
                 observed = seen
             else:
                 _ready_seen.setdefault((namespace, dep_name), False)
-                cluster.apply(configmap)
-                observed = cluster.apply(deployment)
+                try:
+                    cluster.apply(configmap)
+                    observed = cluster.apply(deployment)
+                except Exception as exc:
+                    why = refusal(exc)
+                    if why is None:
+                        raise  # transient: kopf retries
+                    _applied.pop((namespace, dep_name), None)
+                    child_refused = f"the API server refused the runner: {why}"
+                    observed = None
             _ready_seen[(namespace, dep_name)] = _ready(observed)
-        else:
+        if not runnable:
             observed = cluster.get_deployment(namespace, dep_name)
             if observed and (observed.get("spec") or {}).get("replicas"):
                 # A runner whose spec no longer runs is stopped; stops stay with the risk manager.
@@ -171,6 +176,7 @@ def reconcile(
                 paused=bool(spec and spec.paused),
                 retired=bool(spec and spec.retired),
                 problems=problems,
+                child_refused=child_refused,
                 policy_found=policy is not None,
                 breaker_open=breaker_open,
                 breaker_reason=breaker_reason,

@@ -27,12 +27,14 @@ class OperatorProcess:
         webhook: bool = True,
         resync_seconds: float = 5.0,
         log_level: str = "info",
+        namespaces: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
         self.webhook = webhook
         self.webhook_port = free_port()
         self.metrics_port = free_port()
         args = ["--metrics-port", str(self.metrics_port), "--health-port", str(free_port()), "--log-level", log_level]
+        args += [f"--namespace={ns}" for ns in namespaces]
         if webhook:
             ca = CertificateAuthority(workdir / "webhook-pki", name="kubetrade-webhook-ca")
             cert, key = ca.issue("webhook", "kubetrade-webhook", server=True, hosts=("127.0.0.1", "localhost"))

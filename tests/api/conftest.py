@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import nats
 import psycopg
 import pytest
 
 from kubetrade.api import create_app, keys
 from kubetrade.api.settings import Settings
+from kubetrade.messaging.subjects import RISK_CONTROL
 from tests.support.server import serving
 
 PEPPER = "test-pepper-not-a-secret"
@@ -56,7 +62,8 @@ def local_env(monkeypatch):
 
 def settings_for(dsn: str, nats_url: str | None, **overrides) -> Settings:
     base = dict(database_url=dsn, nats_url=nats_url, api_key_pepper=PEPPER, rate_limit_per_key=1_000_000,
-                rate_limit_per_address=1_000_000, namespace=f"ns-{uuid.uuid4().hex[:8]}")
+                rate_limit_per_address=1_000_000, namespace=f"ns-{uuid.uuid4().hex[:8]}",
+                alert_receiver_token="receiver-" + uuid.uuid4().hex)  # Alertmanager's routes answer 401, not 503
     base.update(overrides)
     return Settings(**base)
 
@@ -74,3 +81,30 @@ def own_db(fresh_db) -> str:
 def api(pg_dsn, nats_url, local_env) -> Iterator[Api]:
     with serving(create_app(settings_for(pg_dsn, nats_url))) as url:
         yield Api(url, pg_dsn, make_key(pg_dsn, ["read", "trade", "admin"], "admin")[1])
+
+
+@pytest.fixture
+def risk_manager(pg_dsn, nats_url) -> Iterator[None]:
+    """The real risk manager, so risk checks and orders are answered rather than refused with 503."""
+    proc = subprocess.Popen([sys.executable, "-m", "kubetrade.cli", "risk-manager", "--database-url", pg_dsn,
+                             "--nats-url", nats_url, "--log-level", "warning"])
+
+    async def answers() -> bool:
+        nc = await nats.connect(nats_url)
+        try:
+            await nc.request(RISK_CONTROL, json.dumps({"action": "metrics"}).encode(), timeout=1)
+            return True
+        except Exception:
+            return False
+        finally:
+            await nc.close()
+
+    try:
+        deadline = time.monotonic() + 120
+        while not asyncio.run(answers()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the risk manager did not start"
+            time.sleep(0.5)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -182,8 +182,9 @@ NOTIFICATION = {"version": "4", "groupKey": "{}:{}", "status": "firing", "receiv
 def test_the_receiver_refuses_webhooks_without_its_token(api, pg_dsn, nats_url, local_env) -> None:
     """No token configured: 503 with Retry-After (Alertmanager retries, nothing lost); configured: a wrong or
     missing bearer is 401, and an API key does not open it."""
-    unconfigured = httpx.post(f"{api.url}/api/v1/alerts/receiver/record", json=NOTIFICATION,
-                              headers={"Authorization": "Bearer anything"})
+    with serving(create_app(settings_for(pg_dsn, nats_url, alert_receiver_token=""))) as bare:
+        unconfigured = httpx.post(f"{bare}/api/v1/alerts/receiver/record", json=NOTIFICATION,
+                                  headers={"Authorization": "Bearer anything"})
     assert unconfigured.status_code == 503 and unconfigured.headers["retry-after"] == "30"
     assert "KUBETRADE_ALERT_RECEIVER_TOKEN" in unconfigured.json()["detail"]
     token = "receiver-token-for-this-test"

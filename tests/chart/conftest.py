@@ -30,6 +30,10 @@ def _script_output(env: str, script: str) -> Path:
     return Path(value)
 
 
+THIRD_PARTY_APIS = ("monitoring.coreos.com/v1", "monitoring.coreos.com/v1alpha1", "cert-manager.io/v1")
+"""The APIs of the third-party CRDs the test cluster installs (the Prometheus Operator, cert-manager)."""
+
+
 class Helm:
     def __init__(self, binary: Path, home: Path) -> None:
         self.binary = binary
@@ -48,19 +52,23 @@ class Helm:
             raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def template(self, *sets: str, namespace: str = "kubetrade", release: str = "kubetrade") -> list[dict[str, Any]]:
+    def template(self, *sets: str, namespace: str = "kubetrade", release: str = "kubetrade",
+                 api_versions: tuple[str, ...] = THIRD_PARTY_APIS) -> list[dict[str, Any]]:
+        """``helm template`` as a GitOps tool renders: no cluster, the cluster's API versions given."""
         args = ["template", release, str(CHART), "--namespace", namespace]
+        for api in api_versions:
+            args += ["--api-versions", api]
         for s in sets:
             args += ["--set", s]
         out = self.run(*args).stdout
         return [d for d in yaml.safe_load_all(out) if d]
 
 
-@pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+def make_helm(home: Path) -> Helm:
+    """The project's own Helm build (the ``helm`` fixture in tests/conftest.py calls this)."""
     binary = _script_output("KUBETRADE_HELM_BIN", "build-helm.sh") / "helm"
     assert binary.is_file(), f"helm not built at {binary}"
-    return Helm(binary, tmp_path_factory.mktemp("helm-home"))
+    return Helm(binary, home)
 
 
 class _Loader(yaml.SafeLoader):

@@ -11,15 +11,18 @@ no more.
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from kubetrade.messaging import auth
 from kubetrade_testbed.kube import KubeControlPlane
-from tests.chart.conftest import CHART, REPO, Helm
+from tests.chart.conftest import CHART, REPO, THIRD_PARTY_APIS, Helm
 
 ALL_CHANNELS = [
     *(f"alerting.channels.{r}.enabled=true" for r in ("email", "telegram", "discord", "slack", "webhook", "sms")),
@@ -158,31 +161,71 @@ def test_generated_chart_files_are_up_to_date() -> None:
     spec.loader.exec_module(generate)
     for name, text in generate.rbac_files().items():
         assert (CHART / "files" / "rbac" / name).read_text() == text, f"run scripts/generate-chart-files.py ({name})"
+    for name, text in generate.nats_files().items():
+        assert (CHART / "files" / "nats" / name).read_text() == text, f"run scripts/generate-chart-files.py ({name})"
 
 
-def test_operator_cluster_role_is_the_operator_s_own_rules(helm: Helm) -> None:
+def test_roles_are_the_components_own_rules_in_both_modes(helm: Helm) -> None:
+    """Cluster-wide: ClusterRoles with everything.  operator.watchNamespaces set: a Role per watched
+    namespace for the operator and the API, and cluster-wide only the cluster-scoped rules."""
     from kubetrade_operator import rbac
 
-    roles = {d["metadata"]["name"]: d for d in helm.template() if d["kind"] == "ClusterRole"}
-    assert roles["kubetrade-operator"]["rules"] == rbac.cluster_role()["rules"]
-    assert roles["kubetrade-evolution"]["rules"] == rbac.evolution_cluster_role()["rules"]
+    def by_name(docs: list[dict[str, Any]], kind: str) -> dict[tuple[str, str | None], dict[str, Any]]:
+        return {(d["metadata"]["name"], d["metadata"].get("namespace")): d for d in docs if d["kind"] == kind}
+
+    wide = helm.template()
+    cluster_roles = by_name(wide, "ClusterRole")
+    everything = rbac.NAMESPACED + rbac.CLUSTER + rbac.CLUSTERWIDE
+    assert cluster_roles[("kubetrade-operator", None)]["rules"] == rbac.rules(everything)
+    assert cluster_roles[("kubetrade-api", None)]["rules"] == rbac.rules(rbac.API_RULES)
+    assert cluster_roles[("kubetrade-evolution", None)]["rules"] == rbac.evolution_cluster_role()["rules"]
+    assert by_name(wide, "Role")[("kubetrade-operator-lease", None)]["rules"] == rbac.rules(rbac.LEASE)
+    assert {n for n, _ in by_name(wide, "Role")} == {"kubetrade-operator-lease", "kubetrade-install"}
+
+    narrow = helm.template("operator.watchNamespaces={team-a,team-b}")
+    cluster_roles = by_name(narrow, "ClusterRole")
+    assert cluster_roles[("kubetrade-operator", None)]["rules"] == rbac.rules(rbac.CLUSTER)
+    assert ("kubetrade-api", None) not in cluster_roles
+    roles = by_name(narrow, "Role")
+    for ns in ("team-a", "team-b"):
+        assert roles[("kubetrade-operator", ns)]["rules"] == rbac.rules(rbac.NAMESPACED)
+        assert roles[("kubetrade-api", ns)]["rules"] == rbac.rules(rbac.API_RULES)
+    bindings = by_name(narrow, "RoleBinding")
+    assert {ns for (_, ns) in bindings} == {"team-a", "team-b", None}
+    webhook_rule = next(r for r in cluster_roles[("kubetrade-operator", None)]["rules"]
+                        if "validatingwebhookconfigurations" in r["resources"])
+    assert webhook_rule["resourceNames"] == ["validate.kubetrade.io"] and "create" not in webhook_rule["verbs"]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_gitops_render_is_the_same_every_time(helm: Helm, variant: str) -> None:
+    """Argo CD and Flux render without a cluster to look in: with `lookup` + `randAlphaNum` every
+    render made a new database password and webhook certificate (so every sync changed them).
+    Now two renders are identical, and no Secret is rendered at all: the install Job makes them."""
+    first, second = helm.template(*VARIANTS[variant]), helm.template(*VARIANTS[variant])
+    assert first == second
+    assert not [d["metadata"]["name"] for d in first if d["kind"] == "Secret"]
 
 
 def test_no_credentials_in_values_or_rendered_objects(helm: Helm) -> None:
-    """Secrets are referenced by name; the only Secrets the chart writes are generated ones."""
+    """Secrets are referenced by name, never written by the chart (the install Job makes them)."""
     for variant, args in VARIANTS.items():
         for d in helm.template(*args):
-            if d["kind"] == "Secret":
-                assert d["metadata"]["name"].endswith(("-db", "-webhook-cert")), (variant, d["metadata"]["name"])
+            assert d["kind"] != "Secret", (variant, d["metadata"]["name"])
             for _where, template in _pod_templates([d]) if d["kind"] in POD_OWNERS else []:
                 for c in template["spec"]["containers"]:
                     for env in c.get("env", []):
-                        if env["name"] == "KUBETRADE_DATABASE_SECRET":
-                            continue  # the *name* of the Secret child pods read the DSN from
+                        if env["name"] in ("KUBETRADE_DATABASE_SECRET", "KUBETRADE_NATS_SECRET_PREFIX"):
+                            continue  # the *names* of the Secrets child pods read the DSN and NATS passwords from
                         if any(w in env["name"] for w in ("PASSWORD", "SECRET", "API_KEY", "DATABASE_URL")):
                             assert "valueFrom" in env, (variant, c["name"], env["name"])
             for rule in d.get("rules", []) if d["kind"] in ("Role", "ClusterRole") else []:
-                assert "secrets" not in rule.get("resources", []), (variant, d["metadata"]["name"], rule)
+                if "secrets" not in rule.get("resources", []):
+                    continue
+                # only the install Job touches Secrets: create (which cannot overwrite) and read one by name
+                assert d["kind"] == "Role" and d["metadata"]["name"] == "kubetrade-install", (variant, rule)
+                assert rule["verbs"] == ["create"] or (
+                    rule["verbs"] == ["get"] and rule["resourceNames"] == ["kubetrade-admin-key"]), (variant, rule)
 
 
 @pytest.mark.kube
@@ -191,7 +234,8 @@ def test_every_variant_applies_to_the_real_api_server(
 ) -> None:
     """Server-side dry run: the API server validates every object against its real schema."""
     for variant, args in VARIANTS.items():
-        manifest = helm.run("template", f"kt-{variant[:12]}", str(CHART), "--namespace", namespace,
+        apis = [flag for api in THIRD_PARTY_APIS for flag in ("--api-versions", api)]
+        manifest = helm.run("template", f"kt-{variant[:12]}", str(CHART), "--namespace", namespace, *apis,
                             *_sets(args)).stdout
         out = kube.kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-n", namespace,
                            "-f", "-", input=manifest, check=False)
@@ -203,6 +247,60 @@ def test_every_variant_applies_to_the_real_api_server(
                     "alertmanagerconfig.monitoring.coreos.com"} <= kinds, kinds
         if variant == "cert-manager":
             assert {"certificate.cert-manager.io", "issuer.cert-manager.io"} <= kinds, kinds
+
+
+def _run_install_job(kube: KubeControlPlane, helm: Helm, namespace: str, release: str, tmp: Path) -> dict[str, str]:
+    """Run the release's install-secrets Job's command (as the chart renders it) as the Job's own
+    ServiceAccount: it may create Secrets and nothing more.  Secret name -> created or kept."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.rbac import as_service_account, can_i
+
+    job = next(d for d in helm.template(namespace=namespace, release=release)
+               if d["kind"] == "Job" and d["metadata"]["name"] == f"{release}-install-secrets")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    kubeconfig = as_service_account(kube, f"{release}-install", namespace, tmp / f"install-{release}.kubeconfig")
+    assert can_i(kube, kubeconfig, "create", "secrets", "-n", namespace)
+    assert not can_i(kube, kubeconfig, "get", "secrets", "-n", namespace)
+    assert not can_i(kube, kubeconfig, "update", f"secrets/{release}-db", "-n", namespace)
+    ran = subprocess.run([sys.executable, "-m", "kubetrade.cli", *args], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "KUBECONFIG": str(kubeconfig)})
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return {line.split()[2].split("/", 1)[1].rstrip(":"): line.split()[0] for line in ran.stdout.splitlines()}
+
+
+def _secret(kube: KubeControlPlane, namespace: str, name: str) -> dict[str, str]:
+    data = kube.get_json("secret", name, "-n", namespace)["data"]
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+@pytest.mark.kube
+def test_install_job_makes_every_secret_once_as_its_own_service_account(
+    helm: Helm, kube: KubeControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """The pre-install/pre-upgrade Job's command, as the chart renders it, run as the Job's own
+    ServiceAccount with the chart's Role (a real install runs it in a pod: tests/node/test_platform.py).
+    It creates every Secret of the release, may not read or replace one, and a second run (the next
+    upgrade) keeps them all as they were."""
+    release = f"kt{uuid.uuid4().hex[:6]}"
+    rbac = [d for d in helm.template(namespace=namespace, release=release)
+            if d["kind"] in ("ServiceAccount", "Role", "RoleBinding") and d["metadata"]["name"] == f"{release}-install"]
+    assert len(rbac) == 3, rbac
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input="\n---\n".join(yaml.safe_dump(d) for d in rbac))
+    made = _run_install_job(kube, helm, namespace, release, tmp_path)
+    assert {f"{release}-nats-{r}" for r in auth.ROLES} | {f"{release}-db", f"{release}-webhook-cert",
+                                                           f"{release}-api-pepper", f"{release}-order-signing"} \
+        == set(made), made
+    assert set(made.values()) == {"created"}, made
+    db = _secret(kube, namespace, f"{release}-db")
+    cert = _secret(kube, namespace, f"{release}-webhook-cert")
+    assert len(db["password"]) >= 32 and db["password"] in db["url"]
+    assert cert["tls.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    assert set(_run_install_job(kube, helm, namespace, release, tmp_path).values()) == {"kept"}, "never remade"
+    assert _secret(kube, namespace, f"{release}-db") == db
+    assert _secret(kube, namespace, f"{release}-webhook-cert") == cert
 
 
 @pytest.mark.parametrize("replicas", [1, 3])
@@ -217,7 +315,130 @@ def test_bundled_nats_configuration_is_accepted_by_nats_server(helm: Helm, tmp_p
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kubetrade-nats")
     conf = tmp_path / "nats.conf"
     conf.write_text(config["data"]["nats.conf"].replace("/data/jetstream", str(tmp_path / "js")))
+    # the passwords arrive as environment variables from the roles' Secrets, as in the StatefulSet
+    nats = next(d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "kubetrade-nats")
+    container = nats["spec"]["template"]["spec"]["containers"][0]
+    env_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+                if e["name"].startswith("NATS_PASSWORD_")}
+    assert env_refs == {auth.password_variable(r): {"name": f"kubetrade-nats-{r}", "key": "password"}
+                        for r in auth.ROLES}
+    passwords = {r: f"pw-{r}" for r in auth.ROLES}
+    env = {**os.environ, "POD_NAME": "kubetrade-nats-0", **{auth.password_variable(r): p for r, p in passwords.items()}}
     out = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "POD_NAME": "kubetrade-nats-0"})
+                         env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert ("cluster {" in config["data"]["nats.conf"]) == (replicas > 1)
+    if replicas > 1:
+        return
+    # Run it: each role gets in with its own password and nothing else; a runner may not submit orders.
+    import asyncio
+
+    import nats as nats_client
+
+    from kubetrade.localstack.servers import free_port
+    from kubetrade.localstack.servers.processes import ManagedProcess, port_open
+
+    port = free_port()
+    conf.write_text(conf.read_text().replace("listen: 0.0.0.0:4222", f"listen: 127.0.0.1:{port}")
+                    .replace("http: 0.0.0.0:8222", f"http: 127.0.0.1:{free_port()}"))
+    server = ManagedProcess("nats-chart", [nats_server_binary(), "-c", str(conf)], tmp_path / "nats.log", env=env)
+    server.start()
+    try:
+        server.wait_ready(lambda: port_open(port), 30)
+
+        async def probe() -> list[str]:
+            url = f"nats://127.0.0.1:{port}"
+            with pytest.raises(Exception, match=r"(?i)authori"):
+                await nats_client.connect(url, allow_reconnect=False, connect_timeout=3)
+            with pytest.raises(Exception, match=r"(?i)authori"):
+                await nats_client.connect(url, user="runner", password=passwords["risk-manager"],
+                                          allow_reconnect=False, connect_timeout=3)
+            errors: list[str] = []
+
+            async def on_error(exc: Exception) -> None:
+                errors.append(str(exc))
+
+            for role in auth.ROLES:
+                nc = await nats_client.connect(url, user=role, password=passwords[role], allow_reconnect=False,
+                                               error_cb=on_error)
+                await nc.close()
+            nc = await nats_client.connect(url, user="runner", password=passwords["runner"], error_cb=on_error)
+            await nc.publish("orders.paper.submit", b"{}")
+            await nc.flush()
+            await asyncio.sleep(0.5)
+            await nc.close()
+            return errors
+
+        errors = asyncio.run(probe())
+        assert any('permissions violation for publish to "orders.paper.submit"' in e.lower() for e in errors), errors
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("watch", [[], ["team-a", "team-b"]])
+def test_network_policies_select_namespaces_and_operator_labels(helm: Helm, watch: list[str]) -> None:
+    """NATS and the database admit a peer only by its namespace (the immutable metadata.name, or a
+    namespace label only administrators set) *and* the labels the chart or the operator put on the
+    pod; NATS' monitoring port and every metrics port only the monitoring namespace."""
+    sets = [f"operator.watchNamespaces={{{','.join(watch)}}}"] if watch else []
+    policies = {d["metadata"]["name"]: d for d in helm.template(*sets) if d["kind"] == "NetworkPolicy"}
+    workload_ns = ({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": watch}]}
+                   if watch else {"matchLabels": {"kubetrade.io/workloads": "enabled"}})
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    release_ns = {"matchLabels": {"kubernetes.io/metadata.name": "kubetrade"}}
+    for name, port in (("kubetrade-nats", 4222), ("kubetrade-timescaledb", 5432)):
+        (rule,) = [r for r in policies[name]["spec"]["ingress"] if r["ports"] == [{"port": port, "protocol": "TCP"}]]
+        for peer in rule["from"]:
+            assert set(peer) == {"namespaceSelector", "podSelector"}, (name, peer)
+            assert peer["namespaceSelector"] in (release_ns, workload_ns), (name, peer)
+            labels = peer["podSelector"].get("matchLabels", {})
+            assert labels.get("app.kubernetes.io/instance") == "kubetrade" or labels.get(
+                "app.kubernetes.io/managed-by") == "kubetrade-operator" or labels.get(
+                "app.kubernetes.io/component") == "backtest", (name, peer)
+        components = {v for peer in rule["from"] for e in peer["podSelector"].get("matchExpressions", [])
+                      for v in e["values"]}
+        # the runners and collectors of the namespaces the operator serves, the release's own included
+        # when it watches the whole cluster (a Strategy applied next to the release must reach NATS)
+        operator_made = {json.dumps(p["namespaceSelector"], sort_keys=True) for p in rule["from"]
+                         if p["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/managed-by")}
+        assert operator_made == {json.dumps(ns, sort_keys=True) for ns in ([workload_ns] if watch else
+                                                                            [release_ns, workload_ns])}, (name, rule)
+        if port == 4222:
+            assert components == {"operator", "api", "risk-manager", "goal-manager", "executor-paper",
+                                  "executor-live", "strategy-runner", "collector"}
+    (monitor,) = [r for r in policies["kubetrade-nats"]["spec"]["ingress"] if r["ports"][0]["port"] == 8222]
+    assert monitor["from"] == monitoring
+    assert policies["kubetrade-metrics"]["spec"]["ingress"][0]["from"] == monitoring
+    refused = helm.run("template", "kubetrade", str(CHART), "--set", "networkPolicy.metricsNamespaceSelector=null",
+                       check=False)
+    assert refused.returncode != 0 and "metricsNamespaceSelector" in refused.stderr
+
+
+def test_monitoring_objects_only_where_their_api_exists(helm: Helm) -> None:
+    """ServiceMonitors, PodMonitors, the PrometheusRule and the AlertmanagerConfig are rendered only
+    where the Prometheus Operator's API is (.Capabilities), and NOTES says what was left out;
+    cert-manager asked for where it is not is refused in words."""
+    observability = VARIANTS["observability"]
+    monitoring = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "AlertmanagerConfig"}
+    assert monitoring <= {d["kind"] for d in helm.template(*observability)}
+    assert not monitoring & {d["kind"] for d in helm.template(*observability, api_versions=())}
+    rules = next(d for d in helm.template("metrics.prometheusRule.enabled=true") if d["kind"] == "PrometheusRule")
+    alerts = [r for g in rules["spec"]["groups"] for r in g["rules"]]
+    assert alerts and all(r["annotations"]["runbook_url"].startswith(
+        "https://github.com/kubetrade/kubetrade/blob/main/docs/runbooks.md#") for r in alerts)
+    refused = helm.run("template", "kubetrade", str(CHART), "--set", "webhook.certManager.enabled=true", check=False)
+    assert refused.returncode != 0 and "cert-manager.io/v1" in refused.stderr
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    """runbook_url on every alert, pointing at a section of docs/runbooks.md that exists."""
+    import re
+
+    rules = yaml.safe_load((CHART / "files" / "prometheus" / "kubetrade-rules.yaml").read_text())
+    anchors = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+               for line in (REPO / "docs" / "runbooks.md").read_text().splitlines() if line.startswith("## ")}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            url = rule["annotations"].get("runbook_url", "")
+            assert url == f"docs/runbooks.md#{rule['alert'].lower()}", rule["alert"]
+            assert rule["alert"].lower() in anchors, f"docs/runbooks.md has no section for {rule['alert']}"

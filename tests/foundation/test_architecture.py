@@ -77,7 +77,7 @@ LATE_IMPORTS = {
     "kubetrade/engine/__init__.py": "warmup loads every kernel, after the cache seed",
     "kubetrade/engine/warmcache.py": "the cache seed is copied before any kernel loads",
     "kubetrade_operator/main.py": "the webhook's server only when the webhook is served",
-    "kubetrade/resources/semantic.py": "the genome compile check (contract 1's declared exception)",
+    "kubetrade/validation/semantic.py": "the engine (numba kernels) only when a Strategy's genome is compiled",
     "kubetrade/api/__init__.py": "create_app (FastAPI, every router) on first use: --help 3.7-4.8 s -> 2.2-2.6 s",
     "kubetrade/engine/htmlreport.py": "candle files (pyarrow) only when a report embeds candles",
     "kubetrade/engine/results.py": "candle files (pyarrow) only when trades are exported",

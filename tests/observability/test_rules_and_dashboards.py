@@ -84,6 +84,8 @@ def _dashboard_queries() -> list[tuple[str, str]]:
                 m = re.fullmatch(r"label_values\((.*),\s*\w+\)", q["query"])
                 assert m, q
                 out.append((f"{path.name}: variable {var['name']}", m.group(1)))
+        for note in board["annotations"]["list"]:  # promotions and breaker trips, marked on every panel
+            out.append((f"{path.name}: annotation {note['name']}", note["expr"]))
     return out
 
 
@@ -143,3 +145,32 @@ def test_metric_names_follow_the_convention(code_metrics: tuple[set[str], list[s
             if ("duration" in name or "latency" in name) and "_seconds" not in name:
                 problems.append(f"{name}: durations are in _seconds")
     assert not problems, problems
+
+
+def test_dashboards_keep_paper_and_live_apart_in_money_and_mark_promotions_and_trips() -> None:
+    """Paper and live are never summed unseen ($mode on every query of strategies and risk), money
+    is shown as money, and promotions to live and breaker trips are marked on every time series."""
+    for name in ("strategies.json", "risk.json"):
+        board = json.loads((DASHBOARDS / name).read_text())
+        assert any(v["name"] == "mode" for v in board["templating"]["list"]), name
+        filtered = 0
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                # every series that carries the mode (label mode or environment) is filtered by it; the
+                # others are per strategy, and $strategy offers only the strategies of $mode
+                moded = any(m in expr for m in ("kubetrade_strategy_", "kubetrade_portfolio_", "_total"))
+                if moded and "kubetrade_runner_" not in expr and "refresh" not in expr:
+                    assert "$mode" in expr, (name, panel["title"], expr)
+                    filtered += 1
+        assert filtered >= 6, (name, filtered)
+    money = {("strategies.json", "Equity"), ("strategies.json", "PnL"), ("strategies.json", "Fees per day"),
+             ("risk.json", "Gross exposure"), ("goals.json", "Equity of counted strategies")}
+    for name, title in money:
+        panel = next(p for p in json.loads((DASHBOARDS / name).read_text())["panels"] if p["title"] == title)
+        assert panel["fieldConfig"]["defaults"]["unit"] == "currencyUSD", (name, title)
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        notes = {n["name"]: n for n in json.loads(path.read_text())["annotations"]["list"]}
+        assert set(notes) == {"Promotions to live", "Circuit breaker trips"}, path.name
+        assert 'action="promote"' in notes["Promotions to live"]["expr"]
+        assert "kubetrade_risk_breaker_tripped" in notes["Circuit breaker trips"]["expr"]

@@ -15,8 +15,9 @@ from kubetrade_testbed.operator import OperatorProcess as _OperatorProcess
 class OperatorProcess(_OperatorProcess):
     """The operator process against the test control plane (optionally as another user)."""
 
-    def __init__(self, kube, nats_url: str, workdir: Path, name: str = "operator", kubeconfig: Path | None = None):
-        super().__init__(kubeconfig or kube.kubeconfig, nats_url, workdir, name=name)
+    def __init__(self, kube, nats_url: str, workdir: Path, name: str = "operator", kubeconfig: Path | None = None,
+                 namespaces: tuple[str, ...] = ()):
+        super().__init__(kubeconfig or kube.kubeconfig, nats_url, workdir, name=name, namespaces=namespaces)
 
 
 @pytest.fixture(scope="module")

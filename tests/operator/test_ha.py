@@ -79,37 +79,47 @@ def test_restart_mid_reconcile_converges_without_duplicates(kube, nats_url, name
         restarted.stop()
 
 
-def test_operator_works_with_exactly_its_documented_permissions(kube, nats_url, namespace, tmp_path) -> None:
-    """Run the operator as a ServiceAccount bound to rbac.RULES only: least privilege that is enough."""
-    import json
+@pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
+def test_operator_works_under_exactly_the_chart_s_rbac(kube, nats_url, namespace, tmp_path, helm, mode) -> None:
+    """The operator as the chart's ServiceAccount with the chart's rendered RBAC, in both modes:
+    cluster-wide (operator.watchNamespaces empty), and one Role per watched namespace.  Least
+    privilege that is enough: everything reconciles, nothing is denied, and what it must not do
+    it cannot (Secrets, another webhook configuration, namespaces it does not watch)."""
+    import uuid
 
-    from kubetrade_operator.rbac import cluster_role
+    from tests.support.rbac import as_service_account, can_i, chart_rbac
 
     install_evolution_role(kube)
-    role = cluster_role("kubetrade-operator-test")
-    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "operator", "namespace": "default"}}
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": "kubetrade-operator-test"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]},
-        "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": "default"}],
-    }
-    kube.kubectl(
-        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, sa, binding]})
-    )
-    token = kube.kubectl("create", "token", "operator", "-n", "default", "--duration=1h").stdout.strip()
-    config = json.loads(kube.kubeconfig.read_text())
-    config["users"] = [{"name": "operator", "user": {"token": token}}]
-    config["contexts"][0]["context"]["user"] = "operator"
-    restricted = tmp_path / "operator.kubeconfig"
-    restricted.write_text(json.dumps(config))
-    for verb, what in (("get", "secrets"), ("delete", "deployments"), ("create", "strategies"), ("create", "roles"),
-                      ("delete", "pods")):
-        answer = kube.kubectl("auth", "can-i", verb, what, f"--kubeconfig={restricted}", check=False).stdout.strip()
-        assert answer == "no", f"the operator may {verb} {what}"
+    release = f"rbac{uuid.uuid4().hex[:6]}"
+    watch = [namespace] if mode == "namespaced" else []
+    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(chart_rbac(helm, release, "default", watch)))
+    # The chart creates the webhook configuration (empty) and lets the operator patch only it.
+    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "validate.kubetrade.io"}, "webhooks": []}))
+    restricted = as_service_account(kube, f"{release}-operator", "default", tmp_path / "operator.kubeconfig")
+    other = f"other-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", other)
+    refused = [
+        ("get", "secrets", "-n", namespace),
+        ("delete", "deployments", "-n", namespace),
+        ("create", "strategies", "-n", namespace),
+        ("create", "roles", "-n", namespace),
+        ("patch", "validatingwebhookconfigurations/some-other-webhook"),
+        ("create", "validatingwebhookconfigurations"),
+        ("update", "leases", "-n", namespace),
+        ("delete", "pods", "-n", namespace),  # it reads its runner pods (why a runner cannot run), never deletes
+    ]
+    if mode == "namespaced":
+        refused += [("create", "deployments", "-n", other), ("list", "strategies", "--all-namespaces"),
+                    ("list", "namespaces")]
+    for args in refused:
+        assert not can_i(kube, restricted, *args), f"the operator may {' '.join(args)}"
+    assert can_i(kube, restricted, "patch", "validatingwebhookconfigurations/validate.kubetrade.io")
+    assert can_i(kube, restricted, "create", "deployments", "-n", namespace)
 
-    op = OperatorProcess(kube, nats_url, tmp_path / "e", name="op-e", kubeconfig=restricted)
+    op = OperatorProcess(kube, nats_url, tmp_path / "e", name=f"op-{mode}", kubeconfig=restricted,
+                         namespaces=tuple(watch))
     op.start()
     try:
         apply(
@@ -124,10 +134,15 @@ def test_operator_works_with_exactly_its_documented_permissions(kube, nats_url, 
         wait_status(kube, "goal", "monthly-8pct", namespace, lambda s, _: s.get("cronJob"))
         wait_status(kube, "collector", "replay-binance", namespace, lambda s, _: s.get("phase") == "Running")
         wait_status(kube, "riskpolicy", "default", namespace, lambda s, _: s.get("publishedRevision"))
-        denials = [line for line in op.log().splitlines() if "system:serviceaccount:default:operator" in line]
+        # The webhook is registered through the one configuration it may patch, and it answers.
+        refusal = kube.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", check=False,
+                               input=yaml.safe_dump(strategy("bad", exchange="notanexchange")))
+        assert "unknown exchange" in refusal.stderr, refusal.stderr
+        denials = [line for line in op.log().splitlines() if f"system:serviceaccount:default:{release}" in line]
         assert not denials, denials[0][:500]  # an RBAC denial names the user; terminating namespaces do not
     finally:
         op.stop()
+        kube.kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
 def test_operator_runs_without_the_webhook(kube, nats_url, namespace, tmp_path) -> None:

@@ -11,8 +11,8 @@ import yaml
 from kubetrade.lifecycle.progress import progress
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
 from kubetrade.resources import Goal, Strategy
-from kubetrade.resources.semantic import cron_problems, strategy_problems
 from kubetrade.resources.strategy import PaperCheck, PeriodResult
+from kubetrade.validation.semantic import cron_problems, strategy_problems
 from kubetrade_operator import builders
 from kubetrade_operator.conditions import set_condition
 from kubetrade_operator.config import OperatorConfig
@@ -232,7 +232,7 @@ def test_admission_reviews() -> None:
 
     config = configuration("https://127.0.0.1:9443", "Q0E=")
     urls = {w["clientConfig"]["url"] for w in config["webhooks"]}
-    assert urls == {f"https://127.0.0.1:9443{e}" for e in ENDPOINTS} and len(ENDPOINTS) == 3
+    assert urls == {f"https://127.0.0.1:9443{e}" for e in ENDPOINTS} and len(ENDPOINTS) == 4
     assert all(w["matchConditions"][0]["expression"] == SPEC_CHANGED for w in config["webhooks"])
 
 
@@ -261,3 +261,25 @@ def test_strategy_change_detection_follows_the_observed_generation() -> None:
     assert store.build(body=goal)["spec"] == {"y": 2}  # the other kubetrade kinds keep the full essence
     runner = kopf.Body({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generation": 4}, "spec": {}})
     assert store.build(body=runner) == {"generation": 4}  # only watched: nothing compares it
+
+
+def test_children_connect_to_nats_as_their_own_role() -> None:
+    """Runners and collectors read their role's NATS password from that role's Secret, nothing else."""
+    from dataclasses import replace
+
+    from kubetrade.resources import Collector
+    from kubetrade_operator.config import OperatorConfig
+
+    cfg = replace(OperatorConfig(), nats_secret_prefix="kt-nats-")
+    doc = yaml.safe_load((REPO / "examples" / "strategy-ema-rsi.yaml").read_text())
+    _, runner = builders.strategy_children("s", "ns", "uid-1", 1, Strategy.parse(doc).spec, cfg)
+    col = yaml.safe_load((REPO / "examples" / "collector-replay.yaml").read_text())
+    _, collector = builders.collector_children("c", "ns", "uid-2", 1, Collector.parse(col).spec, cfg)
+    for dep, role in ((runner, "runner"), (collector, "collector")):
+        env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["KUBETRADE_NATS_USER"]["value"] == role
+        assert env["KUBETRADE_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": f"kt-nats-{role}",
+                                                                             "key": "password"}
+    _, open_nats = builders.strategy_children("s", "ns", "uid-1", 1, Strategy.parse(doc).spec, OperatorConfig())
+    names = {e["name"] for e in open_nats["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "KUBETRADE_NATS_USER" not in names

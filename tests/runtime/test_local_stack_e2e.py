@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -53,7 +55,12 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         assert oct((state / "api-key").stat().st_mode & 0o777) == "0o600"
         import nats
 
-        nc = await nats.connect(endpoints["nats"])
+        # NATS has one identity per role here too: watch the status reports as the control loop does
+        users = json.loads((state / "nats-users.json").read_text())
+        assert oct((state / "nats-users.json").stat().st_mode & 0o777) == "0o600"
+        with pytest.raises(Exception, match=r"(?i)authori"):
+            await nats.connect(endpoints["nats"], allow_reconnect=False, connect_timeout=3)
+        nc = await nats.connect(endpoints["nats"], user="operator", password=users["operator"])
         reports: dict[str, dict] = {}
 
         async def on_status(msg) -> None:
@@ -71,6 +78,18 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         await eventually(all_caught_up, timeout=240, interval=0.5)
         await asyncio.sleep(6)  # one more report round (every 5 s) after the last fill, for the status feed too
         api = httpx.AsyncClient(base_url=endpoints["api"], headers={"X-API-Key": key}, timeout=30)
+
+        # a key made from another shell against this run's database works with this API: both read the
+        # pepper kubetrade up keeps in its state folder (it made one up in its own process before)
+        env = {k: v for k, v in os.environ.items() if k != "KUBETRADE_API_KEY_PEPPER"}
+        made = await asyncio.to_thread(
+            subprocess.run, [*kubetrade_argv("api-keys", "--dsn", endpoints["database"], "--pepper-file",
+                                             str(state / "api-key-pepper"), "create", "shell", "--scope", "read")],
+            capture_output=True, text=True, env=env, timeout=120)
+        assert made.returncode == 0, made.stderr
+        shell_key = json.loads(made.stdout.splitlines()[0])["key"]
+        got = await api.get("/api/v1/strategies", headers={"X-API-Key": shell_key})
+        assert got.status_code == 200, got.text
         db = await psycopg.AsyncConnection.connect(endpoints["database"], row_factory=dict_row, autocommit=True)
 
         # --- strategies traded, and every record says the same -----------------------------------
@@ -124,10 +143,12 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         assert "unknown indicator 'nosuch'" in by_name["bad-genome"]["status"]["message"]
         assert by_name["sol-missing"]["status"]["phase"] == "Failed"
         assert "SOL/USDT 5m on binance is not provided by any collector" in by_name["sol-missing"]["status"]["message"]
-        # a model the runner cannot load: it runs, trades nothing and says why (Degraded/ModelRefused), as on a cluster
-        [degraded] = [c for c in by_name["missing-model"]["status"].get("conditions", []) if c["type"] == "Degraded"]
-        assert (degraded["status"], degraded["reason"]) == ("True", "ModelRefused"), degraded
-        assert "model file /nonexistent/model.onnx cannot be read" in degraded["message"], degraded
+        # a model the runner cannot load: it starts, trades nothing (no order, below) and says why in a
+        # Degraded condition (learning's ModelRefused; its phase stays Paper, the runner being up)
+        missing = by_name["missing-model"]["status"]
+        refused = [c for c in missing.get("conditions") or [] if c["type"] == "Degraded" and c["status"] == "True"]
+        assert refused and refused[0]["reason"] == "ModelRefused", missing
+        assert "spec.model: model file /nonexistent/model.onnx cannot be read" in refused[0]["message"]
         assert not await (await db.execute(
             "SELECT 1 FROM orders WHERE strategy IN ('bad-genome', 'sol-missing', 'missing-model')")).fetchall()
 
@@ -178,5 +199,9 @@ async def test_local_stack_trades_refuses_and_agrees(tmp_path) -> None:
         assert "stopped cleanly" in out and "Traceback" not in out
         summary = json.loads((state / "summary.json").read_text())
         assert {s["name"] for s in summary["strategies"]} >= set(RUNNING)
+        # every service did all of this within its role's NATS permissions (the test's own refused
+        # anonymous connection is not a permission violation)
+        violations = [line for line in (state / "nats" / "nats.log").read_text().splitlines() if "Violation" in line]
+        assert not violations, violations[:10]
     finally:
         up.stop(timeout=60, sig=signal.SIGINT)

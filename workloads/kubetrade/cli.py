@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "kubetrade.resources.commands",
+    "kubetrade.validation.commands",
+    "kubetrade.install.commands",
     "kubetrade.api.commands",
     "kubetrade.api.keycommands",
     "kubetrade.backtestjobs.commands",
@@ -37,7 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 SERVER_ROLES: tuple[str, ...] = (
     "api", "operator", "collect", "risk-manager", "goal-manager", "executor", "runner", "goal-evolution",
-    "backtest-job", "warmup", "alertmanager-config",
+    "backtest-job", "warmup", "alertmanager-config", "install-secrets", "install-admin-key",
 )
 """Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
 every other command is one a user types, and ``--help`` lists the two groups apart."""

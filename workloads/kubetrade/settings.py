@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     """Image of the Jobs the API starts (backtests)."""
     job_env_secret: str | None = None
     """Secret whose keys become the environment of Jobs the API starts."""
+    database_secret: str | None = None
+    """Secret (key url) the Jobs the API starts, and the operator's children, read the database DSN from."""
+    api_max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    """Largest request body the API accepts; a larger one gets 413 before it is read."""
+    nats_user: str | None = None
+    """This process's NATS identity: its role (operator, api, risk-manager, runner, collector, executor-ENV)."""
+    nats_password: SecretStr | None = None
+    """The role's NATS password (from the role's Secret)."""
+    nats_secret_prefix: str | None = None
+    """Operator: runners and collectors read their NATS password from Secret <prefix><role>."""
+    order_signing_key: SecretStr | None = None
+    """The key the risk manager signs orders with and executors check (from a Secret)."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this API process."""
     alertmanager_url: str = ""
@@ -107,7 +119,8 @@ class Settings(BaseSettings):
     shared_data: Path | None = None
     """Folder of the real candles the benchmarks read (not shipped: see bench/README.md)."""
 
-    @field_validator("database_url", "exchange_url", "job_env_secret", "namespace", "api_url", mode="before")
+    @field_validator("database_url", "exchange_url", "job_env_secret", "namespace", "api_url", "database_secret",
+                     "nats_user", "nats_secret_prefix", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -144,8 +157,8 @@ _WHY = {
     "float_parsing": "not a number",
     "bool_parsing": "not true/false (1/0, yes/no)",
 }
-SECRETS = frozenset({"exchange_api_key", "exchange_secret", "api_key_pepper", "api_key", "alert_receiver_token",
-                     "twilio_auth_token", "sms_to"})
+SECRETS = frozenset({"exchange_api_key", "exchange_secret", "api_key_pepper", "api_key", "nats_password",
+                     "order_signing_key", "alert_receiver_token", "twilio_auth_token", "sms_to"})
 
 
 def _describe(exc: ValidationError) -> str:

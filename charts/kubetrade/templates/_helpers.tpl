@@ -30,19 +30,52 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
-{{/* NATS URL every process connects to. */}}
+{{/* NATS URL every process connects to (never with credentials: those come from each role's Secret). */}}
 {{- define "kubetrade.natsUrl" -}}
 {{- if .Values.nats.bundled -}}
 nats://{{ include "kubetrade.fullname" . }}-nats.{{ .Release.Namespace }}.svc:4222
 {{- else -}}
+{{- if contains "@" .Values.nats.external.url -}}
+{{- fail "nats.external.url must not carry credentials: each role's password comes from its Secret <fullname>-nats-<role>" -}}
+{{- end -}}
 {{ .Values.nats.external.url }}
 {{- end -}}
+{{- end }}
+
+{{/* Every NATS role (kubetrade.messaging.auth.ROLES; the chart tests compare the two). */}}
+{{- define "kubetrade.natsRoles" -}}
+operator api risk-manager runner goal-manager collector executor-paper executor-live
+{{- end }}
+
+{{/* The NATS identity of one role: user name, password from the role's own Secret. */}}
+{{- define "kubetrade.natsIdentity" -}}
+{{- if .ctx.Values.nats.auth.enabled }}
+- name: KUBETRADE_NATS_USER
+  value: {{ .role | quote }}
+- name: KUBETRADE_NATS_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ include "kubetrade.fullname" .ctx }}-nats-{{ .role }}, key: password}}
+{{- end }}
+{{- end }}
+
+{{/* The API key pepper's Secret. */}}
+{{- define "kubetrade.pepperSecret" -}}
+{{ .Values.api.pepperSecret | default (printf "%s-api-pepper" (include "kubetrade.fullname" .)) }}
+{{- end }}
+
+{{/* Affinity and topology spread of one component: include with (dict "values" .Values.api). */}}
+{{- define "kubetrade.podPlacement" -}}
+{{- with .values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+topologySpreadConstraints: {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/* Secret (and key) holding the PostgreSQL DSN. */}}
 {{- define "kubetrade.dbSecret" -}}
 {{- if .Values.database.bundled -}}
-{{ include "kubetrade.fullname" . }}-db
+{{ .Values.database.existingSecret | default (printf "%s-db" (include "kubetrade.fullname" .)) }}
 {{- else -}}
 {{ .Values.database.external.existingSecret }}
 {{- end -}}
@@ -86,13 +119,9 @@ tolerations: {{- toYaml . | nindent 2 }}
 
 {{/* Environment every kubetrade process gets: connections, logs, metrics, traces. */}}
 {{- define "kubetrade.commonEnv" -}}
-{{- if and (not .ctx.Values.nats.bundled) .ctx.Values.nats.external.existingSecret }}
-- name: KUBETRADE_NATS_URL
-  valueFrom: {secretKeyRef: {name: {{ .ctx.Values.nats.external.existingSecret }}, key: url}}
-{{- else }}
 - name: KUBETRADE_NATS_URL
   value: {{ include "kubetrade.natsUrl" .ctx | quote }}
-{{- end }}
+{{- include "kubetrade.natsIdentity" (dict "ctx" .ctx "role" .component) }}
 - name: KUBETRADE_DATABASE_URL
   valueFrom: {secretKeyRef: {name: {{ include "kubetrade.dbSecret" .ctx }}, key: {{ include "kubetrade.dbSecretKey" .ctx }}}}
 - name: POD_NAME

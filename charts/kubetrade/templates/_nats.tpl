@@ -9,6 +9,11 @@ jetstream {
   store_dir: /data/jetstream
   max_file_store: {{ .Values.nats.storage | replace "Gi" "G" | replace "Mi" "M" }}
 }
+{{- if .Values.nats.auth.enabled }}
+# One user per kubetrade role, each allowed only its own subjects (kubetrade.messaging.auth,
+# generated into files/nats/authorization.conf); passwords from the roles' Secrets, by variable.
+{{ .Files.Get "files/nats/authorization.conf" }}
+{{- end }}
 {{- if gt $replicas 1 }}
 cluster {
   name: {{ $fullname }}-nats

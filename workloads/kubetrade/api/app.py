@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 import kubetrade
 from kubetrade.api import docs, failures, health
+from kubetrade.api.bodylimit import BodyLimit
 from kubetrade.api.candlecache import cache_for
 from kubetrade.api.console import router as console_router
 from kubetrade.api.errors import PROTECTED_RESPONSES
@@ -25,6 +26,7 @@ from kubetrade.api.security import authenticate, gate_for
 from kubetrade.api.settings import Settings
 from kubetrade.api.strictquery import reject_repeated_scalars
 from kubetrade.api.tasks import background_tasks
+from kubetrade.messaging import auth
 
 log = logging.getLogger("kubetrade.api")
 
@@ -57,6 +59,7 @@ async def _connect_nats(url: str) -> object:
 
     return await nats.connect(
         url,
+        **auth.credentials("api"),
         name="kubetrade-api",
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
@@ -120,6 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "traceparent"],
             expose_headers=["Retry-After", "X-Request-ID"],
         )
+    # Bodies over the limit get 413 as soon as they are seen to be (Content-Length, or the
+    # bytes read so far), before any of them is parsed.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     for name in ROUTER_MODULES:

@@ -29,9 +29,11 @@ Responses = dict[int | str, dict[str, Any]]
 
 PROTECTED_RESPONSES: Responses = {
     401: _doc("No API key, a malformed, unknown or revoked one."),
-    403: _doc("The API key lacks the scope this route needs."),
+    403: _doc("The API key lacks the scope this route needs, or the cluster refuses the API the action."),
+    413: _doc("The request body is larger than the API accepts."),
     429: _doc("Rate limit of the key or of the client address exceeded.", retry=True),
-    503: _doc("A dependency (database, cluster) is unavailable.", retry=True),
+    502: _doc("A dependency (risk manager, cluster) answered something the API cannot use."),
+    503: _doc("A dependency (database, NATS, risk manager, cluster) is unavailable.", retry=True),
 }
 """Added to every route behind :func:`kubetrade.api.security.authenticate`."""
 

@@ -1,7 +1,9 @@
 """``kubetrade api-keys create|revoke|list``: manage API keys from a shell (the first admin key too).
 
 Talks to the database directly (``KUBETRADE_DATABASE_URL``) with the same functions as the
-admin endpoints, and needs the same pepper (``KUBETRADE_API_KEY_PEPPER``) as the API.
+admin endpoints, and needs the same pepper as the API: ``KUBETRADE_API_KEY_PEPPER``, or where
+that is unset the file ``kubetrade up`` keeps it in (``--pepper-file``, default
+``.kubetrade/api-key-pepper``), so that a key made against ``kubetrade up``'s database works.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("api-keys", help="create, revoke and list API keys")
     parser.add_argument("--dsn", default=os.environ.get("KUBETRADE_DATABASE_URL"),
                         help="PostgreSQL DSN (default $KUBETRADE_DATABASE_URL)")
+    parser.add_argument("--pepper-file", default=keys.LOCAL_PEPPER_FILE,
+                        help="the pepper, when KUBETRADE_API_KEY_PEPPER is unset (kubetrade up keeps it there)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="create a key and print it once")
     create.add_argument("name", help="what the key is for, e.g. grafana or ci")
@@ -49,6 +53,19 @@ def _run(args: argparse.Namespace, work: Any) -> int:
     return asyncio.run(main())
 
 
+def _pepper(args: argparse.Namespace) -> str:
+    pepper = os.environ.get("KUBETRADE_API_KEY_PEPPER", "")
+    if pepper:
+        return pepper
+    found = keys.local_pepper(args.pepper_file)
+    if found:
+        print(f"pepper from {args.pepper_file} (kubetrade up's)", file=sys.stderr)
+        return found
+    print("warning: no pepper (KUBETRADE_API_KEY_PEPPER, or kubetrade up's file): the key works only with an "
+          "API that has none", file=sys.stderr)
+    return ""
+
+
 def _describe(k: keys.StoredKey) -> dict[str, Any]:
     return {"id": k.id, "name": k.name, "scopes": list(k.scopes), "rateLimit": k.rate_limit,
             "createdAt": k.created_at.isoformat(), "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None}
@@ -57,8 +74,7 @@ def _describe(k: keys.StoredKey) -> dict[str, Any]:
 def _create(args: argparse.Namespace) -> int:
     async def work(conn: Any) -> int:
         try:
-            stored, key = await keys.create(conn, args.name, args.scopes,
-                                            os.environ.get("KUBETRADE_API_KEY_PEPPER", ""), args.rate_limit)
+            stored, key = await keys.create(conn, args.name, args.scopes, _pepper(args), args.rate_limit)
         except keys.KeyRequestError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -23,6 +23,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, get_args
 
 import psycopg
@@ -90,6 +91,25 @@ _COLUMNS = "id, name, scopes, rate_limit, created_at, revoked_at, hash"
 def _row(row: tuple[object, ...]) -> StoredKey:
     key_id, name, scopes, rate_limit, created, revoked, h = row
     return StoredKey(str(key_id), str(name), tuple(scopes), rate_limit, created, revoked, bytes(h))  # type: ignore[arg-type,call-overload]
+
+
+LOCAL_PEPPER_FILE = ".kubetrade/api-key-pepper"
+"""Where ``kubetrade up`` keeps its pepper (mode 0600), so that ``kubetrade api-keys`` in another shell agrees."""
+
+
+def local_pepper(path: str | Path, create: bool = False) -> str | None:
+    """The pepper in ``path``; with ``create``, made (random, mode 0600) when the file does not exist yet."""
+    path = Path(path)
+    if path.is_file():
+        return path.read_text().strip() or None
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    pepper = secrets.token_hex(32)
+    path.write_text(pepper + "\n")
+    return pepper
 
 
 async def create(conn: psycopg.AsyncConnection, name: str, scopes: list[str], pepper: str,

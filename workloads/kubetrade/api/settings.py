@@ -33,8 +33,12 @@ class Settings:
     """Namespace of resources when a request names none (KUBETRADE_NAMESPACE; in a pod: its own)."""
     image: str = "kubetrade:latest"
     """Image of Jobs the API starts, e.g. backtests (KUBETRADE_IMAGE)."""
+    database_secret: str | None = None
+    """Secret (key ``url``) the Jobs the API starts read the database DSN from (KUBETRADE_DATABASE_SECRET)."""
     job_env_secret: str | None = None
     """Secret whose keys become the environment of Jobs the API starts (KUBETRADE_JOB_ENV_SECRET)."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body accepted; a larger one gets 413 before it is read (KUBETRADE_API_MAX_BODY_BYTES)."""
     alert_evaluation: bool = True
     """Evaluate user-defined alert conditions in this process (KUBETRADE_ALERT_EVALUATION=0 turns it off)."""
     alertmanager_urls: list[str] = field(default_factory=list)
@@ -77,7 +81,9 @@ class Settings:
             rate_window_seconds=env.rate_window_seconds,
             namespace=env.namespace or _pod_namespace() or "default",
             image=env.image,
+            database_secret=env.database_secret,
             job_env_secret=env.job_env_secret,
+            max_body_bytes=env.api_max_body_bytes,
             alert_evaluation=env.alert_evaluation,
             alertmanager_urls=[u.rstrip("/") for u in _list(env.alertmanager_url)],
             alert_receiver_token=env.alert_receiver_token.get_secret_value(),
@@ -99,6 +105,7 @@ class Settings:
 
 def channel_limits(value: str | None) -> dict[str, int]:
     """``sms=10,slack=60`` -> {"sms": 10, "slack": 60}; a bad entry is an error naming it."""
+
     out: dict[str, int] = {}
     for item in _list(value):
         channel, _, number = item.partition("=")

@@ -14,17 +14,29 @@ from kubetrade.backtestjobs.execute import execute
 log = logging.getLogger("kubetrade.backtestjobs")
 
 
-def job_manifest(backtest_id: uuid.UUID, strategy: dict[str, Any], image: str, env_secret: str | None
-                 ) -> dict[str, Any]:
-    """The Job that runs ``kubetrade backtest-job <id>``, owned by the Strategy (deleted with it)."""
+def job_manifest(backtest_id: uuid.UUID, strategy: dict[str, Any], image: str, env_secret: str | None,
+                 database_secret: str | None = None) -> dict[str, Any]:
+    """The Job that runs ``kubetrade backtest-job <id>``, owned by the Strategy (deleted with it).
+
+    Its pod meets the "restricted" Pod Security Standard and has no Kubernetes token; the
+    database DSN comes from ``database_secret`` (key ``url``, the Secret the operator's
+    children read too), further environment from ``env_secret``.
+    """
     meta = strategy["metadata"]
+    env: list[dict[str, Any]] = [{"name": "NUMBA_CACHE_DIR", "value": "/tmp/numba-cache"}]
+    if database_secret:
+        env.append({"name": "KUBETRADE_DATABASE_URL",
+                    "valueFrom": {"secretKeyRef": {"name": database_secret, "key": "url"}}})
     container: dict[str, Any] = {
         "name": "backtest",
         "image": image,
         "args": ["backtest-job", str(backtest_id)],
+        "env": env,
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": False,
-                            "runAsNonRoot": True},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if env_secret:
         container["envFrom"] = [{"secretRef": {"name": env_secret}}]
@@ -45,7 +57,11 @@ def job_manifest(backtest_id: uuid.UUID, strategy: dict[str, Any], image: str, e
             "ttlSecondsAfterFinished": 86_400,
             "activeDeadlineSeconds": 3_600,
             "template": {"metadata": {"labels": labels},
-                         "spec": {"restartPolicy": "Never", "containers": [container]}},
+                         "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                                  "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                                      "seccompProfile": {"type": "RuntimeDefault"}},
+                                  "containers": [container],
+                                  "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}},
         },
     }
 
@@ -56,7 +72,8 @@ async def launch(app_state: Any, backtest_id: uuid.UUID, strategy: dict[str, Any
     store_ = cluster.resource_store(app_state.db_pool)
     if isinstance(store_, cluster.KubernetesStore):
         job = await store_.create_job(strategy["metadata"]["namespace"],
-                                      job_manifest(backtest_id, strategy, settings.image, settings.job_env_secret))
+                                      job_manifest(backtest_id, strategy, settings.image, settings.job_env_secret,
+                                                   settings.database_secret))
         name = str(job["metadata"]["name"])
         async with app_state.db_pool.connection() as conn:
             await store.set_job(conn, backtest_id, name)

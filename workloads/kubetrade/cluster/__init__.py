@@ -13,16 +13,28 @@ from typing import Any
 
 from kubetrade.cluster.database import DatabaseStore
 from kubetrade.cluster.kube import KubernetesStore, api_client, configured, ping
-from kubetrade.cluster.seam import Conflict, Invalid, NotFound, ResourceStore, StoreError
+from kubetrade.cluster.seam import (
+    BadGateway,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ResourceStore,
+    StoreError,
+    Unavailable,
+)
 
 __all__ = [
+    "BadGateway",
     "Conflict",
     "DatabaseStore",
+    "Forbidden",
     "Invalid",
     "KubernetesStore",
     "NotFound",
     "ResourceStore",
     "StoreError",
+    "Unavailable",
     "api_client",
     "configured",
     "ping",

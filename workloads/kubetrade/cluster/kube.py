@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from kubetrade.cluster.seam import Conflict, Invalid, NotFound, StoreError
+from kubetrade.cluster.seam import BadGateway, Conflict, Forbidden, Invalid, NotFound, StoreError, Unavailable
 from kubetrade.resources.base import GROUP, VERSION
 
 Objects = list[dict[str, Any]]
@@ -49,17 +49,37 @@ async def ping(deadline: float = 3.0) -> str:
 
 
 def _translate(exc: Exception, what: str) -> Exception:
+    """Every failure of a cluster call as a :class:`StoreError` with the status that fits.
+
+    404, 409 and 422 are the client's (no such object, a conflict, an invalid object; 400 and
+    410 too); 403 is the cluster refusing the API itself, said as such; 401 means the API's
+    own credentials are refused (502); throttling, server errors, timeouts and unreachable
+    servers are 503.  The message is the API server's own, cut short.
+    """
     from kubernetes.client.exceptions import ApiException
 
+    if isinstance(exc, StoreError):
+        return exc
     if not isinstance(exc, ApiException):
+        if isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("urllib3"):
+            return Unavailable(f"{what}: the Kubernetes API did not answer ({type(exc).__name__})")
         return exc
     try:
         message = json.loads(exc.body or "{}").get("message") or exc.reason
-    except ValueError:
+    except (ValueError, AttributeError):
         message = exc.reason
-    by_status: dict[int, type[StoreError]] = {404: NotFound, 409: Conflict, 422: Invalid}
-    error = by_status.get(int(exc.status or 0))
-    return error(f"{what}: {message}") if error else exc
+    message = str(message)[:1000]
+    status = int(exc.status or 0)
+    if status == 403:
+        return Forbidden(f"{what}: the cluster does not allow the API this ({message})")
+    if status == 401:
+        return BadGateway(f"{what}: the cluster refused the API's credentials")
+    by_status: dict[int, type[StoreError]] = {400: Invalid, 404: NotFound, 409: Conflict, 410: Conflict,
+                                              422: Invalid}
+    error = by_status.get(status)
+    if error is not None:
+        return error(f"{what}: {message}")
+    return Unavailable(f"{what}: the Kubernetes API answered {status} ({message})")
 
 
 class KubernetesStore:

@@ -37,6 +37,24 @@ class Invalid(StoreError):
     status = 422
 
 
+class Forbidden(StoreError):
+    """The cluster does not let the API do this (its ServiceAccount's RBAC, an admission policy)."""
+
+    status = 403
+
+
+class Unavailable(StoreError):
+    """The cluster could not be reached or did not answer in time; retrying later may work."""
+
+    status = 503
+
+
+class BadGateway(StoreError):
+    """The cluster answered something the API cannot use (its own credentials refused, say)."""
+
+    status = 502
+
+
 class ResourceStore(Protocol):
     """Where kubetrade resources live: the cluster, or the local database."""
 

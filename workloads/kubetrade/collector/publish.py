@@ -25,11 +25,15 @@ from kubetrade.storage.candles import SeriesKey
 
 log = logging.getLogger("kubetrade.collector.publish")
 
+MARKET_STREAMS = ("MARKET_DATA", "MARKET_TICKS", "ALT_DATA")
+"""The streams a collector writes, and the only ones its NATS identity may manage."""
+
+
 async def ensure_streams(js: Any) -> None:
-    """The platform's streams (one definition: :mod:`kubetrade.messaging.streams`), with its
+    """The market data streams (one definition: :mod:`kubetrade.messaging.streams`), with their
     two-hour duplicate window - long enough to cover a collector restart with backfill; older
     repeats are absorbed by the idempotent database upsert."""
-    await streams.ensure_streams(js)
+    await streams.ensure_streams(js, MARKET_STREAMS)
 
 
 def subject_of(message: Candle | Ticker | PublicTrade | AltPoint) -> str:

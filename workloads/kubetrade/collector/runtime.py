@@ -22,7 +22,7 @@ from kubetrade.ccxtclient import point_ccxt
 from kubetrade.collector.exchange import first_set
 from kubetrade.collector.health import Health, HealthReporter
 from kubetrade.collector.publish import Publisher, ensure_streams, stream_resume
-from kubetrade.messaging import subjects
+from kubetrade.messaging import auth, subjects
 from kubetrade.resources.collector import Collector
 
 log = logging.getLogger("kubetrade.collector")
@@ -116,8 +116,8 @@ async def run(resource: Collector, opts: Options, stop: asyncio.Event, probes: A
     ns = resource.metadata.get("namespace") or "default"
     name = resource.metadata["name"]
     health = Health(ns, name, resource.spec.source, resource.spec.provider)
-    nc = await nats.connect(opts.nats_url, name=f"collector-{ns}-{name}", max_reconnect_attempts=-1,
-                            reconnect_time_wait=1, connect_timeout=5)
+    nc = await nats.connect(opts.nats_url, **auth.credentials("collector"), name=f"collector-{ns}-{name}",
+                            max_reconnect_attempts=-1, reconnect_time_wait=1, connect_timeout=5)
     js = nc.jetstream()
     await ensure_streams(js)
     if probes is not None:

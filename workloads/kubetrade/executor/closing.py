@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 
 from kubetrade.ledger import queries, record
 from kubetrade.ledger.connection import Row
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, signing, subjects
 from kubetrade.messaging.schemas import CloseStrategyRequest, CloseStrategyResult, OrderRequest
 
 Cancel = Callable[[Row], Awaitable[None]]
@@ -56,11 +56,10 @@ async def close_strategy(conn: AsyncConnection[Row], environment: str, js: Any, 
             reduce_only=True,
             time=int(time.time() * 1000),
         )
-        await js.publish(
-            subjects.order_submit(environment),
-            codec.encode(order),
-            headers={"Nats-Msg-Id": order.client_order_id},
-        )
+        subject, body = subjects.order_submit(environment), codec.encode(order)
+        # signed like the risk manager's orders: the executor's own closing orders pass its check
+        headers = signing.headers(signing.key_from_env(), subject, order.client_order_id, body)
+        await js.publish(subject, body, headers=headers)
         closed += 1
     return codec.encode(
         CloseStrategyResult(

@@ -37,7 +37,7 @@ from kubetrade.executor.gate import Gate
 from kubetrade.executor.lease import AlreadyHeld, Lease, LeaseLost
 from kubetrade.executor.venues import CcxtVenue, PaperVenue, Rejected, Uncertain, Venue, VenueOrder
 from kubetrade.ledger import connection, paperbatch, queries, record
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import auth, codec, signing, subjects
 from kubetrade.messaging.prices import price_of
 from kubetrade.messaging.schemas import CancelRequest, Candle, Fill, OrderEvent, OrderRequest
 from kubetrade.messaging.streams import ensure_order_streams
@@ -95,6 +95,8 @@ class Executor:
         self.dsn = dsn
         self.nats_url = nats_url
         self.venue = venue
+        self.signing_key = signing.key_from_env()
+        """Orders must carry the risk manager's signature under this key (None: no key, nothing checked)."""
         self.sync_seconds = sync_seconds
         self.ack_wait = ack_wait
         self.settle_seconds = settle_seconds
@@ -115,7 +117,8 @@ class Executor:
         """Called each turn of the main loops (the liveness probe's heartbeat)."""
         self.resting: set[tuple[str, str]] = set()
         self._idle_recorded = float("-inf")
-        self.stats = {"orders": 0, "fills": 0, "reconciled": 0, "uncertain": 0, "redelivered": 0, "overlapped": 0}
+        self.stats = {"orders": 0, "fills": 0, "reconciled": 0, "uncertain": 0, "redelivered": 0, "overlapped": 0,
+                      "unsigned": 0}
         self.batching = isinstance(venue, PaperVenue)
         self.memo = paperbatch.Memo()
 
@@ -125,7 +128,8 @@ class Executor:
         import nats
 
         self.nc = await nats.connect(
-            self.nats_url, name=f"executor-{self.environment}", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+            self.nats_url, **auth.credentials(f"executor-{self.environment}"), name=f"executor-{self.environment}",
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5
         )
         lease = Lease(self.dsn, self.environment)
         try:
@@ -350,7 +354,7 @@ class Executor:
         except codec.BadMessage:
             return None
         ok = (msg.headers or {}).get("Nats-Msg-Id") == req.client_order_id and req.environment == self.environment
-        return req if ok else None
+        return req if ok and signing.verified(self.signing_key, msg.subject, msg.headers, msg.data) else None
 
     # --- message handlers --------------------------------------------------------------
 
@@ -362,6 +366,11 @@ class Executor:
                 raise codec.BadMessage(f"Nats-Msg-Id {msg_id!r} is not the clientOrderId {req.client_order_id!r}")
             if req.environment != self.environment:
                 raise codec.BadMessage(f"order for {req.environment} sent to the {self.environment} executor")
+            if not signing.verified(self.signing_key, msg.subject, msg.headers, msg.data):
+                self.stats["unsigned"] += 1
+                log.error("order refused: not signed by the risk manager",
+                          extra={"client_order_id": req.client_order_id, "strategy": req.strategy})
+                raise codec.BadMessage("not signed by the risk manager (Kubetrade-Signature): refused")
         except codec.BadMessage as exc:
             await codec.dead_letter(self.nc, msg.subject, msg.data, str(exc))
             await msg.term()

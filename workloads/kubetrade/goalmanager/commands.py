@@ -34,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from kubetrade import cluster, eventloop
     from kubetrade.goalmanager.manager import GoalManager
+    from kubetrade.messaging import auth
     from kubetrade.observability import probes
     from kubetrade.observability.logging import configure
 
@@ -48,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
         if store is None:
             print("goal-manager: no cluster (KUBECONFIG or in-cluster) and no --database-url")
             return 2
-        nc = await nats.connect(args.nats_url, name="goal-manager", max_reconnect_attempts=-1)
+        nc = await nats.connect(args.nats_url, **auth.credentials("goal-manager"), name="goal-manager",
+                                max_reconnect_attempts=-1)
         manager = GoalManager(store, nc, interval=args.interval)
         try:
             if args.once:

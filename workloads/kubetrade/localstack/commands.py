@@ -29,15 +29,18 @@ def register(sub: Any) -> None:
 def _up(args: argparse.Namespace) -> int:
     import logging
 
+    from kubetrade.localstack import logfiles
     from kubetrade.localstack.up import UpOptions, run
     from kubetrade.observability.logging import configure
 
     configure("local", "INFO")
-    # the console is for people; the JSON log lines of every in-process role go to a file
+    # the console is for people; the JSON log lines of every in-process role go to a file. Each run
+    # starts fresh logs; the last few runs' are kept as NAME.log.1, .2, .3 (older ones deleted)
     log_dir = args.state_dir.resolve() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    logfiles.rotate(log_dir)
     root = logging.getLogger()
-    handler = logging.FileHandler(log_dir / "kubetrade-up.log")
+    handler = logfiles.run_handler(log_dir / "kubetrade-up.log")
     handler.setFormatter(root.handlers[0].formatter)
     root.handlers[:] = [handler]
     return run(

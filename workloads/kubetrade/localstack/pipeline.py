@@ -47,7 +47,7 @@ from kubetrade.localstack import data as market
 from kubetrade.localstack.cluster import LocalCluster, RunnerPods
 from kubetrade.localstack.stack import NAMESPACE, PipelineOptions, Stack
 from kubetrade.localstack.supervisor import drain_orders
-from kubetrade.messaging import subjects
+from kubetrade.messaging import auth, subjects
 from kubetrade.messaging.streams import ensure_streams
 from kubetrade.resources import BY_KIND
 from kubetrade.resources.strategy import Strategy
@@ -282,7 +282,8 @@ async def start_runners(stack: Stack) -> None:
 
 
 async def replay(stack: Stack, stop: asyncio.Event) -> None:
-    js = stack.nc.jetstream()
+    nc = await _collector_connection(stack)
+    js = nc.jetstream()
     await ensure_md_streams(js)
 
     class CountingPublisher(Publisher):
@@ -294,7 +295,7 @@ async def replay(stack: Stack, stop: asyncio.Event) -> None:
     async def one(r: market.ReplayData) -> None:
         name = r.collector.metadata["name"]
         health = Health(NAMESPACE, name, "replay", r.collector.spec.provider)
-        reporter = HealthReporter(stack.nc, health)
+        reporter = HealthReporter(nc, health)
         collector = ReplayCollector(r.live, r.exchange, CountingPublisher(js), health, speed=r.speed)
         task = asyncio.create_task(collector.run(stop))
         while not task.done():
@@ -308,7 +309,15 @@ async def replay(stack: Stack, stop: asyncio.Event) -> None:
 
 
 async def store_candles(stack: Stack, stop: asyncio.Event) -> None:
-    await Sink(stack.nc, stack.dsn).run(stop)
+    await Sink(await _collector_connection(stack), stack.dsn).run(stop)
+
+
+async def _collector_connection(stack: Stack) -> Any:
+    """The replay and its candle store connect as a collector would: market data is all they may publish."""
+    if stack.collector_nc is None:
+        stack.collector_nc = await nats.connect(stack.nats_url, **auth.credentials("collector"),
+                                                name="kubetrade-up-collector", max_reconnect_attempts=-1)
+    return stack.collector_nc
 
 
 async def serve_api(stack: Stack, port: int, stop: asyncio.Event) -> None:
@@ -337,7 +346,8 @@ async def show_progress(stack: Stack, stop: asyncio.Event, every: float = 10.0) 
 async def run_pipeline(stack: Stack, stop: asyncio.Event, on_api: Callable[[str], None] | None = None) -> None:
     loop = asyncio.get_running_loop()
     stack.supervisor.say = stack.warn
-    stack.nc = await nats.connect(stack.nats_url, name="kubetrade-up", max_reconnect_attempts=-1)
+    stack.nc = await nats.connect(stack.nats_url, **auth.credentials("operator"), name="kubetrade-up",
+                                  max_reconnect_attempts=-1)
     await ensure_streams(stack.nc.jetstream())
     pool = AsyncConnectionPool(stack.dsn, min_size=1, max_size=4, open=False)
     await pool.open()
@@ -362,7 +372,10 @@ async def run_pipeline(stack: Stack, stop: asyncio.Event, on_api: Callable[[str]
         await subscribe_status_feed(stack)
         await start_runners(stack)
         start = stack.replay_start
-        stack.goals = GoalManager(stack.store, stack.nc, interval=CONTROL_PERIOD, clock=stack.replay_now,
+        # the goal manager connects as its own role, as its pod does
+        stack.goal_nc = await nats.connect(stack.nats_url, **auth.credentials("goal-manager"),
+                                           name="kubetrade-up-goal-manager", max_reconnect_attempts=-1)
+        stack.goals = GoalManager(stack.store, stack.goal_nc, interval=CONTROL_PERIOD, clock=stack.replay_now,
                                   start_of=lambda goal: start)
         if on_api:
             on_api(stack.api_url)
@@ -393,3 +406,7 @@ async def run_pipeline(stack: Stack, stop: asyncio.Event, on_api: Callable[[str]
         await pool.close()
         with contextlib.suppress(Exception):
             await stack.nc.drain()
+        for extra in (stack.collector_nc, stack.goal_nc):
+            if extra is not None:
+                with contextlib.suppress(Exception):
+                    await extra.drain()

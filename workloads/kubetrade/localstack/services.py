@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetrade.localstack.servers.processes import ManagedProcess
-from kubetrade.messaging import codec, kv, subjects
+from kubetrade.messaging import auth, codec, kv, subjects
 from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest
 from kubetrade.messaging.streams import ensure_streams
 from kubetrade.resources.riskpolicy import RiskPolicySpec
@@ -34,9 +34,13 @@ def kubetrade_argv(*args: str) -> list[str]:
     return [found, *args] if found else [sys.executable, "-m", "kubetrade.cli", *args]
 
 
-def _env(nats_url: str, dsn: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+def _env(nats_url: str, dsn: str, role: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A service's environment: connections, and its role's NATS identity (as its pod would have it)."""
     env = dict(os.environ)
     env.update({"KUBETRADE_NATS_URL": nats_url, "KUBETRADE_DATABASE_URL": dsn})
+    creds = auth.credentials(role)
+    if creds:
+        env.update({auth.USER_ENV: creds["user"], auth.PASSWORD_ENV: creds["password"]})
     env.update(extra or {})
     return env
 
@@ -50,7 +54,7 @@ def _logged(path: Path, text: str) -> bool:
 
 def start_risk_manager(nats_url: str, dsn: str, log_dir: Path, refresh_seconds: float = 1.0) -> ManagedProcess:
     proc = ManagedProcess("risk-manager", kubetrade_argv("risk-manager", "--refresh-seconds", str(refresh_seconds)),
-                          log_dir / "risk-manager.log", env=_env(nats_url, dsn))
+                          log_dir / "risk-manager.log", env=_env(nats_url, dsn, "risk-manager"))
     proc.start()
     proc.wait_ready(lambda: _logged(proc.log_path, "risk manager ready"), READY_TIMEOUT, 0.2)
     return proc
@@ -60,7 +64,8 @@ def start_executor(nats_url: str, dsn: str, log_dir: Path, environment: str = "p
                    sync_seconds: float = 2.0) -> ManagedProcess:
     proc = ManagedProcess(f"executor-{environment}",
                           kubetrade_argv("executor", "--environment", environment, "--sync-seconds", str(sync_seconds)),
-                          log_dir / f"executor-{environment}.log", env=_env(nats_url, dsn))
+                          log_dir / f"executor-{environment}.log",
+                          env=_env(nats_url, dsn, f"executor-{environment}"))
     proc.start()
     proc.wait_ready(lambda: _logged(proc.log_path, "accepting orders"), READY_TIMEOUT, 0.2)
     return proc

@@ -57,6 +57,10 @@ class Stack:
     replayed: int = 0
     replay_done: bool = False
     nc: Any = None
+    collector_nc: Any = None
+    """The replay and candle store's connection (the collector role)."""
+    goal_nc: Any = None
+    """The goal manager's connection (its own role)."""
     api_key_file: Path | None = None
     drained: Drained | None = None
     problems: list[str] = field(default_factory=list)

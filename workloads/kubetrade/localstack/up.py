@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -27,6 +28,7 @@ from kubetrade.localstack.manifests import ResourceSet, load
 from kubetrade.localstack.pipeline import PipelineOptions, Stack, run_pipeline
 from kubetrade.localstack.servers import NatsServer, PostgresServer, free_port
 from kubetrade.localstack.servers.processes import port_open
+from kubetrade.messaging import auth, signing
 from kubetrade.storage import migrate
 
 
@@ -93,7 +95,11 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
     # every run is a fresh, reproducible session over the bundled candles: a JetStream store that
     # remembered last run's message ids would silently drop this run's candles as duplicates
     shutil.rmtree(opts.state_dir / "nats", ignore_errors=True)
-    nats = NatsServer(opts.state_dir / "nats")
+    # NATS as in the chart: one identity per role with its own subjects, and signed orders
+    passwords = auth.generate_passwords()
+    nats = NatsServer(opts.state_dir / "nats", authorization=auth.server_authorization(passwords, local=True))
+    auth.use_local(passwords)
+    os.environ.setdefault(signing.ENV, secrets.token_hex(32))
     # the database is fresh each run too, so it lives in a temp folder the PostgreSQL service user can always
     # reach (a state folder under a private home directory may not be traversable by it)
     pg = PostgresServer(durable=False)
@@ -111,6 +117,10 @@ def run(opts: UpOptions, console: Console | None = None) -> int:
         os.environ["KUBETRADE_DATABASE_URL"] = dsn
         os.environ["KUBETRADE_NATS_URL"] = nats.url
         port = _pick_port(opts.api_port)
+        users = opts.state_dir / "nats-users.json"  # each role's NATS password, for local tools (nats sub ...)
+        users.touch(0o600)
+        users.chmod(0o600)
+        users.write_text(json.dumps(passwords, indent=1))
         endpoints = opts.state_dir / "endpoints.json"
         endpoints.write_text(json.dumps({"api": f"http://127.0.0.1:{port}", "nats": nats.url, "database": dsn}))
         endpoints.chmod(0o600)

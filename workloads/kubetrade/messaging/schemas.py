@@ -13,7 +13,8 @@ from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import ExchangeId, Model, Symbol, Timeframe
 
-Millis = Annotated[int, Field(ge=0)]
+Millis = Annotated[int, Field(ge=0, le=253_402_300_799_999)]
+"""UTC milliseconds, at most the end of year 9999 (a 400-digit integer is no time)."""
 ClientOrderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,36}$")]
 """Client order id: at most 36 characters of [A-Za-z0-9_-], Binance's limit."""
 
@@ -40,6 +41,10 @@ class Candle(Model):
 Side = Literal["buy", "sell"]
 
 
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
+"""A Strategy's name or namespace (Kubernetes names): bounded, so a message always fits NATS' payload limit."""
+
+
 class BarExit(Model):
     """An exit decided on a closed bar whose stop or take-profit that bar reached: which bar, which levels.
 
@@ -61,8 +66,8 @@ class BarExit(Model):
 class Signal(Model):
     """A strategy's wish to change its position, sent to the risk manager for a decision."""
 
-    strategy: str
-    namespace: str = "default"
+    strategy: Name
+    namespace: Name = "default"
     client_order_id: ClientOrderId
     """Fixed when the signal is decided; follows the order to the exchange."""
     exchange: ExchangeId

@@ -17,6 +17,39 @@ from pathlib import Path
 from typing import Any
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+MONEY = "currencyUSD"
+"""Equity, PnL, exposure and fees are in the quote currency (USDT, a US-dollar stablecoin): shown as dollars."""
+
+ANNOTATIONS: list[dict[str, Any]] = [
+    {
+        "name": "Promotions to live",
+        "datasource": DATASOURCE,
+        "enable": True,
+        "iconColor": "green",
+        "expr": 'sum(increase(kubetrade_lifecycle_actions_total{action="promote"}[2m])) > 0',
+        "step": "1m",
+        "titleFormat": "promoted to live",
+        "textFormat": "{{value}} strategies promoted by the goal review",
+    },
+    {
+        "name": "Circuit breaker trips",
+        "datasource": DATASOURCE,
+        "enable": True,
+        "iconColor": "red",
+        "expr": "(max by (namespace, policy, environment) (kubetrade_risk_breaker_tripped) == 1) unless "
+                "(max by (namespace, policy, environment) (kubetrade_risk_breaker_tripped offset 2m) == 1)",
+        "step": "1m",
+        "titleFormat": "circuit breaker tripped",
+        "textFormat": "{{namespace}}/{{policy}} ({{environment}})",
+    },
+]
+"""Marked on every time series of every dashboard: when a strategy went live, when a breaker tripped."""
+
+
+def mode_variable(label: str = "mode", metric: str = "kubetrade_strategy_phase") -> dict[str, Any]:
+    """``$mode``: paper or live (or both), so that simulated and real money are never summed unseen."""
+    var = _variable("mode", f"label_values({metric}, {label})", "Mode (paper / live)")
+    return var
 
 
 @dataclass
@@ -100,7 +133,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel],
         "refresh": "30s",
         "time": {"from": "now-24h", "to": "now"},
         "templating": {"list": [_datasource_variable(), *variables]},
-        "annotations": {"list": []},
+        "annotations": {"list": [dict(a) for a in ANNOTATIONS]},
         "links": [{"title": "kubetrade", "type": "dashboards", "tags": ["kubetrade"], "asDropdown": True}],
         "panels": laid_out,
     }
@@ -144,24 +177,27 @@ def overview() -> dict[str, Any]:
 
 
 def strategies() -> dict[str, Any]:
-    sel = f'{NS}, strategy=~"$strategy"'
+    sel = f'{NS}, strategy=~"$strategy", mode=~"$mode"'
+    env = f'{NS}, strategy=~"$strategy", environment=~"$mode"'
     panels = [
         Panel("Equity", [(f"kubetrade_strategy_equity{{{sel}}}", "{{namespace}}/{{strategy}} ({{mode}})")],
-              width=24, height=9, description="Equity curve of each strategy's ledger (quote currency)."),
-        Panel("PnL", [(f"kubetrade_strategy_pnl{{{sel}}}", "{{strategy}} ({{mode}})")]),
+              width=24, height=9, unit=MONEY,
+              description="Equity curve of each strategy's ledger (quote currency); $mode keeps paper and live apart."),
+        Panel("PnL", [(f"kubetrade_strategy_pnl{{{sel}}}", "{{strategy}} ({{mode}})")], unit=MONEY),
         Panel("Drawdown", [(f"kubetrade_strategy_drawdown_ratio{{{sel}}}", "{{strategy}} ({{mode}})")],
               unit="percentunit"),
-        Panel("Strategies by phase", [(f"sum by (phase) (kubetrade_strategy_phase{{{NS}}})", "{{phase}}")],
-              kind="bargauge", width=8),
+        Panel("Strategies by phase", [(f'sum by (phase) (kubetrade_strategy_phase{{{NS}, mode=~"$mode"}})',
+                                       "{{phase}}")], kind="bargauge", width=8),
         Panel("Sharpe", [(f"kubetrade_strategy_sharpe{{{sel}}}", "{{strategy}}")], kind="bargauge", width=8),
         Panel("Closed trades", [(f"kubetrade_strategy_trades{{{sel}}}", "{{strategy}}")], kind="bargauge",
               width=8),
-        Panel("Fills per hour", [(f"sum by (strategy, environment) (increase(kubetrade_fills_total{{{sel}}}[1h]))",
+        Panel("Fills per hour", [(f"sum by (strategy, environment) (increase(kubetrade_fills_total{{{env}}}[1h]))",
                                   "{{strategy}} ({{environment}})")]),
-        Panel("Fees per day", [(f"sum by (strategy, currency) (increase(kubetrade_fees_total{{{sel}}}[1d]))",
-                                "{{strategy}} {{currency}}")]),
-        Panel("Orders by state", [(f"sum by (environment, state) (increase(kubetrade_orders_total[{RI}]))",
-                                   "{{environment}} {{state}}")]),
+        Panel("Fees per day", [(f"sum by (strategy, currency) (increase(kubetrade_fees_total{{{env}}}[1d]))",
+                                "{{strategy}} {{currency}}")], unit=MONEY),
+        Panel("Orders by state", [(
+            f'sum by (environment, state) (increase(kubetrade_orders_total{{environment=~"$mode"}}[{RI}]))',
+            "{{environment}} {{state}}")]),
         Panel("Signals", [(f"sum by (strategy, side) (rate(kubetrade_signals_total{{{sel}}}[{RI}]))",
                            "{{strategy}} {{side}}")], unit="ops"),
         Panel("Open positions", [(f"kubetrade_strategy_open_positions{{{sel}}}", "{{strategy}}")]),
@@ -169,8 +205,10 @@ def strategies() -> dict[str, Any]:
                                          "{{strategy}}")], unit="ops"),
     ]
     variables = [
+        mode_variable(),
         _variable("namespace", "label_values(kubetrade_strategy_phase, namespace)", "Namespace"),
-        _variable("strategy", 'label_values(kubetrade_strategy_phase{namespace=~"$namespace"}, strategy)', "Strategy"),
+        _variable("strategy", 'label_values(kubetrade_strategy_phase{namespace=~"$namespace", mode=~"$mode"}, '
+                  'strategy)', "Strategy"),
     ]
     return dashboard("kubetrade-strategies", "kubetrade / Strategies",
                      "Equity curves, PnL, phases and trades of every strategy.", panels, variables)
@@ -189,7 +227,7 @@ def goals() -> dict[str, Any]:
               thresholds=[(0.5, "green")]),
         Panel("Position-sizing multiplier", [(f"kubetrade_goal_sizing_multiplier{{{sel}}}", "{{goal}}")],
               kind="stat", width=8),
-        Panel("Equity of counted strategies", [(f"kubetrade_goal_equity{{{sel}}}", "{{goal}}")]),
+        Panel("Equity of counted strategies", [(f"kubetrade_goal_equity{{{sel}}}", "{{goal}}")], unit=MONEY),
         Panel("Promotions and retirements", [(
             "sum by (action) (increase(kubetrade_lifecycle_actions_total[1d]))", "{{action}}")], kind="barchart"),
         Panel("Evolution survivors (latest run)", [(f"kubetrade_evolution_survivors{{{sel}}}", "{{goal}}")],
@@ -210,7 +248,7 @@ def goals() -> dict[str, Any]:
 
 
 def risk() -> dict[str, Any]:
-    sel = f'{NS}, policy=~"$policy", environment=~"$environment"'
+    sel = f'{NS}, policy=~"$policy", environment=~"$mode"'
     panels = [
         Panel("Drawdown and limit", [
             (f"kubetrade_portfolio_drawdown_ratio{{{sel}}}", "{{policy}} ({{environment}})"),
@@ -224,14 +262,15 @@ def risk() -> dict[str, Any]:
         Panel("Circuit breakers", [(f"kubetrade_risk_breaker_tripped{{{sel}}}", "{{policy}} ({{environment}})")],
               kind="stat", thresholds=[(1, "red")], description="1 = open: no new positions."),
         Panel("Rejections and reductions by rule", [(
-            'sum by (rule) (increase(kubetrade_risk_decisions_total{decision!="approved", environment=~"$environment"}[1h]))',  # noqa: E501
+            'sum by (rule) (increase(kubetrade_risk_decisions_total{decision!="approved", environment=~"$mode"}[1h]))',
             "{{rule}}")], kind="barchart"),
         Panel("Decisions", [(
-            f'sum by (decision) (rate(kubetrade_risk_decisions_total{{environment=~"$environment"}}[{RI}]))',
+            f'sum by (decision) (rate(kubetrade_risk_decisions_total{{environment=~"$mode"}}[{RI}]))',
             "{{decision}}")], unit="ops"),
         Panel("Daily PnL", [(f"kubetrade_portfolio_daily_pnl_ratio{{{sel}}}", "{{policy}} ({{environment}})")],
               unit="percentunit"),
-        Panel("Gross exposure", [(f"kubetrade_portfolio_gross_exposure{{{sel}}}", "{{policy}} ({{environment}})")]),
+        Panel("Gross exposure", [(f"kubetrade_portfolio_gross_exposure{{{sel}}}", "{{policy}} ({{environment}})")],
+              unit=MONEY),
         Panel("Open positions", [(f"kubetrade_portfolio_open_positions{{{sel}}}", "{{policy}} ({{environment}})")]),
         Panel("Violations", [(f"kubetrade_risk_violations{{{sel}}}", "{{policy}} ({{environment}})")]),
         Panel("Book refresh", [
@@ -241,7 +280,7 @@ def risk() -> dict[str, Any]:
            "milliseconds), and how long ago the last one completed; decisions in between use that state."),
     ]
     variables = [
-        _variable("environment", "label_values(kubetrade_portfolio_equity, environment)", "Environment"),
+        mode_variable("environment", "kubetrade_portfolio_equity"),
         _variable("namespace", "label_values(kubetrade_portfolio_equity, namespace)", "Namespace"),
         _variable("policy", 'label_values(kubetrade_portfolio_equity{namespace=~"$namespace"}, policy)', "Policy"),
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubetrade.io"
@@ -22,13 +22,18 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 
 class Model(BaseModel):
-    """Base for every spec/status fragment: camelCase on the wire, unknown fields refused."""
+    """Base for every spec/status fragment: camelCase on the wire, unknown fields refused.
+
+    NaN and infinities are refused in every float field: JSON has no way to write them,
+    Kubernetes stores none, and a quantity of Infinity passes ``gt=0``.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
         use_attribute_docstrings=True,
+        allow_inf_nan=False,
     )
 
     def to_k8s(self) -> dict[str, Any]:
@@ -66,6 +71,33 @@ Symbol = Annotated[
 
 ExchangeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,31}$")]
 """A ccxt exchange id, e.g. ``binance``, ``binanceusdm``, ``kraken``."""
+
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LabelKey = Annotated[
+    str,
+    StringConstraints(pattern=rf"^([a-z0-9]([-a-z0-9.]{{0,251}}[a-z0-9])?/)?{LABEL_NAME}$", max_length=317),
+]
+"""A label or annotation key: an optional DNS-subdomain prefix and ``/``, then a name of at most 63 characters."""
+
+LabelValue = Annotated[str, StringConstraints(pattern=rf"^({LABEL_NAME})?$", max_length=63)]
+"""A label value: empty, or at most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends."""
+
+
+def _distinct(items: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"duplicate value {item!r}")
+        seen.add(item)
+    return items
+
+
+Distinct = AfterValidator(_distinct)
+"""A list whose items must differ; put ``json_schema_extra=SET`` on its Field so the API server refuses
+duplicates too."""
+
+SET: dict[str, Any] = {"x-kubernetes-list-type": "set"}
+
 
 Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -9,7 +9,9 @@ from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
     OPERATOR,
+    SET,
     Condition,
+    Distinct,
     ExchangeId,
     Model,
     Resource,
@@ -38,9 +40,8 @@ def _one_minute() -> list[Timeframe]:
 class ReplaySettings(Model):
     """Play stored candles as if they arrived live."""
 
-    path: Annotated[str, StringConstraints(min_length=1, max_length=4096)] = "bundled"
-    """Folder of PAIR_QUOTE-TIMEFRAME candle files (.csv.gz, .feather, .parquet or .json), or 'bundled' for
-    the sample shipped in the image."""
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")] = "bundled"
+    """Folder of PAIR_QUOTE-TIMEFRAME candle files (.csv.gz, .feather, .parquet or .json; no '..'), or 'bundled'."""
     speed: Annotated[float, Field(gt=0, le=1e7)] = 60.0
     """Playback speed relative to real time (60 = one minute of candles per second)."""
     loop: bool = False
@@ -71,9 +72,13 @@ class CollectorSpec(Model):
     reddit or lunarcrush; for macro: stooq or yahoo; for replay: a label for the data set."""
     exchange: ExchangeId | None = None
     """Exchange the data is attributed to (defaults to provider for exchange sources, binance for replay)."""
-    symbols: Annotated[list[Symbol], Field(max_length=500)] = Field(default_factory=list)
+    symbols: Annotated[list[Symbol], Field(max_length=500, json_schema_extra=SET), Distinct] = Field(
+        default_factory=list
+    )
     """Markets to collect, as ccxt unified symbols."""
-    timeframes: Annotated[list[Timeframe], Field(min_length=1, max_length=11)] = Field(default_factory=_one_minute)
+    timeframes: Annotated[list[Timeframe], Field(min_length=1, max_length=11, json_schema_extra=SET), Distinct] = Field(
+        default_factory=_one_minute
+    )
     """Candle timeframes to collect."""
     topics: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=128)]], Field(max_length=100)] = (
         Field(default_factory=list)

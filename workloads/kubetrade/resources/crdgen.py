@@ -46,6 +46,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             del node["default"]
 
     out: dict[str, Any] = {}
+    key_pattern: str | None = None
+    key_max: int | None = None
     for key, value in node.items():
         if key in _DROP:
             continue
@@ -58,6 +60,16 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             # field validation (kubectl's default), rejects unknown fields.
         elif key == "items":
             out[key] = _resolve(value, defs)
+        elif key == "propertyNames":
+            key_max = value.get("maxLength")
+            key_pattern = key_pattern or value.get("pattern")
+        elif key == "patternProperties":
+            # Structural schemas have no patternProperties: the values' schema becomes
+            # additionalProperties and the key pattern a CEL rule.
+            if len(value) != 1:
+                raise ValueError(f"cannot express {len(value)} key patterns: {value}")
+            (key_pattern, sub), = value.items()
+            out["additionalProperties"] = _resolve(sub, defs)
         elif key == "const":
             out["enum"] = [value]
         elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
@@ -67,6 +79,8 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         else:
             out[key] = value
 
+    if key_pattern is not None or key_max is not None:
+        out.setdefault("x-kubernetes-validations", []).append(_key_rule(key_pattern, key_max))
     if "enum" in out and "type" not in out:
         out["type"] = "string" if all(isinstance(v, str) for v in out["enum"]) else "number"
     if "properties" in out:
@@ -78,6 +92,18 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     # type and description first: the generated YAML is read by people too.
     first = {k: out[k] for k in ("type", "description") if k in out}
     return first | {k: v for k, v in out.items() if k not in first}
+
+
+def _key_rule(pattern: str | None, max_length: int | None) -> dict[str, str]:
+    """A CEL rule checking every key of a map (structural schemas cannot constrain keys)."""
+    checks = []
+    if pattern is not None:
+        if "'" in pattern or "\\" in pattern:
+            raise ValueError(f"cannot quote key pattern {pattern!r} in CEL")
+        checks.append(f"k.matches('{pattern}')")
+    if max_length is not None:
+        checks.append(f"size(k) <= {max_length}")
+    return {"rule": f"self.all(k, {' && '.join(checks)})", "message": "keys must be valid label keys"}
 
 
 def structural_schema(model: type[Any]) -> dict[str, Any]:

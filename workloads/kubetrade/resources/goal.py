@@ -15,9 +15,13 @@ from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
     OPERATOR,
+    SET,
     Condition,
     Currency,
+    Distinct,
     ExchangeId,
+    LabelKey,
+    LabelValue,
     LocalObjectReference,
     Model,
     Money,
@@ -35,28 +39,49 @@ from kubetrade.resources.genome import AltSeriesRef
 CronSchedule = Annotated[
     str,
     StringConstraints(
-        pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$", max_length=128
+        pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+        r"|([0-9A-Za-z*?,/-]+[ \t]+){4}[0-9A-Za-z*?,/-]+)$",
+        max_length=128,
     ),
 ]
+"""Five cron fields in ASCII (digits, names, ``* ? , / -``) or a macro: what a CronJob accepts."""
 
 
 class LabelSelectorRequirement(Model):
     """A label selector requirement (as in Kubernetes)."""
 
-    key: str
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+                    "In and NotIn need values; Exists and DoesNotExist take none",
+                ),
+            ]
+        }
+    }
+
+    key: LabelKey
     """Label key."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     """How the key relates to the values."""
-    values: list[str] = Field(default_factory=list)
+    values: Annotated[list[LabelValue], Field(max_length=64)] = Field(default_factory=list)
     """Values for In and NotIn."""
+
+    @model_validator(mode="after")
+    def _values(self) -> Self:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(f"label selector on {self.key!r}: In and NotIn need values; Exists and DoesNotExist "
+                             "take none")
+        return self
 
 
 class LabelSelector(Model):
     """Which Strategy resources count towards the goal."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=64)] = Field(default_factory=dict)
     """Labels a strategy must carry."""
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=64)] = Field(default_factory=list)
     """Further requirements."""
 
 
@@ -169,7 +194,7 @@ class EvolutionSettings(Model):
     """Exchange whose data the evolution uses."""
     market: Literal["spot", "perpetual"] = "spot"
     """Spot (long/flat) or perpetual (long/short) strategies."""
-    symbols: Annotated[list[Symbol], Field(max_length=200)] | None = None
+    symbols: Annotated[list[Symbol], Field(max_length=200, json_schema_extra=SET), Distinct] | None = None
     """Pairs to evolve on; if unset, pairSelection chooses."""
     pair_selection: PairSelection | None = None
     """Automatic pair selection."""

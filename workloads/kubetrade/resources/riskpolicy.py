@@ -7,9 +7,9 @@ Defaults are the seed's: max position 20 % of allocated capital, max risk per tr
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kubetrade.resources.base import (
     OPERATOR,
@@ -18,6 +18,7 @@ from kubetrade.resources.base import (
     Model,
     PositiveFraction,
     Resource,
+    cel,
     conditions_field,
     defaulted,
 )
@@ -26,6 +27,19 @@ from kubetrade.resources.base import (
 class StrategyLimits(Model):
     """Limits on each strategy's orders."""
 
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    # has(): the CRD's own default ({}) is checked before its fields' defaults are filled in
+                    "!has(self.maxRiskPerTradePct) || !has(self.maxPositionPct)"
+                    " || self.maxRiskPerTradePct <= self.maxPositionPct",
+                    "maxRiskPerTradePct must not exceed maxPositionPct (a trade cannot lose more than its position)",
+                ),
+            ]
+        }
+    }
+
     max_position_pct: PositiveFraction = 0.20
     """Largest position, as a fraction of the strategy's allocated capital."""
     max_risk_per_trade_pct: PositiveFraction = 0.05
@@ -33,9 +47,29 @@ class StrategyLimits(Model):
     max_leverage: Annotated[float, Field(ge=1, le=20)] = 1.0
     """Largest gross exposure relative to allocated capital (perpetuals)."""
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.max_risk_per_trade_pct > self.max_position_pct:
+            raise ValueError(
+                f"maxRiskPerTradePct ({self.max_risk_per_trade_pct:g}) must not exceed maxPositionPct "
+                f"({self.max_position_pct:g}) (a trade cannot lose more than its position)"
+            )
+        return self
+
 
 class PortfolioLimits(Model):
     """Limits across every strategy the policy covers."""
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.cvarLimitPct) || !has(self.varLimitPct) || self.cvarLimitPct >= self.varLimitPct",
+                    "cvarLimitPct must not be below varLimitPct (CVaR is never smaller than VaR)",
+                ),
+            ]
+        }
+    }
 
     max_drawdown_pct: PositiveFraction = 0.15
     """Drawdown from the equity peak that trips the circuit breaker."""
@@ -61,6 +95,15 @@ class PortfolioLimits(Model):
     """Largest one-day CVaR (expected shortfall) after the trade, as a fraction of equity."""
     var_lookback_days: Annotated[int, Field(ge=5, le=1000)] = 90
     """Days of history VaR and CVaR are estimated from."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.cvar_limit_pct < self.var_limit_pct:
+            raise ValueError(
+                f"cvarLimitPct ({self.cvar_limit_pct:g}) must not be below varLimitPct ({self.var_limit_pct:g}) "
+                "(CVaR is never smaller than VaR)"
+            )
+        return self
 
 
 class StopLossSettings(Model):

@@ -9,7 +9,9 @@ from pydantic import Field, StringConstraints, model_validator
 
 from kubetrade.resources.base import (
     OPERATOR,
+    SET,
     Condition,
+    Distinct,
     ExchangeId,
     LocalObjectReference,
     Model,
@@ -25,13 +27,15 @@ from kubetrade.resources.base import (
 from kubetrade.resources.genome import Genome
 
 StrategyPhase = Literal["Pending", "Paper", "Live", "Paused", "Retired", "Failed"]
+MODEL_URI = r"^((bundled|registry)://[A-Za-z0-9][A-Za-z0-9._-]*|file:///[^\x00]*|[^:\x00]+)$"
+"""The model URIs the runner loads (:func:`kubetrade.prediction.model.resolve`): no network scheme."""
 TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 
 
 class ModelReference(Model):
     """An ONNX model the genome may use as a signal input: a price predictor or an RL policy."""
 
-    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=MODEL_URI)]
     """Where the model is: bundled://NAME (in the image), file:///PATH (e.g. a mounted volume), a path, or
     registry://NAME (the model store in PostgreSQL that `kubetrade train` and the training Job write; needs sha256)."""
     sha256: Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{64}$")] | None = None
@@ -83,7 +87,7 @@ class StrategySpec(Model):
     """ccxt exchange id the strategy trades on."""
     market: Literal["spot", "perpetual"] = "spot"
     """spot: long/flat; perpetual: long/short on USDT-margined perpetual futures."""
-    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=50)]
+    symbols: Annotated[list[Symbol], Field(min_length=1, max_length=50, json_schema_extra=SET), Distinct]
     """Markets traded, as ccxt unified symbols (BTC/USDT, BTC/USDT:USDT)."""
     timeframe: Timeframe = "5m"
     """Candle timeframe the signals are computed on."""

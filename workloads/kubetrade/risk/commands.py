@@ -70,11 +70,11 @@ def _run(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     import nats
 
-    from kubetrade.messaging import codec, subjects
+    from kubetrade.messaging import auth, codec, subjects
     from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest
 
     async def main() -> RiskControlReply:
-        nc = await nats.connect(args.nats_url)
+        nc = await nats.connect(args.nats_url, **auth.credentials("api"))
         try:
             req = RiskControlRequest(
                 action="reset-breaker", environment=args.environment, namespace=args.namespace, policy=args.policy

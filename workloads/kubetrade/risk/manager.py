@@ -24,7 +24,7 @@ import psycopg
 
 from kubetrade.ledger import connection, queries
 from kubetrade.ledger import stops as ledger_stops
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import auth, codec, signing, subjects
 from kubetrade.messaging.acked import AckedPublisher
 from kubetrade.messaging.schemas import (
     AlertEvent,
@@ -108,6 +108,8 @@ class RiskManager:
     ) -> None:
         self.dsn = dsn
         self.nats_url = nats_url
+        self.signing_key = signing.key_from_env()
+        """Every approved order is signed with it, so that executors can tell it came from here."""
         self.refresh_seconds = refresh_seconds
         self.feed = MarketFeed()
         self.book = RiskBook(self.feed)
@@ -143,7 +145,8 @@ class RiskManager:
         initialize_risk_decisions()
 
         self.nc = await nats.connect(
-            self.nats_url, name="risk-manager", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+            self.nats_url, **auth.credentials("risk-manager"), name="risk-manager", max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5
         )
         self.js = self.nc.jetstream()
         await ensure_order_streams(self.js)
@@ -466,10 +469,11 @@ class RiskManager:
             expires_at=d.time + ORDER_TTL_MS,
         )
         assert self.acked is not None
+        subject, data = subjects.order_submit(order.environment), codec.encode(order)
         await self.acked.publish(
-            subjects.order_submit(order.environment),
-            codec.encode(order),
-            headers=tracing.inject({"Nats-Msg-Id": order.client_order_id}),
+            subject,
+            data,
+            headers=tracing.inject(signing.headers(self.signing_key, subject, order.client_order_id, data)),
             ack_wait=2.0,
         )
 

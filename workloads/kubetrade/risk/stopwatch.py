@@ -23,7 +23,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from kubetrade.ledger import stops as ledger_stops
-from kubetrade.messaging import codec, subjects
+from kubetrade.messaging import codec, signing, subjects
 from kubetrade.messaging.schemas import BarExit, OrderRequest
 from kubetrade.resources.riskpolicy import StopLossSettings
 from kubetrade.risk import stops
@@ -177,7 +177,8 @@ class StopWatch:
             if self.reserve is not None:  # before the await too: a decision meanwhile sees it closing
                 self.reserve(key, coid, signed)
             try:
-                await js.publish(subjects.order_submit(env), codec.encode(order), headers={"Nats-Msg-Id": coid})
+                subject, data = subjects.order_submit(env), codec.encode(order)
+                await js.publish(subject, data, headers=signing.headers(signing.key_from_env(), subject, coid, data))
             except Exception:
                 self.closing.discard(coid)  # not in the stream: the next price tries again, same id
                 if self.reserve is not None:

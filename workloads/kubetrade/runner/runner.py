@@ -34,7 +34,7 @@ from kubetrade.engine.compile import GenomeError, alt_refs, compile_tables
 from kubetrade.engine.costs import bps_to_fraction
 from kubetrade.engine.stream import StreamSignal, streamable
 from kubetrade.ledger import allocation, connection, queries
-from kubetrade.messaging import codec, kv, subjects
+from kubetrade.messaging import auth, codec, kv, subjects
 from kubetrade.messaging.schemas import (
     TERMINAL_STATUSES,
     AltPoint,
@@ -195,8 +195,8 @@ class Runner:
             return
         if self.opts.compile is not None:
             await self._compile(self.opts.compile)
-        self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
-                                     reconnect_time_wait=0.5)
+        self.nc = await nats.connect(self.nats_url, **auth.credentials("runner"), name=f"runner-{self.cfg.name}",
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         try:
             await self._open_books()
             subs = [await self.nc.subscribe(subjects.order_events(self.spec.mode, self.cfg.name), cb=self._on_event)]
@@ -256,8 +256,8 @@ class Runner:
         self.issue = f"model refused: {reason}; not trading"
         self.metrics.model_refused.set(1)
         log.error("model refused; the strategy does not trade", extra={"strategy": self.cfg.label, "error": reason})
-        self.nc = await nats.connect(self.nats_url, name=f"runner-{self.cfg.name}", max_reconnect_attempts=-1,
-                                     reconnect_time_wait=0.5)
+        self.nc = await nats.connect(self.nats_url, **auth.credentials("runner"), name=f"runner-{self.cfg.name}",
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         try:
             self.started.set()
             while not self.stopping.is_set():

@@ -23,7 +23,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kubetrade.alerts import receiver
 from kubetrade.alerts.conditions import Channel
 from kubetrade.api.deps import Connection
-from kubetrade.api.errors import Problem
 from kubetrade.resources.base import Model
 
 log = logging.getLogger("kubetrade.api.alertreceiver")
@@ -45,11 +44,12 @@ async def alertmanager_token(
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-router = APIRouter(
-    prefix="/api/v1/alerts/receiver", tags=["alert receiver"], dependencies=[Depends(alertmanager_token)],
-    responses={401: {"description": "No valid Alertmanager receiver token.", "model": Problem},
-               503: {"description": "This API has no receiver token configured: Alertmanager retries later "
-                                    "(Retry-After), so nothing is lost.", "model": Problem}})
+router = APIRouter(prefix="/api/v1/alerts/receiver", tags=["alert receiver"],
+                   dependencies=[Depends(alertmanager_token)],
+                   responses={400: {"description": "The body cannot be read (not UTF-8 JSON)"},
+                              401: {"description": "No valid Alertmanager receiver token"},
+                              413: {"description": "The request body is larger than the API accepts"},
+                              503: {"description": "This API has no receiver token configured (Alertmanager retries)"}})
 
 
 class Received(Model):

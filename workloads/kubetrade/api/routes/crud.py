@@ -10,7 +10,8 @@ each route module keeps its own paths, status codes, scopes, summaries and filte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -19,7 +20,8 @@ from pydantic import Field, StringConstraints, ValidationError
 
 from kubetrade import cluster
 from kubetrade.resources import API_VERSION
-from kubetrade.resources.base import DNS1123Name, Model
+from kubetrade.resources.base import DNS1123Name, LabelKey, LabelValue, Model
+from kubetrade.validation.manifests import manifest_problems
 
 Namespace = Annotated[
     str | None,
@@ -28,14 +30,6 @@ Namespace = Annotated[
     ),
 ]
 After = Annotated[str | None, Query(max_length=253, description="Name of the last item of the previous page.")]
-LabelKey = Annotated[
-    str,
-    StringConstraints(
-        pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"
-        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-    ),
-]
-LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
 
 
 class Metadata(Model):
@@ -51,6 +45,16 @@ class Metadata(Model):
 
 
 T = TypeVar("T")
+
+
+async def sent_document(request: Request, body: Model) -> Any:
+    """What the client sent, for :func:`manifest_problems`: the JSON of an API request (judged with the API
+    server's strict JSON types: ``"warmupBars": "500"`` is refused here as it is there), or the model's own
+    dump when the request was not JSON (the console builds the model from its form)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("", "application/json") or kind.endswith("+json"):  # as FastAPI reads a JSON body
+        return json.loads(await request.body())
+    return body.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def namespace(request: Request, namespace: str | None) -> str:
@@ -78,9 +82,6 @@ class Resources(Generic[T]):
     """Its model's parse of a stored object."""
     nowhere: str
     """The 503 message when there is neither a cluster nor a database."""
-    problems: Callable[[Any], Sequence[str]] | None = None
-    """Semantic checks of a spec beyond its schema; any problem answers 422."""
-
     def store(self, request: Request) -> cluster.ResourceStore:
         found = cluster.resource_store(getattr(request.app.state, "db_pool", None))
         if found is None:
@@ -97,12 +98,13 @@ class Resources(Generic[T]):
                 502, f"stored {self.kind} {meta.get('name')} is not valid: {exc.error_count()} errors"
             ) from exc
 
-    def manifest(self, body: Any) -> dict[str, Any]:
-        """A request (``metadata`` and ``spec``) as a manifest, after the semantic checks."""
-        if self.problems is not None:
-            problems = self.problems(body.spec)
-            if problems:
-                raise HTTPException(422, "; ".join(problems))
+    async def manifest(self, request: Request, body: Any) -> dict[str, Any]:
+        """A request (``metadata`` and ``spec``) as a manifest, judged as ``kubectl apply`` with the webhook
+        judges it (:mod:`kubetrade.validation`: the API server's strict JSON types, then the semantic checks);
+        any problem answers 422."""
+        problems = manifest_problems(await sent_document(request, body), expect_kind=self.kind)
+        if problems:
+            raise HTTPException(422, "; ".join(problems))
         return {
             "apiVersion": API_VERSION,
             "kind": self.kind,
@@ -135,7 +137,7 @@ class Resources(Generic[T]):
     async def create(self, request: Request, response: Response, namespace_: str | None, body: Any) -> T:
         """Create from a request (any ``resourceVersion`` dropped); ``Location`` names the new object."""
         ns = namespace(request, namespace_)
-        manifest = self.manifest(body)
+        manifest = await self.manifest(request, body)
         manifest["metadata"].pop("resourceVersion", None)
         created = await call(self.store(request).create(self.plural, ns, manifest))
         response.headers["Location"] = f"/api/v1/{self.plural}/{created['metadata']['name']}?namespace={ns}"
@@ -150,7 +152,7 @@ class Resources(Generic[T]):
             raise HTTPException(422, f"metadata.name {body.metadata.name!r} does not match the path's {name!r}")
         ns = namespace(request, namespace_)
         store = self.store(request)
-        manifest = self.manifest(body)
+        manifest = await self.manifest(request, body)
         current = await call(store.get(self.plural, ns, name))
         meta = manifest["metadata"]
         # Keep what the platform put there (finalizers, owners); resourceVersion only if the client sent one.

@@ -10,21 +10,23 @@ read through the resource store - the cluster's API server, or the local databas
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from kubetrade import cluster
 from kubetrade.lifecycle import goalfigures
-from kubetrade.resources.base import Model
+from kubetrade.resources.base import DNS1123Name, Model
 from kubetrade.resources.goal import GoalSpec, Target
 from kubetrade.resources.riskpolicy import RiskPolicySpec
 from kubetrade.sizing.goal import goal_sizing, position_fraction
 
 router = APIRouter(prefix="/api/v1", tags=["goals"])
+log = logging.getLogger("kubetrade.api.goals")
 Namespace = Annotated[str | None, Query(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
                                         description="Namespace; the API's own when absent.")]
 
@@ -38,6 +40,15 @@ def _store(request: Request) -> cluster.ResourceStore:
 
 def _namespace(request: Request, namespace: str | None) -> str:
     return namespace or str(getattr(request.app.state.settings, "namespace", None) or "default")
+
+
+def _policy(obj: dict[str, Any]) -> RiskPolicySpec:
+    """A stored RiskPolicy's spec; one that is not valid (the operator does not publish it) gives a clear 422."""
+    try:
+        return RiskPolicySpec.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        name = (obj.get("metadata") or {}).get("name")
+        raise HTTPException(422, f"RiskPolicy {name} is not valid: {exc.errors()[0]['msg'][:300]}") from None
 
 
 class StrategyFigures(Model):
@@ -75,11 +86,16 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
         strategies = await store.list("strategies", ns)
         policies = {p["metadata"]["name"]: p for p in await store.list("riskpolicies", ns)}
     except cluster.StoreError as exc:
-        raise HTTPException(503, str(exc)) from None
+        raise HTTPException(exc.status, exc.message) from None
     now = datetime.now(UTC)
     out = []
     for g in goals:
-        spec = GoalSpec.model_validate(g["spec"])
+        try:
+            spec = GoalSpec.model_validate(g.get("spec") or {})
+        except ValidationError as exc:  # stored before a check existed: its status says why; skip it here
+            log.warning("goal skipped: its spec is not valid",
+                        extra={"goal": g["metadata"].get("name"), "error": str(exc.errors()[0]["msg"])[:200]})
+            continue
         counted = goalfigures.members(spec, g["metadata"]["name"], strategies)
         figures = [
             StrategyFigures(
@@ -89,7 +105,7 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
             for s in counted
         ]
         policy = policies.get(spec.risk_policy_ref.name)
-        policy_spec = RiskPolicySpec.model_validate(policy["spec"]) if policy else None
+        policy_spec = _policy(policy) if policy else None
         f = goalfigures.goal_figures(spec, g, counted, now, policy_spec) or goalfigures.figures_at(
             spec, g, spec.target.capital.amount, 0, now, policy_spec)
         out.append(
@@ -116,7 +132,7 @@ async def goals_summary(request: Request, namespace: Namespace = None) -> list[G
 class SizingRequest(Model):
     """What the sizing needs: a goal (by name, or its target inline), where the money stands, the policy."""
 
-    goal: str | None = None
+    goal: DNS1123Name | None = None
     """A Goal by name (its target, maxSizingMultiplier and RiskPolicy are used)."""
     target: Target | None = None
     """Or a target inline."""
@@ -174,16 +190,17 @@ async def calculate(
         except cluster.NotFound:
             raise HTTPException(404, f"Goal {ns}/{body.goal} not found") from None
         except cluster.StoreError as exc:
-            raise HTTPException(503, str(exc)) from None
-        spec = GoalSpec.model_validate(g["spec"])
+            raise HTTPException(exc.status, exc.message) from None
+        try:
+            spec = GoalSpec.model_validate(g.get("spec") or {})
+        except ValidationError as exc:
+            raise HTTPException(422, f"Goal {ns}/{body.goal} is not valid: {exc.errors()[0]['msg'][:300]}") from None
         target, cap = spec.target, spec.max_sizing_multiplier
         created = (g.get("metadata") or {}).get("creationTimestamp")
         start = start or goalfigures.start_date(spec, created, datetime.now(UTC))
         if policy is None:
             try:
-                policy = RiskPolicySpec.model_validate(
-                    (await store.get("riskpolicies", ns, spec.risk_policy_ref.name))["spec"]
-                )
+                policy = _policy(await store.get("riskpolicies", ns, spec.risk_policy_ref.name))
             except cluster.NotFound:
                 raise HTTPException(
                     422, f"Goal {ns}/{body.goal}: riskPolicyRef {spec.risk_policy_ref.name} not found"

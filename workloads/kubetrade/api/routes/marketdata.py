@@ -17,16 +17,18 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from pydantic import Field
+from pydantic import Field, StringConstraints, ValidationError
 
 from kubetrade.api.candlecache import CandleCache, encode_row
 from kubetrade.api.deps import Connection
 from kubetrade.candles import CandleError, from_arrays, timeframe_ms
 from kubetrade.engine import indicators
-from kubetrade.resources.base import Model, Timeframe
+from kubetrade.resources.base import ExchangeId, Model, Timeframe
 from kubetrade.storage import export, history
 from kubetrade.storage.candles import SeriesKey
+from kubetrade.validation.semantic import short
 
 router = APIRouter(tags=["market data"])
 
@@ -68,7 +70,8 @@ def symbol_of(raw: str) -> str:
                 break
     if not _UNIFIED.match(s):
         raise HTTPException(
-            422, f"symbol {raw!r}: write it as BASE/QUOTE, BASE-QUOTE or BASE_QUOTE (e.g. BTC-USDT), letters and digits"
+            422,
+            f"symbol {short(raw)}: write it as BASE/QUOTE, BASE-QUOTE or BASE_QUOTE (e.g. BTC-USDT), letters, digits",
         )
     return s
 
@@ -177,7 +180,7 @@ class Latest(Model):
 @router.get("/api/v1/market-data", response_model=list[Latest])
 async def market_data(
     conn: Connection,
-    symbols: Annotated[str, Query(description="comma-separated")],
+    symbols: Annotated[str, Query(max_length=4000, description="comma-separated")],
     exchange: Exchange = "binance",
     timeframe: Timeframe = "1m",
 ) -> list[Latest]:
@@ -197,9 +200,11 @@ async def market_data(
 
 
 class IndicatorRequest(Model):
-    name: str
-    params: dict[str, float] = Field(default_factory=dict)
-    label: str | None = Field(default=None, exclude=True)
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    params: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], float], Field(max_length=16)] = Field(
+        default_factory=dict
+    )
+    label: Annotated[str, StringConstraints(max_length=64)] | None = Field(default=None, exclude=True)
     """The key of this indicator in the result (default: its name)."""
 
     def model_post_init(self, context: Any) -> None:
@@ -208,8 +213,8 @@ class IndicatorRequest(Model):
 
 
 class IndicatorsQuery(Model):
-    exchange: str = "binance"
-    symbol: str
+    exchange: ExchangeId = "binance"
+    symbol: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     timeframe: Timeframe = "1h"
     end: datetime | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 200
@@ -290,8 +295,11 @@ async def _get_indicators(conn: Any, symbol: str, exchange: str, timeframe: str,
                           indicator: list[str] | None) -> IndicatorsResult:
     if end is not None and end.tzinfo is None:
         raise HTTPException(422, "end needs a time zone (e.g. 2024-01-01T00:00:00Z) or UTC milliseconds")
-    body = IndicatorsQuery(exchange=exchange, symbol=symbol, timeframe=timeframe, end=end, limit=limit,
-                           indicators=_parse_indicators(indicator))
+    try:
+        body = IndicatorsQuery(exchange=exchange, symbol=symbol, timeframe=timeframe, end=end, limit=limit,
+                               indicators=_parse_indicators(indicator))
+    except ValidationError as exc:  # the query's values, judged by the POST body's model: the client's 422
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
     return await _indicators(conn, body)
 
 
@@ -327,7 +335,7 @@ async def indicators_query(
 @router.get("/api/v1/bulk")
 async def bulk(
     request: Request,
-    symbol: str,
+    symbol: Annotated[str, Query(max_length=64)],
     exchange: Exchange = "binance",
     timeframe: Timeframe = "1h",
     start: TimeParam = None,

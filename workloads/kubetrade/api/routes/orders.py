@@ -12,15 +12,17 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
+from kubetrade.api.routes.risk import decide
 from kubetrade.ledger import queries
 from kubetrade.messaging import codec, subjects
-from kubetrade.messaging.schemas import CancelRequest, ClientOrderId, RiskDecision, Side, Signal
-from kubetrade.resources.base import ExchangeId, Model, Symbol
+from kubetrade.messaging.schemas import CancelRequest, ClientOrderId, Side, Signal
+from kubetrade.resources.base import DNS1123Name, ExchangeId, Model, Symbol
+from kubetrade.validation.semantic import short
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 Env = Literal["paper", "live"]
@@ -29,8 +31,8 @@ Env = Literal["paper", "live"]
 class NewOrder(Model):
     """A manual order; it goes through the risk manager like any strategy's signal."""
 
-    strategy: str
-    namespace: str = "default"
+    strategy: DNS1123Name
+    namespace: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] = "default"
     environment: Env = "paper"
     exchange: ExchangeId = "binance"
     symbol: Symbol
@@ -54,7 +56,7 @@ def _pool(request: Request) -> Any:
 def _nats(request: Request) -> Any:
     nc = request.app.state.nats
     if nc is None or not nc.is_connected:
-        raise HTTPException(503, "NATS is not reachable")
+        raise HTTPException(503, "NATS is not reachable", headers={"Retry-After": "5"})
     return nc
 
 
@@ -89,15 +91,7 @@ async def create_order(body: NewOrder, request: Request) -> dict[str, Any]:
         mode=body.environment,
         order_type=body.type,
     )
-    try:
-        reply = await _nats(request).request(subjects.RISK_CHECK, codec.encode(signal), timeout=5)
-    except HTTPException:
-        raise
-    except Exception as exc:
-        raise HTTPException(
-            503, f"risk manager did not answer ({type(exc).__name__}); retry with clientOrderId {coid}"
-        ) from exc
-    decision = codec.decode(RiskDecision, reply.data)
+    decision = await decide(request, signal, f"; retry with clientOrderId {coid}")
     return {"clientOrderId": coid, "decision": decision.model_dump(by_alias=True, exclude_none=True)}
 
 
@@ -116,7 +110,7 @@ async def list_orders(
 async def _order(request: Request, order_id: str) -> dict[str, Any]:
     row: dict[str, Any] | None = await _read(request, queries.order_by_id_or_client_id, order_id)
     if row is None:
-        raise HTTPException(404, f"no order with client order id or id {order_id!r}")
+        raise HTTPException(404, f"no order with client order id or id {short(order_id)}")
     return row
 
 

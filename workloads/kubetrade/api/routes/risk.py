@@ -16,13 +16,13 @@ from typing import Any, Literal
 import nats.js.errors
 from fastapi import APIRouter, HTTPException, Request
 from psycopg.rows import dict_row
-from pydantic import ValidationError
 
 from kubetrade import cluster
 from kubetrade.messaging import codec, kv, subjects
 from kubetrade.messaging.schemas import RiskControlReply, RiskControlRequest, RiskDecision, Signal
 from kubetrade.resources.base import DNS1123Name, Model
 from kubetrade.resources.riskpolicy import RiskPolicySpec
+from kubetrade.validation.manifests import spec_problems
 
 router = APIRouter(prefix="/api/v1/risk", tags=["risk"])
 log = logging.getLogger("kubetrade.api.risk")
@@ -32,27 +32,53 @@ class PolicyUpdate(Model):
     namespace: DNS1123Name = "default"
     name: DNS1123Name
     spec: dict[str, Any]
+    """A RiskPolicy spec, judged as the admission webhook judges one."""
 
 
 def _nats(request: Request) -> Any:
     nc = request.app.state.nats
     if nc is None or not nc.is_connected:
-        raise HTTPException(503, "NATS is not reachable")
+        raise HTTPException(503, "NATS is not reachable", headers={"Retry-After": "5"})
     return nc
+
+
+async def decide(request: Request, signal: Signal, retry_hint: str = "") -> RiskDecision:
+    """The risk manager's decision on ``signal``; every other outcome is an HTTP error that says whose it is.
+
+    The risk manager answers a message it cannot read with ``{"error": ...}``: that is a
+    refusal of what the client sent (422), never a decision.  No answer is a 503; an answer
+    that is neither is the risk manager's fault (502).
+    """
+    from nats.errors import MaxPayloadError
+
+    try:
+        reply = await _nats(request).request(subjects.RISK_CHECK, codec.encode(signal), timeout=5)
+    except HTTPException:
+        raise
+    except MaxPayloadError as exc:
+        raise HTTPException(413, "the signal is too large to send to the risk manager") from exc
+    except Exception as exc:
+        raise HTTPException(503, f"risk manager did not answer ({type(exc).__name__}){retry_hint}",
+                            headers={"Retry-After": "5"}) from exc
+    try:
+        return codec.decode(RiskDecision, reply.data)
+    except codec.BadMessage as exc:
+        try:
+            refusal = json.loads(reply.data)
+        except ValueError:
+            refusal = None
+        if isinstance(refusal, dict) and isinstance(refusal.get("error"), str):
+            raise HTTPException(422, f"the risk manager refused the signal: {refusal['error'][:500]}") from exc
+        log.warning("unreadable risk manager reply", extra={"error": str(exc)[:300]})
+        raise HTTPException(502, f"the risk manager's answer is not a decision: {str(exc)[:300]}") from exc
 
 
 @router.post("/check")
 async def check(signal: Signal, request: Request) -> dict[str, Any]:
     """What the risk manager would decide on this signal - a dry run: nothing is reserved or
     submitted (orders are placed with ``POST /api/v1/orders``, which passes the same checks)."""
-    signal = signal.model_copy(update={"dry_run": True})
-    try:
-        reply = await _nats(request).request(subjects.RISK_CHECK, codec.encode(signal), timeout=5)
-    except HTTPException:
-        raise
-    except Exception as exc:
-        raise HTTPException(503, f"risk manager did not answer ({type(exc).__name__})") from exc
-    return codec.decode(RiskDecision, reply.data).model_dump(by_alias=True, exclude_none=True)
+    decision = await decide(request, signal.model_copy(update={"dry_run": True}))
+    return decision.model_dump(by_alias=True, exclude_none=True)
 
 
 @router.get("/metrics")
@@ -120,11 +146,10 @@ async def limits(request: Request) -> list[dict[str, Any]]:
 
 @router.put("/limits")
 async def set_limits(body: PolicyUpdate, request: Request) -> dict[str, Any]:
-    try:
-        spec = RiskPolicySpec.model_validate(body.spec)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise HTTPException(422, f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from exc
+    problems = spec_problems("RiskPolicy", body.spec)
+    if problems:
+        raise HTTPException(422, "; ".join(problems))
+    spec = RiskPolicySpec.model_validate(body.spec)
     if cluster.configured():
         raise HTTPException(
             409,
@@ -139,8 +164,8 @@ async def set_limits(body: PolicyUpdate, request: Request) -> dict[str, Any]:
 
 class BreakerReset(Model):
     environment: Literal["paper", "live"] | None = None
-    namespace: str | None = None
-    policy: str | None = None
+    namespace: DNS1123Name | None = None
+    policy: DNS1123Name | None = None
 
 
 @router.post("/breaker/reset")
@@ -154,6 +179,12 @@ async def reset_breaker(body: BreakerReset, request: Request) -> dict[str, Any]:
     except HTTPException:
         raise
     except Exception as exc:
-        raise HTTPException(503, f"risk manager did not answer ({type(exc).__name__})") from exc
-    reply = codec.decode(RiskControlReply, msg.data)
+        raise HTTPException(503, f"risk manager did not answer ({type(exc).__name__})",
+                            headers={"Retry-After": "5"}) from exc
+    try:
+        reply = codec.decode(RiskControlReply, msg.data)
+    except codec.BadMessage as exc:
+        raise HTTPException(502, f"the risk manager's answer is not readable: {str(exc)[:300]}") from exc
+    if not reply.ok:
+        raise HTTPException(422, f"the risk manager refused: {(reply.message or '')[:500]}")
     return reply.model_dump(by_alias=True, exclude_none=True)

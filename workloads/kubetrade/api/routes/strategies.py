@@ -23,7 +23,6 @@ from kubetrade.backtestjobs import store as backtests
 from kubetrade.backtestjobs.launch import launch
 from kubetrade.resources import Strategy, StrategySpec
 from kubetrade.resources.base import Model, Symbol
-from kubetrade.resources.semantic import strategy_problems
 from kubetrade.resources.strategy import StrategyPhase
 
 router = APIRouter(prefix="/api/v1/strategies", tags=["strategies"])
@@ -104,7 +103,6 @@ STRATEGIES = crud.Resources(
     plural=PLURAL,
     parse=Strategy.parse,
     nowhere="no cluster and no database: nowhere to keep strategies",
-    problems=strategy_problems,
 )
 
 

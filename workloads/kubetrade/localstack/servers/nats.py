@@ -28,17 +28,33 @@ def nats_server_binary() -> str:
 class NatsServer(Service):
     """nats-server with JetStream on a free loopback port, storing under ``store_dir``."""
 
-    def __init__(self, store_dir: Path | None = None, port: int | None = None, gomaxprocs: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path | None = None,
+        port: int | None = None,
+        gomaxprocs: int | None = None,
+        authorization: str | None = None,
+    ) -> None:
         """``gomaxprocs``: the CPUs the server's Go runtime may run on at once (as a CPU limit on
-        its pod would give it); None leaves Go's default, every core of the machine."""
+        its pod would give it); None leaves Go's default, every core of the machine.
+        ``authorization``: an ``authorization { users = [...] }`` block
+        (:func:`kubetrade.messaging.auth.server_authorization`); None: an open server."""
         self._own_dir = store_dir is None
         self.store_dir = store_dir or Path(tempfile.mkdtemp(prefix="kubetrade-nats-"))
         self.port = port or free_port()
         self.monitor_port = free_port()
+        config: list[str] = []
+        if authorization is not None:
+            self.store_dir.mkdir(parents=True, exist_ok=True)
+            conf = self.store_dir / "auth.conf"
+            conf.write_text(authorization)
+            conf.chmod(0o600)
+            config = ["--config", str(conf)]
         self.process = ManagedProcess(
             "nats-server",
             [
                 nats_server_binary(),
+                *config,
                 "--jetstream",
                 "--store_dir",
                 str(self.store_dir / "jetstream"),
