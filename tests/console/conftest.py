@@ -39,6 +39,7 @@ from tests.api.conftest import PEPPER, make_key
 from kubetrade.localstack.servers import free_port
 from kubetrade.localstack.servers.processes import ManagedProcess
 from kubetrade.localstack.services import kubetrade_argv
+from kubetrade.messaging import auth
 
 RESOURCES = Path(__file__).resolve().parents[1] / "runtime" / "e2e_resources"
 CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -69,6 +70,7 @@ def _attached(state: Path) -> Stack:
     """A stack someone started by hand with the same options (``KUBETRADE_CONSOLE_ATTACH=<state dir>``,
     for working on the tests; never used by scripts/test.sh): nothing is started or stopped here."""
     endpoints = json.loads((state / "endpoints.json").read_text())
+    auth.use_local(json.loads((state / "nats-users.json").read_text()))
     up = ManagedProcess("kubetrade-up", ["true"], state.parent / "up.out")
     return Stack(endpoints["api"], endpoints["nats"], endpoints["database"], state, up,
                  (state / "api-key").read_text().strip(),
@@ -95,6 +97,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         up.wait_ready(lambda: "/console/" in up.log_path.read_text(errors="replace"), timeout=600, interval=0.5)
         endpoints = json.loads((state / "endpoints.json").read_text())
+        # NATS has one identity per role under kubetrade up: this process's clients (the second API, the
+        # manual ledger's setup) connect with the roles' passwords it wrote, as local tools do
+        auth.use_local(json.loads((state / "nats-users.json").read_text()))
         trade_key = (state / "api-key").read_text().strip()
         s = Stack(endpoints["api"], endpoints["nats"], endpoints["database"], state, up, trade_key,
                   make_key(endpoints["database"], ["read", "trade", "admin"], "console-admin")[1],
@@ -167,7 +172,7 @@ def manual_ledger(stack: Stack) -> str:
         from kubetrade.ledger import allocation, connection
         from kubetrade.localstack.services import publish_policy, risk_metrics
 
-        nc = await nats.connect(stack.nats)
+        nc = await nats.connect(stack.nats, **auth.credentials("operator"))  # as the operator publishes policies
         try:
             await publish_policy(nc, "default", MANUAL, {"strategyLimits": {"maxPositionPct": 0.9}})
             conn = await connection.connect(stack.dsn)
