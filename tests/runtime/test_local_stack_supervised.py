@@ -55,7 +55,8 @@ async def test_services_killed_mid_run_are_restarted_and_nothing_is_lost(tmp_pat
         db = await psycopg.AsyncConnection.connect(endpoints["database"], row_factory=dict_row, autocommit=True)
         import nats
 
-        nc = await nats.connect(endpoints["nats"])
+        users = json.loads((state / "nats-users.json").read_text())  # one identity per role: watch as the operator
+        nc = await nats.connect(endpoints["nats"], user="operator", password=users["operator"])
         reports: dict[str, dict] = {}
 
         async def on_status(msg) -> None:
@@ -98,8 +99,11 @@ async def test_services_killed_mid_run_are_restarted_and_nothing_is_lost(tmp_pat
         stuck = OrderRequest(client_order_id="stuck-at-stop-0001", strategy="btc-wide", environment="paper",
                              exchange="binance", symbol="BTC/USDT", side="buy", quantity=0.001, price=50_000.0,
                              time=0)
-        await nc.jetstream().publish(subjects.order_submit("paper"), codec.encode(stuck),
-                                     headers={"Nats-Msg-Id": stuck.client_order_id})
+        # only the risk manager's identity may submit orders (the executor, stopped, cannot look at it anyway)
+        risk_nc = await nats.connect(endpoints["nats"], user="risk-manager", password=users["risk-manager"])
+        await risk_nc.jetstream().publish(subjects.order_submit("paper"), codec.encode(stuck),
+                                          headers={"Nats-Msg-Id": stuck.client_order_id})
+        await risk_nc.drain()
         await nc.drain()
         await db.close()
         up.send_signal(signal.SIGINT)
