@@ -41,16 +41,17 @@ def _until(port: int, path: str, status: int, within: float = 90.0, saying: str 
     raise AssertionError(f"{path} on {port} never answered {status}; last {last}")
 
 
-def _start(role: list[str], nats_url: str, dsn: str, log: Path) -> tuple[ManagedProcess, int]:
+def _start(role: list[str], nats_url: str, dsn: str, log: Path, identity: str) -> tuple[ManagedProcess, int]:
     port = free_port()
-    env = _env(nats_url, dsn, {"KUBETRADE_METRICS_PORT": str(port)})
+    env = _env(nats_url, dsn, identity, {"KUBETRADE_METRICS_PORT": str(port)})
     proc = ManagedProcess(role[0], kubetrade_argv(*role), log, env=env)
     proc.start()
     return proc, port
 
 
 def test_executor_ready_only_with_the_lease_and_nats(nats_url: str, pg_dsn: str, tmp_path: Path) -> None:
-    first, p1 = _start(["executor", "--environment", "paper"], nats_url, pg_dsn, tmp_path / "ex1.log")
+    first, p1 = _start(["executor", "--environment", "paper"], nats_url, pg_dsn, tmp_path / "ex1.log",
+                       "executor-paper")
     second = None
     try:
         _until(p1, "/readyz", 200)
@@ -58,7 +59,8 @@ def test_executor_ready_only_with_the_lease_and_nats(nats_url: str, pg_dsn: str,
         assert _get(p1, "/no-such-path")[0] == 404
         assert 'kubetrade_build_info{' in _get(p1, "/metrics")[1]
         # a second paper executor is alive but not ready: the first holds the lease
-        second, p2 = _start(["executor", "--environment", "paper"], nats_url, pg_dsn, tmp_path / "ex2.log")
+        second, p2 = _start(["executor", "--environment", "paper"], nats_url, pg_dsn, tmp_path / "ex2.log",
+                            "executor-paper")
         body = _until(p2, "/readyz", 503, saying="lease:")
         assert body == "lease: another paper executor holds it (waiting)\n", body
         assert _get(p2, "/healthz")[0] == 200
@@ -74,7 +76,8 @@ def test_executor_ready_only_with_the_lease_and_nats(nats_url: str, pg_dsn: str,
 def test_risk_manager_not_ready_without_nats(pg_dsn: str, tmp_path: Path) -> None:
     nats = NatsServer(tmp_path / "nats")
     nats.start()
-    proc, port = _start(["risk-manager", "--refresh-seconds", "0.5"], nats.url, pg_dsn, tmp_path / "rm.log")
+    proc, port = _start(["risk-manager", "--refresh-seconds", "0.5"], nats.url, pg_dsn, tmp_path / "rm.log",
+                         "risk-manager")
     try:
         _until(port, "/readyz", 200)
         nats.stop()
@@ -92,7 +95,7 @@ def test_goal_manager_ready_after_a_round_and_not_without_nats(pg_dsn: str, tmp_
     nats = NatsServer(tmp_path / "nats")
     nats.start()
     port = free_port()
-    env = {k: v for k, v in _env(nats.url, pg_dsn, {"KUBETRADE_METRICS_PORT": str(port)}).items()
+    env = {k: v for k, v in _env(nats.url, pg_dsn, "goal-manager", {"KUBETRADE_METRICS_PORT": str(port)}).items()
            if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}  # no cluster: the local store
     proc = ManagedProcess("goal-manager", kubetrade_argv("goal-manager", "--interval", "0.5",
                                                          "--database-url", pg_dsn), tmp_path / "gm.log", env=env)

@@ -29,7 +29,8 @@ def policies() -> st.SearchStrategy[RiskPolicySpec]:
     return st.builds(
         lambda mp, mr, lev, dd, dl, mo, se, ge, corr, meth, var, cvar, kill: RiskPolicySpec.model_validate(
             {
-                "strategyLimits": {"maxPositionPct": mp, "maxRiskPerTradePct": mr, "maxLeverage": lev},
+                # valid policies only: no more risk per trade than the position, CVaR never below VaR
+                "strategyLimits": {"maxPositionPct": mp, "maxRiskPerTradePct": min(mr, mp), "maxLeverage": lev},
                 "portfolioLimits": {
                     "maxDrawdownPct": dd,
                     "dailyLossLimitPct": dl,
@@ -39,7 +40,7 @@ def policies() -> st.SearchStrategy[RiskPolicySpec]:
                     "maxCorrelation": corr,
                     "varMethod": meth,
                     "varLimitPct": var,
-                    "cvarLimitPct": cvar,
+                    "cvarLimitPct": max(cvar, var),
                     "correlationLookbackBars": 50,
                 },
                 "circuitBreaker": {"killSwitch": kill},
