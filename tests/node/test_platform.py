@@ -240,8 +240,15 @@ def test_a_strategy_says_why_its_runner_pod_cannot_run(platform: Platform) -> No
     spec = yaml.safe_load((MANIFESTS / "strategies.yaml").read_text().split("\n---\n")[0])
     secret_name = next(e["value"] for e in platform.get("deployment", f"{platform.release}-operator")["spec"][
         "template"]["spec"]["containers"][0]["env"] if e["name"] == "KUBETRADE_DATABASE_SECRET")
+    operator_env = {e["name"]: e.get("value") for e in platform.get("deployment", f"{platform.release}-operator")[
+        "spec"]["template"]["spec"]["containers"][0]["env"]}
+    nats_secret = f"{operator_env['KUBETRADE_NATS_SECRET_PREFIX']}runner"
     ns = "no-database"
     platform.cluster.kubectl("create", "namespace", ns)
+    # a strategy namespace gets the runners' NATS identity, as docs/install.md says, but not the database Secret
+    platform.cluster.kubectl("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": nats_secret, "namespace": ns},
+         "data": platform.get("secret", nats_secret)["data"]}))
     strategy = {**spec, "metadata": {"name": "lonely", "namespace": ns,
                                      "annotations": {"kubetrade.io/skip-close-on-delete": "true"}}}
     policy = yaml.safe_load((MANIFESTS / "riskpolicy.yaml").read_text())
