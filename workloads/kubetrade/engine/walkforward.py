@@ -386,6 +386,19 @@ def walk_forward(data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConf
 
 def _evidence(c: Candidate, windows: Sequence[WindowResult], trials: int, bars_per_year: float,
               benchmark: Benchmark) -> SelectionEvidence:
+    chooser = next(wr for wr in windows if wr.window.index == c.chosen_in)
+    return scored_evidence(c.scores, c.chosen_in, windows, trials, bars_per_year, benchmark,
+                           chooser.pbo.pbo if chooser.pbo is not None else None)
+
+
+def scored_evidence(scores: dict[int, dict[str, Metrics]], chosen_in: int, windows: Sequence[WindowResult],
+                    trials: int, bars_per_year: float, benchmark: Benchmark, pbo: float | None,
+                    source: Literal["genomes", "rl"] = "genomes") -> SelectionEvidence:
+    """The pooled evidence of one candidate's out-of-sample scores (window index -> symbol -> metrics).
+
+    Whatever found the candidate (a genome search, a PPO training), its evidence is built here, the
+    same way: what the gates judge does not depend on where a candidate came from.
+    """
     ann = math.sqrt(bars_per_year)
     rows: list[WindowEvidence] = []
     moments = Moments()
@@ -393,7 +406,7 @@ def _evidence(c: Candidate, windows: Sequence[WindowResult], trials: int, bars_p
     trades = 0
     max_dd = 0.0
     for wr in windows:
-        sc = c.scores.get(wr.window.index)
+        sc = scores.get(wr.window.index)
         if sc is None:
             continue
         m = pooled(sc)
@@ -409,12 +422,44 @@ def _evidence(c: Candidate, windows: Sequence[WindowResult], trials: int, bars_p
         max_dd = max(max_dd, *(x.max_drawdown for x in sc.values()))
     # V under the null: the sampling variance of a per-bar Sharpe estimate over these bars (module docstring)
     dsr = deflated_sharpe(moments, max(1, trials), 1.0 / (moments.n - 1) if moments.n > 1 else 0.0)
-    chooser = next(wr for wr in windows if wr.window.index == c.chosen_in)
     return SelectionEvidence(
         windows=rows, positive_windows=sum(1 for w in rows if w.return_pct > 0), oos_return_pct=growth - 1,
         sharpe=moments.sharpe * ann, max_drawdown=max_dd, trades=trades, deflated_sharpe=dsr.value,
-        luck_sharpe=dsr.benchmark * ann, trials=trials, pbo=chooser.pbo.pbo if chooser.pbo is not None else None,
-        benchmark=benchmark, benchmark_return_pct=bench_growth - 1, chosen_in_window=c.chosen_in)
+        luck_sharpe=dsr.benchmark * ann, trials=trials, pbo=pbo, benchmark=benchmark,
+        benchmark_return_pct=bench_growth - 1, chosen_in_window=chosen_in, source=source)
+
+
+def with_trials(walk: WalkForwardResult, trials: int) -> dict[str, SelectionEvidence]:
+    """Every genome candidate's evidence again, counting ``trials`` (the genomes tried and, when a run also
+    trains policies, their checkpoints: every trial of the selection deflates every candidate's Sharpe)."""
+    if trials == walk.trials:
+        return dict(walk.evidence)
+    return {k: _evidence(c, walk.windows, trials, walk.bars_per_year, walk.config.benchmark)
+            for k, c in walk.candidates.items()}
+
+
+def windows_only(data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConfig, *,
+                 benchmark_data: Candles | None = None) -> WalkForwardResult:
+    """The windows and the benchmark's return in each, with no search and no candidate (a run whose
+    candidates come from elsewhere, e.g. PPO policies only)."""
+    t0, _, windows, bench_sets, bench_ranges = _windows_and_benchmark(data, wf, benchmark_data)
+    bar = data[0].bar_ms
+    bench_scorer = _Scorer(bench_sets, Features(bench_sets), cfg) if bench_sets else None
+    empty = EvolveResult([], 0, 0, 0, [])
+    results = []
+    for w in windows:
+        bench_return = 0.0
+        if bench_scorer is not None:
+            (held,) = bench_scorer.run([buy_and_hold()], bench_ranges[w.index])
+            bench_return = float(np.mean([m.total_return for m in held.values()]))
+        results.append(WindowResult(w, t0 + w.is_start * bar, t0 + w.is_end * bar, t0 + w.oos_start * bar,
+                                    t0 + w.oos_end * bar, 0, None, 0.0, [], bench_return, empty))
+    return WalkForwardResult(results, {}, {}, 0, 0, [c.symbol or c.label for c in data], wf, data[0].bars_per_year)
+
+
+def offsets(data: Sequence[Candles]) -> list[int]:
+    """Each candle set's index of the first bar the sets share (window bounds are on that common grid)."""
+    return align(data)[2]
 
 
 def evaluate(genome: Genome, data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConfig, *, trials: int = 1,

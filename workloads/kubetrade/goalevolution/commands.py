@@ -119,7 +119,7 @@ async def evolve_goal(namespace: str, name: str, dsn: str, seed: int | None) -> 
     log.info("goal evolution done", extra={"goal": f"{namespace}/{name}", "run": run.run_id, "symbols": run.symbols,
                                            "trials": s.trials, "candidates": s.candidates, "passed": s.passed,
                                            "strategies_created": created, "verdict": s.message})
-    print(f"goal-evolution {namespace}/{name}: run {run.run_id}, {s.trials} genomes tried on "
+    print(f"goal-evolution {namespace}/{name}: run {run.run_id}, {run.tried()} on "
           f"{', '.join(run.symbols)} over {len(run.walk.windows)} walk-forward windows, {s.candidates} scored out of "
           f"sample; {s.message}; {created} Strategy resources created")
     return 0

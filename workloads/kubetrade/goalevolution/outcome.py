@@ -11,18 +11,27 @@ its cluster keeps Events.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from kubetrade.cluster.seam import Conflict, ResourceStore
 from kubetrade.engine.publish import Candidate, store_selection
-from kubetrade.goalevolution.goalrun import GoalRun
+from kubetrade.goalevolution.goalrun import POLICY_FEATURES, GoalRun
+from kubetrade.prediction import registry
 
 
 def store(dsn: str, run: GoalRun, started: datetime, goal: str) -> None:
-    """The run and every candidate (passed or not) with its evidence, into ``evolution_runs/results``."""
-    store_selection(dsn, run.run_id, started, run.walk, run.config, run.data,
-                    [Candidate(r.rank, run.walk.candidates[r.key].genome, r.evidence, r.strategy) for r in run.ranked],
+    """Every RL candidate's policy into the model store (under its Strategy's name, the ``registry://`` its
+    ``spec.policy`` names), then the run and every candidate (passed or not) with its evidence, into
+    ``evolution_runs/results``."""
+    for p in run.policies.values():
+        registry.store(dsn, p.name, p.onnx, kind="policy", features=POLICY_FEATURES,
+                       train_from=p.train_from, train_to=p.train_to, metrics=p.metrics, config=p.config)
+    walk = replace(run.walk, trials=run.selection.trials)  # the genomes tried and the PPO checkpoints evaluated
+    store_selection(dsn, run.run_id, started, walk, run.config, run.data,
+                    [Candidate(r.rank, r.genome if r.genome is not None else run.walk.candidates[r.key].genome,
+                               r.evidence, r.strategy) for r in run.ranked],
                     goal=goal)
 
 

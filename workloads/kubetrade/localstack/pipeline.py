@@ -111,7 +111,7 @@ def evolve_goals(stack: Stack) -> dict[str, GoalRun]:
         chosen = ", ".join(run.symbols)
         picked = f"pair selection picked {chosen}" if run.pairs else f"symbols {chosen}"
         sel = run.selection
-        line = (f"evolution Goal/{name}: {sel.trials} genomes tried over {len(run.walk.windows)} walk-forward "
+        line = (f"evolution Goal/{name}: {run.tried()} over {len(run.walk.windows)} walk-forward "
                 f"windows, {sel.candidates} scored out of sample; {picked}; {sel.message}")
         (stack.ok if run.strategies else stack.warn)(line)
         outcome.store(stack.dsn, run, started, name)

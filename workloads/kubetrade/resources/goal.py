@@ -172,6 +172,45 @@ class SelectionGates(Model):
     """The pair held by the buyAndHold benchmark; default: the strategy's own pairs, equal parts."""
 
 
+EvolutionSource = Literal["genomes", "rl"]
+"""Where the evolution's candidates come from: the genetic search's genomes, PPO policies, or both."""
+RL_STEPS = 128
+"""Bars per PPO rollout segment; ``timesteps`` is split into ``checkpoints`` iterations of such segments."""
+
+
+class RLSettings(Model):
+    """PPO policies, one trained per walk-forward window on that window's in-sample bars only.
+
+    Each window's policy is trained for ``checkpoints`` iterations (``timesteps`` environment steps in
+    all); the policy after every iteration is a checkpoint scored on the in-sample validation bars, and
+    the best of them is the window's candidate.  Every checkpoint evaluated is a trial (the deflated
+    Sharpe ratio of every candidate counts them) and the probability of backtest overfitting of a
+    policy is measured over its window's checkpoints by CSCV.  Training needs the training image
+    (JAX); the operator runs such a Goal's evolution in it.
+    """
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("!has(self.timesteps) || !has(self.checkpoints) || "
+                    f"self.timesteps >= self.checkpoints * {RL_STEPS}",
+                    f"timesteps must be at least checkpoints x {RL_STEPS} (one rollout segment per checkpoint)"),
+            ]
+        }
+    }
+
+    timesteps: Annotated[int, Field(ge=RL_STEPS * 2, le=5_000_000)] = 65_536
+    """Environment steps (bars traded in rollouts) PPO takes per walk-forward window, all checkpoints together."""
+    checkpoints: Annotated[int, Field(ge=2, le=200)] = 16
+    """PPO iterations per window; the policy after each is a checkpoint (a trial, and a member of the PBO's CSCV)."""
+    window: Annotated[int, Field(ge=2, le=64)] = 8
+    """Bars of history in each observation."""
+    hidden: Annotated[int, Field(ge=4, le=256)] = 32
+    """Width of the policy's and value function's two hidden layers."""
+    seed: int | None = None
+    """Random seed of the training (window k uses seed + k); default: the evolution's seed."""
+
+
 class EvolutionSettings(Model):
     """The daily generate -> backtest -> paper -> live pipeline."""
 
@@ -227,6 +266,12 @@ class EvolutionSettings(Model):
     """Most strategies live at once."""
     seed: int | None = None
     """Random seed, for reproducible runs; unset means a new seed every run."""
+    sources: Annotated[list[EvolutionSource], Field(min_length=1, max_length=2, json_schema_extra=SET),
+                       Distinct] = Field(default_factory=lambda: ["genomes"],
+                                         json_schema_extra={"default": ["genomes"]})
+    """Where candidates come from: genomes (the genetic search), rl (PPO policies), or both, in one selection."""
+    rl: RLSettings | None = None
+    """The PPO policies' training, when sources includes rl (default settings if unset)."""
 
 
 class PromotionCriteria(Model):
@@ -301,6 +346,12 @@ class GoalSpec(Model):
             raise ValueError("evolution.minPaperDays must not exceed evolution.maxPaperDays")
         if not e.symbols and e.pair_selection is None:
             raise ValueError("evolution needs symbols or pairSelection")
+        if e.rl is not None and "rl" not in e.sources:
+            raise ValueError(f"evolution.rl is set but evolution.sources is {e.sources}: add rl to sources, or "
+                             "remove the rl block")
+        if e.rl is not None and e.rl.timesteps < e.rl.checkpoints * RL_STEPS:
+            raise ValueError(f"evolution.rl.timesteps {e.rl.timesteps} is fewer than checkpoints {e.rl.checkpoints} "
+                             f"x {RL_STEPS} steps (each checkpoint needs at least one rollout segment)")
         return self
 
 
@@ -323,6 +374,21 @@ class RunSummary(Model):
     """Detail."""
 
 
+class SourceCounts(Model):
+    """One source's share of an evolution run's selection."""
+
+    source: EvolutionSource
+    """genomes or rl."""
+    trials: Annotated[int, Field(ge=0)] = 0
+    """Genomes tried, or PPO checkpoints evaluated."""
+    candidates: Annotated[int, Field(ge=0)] = 0
+    """Candidates scored out of sample."""
+    passed: Annotated[int, Field(ge=0)] = 0
+    """Candidates that passed every gate."""
+    to_paper: Annotated[int, Field(ge=0)] = 0
+    """Strategies created in paper mode."""
+
+
 class SelectionSummary(Model):
     """What the last evolution run's gates decided, with the best figures seen."""
 
@@ -331,9 +397,9 @@ class SelectionSummary(Model):
     run: str | None = None
     """Evolution run id (rows in evolution_runs)."""
     trials: Annotated[int, Field(ge=0)] = 0
-    """Distinct genomes tried by all the windows' searches."""
+    """Trials: distinct genomes tried by all the windows' searches, plus every PPO checkpoint evaluated."""
     candidates: Annotated[int, Field(ge=0)] = 0
-    """Genomes scored out of sample."""
+    """Candidates (genomes and policies) scored out of sample."""
     passed: Annotated[int, Field(ge=0)] = 0
     """Candidates that passed every gate."""
     to_paper: Annotated[int, Field(ge=0)] = 0
@@ -348,6 +414,8 @@ class SelectionSummary(Model):
     """The benchmark's return over all the out-of-sample windows."""
     message: str = ""
     """E.g. 'no strategy passed: best DSR 0.41' or '3 passed, 3 to paper'."""
+    sources: Annotated[list[SourceCounts], Field(max_length=2)] = Field(default_factory=list)
+    """The same counts per source of candidates (genomes, rl)."""
 
 
 class PhaseCounts(Model):

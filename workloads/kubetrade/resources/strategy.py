@@ -179,15 +179,18 @@ class SelectionEvidence(Model):
     luck_sharpe: float = 0.0
     """The annualised Sharpe ratio the best of ``trials`` unskilled tries reaches by luck (the DSR's bar)."""
     trials: Annotated[int, Field(ge=0)] = 0
-    """Distinct genomes the run's searches tried."""
+    """Trials of the run: distinct genomes its searches tried, plus every PPO checkpoint evaluated."""
     pbo: float | None = None
-    """Probability of backtest overfitting of the search that chose it (CSCV)."""
+    """Probability of backtest overfitting of the search that chose it (CSCV; for a policy, over its window's
+    PPO checkpoints)."""
     benchmark: Literal["cash", "buyAndHold"] = "cash"
     """What it was compared with."""
     benchmark_return_pct: float = 0.0
     """The benchmark's return compounded over the same windows."""
     chosen_in_window: Annotated[int, Field(ge=0)] = 0
     """The window whose search chose it (it was scored on that window and every later one)."""
+    source: Literal["genomes", "rl"] = "genomes"
+    """What found it: the genetic search (genomes) or PPO trained on that window's in-sample bars (rl)."""
     passed: bool = False
     """Whether it passed every gate."""
     failures: Annotated[list[str], Field(max_length=20)] = Field(default_factory=list)
