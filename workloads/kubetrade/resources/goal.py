@@ -267,7 +267,7 @@ class EvolutionSettings(Model):
     seed: int | None = None
     """Random seed, for reproducible runs; unset means a new seed every run."""
     sources: Annotated[list[EvolutionSource], Field(min_length=1, max_length=2, json_schema_extra=SET),
-                       Distinct] = Field(default_factory=lambda: ["genomes"],
+                       Distinct] = Field(default_factory=lambda: list[EvolutionSource](["genomes"]),
                                          json_schema_extra={"default": ["genomes"]})
     """Where candidates come from: genomes (the genetic search), rl (PPO policies), or both, in one selection."""
     rl: RLSettings | None = None
