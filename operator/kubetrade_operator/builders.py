@@ -254,10 +254,24 @@ def collector_children(
 # --- Goal ---------------------------------------------------------------------------------
 
 
+def trains(spec: GoalSpec) -> bool:
+    """Whether the Goal's evolution trains PPO policies (``rl`` among its sources): then it needs the training image."""
+    return "rl" in spec.evolution.sources
+
+
 def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: OperatorConfig) -> dict[str, Any]:
-    """The daily evolution: a CronJob that never overlaps itself and gives up after three hours."""
+    """The daily evolution: a CronJob that never overlaps itself and gives up after three hours.
+
+    A Goal that asks for RL policies (``spec.evolution.sources`` includes ``rl``) trains them in the same
+    run, beside the genome searches, so that both kinds meet in one selection: its job is the training
+    job, run from the training image (``cfg.train_image``: kubetrade with JAX, which the runtime image
+    leaves out), with more CPU and memory and six hours.  Its pods carry the component label
+    ``training``.
+    """
     evo = spec.evolution
     cj_name = child_name("evolve", name)
+    training = trains(spec)
+    component = "training" if training else "evolution"
     env = [
         *_common_env(cfg),
         {"name": "KUBETRADE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -267,6 +281,9 @@ def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: Opera
     container.pop("livenessProbe")
     container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
     container["resources"] = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+    if training:
+        container["image"] = cfg.train_image
+        container["resources"] = {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"memory": "6Gi"}}
     pod_spec = {
         "serviceAccountName": cfg.evolution_service_account,
         "automountServiceAccountToken": True,  # it creates Strategy resources
@@ -278,7 +295,7 @@ def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: Opera
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": _metadata(cj_name, namespace, "Goal", name, uid, "evolution"),
+        "metadata": _metadata(cj_name, namespace, "Goal", name, uid, component),
         "spec": {
             "schedule": evo.schedule,
             "timeZone": evo.time_zone,
@@ -288,12 +305,12 @@ def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: Opera
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
             "jobTemplate": {
-                "metadata": {"labels": labels("Goal", name, "evolution")},
+                "metadata": {"labels": labels("Goal", name, component)},
                 "spec": {
                     "backoffLimit": 1,
-                    "activeDeadlineSeconds": 3 * 3600,
+                    "activeDeadlineSeconds": (6 if training else 3) * 3600,
                     "ttlSecondsAfterFinished": 7 * 86400,
-                    "template": {"metadata": {"labels": labels("Goal", name, "evolution")}, "spec": pod_spec},
+                    "template": {"metadata": {"labels": labels("Goal", name, component)}, "spec": pod_spec},
                 },
             },
         },

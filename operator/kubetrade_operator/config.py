@@ -11,6 +11,10 @@ class OperatorConfig:
     image: str = "kubetrade:0.1.0"
     """Image every child workload runs (one image, many roles)."""
     image_pull_policy: str = "IfNotPresent"
+    train_image: str = "kubetrade-train:0.1.0"
+    """Image of the evolution job of a Goal whose ``spec.evolution.sources`` includes ``rl``: kubetrade with the
+    ``train`` extra (JAX, optax, gymnasium), which the runtime image leaves out.  Empty: no training image, and
+    such a Goal is refused (condition Ready False, reason NoTrainingImage)."""
     nats_url: str = "nats://kubetrade-nats:4222"
     """NATS URL given to workloads and used by the operator itself."""
     database_secret: str = "kubetrade-db"  # noqa: S105 - a Secret's name
@@ -34,6 +38,7 @@ class OperatorConfig:
         return cls(
             image=env.get("KUBETRADE_IMAGE", defaults.image),
             image_pull_policy=env.get("KUBETRADE_IMAGE_PULL_POLICY", defaults.image_pull_policy),
+            train_image=env.get("KUBETRADE_TRAIN_IMAGE", defaults.train_image),
             nats_url=env.get("KUBETRADE_NATS_URL", defaults.nats_url),
             database_secret=env.get("KUBETRADE_DATABASE_SECRET", defaults.database_secret),
             runner_service_account=env.get("KUBETRADE_RUNNER_SERVICE_ACCOUNT", defaults.runner_service_account),

@@ -147,6 +147,11 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
         spec, problems = parse_spec("Goal", body)
         if spec is None or problems:
             return _refused(body, conds, problems, gen, "InvalidSpec", cluster)
+        if builders.trains(spec) and not RUNTIME.config.train_image:
+            return _refused(body, conds, ["spec.evolution.sources asks for rl, but the operator has no training image "
+                                          "(chart value image.train.repository, operator variable "
+                                          "KUBETRADE_TRAIN_IMAGE): PPO needs JAX, which the runtime image leaves out"],
+                            gen, "NoTrainingImage", cluster)
         cronjob = builders.goal_cronjob(name, namespace, uid, spec, RUNTIME.config)
         try:
             cluster.apply(cronjob)
@@ -157,8 +162,9 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
             return _refused(body, conds, [f"the API server refused the evolution CronJob: {why}"], gen, "ChildRefused",
                             cluster)
         out: dict[str, Any] = {"observedGeneration": gen, "cronJob": cronjob["metadata"]["name"]}
+        what = "evolution with PPO training" if builders.trains(spec) else "evolution"
         conds = set_condition(
-            conds, "Ready", True, "Scheduled", f"evolution scheduled '{spec.evolution.schedule}'", gen
+            conds, "Ready", True, "Scheduled", f"{what} scheduled '{spec.evolution.schedule}'", gen
         )
         conds = set_condition(conds, "Degraded", False, "AsExpected", "", gen)
         if review_due:

@@ -48,6 +48,7 @@ class OperatorProcess:
             KUBECONFIG=str(kubeconfig),
             KUBETRADE_NATS_URL=nats_url,
             KUBETRADE_IMAGE="kubetrade:test",
+            KUBETRADE_TRAIN_IMAGE="kubetrade-train:test",
             KUBETRADE_OPERATOR_NAMESPACE="default",
             KUBETRADE_RESYNC_SECONDS=str(resync_seconds),
         )

@@ -86,6 +86,8 @@ LATE_IMPORTS = {
                                   "reader it does not need: 225 -> 66 MB RSS (bench runner_footprint)",
     "kubetrade/engine/compile.py": "alternative data (numpy) only where features are built, so compile_tables "
                                    "stays numpy-free for the streaming runner",
+    "kubetrade/goalevolution/goalrun.py": "PPO (kubetrade.learning: JAX) only for a Goal whose sources include rl; "
+                                          "the runtime image, which runs the other Goals' evolution, has no JAX",
 }
 
 

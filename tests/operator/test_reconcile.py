@@ -567,3 +567,45 @@ def _goal_review(kube, namespace, nats_url) -> None:
     kube.wait_for(lambda: asyncio.run(published()) == kube.get_json("goal", "review-me", "-n", namespace)[
         "status"]["sizingMultiplier"], 30, "the bucket's multiplier equal to the status's")
     assert multiplier > 0, "runners read the same multiplier the status shows"
+
+
+def test_a_goal_asking_for_rl_policies_trains_them_in_the_training_image(kube, namespace, operator) -> None:
+    """sources [genomes, rl]: the Goal's evolution job is its training job - the training image (JAX), more
+    CPU, memory and time, component label training - in the Goal's namespace, owned by it; back to
+    [genomes], the runtime image again."""
+    goal = example("goal.yaml")
+    goal["metadata"]["name"] = "learns"
+    goal["spec"]["evolution"]["sources"] = ["genomes", "rl"]
+    goal["spec"]["evolution"]["rl"] = {"timesteps": 8192, "checkpoints": 8}
+    apply(kube, namespace, example("riskpolicy.yaml"), goal)
+    body = wait_status(kube, "goal", "learns", namespace, lambda s, _: s.get("cronJob") == "evolve-learns")
+    ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["message"].startswith("evolution with PPO training scheduled")
+    cj = kube.get_json("cronjob", "evolve-learns", "-n", namespace)
+    assert cj["metadata"]["ownerReferences"][0]["uid"] == body["metadata"]["uid"]
+    assert cj["metadata"]["labels"]["app.kubernetes.io/component"] == "training"
+    job = cj["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "kubetrade-train:test"
+    assert container["args"] == ["goal-evolution", "--goal", f"{namespace}/learns"]
+    assert container["resources"]["requests"] == {"cpu": "2", "memory": "2Gi"}
+    assert job["activeDeadlineSeconds"] == 6 * 3600
+    assert pod["serviceAccountName"] == "kubetrade-evolution" and pod["securityContext"]["runAsNonRoot"] is True
+    kube.kubectl("patch", "goal", "learns", "-n", namespace, "--type=json", "-p",
+                 '[{"op": "replace", "path": "/spec/evolution/sources", "value": ["genomes"]},'
+                 ' {"op": "remove", "path": "/spec/evolution/rl"}]')
+    kube.wait_for(lambda: kube.get_json("cronjob", "evolve-learns", "-n", namespace)["spec"]["jobTemplate"]["spec"][
+        "template"]["spec"]["containers"][0]["image"] == "kubetrade:test", 30, "back to the runtime image")
+    cj = kube.get_json("cronjob", "evolve-learns", "-n", namespace)
+    assert cj["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 3 * 3600
+    # a Goal the API server refuses: rl settings without rl among the sources, or too few timesteps
+    for evolution, message in ((({"rl": {"checkpoints": 4}}), "evolution.rl is set but evolution.sources"),
+                               ({"sources": ["rl"], "rl": {"timesteps": 512, "checkpoints": 8}},
+                                "timesteps must be at least checkpoints x 128"),
+                               ({"sources": ["rl", "rl"]}, "Duplicate value")):
+        bad = example("goal.yaml")
+        bad["metadata"]["name"] = "refused"
+        bad["spec"]["evolution"].update(evolution)
+        out = kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
+        assert out.returncode != 0 and message in out.stderr, (evolution, out.stderr)

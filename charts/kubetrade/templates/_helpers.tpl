@@ -30,6 +30,15 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
+{{/* The training image (kubetrade with JAX) of Goals that ask for RL policies; empty when there is none. */}}
+{{- define "kubetrade.trainImage" -}}
+{{- with .Values.image.train -}}
+{{- if .repository -}}
+{{ .repository }}:{{ .tag | default $.Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
 {{/* NATS URL every process connects to (never with credentials: those come from each role's Secret). */}}
 {{- define "kubetrade.natsUrl" -}}
 {{- if .Values.nats.bundled -}}
