@@ -201,3 +201,66 @@ def test_too_short_a_history_is_named(kube, namespace, runtime_dsn, capsys) -> N
     out = capsys.readouterr().out
     assert code == 2
     assert "spec.evolution: window 0: the search's training part has 0 bars after the 239-bar warm-up" in out, out
+
+
+def rl_goal(symbol: str) -> dict[str, Any]:
+    return {**hourly_goal(symbol), "population": 24, "generations": 2, "backtestDays": 200,
+            "sources": ["genomes", "rl"], "rl": {"timesteps": 2048, "checkpoints": 4, "hidden": 16}}
+
+
+async def test_an_rl_goal_trains_policies_and_sends_the_passing_ones_to_paper_with_their_model(
+        kube, namespace, runtime_dsn, tmp_path, market_data) -> None:
+    """The training job's command as its own process (the evolution service account's token, real PostgreSQL):
+    PPO policies per window beside the genomes, one selection, the passing policies as paper Strategies whose
+    spec.policy names their ONNX file in the model store - which the runner loads."""
+    import subprocess
+
+    from kubetrade.localstack.services import kubetrade_argv
+    from kubetrade.prediction import model, registry
+    from kubetrade.resources.strategy import ModelReference
+    from kubetrade.runner.config import parse
+    from tests.learning.test_rl import planted
+
+    plant = planted(load_csv(market_data / "binance-spot" / "ETH_USDT-1h.csv.gz"))
+    await store(runtime_dsn, "PLANT/USDT", plant)
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=manifests(rl_goal("PLANT/USDT")))
+    env = dict(os.environ, KUBECONFIG=str(evolution_kubeconfig(kube, namespace, tmp_path)),
+               KUBETRADE_DATABASE_URL=runtime_dsn)
+    job = await asyncio.to_thread(subprocess.run, kubetrade_argv("goal-evolution", "--goal", f"{namespace}/grow"),
+                                  env=env, capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "genomes tried and 12 PPO checkpoints evaluated on PLANT/USDT over 3 walk-forward windows" in job.stdout
+    status = json.loads(kube.kubectl("get", "goal", "grow", "-n", namespace, "-o", "json").stdout)["status"]
+    sel = status["lastSelection"]
+    by = {s["source"]: s for s in sel["sources"]}
+    assert by["rl"]["trials"] == 12 and by["rl"]["candidates"] == 3
+    assert sel["trials"] == by["genomes"]["trials"] + 12 == status["lastEvolution"]["generated"]
+    assert sel["candidates"] == by["genomes"]["candidates"] + 3
+    (event,) = goal_events(kube, namespace)
+    assert event["message"] == sel["message"] and "; by source: genomes " in event["message"]
+    items = strategies(kube, namespace)
+    assert len(items) == sel["toPaper"] == by["genomes"]["toPaper"] + by["rl"]["toPaper"]
+    policies = [s for s in items if s["spec"].get("policy")]
+    assert len(policies) == by["rl"]["toPaper"] >= 1, sel
+    for s in policies:
+        name, ref = s["metadata"]["name"], s["spec"]["policy"]
+        assert ref["uri"] == f"registry://{name}" and ref["features"] == "bars-v1"
+        e = s["status"]["evidence"]
+        assert e["source"] == "rl" and e["passed"] is True and e["trials"] == sel["trials"] and e["pbo"] <= 0.5
+        [stored] = registry.describe(runtime_dsn, name)
+        assert (stored.sha256, stored.kind, stored.features) == (ref["sha256"], "policy", "bars-v1")
+        assert stored.metrics["checkpoints"] == 4
+        blob = registry.fetch(runtime_dsn, ModelReference(uri=ref["uri"], sha256=ref["sha256"]))
+        assert __import__("hashlib").sha256(blob).hexdigest() == ref["sha256"]
+        model.unbind()
+        try:
+            config = parse(s, "test", dsn=runtime_dsn)  # what the runner does with it
+            assert config.model_error is None, config.model_error
+        finally:
+            model.unbind()
+    async with await psycopg.AsyncConnection.connect(runtime_dsn) as conn:
+        runs = await (await conn.execute("SELECT trials FROM evolution_runs")).fetchall()
+        sources = await (await conn.execute(
+            "SELECT evidence->>'source', count(*) FROM evolution_results GROUP BY 1 ORDER BY 1")).fetchall()
+    assert runs == [(sel["trials"],)]
+    assert sources == [("genomes", by["genomes"]["candidates"]), ("rl", 3)]
