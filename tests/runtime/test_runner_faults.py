@@ -11,6 +11,7 @@ import logging
 import httpx
 import psycopg
 import pytest
+import yaml
 
 from kubetrade import cli
 from kubetrade.candles import Candles, load_csv
@@ -185,6 +186,13 @@ def test_runner_cli_refuses_a_strategy_it_cannot_run(tmp_path, capsys) -> None:
     assert "spec.mode is paper but this runner is deployed for live" in capsys.readouterr().out
     assert cli.main(["runner", "--config", str(tmp_path / "missing.json")]) == 2
     assert "missing.json" in capsys.readouterr().out
+    manifest = tmp_path / "strategy.yaml"  # a person's YAML manifest (PyYAML imported for it only)
+    manifest.write_text("kind: Strategy\nspec: [unclosed\n")
+    assert cli.main(["runner", "--config", str(manifest)]) == 2
+    assert "strategy.yaml: not valid JSON/YAML" in capsys.readouterr().out
+    manifest.write_text(yaml.safe_dump(strategy_doc(GENOME.to_k8s())))
+    assert cli.main(["runner", "--config", str(manifest), "--environment", "live"]) == 2
+    assert "spec.mode is paper but this runner is deployed for live" in capsys.readouterr().out
 
 
 async def test_a_restarted_runner_adopts_its_position_and_exits_where_the_backtest_does(
