@@ -30,9 +30,9 @@ from typing import Any
 
 from kubetrade import settings
 from kubetrade.engine import codes as bt
-from kubetrade.engine.compile import GenomeError, alt_refs, compile_tables
+from kubetrade.engine.compile import alt_refs
 from kubetrade.engine.costs import bps_to_fraction
-from kubetrade.engine.stream import StreamSignal, streamable
+from kubetrade.engine.stream import StreamSignal, genome_streams
 from kubetrade.messaging import auth, codec, kv, subjects
 from kubetrade.messaging.schemas import (
     TERMINAL_STATUSES,
@@ -83,11 +83,8 @@ def needs_kernels(genome: Any, market: str) -> bool:
     """Whether this genome's live signal runs the numba kernels (then compile them before the first bar)."""
     if settings.current().runner_signal == "kernel":
         return True
-    try:
-        tables = compile_tables([genome], market=market)[0]  # type: ignore[arg-type]
-    except GenomeError:  # an indicator registered at run time whose model was refused: the runner says so
-        return True
-    return not streamable(tables)
+    # False too for an indicator registered at run time whose model was refused: the runner says so
+    return not genome_streams(genome, market)  # type: ignore[arg-type]
 
 
 @dataclass
