@@ -507,7 +507,9 @@ class Runner:
                         price=it.price, stop_price=it.stop_price, reduce_only=it.reduce_only, time=now_ms(),
                         mode=self.spec.mode, order_type=self.spec.execution.order_type, fee_rate=self.fee,
                         slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct,
-                        bar_exit=it.bar_exit if self.spec.mode == "paper" else None)
+                        bar_exit=it.bar_exit if self.spec.mode == "paper" else None,
+                        # the basis of an exit: a risk book that has not read this position's fills yet re-reads
+                        position=st.book.position(it.symbol) if it.reduce_only else None)
         try:
             reply = await self.nc.request(subjects.RISK_CHECK, codec.encode(signal), timeout=self.opts.risk_timeout,
                                           headers=tracing.inject())
@@ -530,8 +532,13 @@ class Runner:
         if self.issue and self.issue.startswith("risk"):
             self.issue = None
         if not decision.approved:
-            if decision.rule == "submissionUncertain":
+            if decision.rule in ("submissionUncertain", "bookBehind"):
+                # not decided (the order may be in the stream; the risk book could not read our fills):
+                # asked again at the next bar with the same id, never dropped
                 st.undecided[it.client_order_id] = it
+                log.warning("risk manager did not decide; asking again at the next bar", extra={
+                    "strategy": self.cfg.label, "client_order_id": it.client_order_id, "rule": decision.rule,
+                    "reasons": decision.reasons})
                 return False
             self.rejections += 1
             self.metrics.decisions.labels(self.cfg.name, "rejected").inc()
