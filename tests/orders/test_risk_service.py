@@ -274,3 +274,45 @@ async def _ready(rm, task):
 
 async def _read_flat(book):
     return not book.filled and not book.reservations
+
+
+async def test_an_exit_the_book_cannot_catch_up_with_is_not_decided_and_a_retry_is(orders_dsn, own_nats, nc) -> None:
+    """The ledger cannot be re-read in time (here: a transaction holds the ledgers table locked, as a
+    migration or a stuck session would): the answer is ``bookBehind`` - not a refusal, not remembered,
+    no order - and the same client order id asked again once the database answers is decided on a
+    fresh read and approved.  The order is delayed, never lost, and never decided on a stale book."""
+    from kubetrade.risk.manager import CATCH_UP_SECONDS
+
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
+    async with stack(orders_dsn, own_nats.url, refresh_seconds=3600) as (rm, _ex):
+        await tick(nc, 50_000.0)
+        await wait_for(lambda: _has(rm, "BTC/USDT"))
+        entry = await ask(nc, signal("c-1", 0.03))
+        assert entry.approved
+        await wait_for(lambda: _status(conn, "c-1", "filled"))
+        rm.poke.set()
+        book = rm.book.portfolio_of("paper", "default", "alpha")
+        assert book is not None
+        await wait_for(lambda: _holds(book, 0.03))
+        # the book forgets what it read (as a new replica's would not have it), and the ledger stalls
+        book.filled.clear()
+        book.state.holdings = type(book.state.holdings)({})
+        blocker = await connection.connect(orders_dsn)
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE ledgers IN ACCESS EXCLUSIVE MODE")
+            d = await ask(nc, signal("c-2", 0.03, side="sell", reduce_only=True, position=0.03))
+            assert not d.approved and d.rule == "bookBehind", d
+            assert f"could not be re-read within {CATCH_UP_SECONDS:g}s" in d.reasons[0]
+            assert "retry with the same clientOrderId" in d.reasons[0] and "sender holds 0.03" in d.reasons[0]
+        await blocker.close()
+        assert "c-2" not in rm.decisions and await queries.order(conn, "c-2") is None
+        d = await ask(nc, signal("c-2", 0.03, side="sell", reduce_only=True, position=0.03))
+        assert d.approved and d.quantity == 0.03, d
+        await wait_for(lambda: _flat(conn))
+    await conn.close()
+
+
+async def _holds(book, qty):
+    return book.state.position("alpha", "BTC/USDT") == qty and not book.reservations
