@@ -118,4 +118,5 @@ def test_a_server_role_imports_no_other_command_module(tmp_path) -> None:  # typ
     assert others == set()
     assert not loaded & {"kubetrade.api", "kubetrade.api.keys", "kubetrade.engine.commands"}
     # nor the libraries a runner does not use (bench runner_footprint: each is MBs of every runner pod)
-    assert not {m.split(".")[0] for m in loaded} & {"rich", "pydantic_settings", "yaml", "numpy", "numba", "aiohttp", "psycopg"}
+    unused = {"rich", "pydantic_settings", "yaml", "numpy", "numba", "aiohttp", "psycopg"}
+    assert not {m.split(".")[0] for m in loaded} & unused
