@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+from kubetrade.engine.stream import genome_streams
+from kubetrade.engine.templates import expand
 from kubetrade.resources import GROUP, VERSION, CollectorSpec, GoalSpec, StrategySpec
 from kubetrade.resources.base import Model, SecretReference
 from kubetrade_operator.config import OperatorConfig
@@ -88,7 +90,18 @@ def _metadata(name: str, namespace: str, kind: str, owner: str, uid: str, compon
     }
 
 
-def _restricted_container(name: str, cfg: OperatorConfig, args: list[str], env: list[dict[str, Any]]) -> dict[str, Any]:
+DEFAULT_RESOURCES: dict[str, Any] = {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "768Mi"}}
+STREAMED_RUNNER_RESOURCES: dict[str, Any] = {"requests": {"cpu": "10m", "memory": "40Mi"},
+                                             "limits": {"memory": "256Mi"}}
+"""A runner that streams its genome (no numba; :func:`kubetrade.engine.stream.genome_streams`): about 33 MB of
+its own memory after warm-up (bench runner_footprint, PSS of 20 at once; the runner pods' working set on the
+test node in bench node), a few CPU ms per bar.  The request is what the scheduler packs by: 192Mi would fit
+42 paper runners on an 8 GiB node, 40Mi fits 204.  The limit covers the short-lived database-work process it
+starts beside itself at warm-up (about 39 MB for a second)."""
+
+
+def _restricted_container(name: str, cfg: OperatorConfig, args: list[str], env: list[dict[str, Any]],
+                          resources: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "name": name,
         "image": cfg.image,
@@ -99,7 +112,7 @@ def _restricted_container(name: str, cfg: OperatorConfig, args: list[str], env: 
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 10},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 20,
                           "failureThreshold": 6},
-        "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "768Mi"}},
+        "resources": json.loads(json.dumps(resources or DEFAULT_RESOURCES)),
         # why the process exited, on the pod (kubectl describe, the Strategy's RunnerReady condition): what it
         # wrote to /dev/termination-log (kubetrade.runner.exits), else the end of its log
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -178,6 +191,7 @@ def _workload(
     role: str,
     env: list[dict[str, Any]],
     replicas: int,
+    resources: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A ConfigMap with the resolved resource and a singleton Deployment running ``kubetrade <role>`` on it.
 
@@ -198,7 +212,8 @@ def _workload(
         "metadata": _metadata(obj_name, namespace, kind, name, uid, component),
         "data": data,
     }
-    container = _restricted_container(component, cfg, [role, "--config", f"{CONFIG_DIR}/{config_file}"], env)
+    container = _restricted_container(component, cfg, [role, "--config", f"{CONFIG_DIR}/{config_file}"], env,
+                                      resources)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -236,7 +251,17 @@ def strategy_children(
         "runner",
         env,
         0 if spec.retired else 1,
+        STREAMED_RUNNER_RESOURCES if runner_streams(spec) else None,
     )
+
+
+def runner_streams(spec: StrategySpec) -> bool:
+    """Whether this Strategy's runner streams its genome (a light pod), as the runner itself decides it."""
+    try:
+        genome = spec.genome if spec.genome is not None else expand(spec.template or "", spec.parameters)
+    except ValueError:
+        return False
+    return genome_streams(genome, spec.market)
 
 
 def collector_children(

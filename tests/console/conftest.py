@@ -90,7 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env.pop("KUBECONFIG", None)
     env.pop("KUBERNETES_SERVICE_HOST", None)
     up = ManagedProcess("kubetrade-up", kubetrade_argv(
-        "up", "-f", str(RESOURCES), "--state-dir", str(state), "--api-port", "0", "--live-days", "2",
+        "up", "-f", str(RESOURCES), "--state-dir", str(state), "--api-port", "0", "--live-days", "3",
         "--speed", "300", "--population", "32", "--generations", "2", "--max-evolved", "2"),
         work / "up.out", env=env)
     up.start()

@@ -82,8 +82,8 @@ LATE_IMPORTS = {
     "kubetrade/engine/htmlreport.py": "candle files (pyarrow) only when a report embeds candles",
     "kubetrade/engine/results.py": "candle files (pyarrow) only when trades are exported",
     "kubetrade/download/fetch.py": "the candle store (psycopg) only when downloading into a database",
-    "kubetrade/runner/runner.py": "a runner whose genome streams imports no numpy, numba or psycopg's history "
-                                  "reader it does not need: 225 -> 66 MB RSS (bench runner_footprint)",
+    "kubetrade/runner/runner.py": "a runner whose genome streams imports no numpy, numba or psycopg (its database "
+                                  "work runs in runner/dbwork.py's process): 225 -> 46 MB RSS (bench runner_footprint)",
     "kubetrade/engine/compile.py": "alternative data (numpy) only where features are built, so compile_tables "
                                    "stays numpy-free for the streaming runner",
     "kubetrade/goalevolution/goalrun.py": "PPO (kubetrade.learning: JAX) only for a Goal whose sources include rl; "

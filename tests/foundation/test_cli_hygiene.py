@@ -91,3 +91,32 @@ def test_secrets_in_bad_values_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KUBETRADE_API_KEY_PEPPER", "s3cret-pepper")
     loaded = settings.Settings()
     assert "s3cret" not in repr(loaded) and loaded.api_key_pepper.get_secret_value() == "s3cret-pepper"
+
+
+def test_every_server_role_is_registered_by_the_module_its_process_imports() -> None:
+    from kubetrade.cli import ROLE_MODULES
+
+    assert set(ROLE_MODULES) == set(SERVER_ROLES)
+    for role, module in ROLE_MODULES.items():
+        commands = build_parser((module,))._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        assert role in commands, (role, module)
+
+
+def test_a_server_role_imports_no_other_command_module(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The runner's real entry point with a Strategy file that does not parse: it refuses (exit 2) after
+    importing what a runner imports at start; no other role's command module, nor what they drag in."""
+    bad = tmp_path / "strategy.json"
+    bad.write_text("{not json")
+    code = ("import sys\nfrom kubetrade.cli import main\ncode = main(['runner', '--config', sys.argv[1]])\n"
+            "print(code, ' '.join(sorted(k for k, m in sys.modules.items() if m is not None)))")
+    out = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120)
+    code_, _, modules = out.stdout.strip().rpartition("\n")[2].partition(" ")
+    assert code_ == "2", out.stdout + out.stderr
+    loaded = set(modules.split())
+    assert "kubetrade.runner.runner" in loaded and "kubetrade.runner.commands" in loaded
+    others = {m for m in loaded if m.endswith(("commands", "keycommands")) and m != "kubetrade.runner.commands"}
+    assert others == set()
+    assert not loaded & {"kubetrade.api", "kubetrade.api.keys", "kubetrade.engine.commands"}
+    # nor the libraries a runner does not use (bench runner_footprint: each is MBs of every runner pod)
+    unused = {"rich", "pydantic_settings", "yaml", "numpy", "numba", "aiohttp", "psycopg"}
+    assert not {m.split(".")[0] for m in loaded} & unused

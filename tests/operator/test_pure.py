@@ -10,7 +10,7 @@ import yaml
 
 from kubetrade.lifecycle.progress import progress
 from kubetrade.lifecycle.review import PolicyGate, StrategyView, review
-from kubetrade.resources import Goal, Strategy
+from kubetrade.resources import Collector, Goal, Strategy
 from kubetrade.resources.strategy import PaperCheck, PeriodResult
 from kubetrade.validation.semantic import cron_problems, strategy_problems
 from kubetrade_operator import builders
@@ -202,6 +202,32 @@ def test_paused_runner_keeps_running_and_retired_one_stops() -> None:
     doc["spec"]["retired"] = True
     _, dep = builders.strategy_children("s", "ns", "uid-1", 2, Strategy.parse(doc).spec, cfg)
     assert dep["spec"]["replicas"] == 0
+
+
+def test_a_runner_that_streams_its_genome_is_sized_for_it() -> None:
+    """The scheduler packs pods by their requests: a streamed runner (no numba) asks for what it uses
+    (bench runner_footprint, bench node), so 200 fit an 8 GiB node; a kernel runner keeps the larger size."""
+    doc = yaml.safe_load((REPO / "examples" / "strategy-ema-rsi.yaml").read_text())
+    spec = Strategy.parse(doc).spec
+    assert builders.runner_streams(spec)
+    _, dep = builders.strategy_children("s", "ns", "uid-1", 1, spec, OperatorConfig())
+    res = dep["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert res == {"requests": {"cpu": "10m", "memory": "40Mi"}, "limits": {"memory": "256Mi"}}
+    assert 8 * 1024 // int(res["requests"]["memory"].removesuffix("Mi")) >= 200
+    doc["spec"]["genome"] = {"entry": {"rules": [{"left": {"indicator": "prediction"}, "op": "gt",
+                                                  "right": {"value": 0.001}}]}}
+    doc["spec"]["model"] = {"uri": "file:///models/m.onnx"}
+    doc["spec"].pop("template", None)
+    kernel = Strategy.parse(doc).spec
+    assert not builders.runner_streams(kernel)
+    _, dep = builders.strategy_children("s", "ns", "uid-1", 1, kernel, OperatorConfig())
+    assert dep["spec"]["template"]["spec"]["containers"][0]["resources"] == builders.DEFAULT_RESOURCES
+    _, collector = builders.collector_children("c", "ns", "uid-2", 1, _collector_spec(), OperatorConfig())
+    assert collector["spec"]["template"]["spec"]["containers"][0]["resources"] == builders.DEFAULT_RESOURCES
+
+
+def _collector_spec():  # type: ignore[no-untyped-def]
+    return Collector.parse(yaml.safe_load((REPO / "examples" / "collector-replay.yaml").read_text())).spec
 
 
 def test_semantic_checks() -> None:

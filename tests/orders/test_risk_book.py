@@ -10,13 +10,16 @@ was never recorded within the reservation's time to live.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 
 from kubetrade.executor.venues import PaperVenue
 from kubetrade.ledger import allocation, connection, paperbatch, record
+from kubetrade.messaging.schemas import OrderRequest, Signal
 from kubetrade.resources.riskpolicy import RiskPolicySpec
+from kubetrade.risk.decide import decide, hold
 from kubetrade.risk.feed import MarketFeed
 from kubetrade.risk.portfolios import RESERVATION_TTL_MS, Reservation, RiskBook
 from tests.orders.conftest import now_ms, order
@@ -73,7 +76,7 @@ async def test_refresh_releases_done_orders_and_keeps_those_in_flight_or_open(co
     flight = order("in-flight-1", strategy="beta", qty=0.03)
     assert await paperbatch.record_and_fill(conn, venue, flight, now_ms()) is not None
     refresh = asyncio.create_task(book.refresh(conn, policies))
-    await asyncio.sleep(0)  # the refresh has taken its list of reservations and waits for the database
+    await asyncio.sleep(0)  # the refresh waits for the database: its snapshot is not taken yet
     p.reservations["late-1"] = Reservation("beta", "BTC/USDT", 0.04, now_ms())
     await refresh
     assert set(p.reservations) == {"resting-1", "late-1"}
@@ -140,3 +143,58 @@ async def test_a_paced_refresh_resolves_every_chunk_and_keeps_what_decisions_did
     assert set(p.reservations) == {"in-flight"} | {f"mid-{i}" for i in range(1, pauses + 1)}
     assert p.filled[("alpha", "BTC/USDT")] == pytest.approx(n * 0.001)
     assert p.state.holdings[("alpha", "BTC/USDT")] == pytest.approx(n * 0.001 + 0.25 + pauses * 0.01)
+
+
+def _filled_meanwhile(dsn: str, venue: PaperVenue, req: OrderRequest) -> None:
+    """The executor records and fills ``req`` on its own connection while this event loop stands still
+    (in a thread, joined without awaiting): everything the loop's tasks sent waits meanwhile."""
+    done: list[Any] = []
+
+    async def fill() -> None:
+        c = await connection.connect(dsn)
+        try:
+            done.append(await paperbatch.record_and_fill(c, venue, req, now_ms()))
+        finally:
+            await c.close()
+
+    t = threading.Thread(target=lambda: asyncio.run(fill()))
+    t.start()
+    t.join()
+    assert done and done[0] is not None
+
+
+async def test_an_exit_filled_before_the_refresh_takes_its_snapshot_is_counted_once(conn: Any, orders_dsn: str) -> None:
+    """The reduce-only race seen under load ("reduce-only sell but position is -0.000395").
+
+    A refresh begins (BEGIN on its way to the database); meanwhile an exit is approved - reserved,
+    as the risk manager does - and the executor fills and records it before the refresh's first
+    query takes the snapshot.  The snapshot then shows the position closed, and the exit's
+    reservation must be released by it.  It was kept instead (the refresh listed its reservations
+    before its snapshot existed), so the closed long read as a short of the exit's size until the
+    next refresh: the runner's next entry was decided as *reducing* that phantom short, and the
+    exit after it was refused with the position's sign turned."""
+    venue, policies, book = await _book(conn, 100_000.0, "alpha")
+    p = book.portfolio_of("paper", "default", "alpha")
+    assert p is not None
+    key = ("alpha", "BTC/USDT")
+    assert await paperbatch.record_and_fill(conn, venue, order("entry-1", qty=0.01), now_ms()) is not None
+    await book.refresh(conn, policies)
+    assert p.state.position(*key) == pytest.approx(0.01) and not p.reservations
+
+    refresh = asyncio.create_task(book.refresh(conn, policies))
+    await asyncio.sleep(0)  # the refresh has sent BEGIN and waits for the database
+    p.reservations["exit-1"] = Reservation("alpha", "BTC/USDT", -0.01, now_ms())
+    hold(p.state, "alpha", "BTC/USDT", -0.01)
+    _filled_meanwhile(orders_dsn, venue, order("exit-1", side="sell", qty=0.01, reduce_only=True))
+    await refresh
+    assert p.filled == {}  # the snapshot saw the exit's fill ...
+    assert "exit-1" not in p.reservations  # ... so it released the exit's reservation
+    assert p.state.position(*key) == 0.0
+
+    # the runner's next round trip: an entry of 0.008 (approved and reserved), then its reduce-only exit
+    p.reservations["entry-2"] = Reservation("alpha", "BTC/USDT", 0.008, now_ms())
+    hold(p.state, "alpha", "BTC/USDT", 0.008)
+    exit_ = Signal(strategy="alpha", client_order_id="exit-2", exchange="binance", symbol="BTC/USDT", side="sell",
+                   quantity=0.008, price=50_000.0, time=now_ms(), reduce_only=True)
+    d = decide(policies[("default", "default")], p.state, exit_, now_ms())
+    assert d.approved and d.quantity == pytest.approx(0.008), d.reasons

@@ -216,3 +216,103 @@ async def test_a_burst_of_exchange_errors_reported_by_the_executor_trips_the_bre
         d = await wait_for(tripped)
         assert d.rule in ("exchangeErrorBurst", "circuitBreaker"), d
     await conn.close()
+
+
+async def test_an_exit_whose_entry_the_book_has_not_read_yet_is_decided_on_a_fresh_read(orders_dsn, own_nats,
+                                                                                        nc) -> None:
+    """A risk book behind the sender's fills: the entry was approved before the risk manager restarted
+    and filled by the executor after the new one read the ledger (a replica's approval is the same
+    case).  The runner, told of the fill, exits; its signal carries the position it holds.  The book,
+    read once at start and refreshed only when poked, holds nothing: it re-reads the ledger before
+    deciding and approves the exit whole (before, "reduce-only sell but position is 0", and the
+    strategy kept a position it had asked to close).  A sender whose position the fresh read does not
+    show is still refused, and says so; an order never flips a position."""
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
+    first = RiskManager(orders_dsn, own_nats.url, refresh_seconds=3600)
+    run = asyncio.create_task(first.run())
+    await wait_for(lambda: _ready(first, run))
+    await tick(nc, 50_000.0)
+    await wait_for(lambda: _has(first, "BTC/USDT"))
+    entry = await ask(nc, signal("b-1", 0.03))  # in the ORDERS stream; no executor runs yet
+    assert entry.approved and entry.quantity == 0.03
+    first.stopping.set()
+    await asyncio.wait_for(run, 30)
+
+    async with stack(orders_dsn, own_nats.url, refresh_seconds=3600) as (rm, _ex):
+        # the new risk manager read the ledger before the executor (no price until now) recorded the entry
+        await tick(nc, 50_100.0)
+        await wait_for(lambda: _status(conn, "b-1", "filled"))
+        await wait_for(lambda: _has(rm, "BTC/USDT"))
+        book = rm.book.portfolio_of("paper", "default", "alpha")
+        assert book is not None and book.state.position("alpha", "BTC/USDT") == 0.0 and not book.reservations
+        started = rm._refreshes_started
+        d = await ask(nc, signal("b-2", 0.03, side="sell", reduce_only=True, position=0.03))
+        assert d.approved and d.quantity == 0.03 and d.rule is None, d
+        assert rm._refreshes_started > started  # decided on a read made for it
+        await wait_for(lambda: _flat(conn))
+        rm.poke.set()
+        await wait_for(lambda: _read_flat(book))
+        # a sender that believes in more than the ledger holds (its exit filled already): refused, with why
+        d = await ask(nc, signal("b-3", 0.03, side="sell", reduce_only=True, position=0.03))
+        assert not d.approved and d.rule == "reduceOnly", d
+        assert any("the ledger, re-read, holds 0" in r for r in d.reasons), d.reasons
+        assert await queries.order(conn, "b-3") is None
+        # short by its own account, selling to "reduce": the decision stands, no re-read, never a flip
+        started = rm._refreshes_started
+        d = await ask(nc, signal("b-4", 0.03, side="sell", reduce_only=True, position=-0.03))
+        assert not d.approved and d.rule == "reduceOnly" and rm._refreshes_started == started, d
+    await conn.close()
+
+
+async def _ready(rm, task):
+    if task.done():
+        task.result()
+    return rm.ready.is_set()
+
+
+async def _read_flat(book):
+    return not book.filled and not book.reservations
+
+
+async def test_an_exit_the_book_cannot_catch_up_with_is_not_decided_and_a_retry_is(orders_dsn, own_nats, nc) -> None:
+    """The ledger cannot be re-read in time (here: a transaction holds the ledgers table locked, as a
+    migration or a stuck session would): the answer is ``bookBehind`` - not a refusal, not remembered,
+    no order - and the same client order id asked again once the database answers is decided on a
+    fresh read and approved.  The order is delayed, never lost, and never decided on a stale book."""
+    from kubetrade.risk.manager import CATCH_UP_SECONDS
+
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
+    async with stack(orders_dsn, own_nats.url, refresh_seconds=3600) as (rm, _ex):
+        await tick(nc, 50_000.0)
+        await wait_for(lambda: _has(rm, "BTC/USDT"))
+        entry = await ask(nc, signal("c-1", 0.03))
+        assert entry.approved
+        await wait_for(lambda: _status(conn, "c-1", "filled"))
+        rm.poke.set()
+        book = rm.book.portfolio_of("paper", "default", "alpha")
+        assert book is not None
+        await wait_for(lambda: _holds(book, 0.03))
+        # the book forgets what it read (as a new replica's would not have it), and the ledger stalls
+        book.filled.clear()
+        book.state.holdings = type(book.state.holdings)({})
+        blocker = await connection.connect(orders_dsn)
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE ledgers IN ACCESS EXCLUSIVE MODE")
+            d = await ask(nc, signal("c-2", 0.03, side="sell", reduce_only=True, position=0.03))
+            assert not d.approved and d.rule == "bookBehind", d
+            assert f"could not be re-read within {CATCH_UP_SECONDS:g}s" in d.reasons[0]
+            assert "retry with the same clientOrderId" in d.reasons[0] and "sender holds 0.03" in d.reasons[0]
+        await blocker.close()
+        assert "c-2" not in rm.decisions and await queries.order(conn, "c-2") is None
+        d = await ask(nc, signal("c-2", 0.03, side="sell", reduce_only=True, position=0.03))
+        assert d.approved and d.quantity == 0.03, d
+        await wait_for(lambda: _flat(conn))
+    await conn.close()
+
+
+async def _holds(book, qty):
+    return book.state.position("alpha", "BTC/USDT") == qty and not book.reservations

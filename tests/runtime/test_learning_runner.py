@@ -102,8 +102,7 @@ async def test_an_rl_policy_trades_in_the_runner_as_the_backtest(tmp_path, btc, 
     conn = await connection.connect(runtime_dsn)
     strategy = doc("rl-policy", genome.to_k8s(),
                    policy={"uri": f"file://{path}", "sha256": trained.sha256, "features": "bars-v1"})
-    reports = await replay(tmp_path, runtime_nats.url, runtime_dsn, rnc, conn, strategy, replayed, WARMUP, LIVE,
-                           settle=True)
+    reports = await replay(tmp_path, runtime_nats.url, runtime_dsn, rnc, conn, strategy, replayed, WARMUP, LIVE)
     assert_same(await paper_trades(conn, "rl-policy", replayed), want)
     assert reports[-1].status["trades"] == len(want)
     await conn.close()
@@ -133,8 +132,7 @@ async def test_a_genome_on_the_network_from_the_model_store_trades_as_the_backte
     conn = await connection.connect(runtime_dsn)
     strategy = doc("lstm-genome", genome.to_k8s(), model=stored.reference.to_k8s())
     assert strategy["spec"]["model"]["uri"] == "registry://lstm-btc"
-    await replay(tmp_path, runtime_nats.url, runtime_dsn, rnc, conn, strategy, replayed, WARMUP, LIVE,
-                 settle=True)
+    await replay(tmp_path, runtime_nats.url, runtime_dsn, rnc, conn, strategy, replayed, WARMUP, LIVE)
     assert_same(await paper_trades(conn, "lstm-genome", replayed), want)
     await conn.close()
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
 import pytest
+import yaml
 
 from kubetrade import cli
 from kubetrade.candles import Candles, load_csv
@@ -185,6 +188,13 @@ def test_runner_cli_refuses_a_strategy_it_cannot_run(tmp_path, capsys) -> None:
     assert "spec.mode is paper but this runner is deployed for live" in capsys.readouterr().out
     assert cli.main(["runner", "--config", str(tmp_path / "missing.json")]) == 2
     assert "missing.json" in capsys.readouterr().out
+    manifest = tmp_path / "strategy.yaml"  # a person's YAML manifest (PyYAML imported for it only)
+    manifest.write_text("kind: Strategy\nspec: [unclosed\n")
+    assert cli.main(["runner", "--config", str(manifest)]) == 2
+    assert "strategy.yaml: not valid JSON/YAML" in capsys.readouterr().out
+    manifest.write_text(yaml.safe_dump(strategy_doc(GENOME.to_k8s())))
+    assert cli.main(["runner", "--config", str(manifest), "--environment", "live"]) == 2
+    assert "spec.mode is paper but this runner is deployed for live" in capsys.readouterr().out
 
 
 async def test_a_restarted_runner_adopts_its_position_and_exits_where_the_backtest_does(
@@ -303,3 +313,49 @@ def test_a_runner_whose_model_is_refused_runs_and_says_so_instead_of_crashing(tm
         out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, out[-3000:]
     assert "GenomeError" not in out and "model refused" in out, out[-3000:]
+
+
+async def test_the_database_work_process_answers_what_the_runner_read_in_process(runtime_dsn) -> None:
+    """kubetrade.runner.store: the ledger, the fills and the warm-up history through the short-lived
+    process (the runner never imports psycopg), equal to the in-process queries; bad requests refused."""
+    from kubetrade.ledger import queries
+    from kubetrade.runner import store
+    from kubetrade.storage import history
+    from kubetrade.storage.series import SeriesKey
+
+    fills = await store.books(runtime_dsn, "paper", "dbwork", "dbwork-s", 1000.0, "loose", "USDT")
+    assert fills == []  # allocated, nothing filled yet
+    async with await connection.connect(runtime_dsn) as conn:
+        ledger = [r for r in await queries.ledgers(conn) if r["strategy"] == "dbwork-s"]
+        assert [(float(r["capital"]), float(r["cash"]), r["risk_policy"]) for r in ledger] == [
+            (1000.0, 1000.0, "loose")]
+    await store.books(runtime_dsn, "paper", "dbwork", "dbwork-s", 1500.0, "loose", "USDT")  # resized, idempotent
+    async with await connection.connect(runtime_dsn) as conn:
+        ledger = [r for r in await queries.ledgers(conn) if r["strategy"] == "dbwork-s"]
+        assert [(float(r["capital"]), float(r["cash"])) for r in ledger] == [(1500.0, 1500.0)]
+
+    candles = load_csv(SAMPLE_DIR / "BTC_USDT-5m.csv.gz").slice(0, 50)
+    key = SeriesKey("binance-dbwork", "BTC/USDT", "5m")
+    async with await psycopg.AsyncConnection.connect(runtime_dsn, autocommit=True) as conn:
+        await ingest(conn, key, candles)
+        start, end = int(candles.time[0]), int(candles.time[40])
+        direct, _ = await history.page(conn, key, datetime.fromtimestamp(start / 1000, UTC),
+                                       datetime.fromtimestamp(end / 1000, UTC), 1000)
+    rows = await store.history(runtime_dsn, key.exchange, key.symbol, "5m", start, end, 1000, 0.0)
+    assert len(rows) == 40 and rows == [tuple(float(x) if i else int(x) for i, x in enumerate(r)) for r in direct]
+    assert rows[-1][0] == end - 300_000
+    # asked for bars not stored yet: asks again until the wait is over, then answers what there is
+    later = end + 3_600_000 * 24 * 365
+    t0 = time.monotonic()
+    waited = await store.history(runtime_dsn, key.exchange, key.symbol, "5m", start, later, 1000, 1.5)
+    assert time.monotonic() - t0 >= 1.5 and len(waited) == 50 and waited[:40] == rows
+
+    with pytest.raises(store.StoreError, match="unexpected KeyError: 'nope'"):
+        await store.call({"op": "nope", "dsn": runtime_dsn})
+    with pytest.raises(store.StoreError, match="unexpected KeyError: 'strategy'"):
+        await store.call({"op": "books", "dsn": runtime_dsn, "environment": "paper"})
+    closed = free_port()
+    with pytest.raises(store.StoreError, match=f"^database unreachable: .*port {closed} failed") as exc:
+        await store.books(f"postgresql://u:not-a-real-password@127.0.0.1:{closed}/x?connect_timeout=3", "paper",
+                          "dbwork", "x", 1.0, None, "USDT")
+    assert "not-a-real-password" not in str(exc.value)

@@ -43,6 +43,24 @@ SERVER_ROLES: tuple[str, ...] = (
 )
 """Commands that are the platform's processes (what the chart, the operator and ``kubetrade up`` start);
 every other command is one a user types, and ``--help`` lists the two groups apart."""
+ROLE_MODULES: dict[str, str] = {
+    "api": "kubetrade.api.commands",
+    "operator": "kubetrade_operator.commands",
+    "collect": "kubetrade.collector.commands",
+    "risk-manager": "kubetrade.risk.commands",
+    "goal-manager": "kubetrade.goalmanager.commands",
+    "executor": "kubetrade.executor.commands",
+    "runner": "kubetrade.runner.commands",
+    "goal-evolution": "kubetrade.goalevolution.commands",
+    "backtest-job": "kubetrade.backtestjobs.commands",
+    "warmup": "kubetrade.engine.warmcache",
+    "alertmanager-config": "kubetrade.alerts.commands",
+    "install-secrets": "kubetrade.install.commands",
+    "install-admin-key": "kubetrade.install.commands",
+}
+"""The module that registers each server role.  A pod runs one role, so ``kubetrade <role> ...`` builds
+the parser of that role's module only: every other command module stays out of the process (the API's
+key store, rich, the backtester's CLI ...: 2.5 MB of every runner pod's memory, bench runner_footprint)."""
 USER_ORDER: tuple[str, ...] = ("download-data", "backtest", "evolve", "train", "up", "trades", "strategies", "validate",
                                "crds", "api-keys")
 """The order user commands are listed in (the first things a trader reaches for first); others follow."""
@@ -102,8 +120,11 @@ def main(argv: Sequence[str] | None = None, modules: Sequence[str] = COMMAND_MOD
         print(f"kubetrade: bad setting: {exc}", file=sys.stderr)
         return 2
     seed_from_image()  # before the command modules are imported: numba looks at its cache then
+    words = list(sys.argv[1:] if argv is None else argv)
+    if modules is COMMAND_MODULES and words and words[0] in ROLE_MODULES:
+        modules = (ROLE_MODULES[words[0]],)  # a server role: its own module only
     parser = build_parser(modules)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,4 +1,4 @@
-"""The platform's settings from the environment, typed (pydantic-settings).
+"""The platform's settings from the environment, typed (a pydantic model).
 
 Every ``KUBETRADE_*`` variable the workloads read is declared here once, with its type and
 meaning.  ``kubetrade`` validates them all before any command runs, so a bad value stops
@@ -6,15 +6,21 @@ the process at once with one line that names the variable and what is wrong with
 (``KUBETRADE_METRICS_PORT='abc': not a whole number``) instead of a traceback from deep
 inside a role minutes later.  Read them with :func:`current`.  Secrets (exchange keys, the
 API-key pepper) are typed as ``SecretStr``: never printed, never in a repr.
+
+The variables are read here (:func:`environ`: ``KUBETRADE_<FIELD>``, the name in any case) and
+validated by pydantic, as pydantic-settings did with this configuration (prefix, case-insensitive,
+others ignored), without importing pydantic-settings: its 93 modules (every settings source, dotenv,
+the cloud secret stores) were 4 MB of every process, and a node runs hundreds of runner processes
+(bench runner_footprint).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 PREFIX = "KUBETRADE_"
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -24,11 +30,14 @@ class SettingsError(ValueError):
     """One or more environment variables hold a value that is not valid; the message names each."""
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """``KUBETRADE_<NAME>`` for each field (``database_url`` is ``KUBETRADE_DATABASE_URL``)."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", case_sensitive=False,
-                                      use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        """Without arguments, from the environment (:func:`environ`); with them, from them only."""
+        super().__init__(**(values or environ()))
 
     database_url: str | None = None
     """PostgreSQL DSN of the platform's database."""
@@ -171,6 +180,17 @@ def _describe(exc: ValidationError) -> str:
         shown = "(hidden)" if field in SECRETS else repr(err.get("input"))
         parts.append(f"{PREFIX}{field.upper()}={shown}: {why}")
     return "; ".join(parts)
+
+
+def environ(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``KUBETRADE_*`` variables that name a field, by field (``KUBETRADE_LOG_LEVEL`` -> ``log_level``).
+
+    The name may be in any case; where two spellings of one name are set, the upper-case one wins."""
+    found: dict[str, str] = {}
+    for key, value in sorted((os.environ if env is None else env).items(), key=lambda kv: kv[0].isupper()):
+        if key.upper().startswith(PREFIX) and (name := key[len(PREFIX):].lower()) in Settings.model_fields:
+            found[name] = value
+    return found
 
 
 def load() -> Settings:

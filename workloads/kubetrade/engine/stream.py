@@ -290,6 +290,16 @@ STREAMS: dict[str, Callable[..., _Fn]] = {
 _PRICES = {"open": 0, "high": 1, "low": 2, "close": 3, "volume": 4}
 
 
+def genome_streams(genome: Genome, market: Market = "spot") -> bool:
+    """Whether a runner streams this genome here (plain Python, no numba in its process): it compiles and
+    every series has a streaming form.  False for a genome that does not compile without its model."""
+    try:
+        plan = compile_tables([genome], market=market)[0]
+    except ValueError:  # GenomeError, IndicatorError: an indicator registered at run time (a model's)
+        return False
+    return streamable(plan)
+
+
 def streamable(plan: FeaturePlan) -> bool:
     """Whether every series of the plan has a streaming form here (else: the kernel's LiveSignal)."""
     for kind, name, _, _ in plan.keys:

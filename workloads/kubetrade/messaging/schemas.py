@@ -96,6 +96,11 @@ class Signal(Model):
     the levels, from which a paper fill takes its price.  A live exchange never sees it."""
     dry_run: bool = False
     """Only ask what the risk manager would decide: nothing is reserved or submitted."""
+    position: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    """The signed position in ``symbol`` the sender believes it holds (a runner: from the fills it has
+    booked), the basis of a reduce-only order.  A risk book whose last read of the ledger holds another
+    position re-reads it before refusing or cutting the order (the fill may have landed since), and
+    refuses with rule ``bookBehind`` (retry with the same id) when it cannot re-read it in time."""
 
 
 # --- orders and risk ---------------------------------------------------------------------

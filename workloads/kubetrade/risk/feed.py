@@ -25,6 +25,10 @@ class SymbolHistory:
     seen_ms: int = 0
     last_move: float = 0.0
     last_candle: int = -1
+    bar: tuple[str, int] | None = None
+    """(timeframe, open time) of the closed candle whose close ``price`` is; None when a ticker or a trade
+    set it.  A stop the refresh finds crossed at that price names the bar, so its paper fill is the
+    kernel's (the stop, or the open if the bar gapped past it), as when the candle itself triggers it."""
     closes: deque[float] = field(default_factory=lambda: deque(maxlen=10_001))
     day: int = -1
     day_close: float = 0.0
@@ -48,6 +52,7 @@ class MarketFeed:
         h = self.symbols.setdefault(symbol, SymbolHistory())
         h.price = price
         h.seen_ms = received_ms if received_ms is not None else int(time.time() * 1000)
+        h.bar = None  # the manager names the bar of a candle's close (it decodes the candle)
         if ".candle." in subject:
             self.on_candle(symbol, t, price)  # a candle's time is its open time, its price the close
         return got

@@ -69,6 +69,13 @@ MIN_REFRESH_SECONDS = 0.25
 STATUS_EVERY_SECONDS = 15.0
 ORDER_TTL_MS = 60_000
 """An approved order not on the exchange within this time is expired, not sent late."""
+CATCH_UP_SECONDS = 2.0
+"""How long a reduce-only decision waits for a re-read of the ledger when the sender reports a position
+the book's last read does not hold (well inside a runner's 5 s request timeout)."""
+CATCH_UP_GAP_SECONDS = 0.02
+"""A catch-up refresh follows the previous one after at least this long (not MIN_REFRESH_SECONDS)."""
+QUANTITY_TOLERANCE = 1e-9
+"""Relative: two positions closer than this (float arithmetic of the same fills) are the same."""
 
 
 def now_ms() -> int:
@@ -128,6 +135,12 @@ class RiskManager:
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self.poke = asyncio.Event()
+        self.hurry = False
+        """A decision waits for the next refresh (:meth:`_catch_up`): start it without the usual gap."""
+        self._refreshes_started = 0
+        self._last_refresh_done = 0
+        """The number (in start order) of the last refresh that completed."""
+        self._refreshed = asyncio.Condition()
         self.stats = {"checks": 0, "approved": 0, "rejected": 0, "reduced": 0, "bad": 0}
         self._tasks: set[asyncio.Task[None]] = set()
         self._policy_sync = time.monotonic()
@@ -176,9 +189,10 @@ class RiskManager:
                     break
                 # exchange errors hurry a refresh, never more often than MIN_REFRESH_SECONDS (or the
                 # configured period, if that is shorter)
-                gap = min(MIN_REFRESH_SECONDS, self.refresh_seconds)
+                gap = min(CATCH_UP_GAP_SECONDS if self.hurry else MIN_REFRESH_SECONDS, self.refresh_seconds)
                 await asyncio.sleep(max(0.0, gap - (time.monotonic() - last)))
                 self.poke.clear()
+                self.hurry = False
                 last = time.monotonic()
                 try:
                     await self._timed_refresh()
@@ -222,8 +236,13 @@ class RiskManager:
     async def _timed_refresh(self) -> None:
         """A refresh, timed, and the time of the last one that completed (an alert watches it)."""
         started = time.monotonic()
+        self._refreshes_started += 1
+        number = self._refreshes_started
         await self._refresh()
         self.refreshed_at = time.monotonic()
+        async with self._refreshed:
+            self._last_refresh_done = number
+            self._refreshed.notify_all()
         RISK_REFRESH_SECONDS.observe(time.monotonic() - started)
         RISK_LAST_REFRESH.set(time.time())
         await self._announce_breakers()
@@ -277,7 +296,8 @@ class RiskManager:
             h = self.feed.symbols.get(sym)
             if h is not None and h.price > 0:
                 with contextlib.suppress(Exception):
-                    await self.stops.on_price(self.js, sym, h.price)
+                    # a candle's close names its bar: the paper fill is then the kernel's, not the close
+                    await self.stops.on_price(self.js, sym, h.price, h.bar)
             if (i + 1) % per_pause == 0:
                 await _pause()
         await self.stops.save(self.conn)
@@ -323,12 +343,13 @@ class RiskManager:
 
     async def _on_market_data(self, msg: Any) -> None:
         got = self.feed.on_message(msg.subject, msg.data)
+        bar = None
+        if got is not None and ".candle." in msg.subject:
+            with contextlib.suppress(codec.BadMessage):
+                c = codec.decode(Candle, msg.data)
+                bar = (c.timeframe, c.time)
+                self.feed.symbols[got[1]].bar = bar
         if got is not None and self.stops.stops:
-            bar = None
-            if ".candle." in msg.subject and got[1] in self.stops.by_symbol:
-                with contextlib.suppress(codec.BadMessage):
-                    c = codec.decode(Candle, msg.data)
-                    bar = (c.timeframe, c.time)
             try:
                 await self.stops.on_price(self.js, got[1], got[2], bar)
             except Exception as exc:  # NATS restarting: the next price retries the same id
@@ -367,7 +388,7 @@ class RiskManager:
             verdict = "reduced"
         labelled(RISK_DECISIONS, signal.mode, verdict, decision.rule or "none").inc()
         await msg.respond(codec.encode(decision))
-        if not decision.approved and not signal.dry_run and decision.rule != "submissionUncertain":
+        if not decision.approved and not signal.dry_run and decision.rule not in ("submissionUncertain", "bookBehind"):
             await self._tell_rejected(signal, decision)
 
     async def _tell_rejected(self, signal: Signal, decision: RiskDecision) -> None:
@@ -405,6 +426,32 @@ class RiskManager:
             )
         self.book.apply_market(portfolio)
         decision = decide(pub.spec, portfolio.state, signal, now, f"{pub.namespace}/{pub.name}", pub.revision)
+        if self._behind(portfolio, signal, decision):
+            # the sender holds a position the book's last read of the ledger does not: a fill it booked
+            # landed after that read (or was approved elsewhere: another replica, before a restart).
+            # Decide on a fresh read, not on the stale one: refusing would drop a real exit.
+            caught = await self._catch_up()
+            cached = None if signal.dry_run else self.decisions.get(signal.client_order_id)
+            if cached is not None:  # the same id, decided by a retry meanwhile
+                return codec.decode(RiskDecision, cached)
+            now = now_ms()
+            portfolio = self.book.portfolio_of(signal.mode, signal.namespace, signal.strategy)
+            pub = self.policies.get(signal.namespace, portfolio.key[2]) if portfolio is not None else None
+            if portfolio is None or pub is None:
+                return reject(signal, "bookBehind", "the strategy's ledger or policy is gone since the re-read", now)
+            held = portfolio.state.position(signal.strategy, signal.symbol)
+            if not caught:  # not remembered: a retry with this id gets a real decision
+                return reject(
+                    signal, "bookBehind",
+                    f"reduce-only {signal.side}: the sender holds {signal.position:g} {signal.symbol}, the risk "
+                    f"book {held:g}, and the ledger could not be re-read within {CATCH_UP_SECONDS:g}s; not decided: "
+                    "retry with the same clientOrderId", now)
+            self.book.apply_market(portfolio)
+            decision = decide(pub.spec, portfolio.state, signal, now, f"{pub.namespace}/{pub.name}", pub.revision)
+            if not decision.approved and decision.rule == "reduceOnly":
+                filled = portfolio.filled.get((signal.strategy, signal.symbol), 0.0)
+                decision = decision.model_copy(update={"reasons": [
+                    *decision.reasons, f"the ledger, re-read, holds {filled:g} (the sender said {signal.position:g})"]})
         if signal.dry_run:
             return decision
         if not decision.approved:
@@ -441,6 +488,32 @@ class RiskManager:
             portfolio.violations += 1
             portfolio.dirty = True
         return decision
+
+    @staticmethod
+    def _behind(p: Portfolio, signal: Signal, d: RiskDecision) -> bool:
+        """Whether a reduce-only decision that is not a full approval rests on a read of the ledger
+        older than the sender's fills: the sender reports a position to reduce (on this decision's side)
+        that the last read's *filled* position is not.  A close in flight (a stop's, counted in the
+        holdings) is not staleness: the filled position then is the sender's, and the refusal stands."""
+        claimed = signal.position
+        if not signal.reduce_only or claimed is None or (d.approved and d.quantity >= signal.quantity):
+            return False
+        if claimed == 0.0 or (claimed > 0) != (signal.side == "sell"):
+            return False  # nothing to reduce by the sender's own account: the decision stands
+        filled = p.filled.get((signal.strategy, signal.symbol), 0.0)
+        return abs(filled - claimed) > QUANTITY_TOLERANCE * max(abs(claimed), abs(filled))
+
+    async def _catch_up(self) -> bool:
+        """Wait for a refresh that starts from now (asked for at once); False if none completes in time."""
+        target = self._refreshes_started + 1  # one already running may have read before the sender's fill
+        self.hurry = True
+        self.poke.set()
+        try:
+            async with asyncio.timeout(CATCH_UP_SECONDS), self._refreshed:
+                await self._refreshed.wait_for(lambda: self._last_refresh_done >= target)
+        except TimeoutError:
+            return False
+        return True
 
     def _reserve(self, p: Portfolio, signal: Signal, d: RiskDecision, now: int) -> None:
         sign = 1.0 if signal.side == "buy" else -1.0

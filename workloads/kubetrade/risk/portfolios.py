@@ -128,15 +128,22 @@ class RiskBook:
         share one snapshot.
         """
         now = int(time.time() * 1000)
-        # the reservations this refresh resolves: those made while its queries run are not among them
-        asked = {c for p in self.portfolios.values() for c in p.reservations}
-        ids = list(asked)
-        size = max(UNRESOLVED_CHUNK, -(-len(ids) // MAX_CHUNKS))
-        chunks = [" ".join(ids[i : i + size]) for i in range(0, len(ids), size)]
         unresolved: list[Row] = []
         async with conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # the first query takes the snapshot every later one reads
             ledgers = await queries.ledgers(conn)
+            # The reservations this refresh resolves, taken only now that the snapshot exists: one
+            # made before it may have been filled and recorded before it too (the fill is then in
+            # the positions read below), and only a reservation the snapshot is asked about is
+            # released when it shows the fill.  Taken before the snapshot (as it once was), a
+            # reservation made during BEGIN whose fill committed before the first query was kept
+            # *and* its fill counted: its quantity twice until the next refresh, an exit's sign
+            # turned (a closed long read as short), and the next reduce-only exit refused.
+            asked = {c for p in self.portfolios.values() for c in p.reservations}
+            ids = list(asked)
+            size = max(UNRESOLVED_CHUNK, -(-len(ids) // MAX_CHUNKS))
+            chunks = [" ".join(ids[i : i + size]) for i in range(0, len(ids), size)]
             if pace is not None:
                 await pace()
             positions = await queries.open_positions(conn)

@@ -10,16 +10,19 @@ condition.  The operator's pods use ``terminationMessagePolicy: FallbackToLogsOn
 death with nothing written (a segfault, a kill) still shows the end of the log.
 
 No secret reaches the message: a database error is described by its class and psycopg's own
-text (which names the host, never the password), a URL only without its user part.
+text (which names the host, never the password), a URL only without its user part.  The runner's
+database work runs in a process of its own (:mod:`kubetrade.runner.store`), which describes its
+error here and hands the words over; the runner's process never imports psycopg.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
-import psycopg
+from kubetrade.runner.store import StoreError
 
 TERMINATION_LOG = Path("/dev/termination-log")
 ENV = "KUBETRADE_TERMINATION_LOG"
@@ -37,11 +40,14 @@ def _scrub(text: str) -> str:
 def why(exc: BaseException) -> str:
     """What went wrong, for a person: the kind of failure first, then the library's own words."""
     first = _scrub(" ".join(str(exc).split()))[:1500] or type(exc).__name__
-    if isinstance(exc, psycopg.OperationalError):
-        return f"database unreachable: {first}"
-    if isinstance(exc, psycopg.errors.UndefinedTable):
-        return f"database schema missing (not migrated yet?): {first}"
-    if isinstance(exc, psycopg.Error):
+    if isinstance(exc, StoreError):  # said by the process that did the database work, in these words
+        return first
+    psycopg = sys.modules.get("psycopg")  # not loaded (a runner never imports it): no psycopg error to name
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        if isinstance(exc, psycopg.OperationalError):
+            return f"database unreachable: {first}"
+        if isinstance(exc, psycopg.errors.UndefinedTable):
+            return f"database schema missing (not migrated yet?): {first}"
         return f"database error ({type(exc).__name__}): {first}"
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {first}"

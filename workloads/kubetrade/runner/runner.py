@@ -30,10 +30,9 @@ from typing import Any
 
 from kubetrade import settings
 from kubetrade.engine import codes as bt
-from kubetrade.engine.compile import GenomeError, alt_refs, compile_tables
+from kubetrade.engine.compile import alt_refs
 from kubetrade.engine.costs import bps_to_fraction
-from kubetrade.engine.stream import StreamSignal, streamable
-from kubetrade.ledger import allocation, connection, queries
+from kubetrade.engine.stream import StreamSignal, genome_streams
 from kubetrade.messaging import auth, codec, kv, subjects
 from kubetrade.messaging.schemas import (
     TERMINAL_STATUSES,
@@ -51,6 +50,7 @@ from kubetrade.runner.config import RunnerConfig
 from kubetrade.runner.intents import Intent, Sizing, intents
 from kubetrade.runner.paritycheck import ParityCheck
 from kubetrade.runner.probes import Probes, RunnerMetrics
+from kubetrade.runner.store import books, history
 from kubetrade.timeframes import Bars, CandleError, timeframe_ms
 
 log = logging.getLogger("kubetrade.runner")
@@ -83,11 +83,8 @@ def needs_kernels(genome: Any, market: str) -> bool:
     """Whether this genome's live signal runs the numba kernels (then compile them before the first bar)."""
     if settings.current().runner_signal == "kernel":
         return True
-    try:
-        tables = compile_tables([genome], market=market)[0]  # type: ignore[arg-type]
-    except GenomeError:  # an indicator registered at run time whose model was refused: the runner says so
-        return True
-    return not streamable(tables)
+    # False too for an indicator registered at run time whose model was refused: the runner says so
+    return not genome_streams(genome, market)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -139,8 +136,6 @@ class Runner:
         self.last_signal_ms: int | None = None
         self.rejections = 0
         self.nc: Any = None
-        self.conn: Any = None
-        self.history_conn: Any = None
         self.probe_port: int | None = None
         self._changed = asyncio.Event()
         self._last_report = 0.0
@@ -243,9 +238,6 @@ class Runner:
                 log.info("runner stopped", extra={"strategy": self.cfg.label, "inflight": self._inflight_ids()})
         finally:
             await self.probes.stop()
-            for conn in (self.conn, self.history_conn):
-                if conn is not None:
-                    await conn.close()
             with contextlib.suppress(Exception):
                 await self.nc.drain()
 
@@ -275,16 +267,16 @@ class Runner:
         return [c for st in self.symbols.values() for c in (*st.inflight, *st.undecided)]
 
     async def _open_books(self) -> None:
-        """Allocate the ledger (idempotent) and rebuild the books from the fills already recorded."""
+        """Allocate the ledger (idempotent) and rebuild the books from the fills already recorded.
+
+        The database work runs in a process of its own (:mod:`kubetrade.runner.store`): no psycopg here."""
         if not self.dsn:
             log.warning("no database: books start from the allocated capital", extra={"strategy": self.cfg.label})
             return
-        self.conn = await connection.connect(self.dsn)
-        await allocation.allocate(self.conn, self.spec.mode, self.cfg.name, self.spec.capital.amount,
-                                  self.cfg.namespace, self.spec.risk_policy_ref.name, self.spec.capital.currency)
-        for f in await queries.strategy_fills(self.conn, self.spec.mode, self.cfg.namespace, self.cfg.name):
-            self._book_fill(f["client_order_id"], f["trade_id"], f["symbol"], f["side"], f["quantity"], f["price"],
-                            f["fee"], int(f["time"].timestamp() * 1000))
+        fills = await books(self.dsn, self.spec.mode, self.cfg.namespace, self.cfg.name, self.spec.capital.amount,
+                            self.spec.risk_policy_ref.name, self.spec.capital.currency)
+        for coid, trade_id, symbol, side, qty, price, fee, t in fills:
+            self._book_fill(coid, trade_id, symbol, side, qty, price, fee, t)
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -319,7 +311,7 @@ class Runner:
         if self._alt_loaded or not self.alt_refs:
             return
         self._alt_loaded = True
-        if self.conn is None or self.dsn is None:
+        if self.dsn is None:
             log.warning("no database: alternative data starts empty and fills as points arrive",
                         extra={"strategy": self.cfg.label})
             return
@@ -386,30 +378,26 @@ class Runner:
 
     async def _history(self, symbol: str, before: int) -> Bars | None:
         """The stored candles right before ``before`` (contiguous with it), or None."""
-        if self.conn is None or self.spec.warmup_bars == 0:
+        if self.dsn is None or self.spec.warmup_bars == 0:
             return None
-        import psycopg
-
-        from kubetrade.storage import history
-        from kubetrade.storage.series import SeriesKey
-
-        if self.history_conn is None or self.history_conn.closed:
-            assert self.dsn is not None
-            self.history_conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-        key = SeriesKey(self.spec.exchange, symbol, self.spec.timeframe)
-        start = datetime.fromtimestamp((before - self.spec.warmup_bars * self.bar_ms) / 1000, UTC)
-        end = datetime.fromtimestamp(before / 1000, UTC)
-        deadline = time.monotonic() + self.opts.warmup_wait
-        while True:
-            rows, _ = await history.page(self.history_conn, key, start, end, self.spec.warmup_bars)
-            if rows and int(rows[-1][0]) == before - self.bar_ms:
-                break
-            if time.monotonic() > deadline or self.stopping.is_set():
-                log.warning("no stored history reaches the first live candle; indicators warm up live",
-                            extra={"strategy": self.cfg.label, "symbol": symbol, "stored": len(rows)})
-                return None
-            await asyncio.sleep(0.5)
-        c = Bars.of_rows(rows, self.spec.timeframe)
+        # asked again for up to warmup_wait until the newest stored bar is the one before ``before``
+        work = asyncio.ensure_future(history(self.dsn, self.spec.exchange, symbol, self.spec.timeframe,
+                                             before - self.spec.warmup_bars * self.bar_ms, before,
+                                             self.spec.warmup_bars, self.opts.warmup_wait))
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not work.done():  # stopping: the runner is going; the work is not wanted
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            return None
+        rows = work.result()
+        if not rows or rows[-1][0] != before - self.bar_ms:
+            log.warning("no stored history reaches the first live candle; indicators warm up live",
+                        extra={"strategy": self.cfg.label, "symbol": symbol, "stored": len(rows)})
+            return None
+        c = Bars.of_rows(rows, self.spec.timeframe)  # type: ignore[arg-type]
         gaps = [i for i in range(1, len(c)) if c.time[i] - c.time[i - 1] != self.bar_ms]
         return c.since(gaps[-1]) if gaps else c
 
@@ -519,7 +507,9 @@ class Runner:
                         price=it.price, stop_price=it.stop_price, reduce_only=it.reduce_only, time=now_ms(),
                         mode=self.spec.mode, order_type=self.spec.execution.order_type, fee_rate=self.fee,
                         slippage_bps=self.spec.execution.slippage_bps, trailing_pct=it.trailing_pct,
-                        bar_exit=it.bar_exit if self.spec.mode == "paper" else None)
+                        bar_exit=it.bar_exit if self.spec.mode == "paper" else None,
+                        # the basis of an exit: a risk book that has not read this position's fills yet re-reads
+                        position=st.book.position(it.symbol) if it.reduce_only else None)
         try:
             reply = await self.nc.request(subjects.RISK_CHECK, codec.encode(signal), timeout=self.opts.risk_timeout,
                                           headers=tracing.inject())
@@ -542,8 +532,13 @@ class Runner:
         if self.issue and self.issue.startswith("risk"):
             self.issue = None
         if not decision.approved:
-            if decision.rule == "submissionUncertain":
+            if decision.rule in ("submissionUncertain", "bookBehind"):
+                # not decided (the order may be in the stream; the risk book could not read our fills):
+                # asked again at the next bar with the same id, never dropped
                 st.undecided[it.client_order_id] = it
+                log.warning("risk manager did not decide; asking again at the next bar", extra={
+                    "strategy": self.cfg.label, "client_order_id": it.client_order_id, "rule": decision.rule,
+                    "reasons": decision.reasons})
                 return False
             self.rejections += 1
             self.metrics.decisions.labels(self.cfg.name, "rejected").inc()

@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from kubetrade.api.console import figures, panels, session
 from kubetrade.api.console.render import page
 from kubetrade.api.console.session import Form, LoginRequired, Viewer
-from kubetrade.api.console.views import NAV, chart_data, to_login
+from kubetrade.api.console.views import NAV, to_login
 from kubetrade.api.routes import alerts as alert_routes
 from kubetrade.api.routes import collectors as collector_routes
 from kubetrade.api.routes import strategies as strategy_routes
@@ -174,7 +174,7 @@ async def _backtest_form(request: Request, viewer: Viewer, name: str, form: Form
         return page(request, "forms/backtest.html", status=422, name=name, values=values, errors=errors,
                     viewer=viewer)
     obj = await panels.strategy_object(request, name)
-    chart = await chart_data(request, obj)
+    chart = await figures.chart_data(request, obj)
     import json
 
     rendered = {p: await panels.render(request, viewer, p, {"name": name}) for p in panels.PAGES["strategy"]}

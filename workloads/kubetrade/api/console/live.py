@@ -7,6 +7,12 @@ it affects (:data:`kubetrade.api.console.panels.TRIGGERS`); at most once a secon
 panels are rendered again on the server - the same functions that rendered the page - and sent
 as ``event: panel`` with ``{"id", "html"}``.  The browser only swaps them in: it never polls.
 
+The strategy page's charts follow too: a closed candle of the strategy's stream
+(``md.<exchange>.<symbol>.candle.<timeframe>``) or an order event of the strategy marks them,
+and at most every :data:`CHART_INTERVAL` seconds the chart data the page was drawn from
+(:func:`kubetrade.api.console.figures.chart_data`: candles, fills as markers, realised equity and
+drawdown) is read again and sent as ``event: chart``; the browser sets it into the series it drew.
+
 On connect every panel of the page is sent, so a browser that lost the stream and reconnected
 (EventSource does that by itself, after ``retry`` ms) shows the present state at once; a comment
 every 15 s keeps proxies from closing an idle stream.  The session is checked again every 30 s:
@@ -26,7 +32,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response, StreamingResponse
 
-from kubetrade.api.console import panels, session
+from kubetrade.api.console import figures, panels, session
 from kubetrade.api.console.session import LoginRequired, Viewer
 from kubetrade.messaging import subjects
 
@@ -37,6 +43,7 @@ MIN_INTERVAL = 1.0
 KEEPALIVE = 15.0
 RECHECK = 30.0
 BUSY_BACKTEST_EVERY = 2.0
+CHART_INTERVAL = 2.0
 
 
 def _kind(subject: str) -> str | None:
@@ -54,7 +61,22 @@ def _kind(subject: str) -> str | None:
 
 
 def _message(event: str, data: dict[str, Any] | None = None) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data or {})}\n\n".encode()
+    return f"event: {event}\ndata: {json.dumps(data or {}, default=str)}\n\n".encode()
+
+
+async def _chart_subjects(request: Request, name: str) -> tuple[dict[str, Any], set[str]] | None:
+    """The strategy, and the subjects whose messages change its charts: its candle stream, its order events."""
+    try:
+        obj = await panels.strategy_object(request, name)
+    except HTTPException:
+        return None
+    spec = obj.get("spec") or {}
+    symbol = (spec.get("symbols") or ["BTC/USDT"])[0]
+    try:
+        return obj, {subjects.candle(spec.get("exchange", "binance"), symbol, spec.get("timeframe", "5m")),
+                     subjects.order_events(spec.get("mode", "paper"), name)}
+    except ValueError:  # a name or symbol no subject can carry: the charts stay as drawn
+        return None
 
 
 async def _stream(request: Request, viewer: Viewer, name: str, args: dict[str, str]) -> AsyncIterator[bytes]:
@@ -64,8 +86,15 @@ async def _stream(request: Request, viewer: Viewer, name: str, args: dict[str, s
     wake.set()
     subs: list[Any] = []
     nc = getattr(request.app.state, "nats", None)
+    chart = await _chart_subjects(request, args["name"]) if name == "strategy" else None
+    chart_dirty = chart is not None  # on (re)connect too: the page may have been drawn long ago
+    last_chart = 0.0
 
     async def on_event(msg: Any) -> None:
+        nonlocal chart_dirty
+        if chart is not None and msg.subject in chart[1]:
+            chart_dirty = True
+            wake.set()
         kind = _kind(msg.subject)
         if kind is None:
             return
@@ -82,6 +111,9 @@ async def _stream(request: Request, viewer: Viewer, name: str, args: dict[str, s
         for subject in ("status.>", "events.orders.>", f"$KV.{subjects.COLLECTOR_HEALTH_BUCKET}.>", "events.alerts.>",
                         subjects.risk_rejected("*")):
             subs.append(await nc.subscribe(subject, cb=on_event))
+        if chart is not None:
+            subs.extend([await nc.subscribe(subject, cb=on_event) for subject in sorted(chart[1])
+                         if subject.startswith("md.")])  # its order events come through events.orders.>
     yield b"retry: 1000\n\n"
     yield _message("hello", {"page": name, "nats": bool(subs)})
     last_render = 0.0
@@ -121,6 +153,16 @@ async def _stream(request: Request, viewer: Viewer, name: str, args: dict[str, s
                 await asyncio.sleep(MIN_INTERVAL - (now - last_render))
             else:
                 wake.clear()
+            if chart is not None and chart_dirty and now - last_chart >= CHART_INTERVAL:  # else: a later pass
+                chart_dirty = False
+                last_chart = now
+                try:
+                    data = await figures.chart_data(request, chart[0])
+                except Exception as exc:  # the database is down: the charts stay as they are
+                    log.warning("live chart failed", extra={"error": type(exc).__name__})
+                else:
+                    yield _message("chart", data)
+                    last_beat = now
             if now - last_beat > KEEPALIVE:
                 last_beat = now
                 yield b": keepalive\n\n"

@@ -15,10 +15,6 @@ from kubetrade.api.console import figures, panels, session
 from kubetrade.api.console.render import page
 from kubetrade.api.console.session import LoginRequired, Viewer
 from kubetrade.api.routes import collectors as collector_routes
-from kubetrade.candles import timeframe_ms
-from kubetrade.ledger import queries
-from kubetrade.storage import history
-from kubetrade.storage.candles import SeriesKey, last_time
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -107,53 +103,6 @@ async def strategies(request: Request, sort: str = "pnl", dir: str = "desc") -> 
     return await _page(request, "strategies", "strategies.html", {"sort": sort, "dir": direction})
 
 
-def _candle_time(ms: int, timeframe: str) -> int:
-    step = timeframe_ms(timeframe)
-    return int(ms // step * step // 1000)
-
-
-async def chart_data(request: Request, obj: dict[str, Any]) -> dict[str, Any]:
-    """Candles of the strategy's first symbol around its fills, the fills as markers, its realised curves."""
-    spec = obj.get("spec") or {}
-    name = obj["metadata"]["name"]
-    env = spec.get("mode", "paper")
-    symbol = (spec.get("symbols") or ["BTC/USDT"])[0]
-    timeframe = spec.get("timeframe", "5m")
-    key = SeriesKey(spec.get("exchange", "binance"), symbol, timeframe)
-    async with request.app.state.db_pool.connection() as conn:
-        fills = await queries.strategy_fill_history(conn, env, figures.namespace(request), name)
-        ledger = await queries.ledger_of(conn, env, figures.namespace(request), name)
-        newest = await last_time(conn, key)
-        if newest is None:
-            candles: list[tuple[Any, ...]] = []
-        else:
-            first_fill = min((datetime.fromtimestamp(figures.decided_at(f), UTC) for f in fills
-                              if f["symbol"] == symbol), default=None)
-            end = datetime.fromtimestamp(newest / 1000, UTC) + timedelta(seconds=1)
-            start = end - timedelta(days=2)
-            if first_fill is not None and first_fill < start:
-                start = first_fill - timedelta(hours=2)
-            candles, _ = await history.page(conn, key, start, end, 3000)
-    capital = float(ledger["capital"]) if ledger else float((spec.get("capital") or {}).get("amount") or 0)
-    curve = figures.curves(fills, capital)
-    first_bar = int(candles[0][0]) if candles else 0
-    last_bar = int(candles[-1][0]) + timeframe_ms(timeframe) if candles else -1
-    markers = [{**m, "time": _candle_time(m["time"] * 1000, timeframe)} for m in curve["markers"]
-               if m["symbol"] == symbol and first_bar <= m["time"] * 1000 <= last_bar]
-    return {
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "candles": [{"time": int(c[0] // 1000) if isinstance(c[0], int) else int(c[0].timestamp()),
-                     "open": c[1], "high": c[2], "low": c[3], "close": c[4]} for c in candles],
-        "markers": markers,
-        "unplaced": sum(1 for m in curve["markers"] if m["symbol"] == symbol) - len(markers),
-        "equity": curve["equity"],
-        "drawdown": curve["drawdown"],
-        "capital": capital,
-        "newest": newest,
-    }
-
-
 @router.get("/strategies/{name}")
 async def strategy(request: Request, name: str) -> Response:
     try:
@@ -161,7 +110,7 @@ async def strategy(request: Request, name: str) -> Response:
     except LoginRequired:
         return to_login(request)
     obj = await panels.strategy_object(request, name)
-    chart = await chart_data(request, obj)
+    chart = await figures.chart_data(request, obj)
     end = datetime.fromtimestamp(chart["newest"] / 1000, UTC) if chart["newest"] else datetime.now(UTC)
     return await _page(request, "strategy", "strategy.html", {"name": name}, name=name,
                        chart_json=json.dumps(chart, default=str), backtest_form=backtest_defaults(end),
