@@ -32,7 +32,13 @@ Trading, per window, after the same costs:
 * **cash** (0) and **buy_and_hold** (both pairs in equal parts).
 
 Each RL row's pooled evidence goes through the same paper gate (trials: every PPO iteration's
-policy, all windows; no PBO is measured for PPO, which that gate counts as a failure of its own).
+policy, all windows; no PBO is measured for PPO here, which that gate counts as a failure of its own).
+
+**goal** - the Goal path itself (``kubetrade.goalevolution.goalrun.run_goal_evolution`` with
+``spec.evolution.sources: [genomes, rl]``, both pairs, the same windows, population and seed): what
+a Goal's training job would decide - per source, trials, candidates and passes; every policy
+candidate's window, deflated Sharpe ratio, PBO over its checkpoints, out-of-sample return and
+failures; the best genome's figures beside them.
 It reports; it is not a target to tune the models to.
 """
 
@@ -55,6 +61,42 @@ NET = {"window": 32, "hidden": 16, "heads": 2, "layers": 1, "ffn": 32, "epochs":
        "patience": 3}
 PPO = {"hidden": 64, "iterations": 16, "envs": 16, "steps": 256, "epochs": 4, "minibatch": 512, "patience": 6}
 POLICY_WINDOW = 8
+GOAL_RL = {"timesteps": 65_536, "checkpoints": 16, "hidden": 64}
+
+
+def goal_side() -> dict[str, Any]:
+    """The Goal's own run, genomes and PPO policies in one selection (see the module docstring)."""
+    from kubetrade.candles import load_csv
+    from kubetrade.data import SAMPLE_DIR
+    from kubetrade.engine import genes
+    from kubetrade.goalevolution.goalrun import run_goal_evolution
+    from kubetrade.resources.goal import GoalSpec
+
+    data = {p: load_csv(SAMPLE_DIR / f"{p.replace('/', '_')}-{TIMEFRAME}.csv.gz", symbol=p, timeframe=TIMEFRAME)
+            for p in PAIRS}
+    first = max(int(c.time[0]) for c in data.values())
+    last = min(int(c.time[-1]) for c in data.values())
+    days = int((last - first) / 86_400_000 - genes.warmup() / 24) - 1
+    spec = GoalSpec.model_validate({
+        "target": {"capital": {"amount": 10_000}, "returnPct": 0.05}, "riskPolicyRef": {"name": "default"},
+        "evolution": {"symbols": list(PAIRS), "timeframe": TIMEFRAME, "population": POPULATION,
+                      "generations": GENERATIONS, "backtestDays": days, "minTrades": 10, "paperFraction": 1.0,
+                      "maxPaper": 10, "seed": SEED, "sources": ["genomes", "rl"], "rl": GOAL_RL,
+                      "walkForward": {"windows": WINDOWS, "outOfSampleFraction": OOS_FRACTION}}})
+    started = time.monotonic()
+    run = run_goal_evolution("bench", spec, data, seed=SEED,
+                             progress=lambda done, total, msg: say(f"goal: {msg}"))
+
+    def row(e: Any) -> dict[str, Any]:
+        return {"window": e.chosen_in_window, "passed": e.passed, "dsr": round(e.deflated_sharpe, 4),
+                "pbo": None if e.pbo is None else round(e.pbo, 3), "oos_return": round(e.oos_return_pct, 4),
+                "benchmark": round(e.benchmark_return_pct, 4), "trades": e.trades, "failures": e.failures}
+
+    genomes = [r.evidence for r in run.ranked if r.evidence.source == "genomes"]
+    return {"days": days, "seconds": round(time.monotonic() - started, 1), "message": run.selection.message,
+            "sources": [c.to_k8s() for c in run.selection.sources], "trials": run.selection.trials,
+            "policies": [row(r.evidence) for r in run.ranked if r.evidence.source == "rl"],
+            "best_genome": row(genomes[0]) if genomes else None}
 
 
 def side(timeframe: str) -> dict[str, Any]:
@@ -248,9 +290,11 @@ def run() -> dict[str, Any]:
     res, mb = run_child(Path(__file__), TIMEFRAME)
     out.update(res)
     out["peak_mb"] = round(mb)
+    goal, goal_mb = run_child(Path(__file__), "goal")
+    out["goal"] = goal | {"peak_mb": round(goal_mb)}
     out["load_after"] = round(os.getloadavg()[0], 2)
     return out
 
 
 if __name__ == "__main__":
-    print(json.dumps(side(sys.argv[1])))
+    print(json.dumps(goal_side() if sys.argv[1] == "goal" else side(sys.argv[1])))

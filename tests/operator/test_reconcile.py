@@ -609,3 +609,4 @@ def test_a_goal_asking_for_rl_policies_trains_them_in_the_training_image(kube, n
         bad["spec"]["evolution"].update(evolution)
         out = kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
         assert out.returncode != 0 and message in out.stderr, (evolution, out.stderr)
+
