@@ -28,6 +28,7 @@ class OperatorProcess:
         resync_seconds: float = 5.0,
         log_level: str = "info",
         namespaces: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.webhook = webhook
@@ -51,7 +52,7 @@ class OperatorProcess:
             KUBETRADE_TRAIN_IMAGE="kubetrade-train:test",
             KUBETRADE_OPERATOR_NAMESPACE="default",
             KUBETRADE_RESYNC_SECONDS=str(resync_seconds),
-        )
+        ) | (env or {})
         self.process = ManagedProcess(
             name, [sys.executable, "-m", "kubetrade_operator.main", *args], workdir / f"{name}.log", env=env
         )
