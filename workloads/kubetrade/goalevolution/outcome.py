@@ -26,9 +26,9 @@ def store(dsn: str, run: GoalRun, started: datetime, goal: str) -> None:
     every RL candidate's policy (under its Strategy's name, the ``registry://`` its ``spec.policy`` names) into the
     model store, then the run and every candidate (passed or not) with its evidence, into
     ``evolution_runs/results``."""
-    if (p := run.predictor) is not None:
-        registry.store(dsn, p.name, p.onnx, kind="predictor", features=PREDICTOR_FEATURES, train_from=p.train_from,
-                       train_to=p.train_to, metrics=p.metrics, config=p.config)
+    if (net := run.predictor) is not None:
+        registry.store(dsn, net.name, net.onnx, kind="predictor", features=PREDICTOR_FEATURES,
+                       train_from=net.train_from, train_to=net.train_to, metrics=net.metrics, config=net.config)
     for p in run.policies.values():
         registry.store(dsn, p.name, p.onnx, kind="policy", features=POLICY_FEATURES,
                        train_from=p.train_from, train_to=p.train_to, metrics=p.metrics, config=p.config)
