@@ -262,3 +262,40 @@ except GoalRunError as exc:
     assert ("refused: spec.evolution.predictor asks for a trained predictor, but this image has no training "
             "libraries (jax cannot be imported): the operator runs such a Goal's evolution in its training image"
             ) in out.stdout, out.stdout
+
+
+def test_policies_can_observe_the_goal_predictor_and_carry_it_to_the_runner(
+        lead: Candles, pg_dsn: str, clean_indicators) -> None:
+    from datetime import UTC, datetime
+
+    from kubetrade.prediction.model import from_bytes, unbind
+
+    rl = {"timesteps": 1024, "checkpoints": 2, "hidden": 16, "observePrediction": True}
+    spec = goal(lead.symbol, population=24, generations=1, predictor=PREDICTOR | {"epochs": 3},
+                sources=["genomes", "rl"], rl=rl)
+    run = run_goal_evolution("observe", spec, {lead.symbol: lead}, seed=3)
+    p = run.predictor
+    policies = [r for r in run.ranked if r.evidence.source == "rl"]
+    assert len(policies) == 3 and len(run.policies) == 3
+    for r in policies:
+        published = run.policies[r.strategy.metadata["name"]]
+        m = from_bytes(published.onnx, "policy", r.strategy.spec.policy, "policy")
+        assert m.predictor_sha256 == p.sha256  # trained on observations with the predictor's output
+        assert r.strategy.spec.model == p.reference
+    outcome.store(pg_dsn, run, datetime.now(UTC), "observe")
+    doc = policies[0].strategy.to_k8s()
+    doc["metadata"]["namespace"] = "default"
+    cfg = runner_config.parse(doc, dsn=pg_dsn)
+    assert cfg.model_error is None
+    unbind()
+    # a spec.model of another predictor: the runner refuses the policy, naming the one it observes
+    other = train_predictor("other", run.data, run.config, WalkForwardConfig.from_goal(spec, 200 * 24),
+                            PredictorSettings(**PREDICTOR | {"epochs": 1, "seed": 9}), seed=9)
+    registry.store(pg_dsn, other.name, other.onnx, kind="predictor", features="bars-v1", train_from=other.train_from,
+                   train_to=other.train_to, metrics={}, config={})
+    doc["spec"]["model"] = other.reference.to_k8s()
+    refused = runner_config.parse(doc, dsn=pg_dsn)
+    assert refused.model_error is not None and f"observes the predictor sha256 {p.sha256}" in refused.model_error
+    # and without the predictor to observe, the setting is refused
+    with pytest.raises(ValueError, match=r"rl\.observePrediction is true but evolution\.predictor is not set"):
+        goal(lead.symbol, sources=["genomes", "rl"], rl=rl)

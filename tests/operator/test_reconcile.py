@@ -641,7 +641,9 @@ def test_a_goal_with_a_predictor_trains_it_in_the_training_image(kube, namespace
                                ({"predictor": {"hidden": 6, "heads": 4}}, "must be a multiple of heads"),
                                ({"predictor": {"window": 1000}}, "spec.evolution.predictor.window"),
                                ({"predictor": {"epochs": 0}}, "spec.evolution.predictor.epochs"),
-                               ({"predictor": {"lstm": 3}}, "lstm")):
+                               ({"predictor": {"lstm": 3}}, "lstm"),
+                               ({"sources": ["genomes", "rl"], "rl": {"observePrediction": True}},
+                                "observePrediction")):
         bad = example("goal.yaml")
         bad["metadata"]["name"] = "refused-predictor"
         bad["spec"]["evolution"].update(evolution)

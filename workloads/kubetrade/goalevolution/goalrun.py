@@ -257,7 +257,9 @@ def run_goal_evolution(
         raise GoalRunError(f"spec.evolution: {exc}") from None
     except ModelError as exc:
         raise GoalRunError(f"spec.evolution.predictor: {exc}") from None
-    policies = (_train_policies(data, walk, cfg, evo.rl or RLSettings(), cfg.seed, progress)
+    rl = evo.rl or RLSettings()
+    observed = predictor if rl.observe_prediction else None
+    policies = (_train_policies(data, walk, cfg, rl, cfg.seed, progress, observed)
                 if "rl" in sources else None)
     rl_trials = policies.trials if policies is not None else 0
     trials = walk.trials + rl_trials
@@ -285,6 +287,8 @@ def run_goal_evolution(
             name = st.metadata["name"]
             ref = ModelReference(uri=f"registry://{name}", sha256=pc.trained.sha256, features=POLICY_FEATURES)
             st.spec = st.spec.model_copy(update={"policy": ref})
+            if observed is not None:  # the runner feeds the policy the very predictor it was trained with
+                st.spec = st.spec.model_copy(update={"model": observed.reference})
             published[name] = _published(name, pc, e)
         elif predictor is not None and model.uses(genome, model.INDICATOR):
             st.spec = st.spec.model_copy(update={"model": predictor.reference})
@@ -420,8 +424,9 @@ def _iso(ms: int) -> str:
 
 
 def _train_policies(data: list[Candles], walk: WalkForwardResult, cfg: EvolveConfig, rl: RLSettings, seed: int,
-                    progress: Progress | None) -> Any:
-    """The PPO candidates of every window (:func:`kubetrade.learning.walkforward.policy_walk_forward`)."""
+                    progress: Progress | None, predictor: PublishedPredictor | None = None) -> Any:
+    """The PPO candidates of every window (:func:`kubetrade.learning.walkforward.policy_walk_forward`), observing
+    ``predictor``'s output when given (rl.observePrediction)."""
     try:
         from kubetrade.learning.walkforward import policy_walk_forward
     except ImportError as exc:
@@ -430,8 +435,10 @@ def _train_policies(data: list[Candles], walk: WalkForwardResult, cfg: EvolveCon
             f"imported): the operator runs such a Goal's evolution in its training image (chart value image.train, "
             f"operator variable KUBETRADE_TRAIN_IMAGE)") from None
     try:
+        loaded = (model.from_bytes(predictor.onnx, predictor.reference.uri, predictor.reference)
+                  if predictor is not None else None)
         return policy_walk_forward(data, walk, cfg, rl, seed=rl.seed if rl.seed is not None else seed,
-                                   progress=progress)
+                                   progress=progress, predictor=loaded)
     except ValueError as exc:
         raise GoalRunError(f"spec.evolution.rl: {exc}") from None
 

@@ -209,6 +209,9 @@ class RLSettings(Model):
     """Width of the policy's and value function's two hidden layers."""
     seed: int | None = None
     """Random seed of the training (window k uses seed + k); default: the evolution's seed."""
+    observe_prediction: bool = False
+    """The policies observe the Goal's predictor's output too (needs spec.evolution.predictor); a policy that goes
+    to paper then names that predictor in spec.model beside its own file in spec.policy."""
 
 
 class PredictorSettings(Model):
@@ -262,6 +265,8 @@ class EvolutionSettings(Model):
             "x-kubernetes-validations": [
                 cel("self.minPaperDays <= self.maxPaperDays", "minPaperDays must not exceed maxPaperDays"),
                 cel("has(self.symbols) || has(self.pairSelection)", "set symbols or pairSelection"),
+                cel("!has(self.rl) || !has(self.rl.observePrediction) || !self.rl.observePrediction || "
+                    "has(self.predictor)", "rl.observePrediction needs a predictor (spec.evolution.predictor)"),
                 cel("!has(self.predictor) || !has(self.sources) || 'genomes' in self.sources",
                     "the predictor's output is an operand of the genetic search: a predictor needs genomes in "
                     "sources"),
@@ -401,6 +406,9 @@ class GoalSpec(Model):
             raise ValueError(f"evolution.predictor is set but evolution.sources is {e.sources}: the prediction is an "
                              "operand of the genetic search, so a predictor needs genomes in sources (or remove the "
                              "predictor block)")
+        if e.rl is not None and e.rl.observe_prediction and e.predictor is None:
+            raise ValueError("evolution.rl.observePrediction is true but evolution.predictor is not set: the policies "
+                             "can only observe a predictor the run trains")
         if e.rl is not None and e.rl.timesteps < e.rl.checkpoints * RL_STEPS:
             raise ValueError(f"evolution.rl.timesteps {e.rl.timesteps} is fewer than checkpoints {e.rl.checkpoints} "
                              f"x {RL_STEPS} steps (each checkpoint needs at least one rollout segment)")
