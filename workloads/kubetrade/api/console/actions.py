@@ -154,11 +154,17 @@ def _escape(text: str) -> str:
 
 
 BACKTEST_FIELDS = {"start", "end", "days", "initialCash"}
+_LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?")
+"""What a datetime-local input sends: a time with no offset (the form labels it UTC)."""
 
 
 async def _backtest(request: Request, viewer: Viewer, form: Form, name: str) -> Response:
     viewer.require("POST", "/api/v1/strategies/{name}/backtest")
     values = {k: form.get(k) for k in BACKTEST_FIELDS if form.get(k)}
+    for k in ("start", "end"):  # the form's datetime-local fields say "(UTC)" and carry no offset
+        v = values.get(k)
+        if isinstance(v, str) and _LOCAL_TIME.fullmatch(v.strip()):
+            values[k] = v.strip() + "Z"
     try:
         body = strategy_routes.BacktestRequest.model_validate(values)
         async with request.app.state.db_pool.connection() as conn:
