@@ -1,4 +1,5 @@
-"""An operator with no training image (the chart's default, image.train empty) and a Goal that asks for RL."""
+"""An operator with no training image (chart value image.train.repository set empty, so KUBETRADE_TRAIN_IMAGE="")
+and a Goal that asks for RL."""
 
 from __future__ import annotations
 
