@@ -39,6 +39,12 @@ policy, all windows; no PBO is measured for PPO here, which that gate counts as 
 a Goal's training job would decide - per source, trials, candidates and passes; every policy
 candidate's window, deflated Sharpe ratio, PBO over its checkpoints, out-of-sample return and
 failures; the best genome's figures beside them.
+
+**goal_predictor** - the Goal path with ``spec.evolution.predictor`` (the network's sizes above) against the
+same Goal without it, genomes only, same windows, population and seed: the predictor is trained once on
+the bars before window 0's search validation part and validated on those up to the first out-of-sample
+window; reported: its training window, validation skill against no change and direction accuracy, how
+many candidates use the prediction and how many of them pass, and the best figures of each run.
 It reports; it is not a target to tune the models to.
 """
 
@@ -62,35 +68,87 @@ NET = {"window": 32, "hidden": 16, "heads": 2, "layers": 1, "ffn": 32, "epochs":
 PPO = {"hidden": 64, "iterations": 16, "envs": 16, "steps": 256, "epochs": 4, "minibatch": 512, "patience": 6}
 POLICY_WINDOW = 8
 GOAL_RL = {"timesteps": 65_536, "checkpoints": 16, "hidden": 64}
+GOAL_PREDICTOR = {"window": NET["window"], "hidden": NET["hidden"], "heads": NET["heads"], "layers": NET["layers"],
+                  "epochs": NET["epochs"]}
 
 
-def goal_side() -> dict[str, Any]:
-    """The Goal's own run, genomes and PPO policies in one selection (see the module docstring)."""
+def _goal_data() -> tuple[dict[str, Any], int]:
     from kubetrade.candles import load_csv
     from kubetrade.data import SAMPLE_DIR
     from kubetrade.engine import genes
-    from kubetrade.goalevolution.goalrun import run_goal_evolution
-    from kubetrade.resources.goal import GoalSpec
 
     data = {p: load_csv(SAMPLE_DIR / f"{p.replace('/', '_')}-{TIMEFRAME}.csv.gz", symbol=p, timeframe=TIMEFRAME)
             for p in PAIRS}
     first = max(int(c.time[0]) for c in data.values())
     last = min(int(c.time[-1]) for c in data.values())
-    days = int((last - first) / 86_400_000 - genes.warmup() / 24) - 1
-    spec = GoalSpec.model_validate({
+    return data, int((last - first) / 86_400_000 - genes.warmup() / 24) - 1
+
+
+def _goal_spec(days: int, **evolution: Any) -> Any:
+    from kubetrade.resources.goal import GoalSpec
+
+    return GoalSpec.model_validate({
         "target": {"capital": {"amount": 10_000}, "returnPct": 0.05}, "riskPolicyRef": {"name": "default"},
         "evolution": {"symbols": list(PAIRS), "timeframe": TIMEFRAME, "population": POPULATION,
                       "generations": GENERATIONS, "backtestDays": days, "minTrades": 10, "paperFraction": 1.0,
-                      "maxPaper": 10, "seed": SEED, "sources": ["genomes", "rl"], "rl": GOAL_RL,
-                      "walkForward": {"windows": WINDOWS, "outOfSampleFraction": OOS_FRACTION}}})
+                      "maxPaper": 10, "seed": SEED,
+                      "walkForward": {"windows": WINDOWS, "outOfSampleFraction": OOS_FRACTION}, **evolution}})
+
+
+def _evidence_row(e: Any) -> dict[str, Any]:
+    return {"window": e.chosen_in_window, "passed": e.passed, "dsr": round(e.deflated_sharpe, 4),
+            "pbo": None if e.pbo is None else round(e.pbo, 3), "oos_return": round(e.oos_return_pct, 4),
+            "benchmark": round(e.benchmark_return_pct, 4), "trades": e.trades, "failures": e.failures}
+
+
+def _mean(xs: list[float]) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def goal_predictor_side() -> dict[str, Any]:
+    """The Goal with and without spec.evolution.predictor, genomes only, the same seed (module docstring)."""
+    from kubetrade.goalevolution.goalrun import run_goal_evolution
+    from kubetrade.prediction.model import uses
+
+    data, days = _goal_data()
+    out: dict[str, Any] = {"days": days, "predictor_settings": GOAL_PREDICTOR}
+    for label, extra in (("without", {}), ("with", {"predictor": GOAL_PREDICTOR})):
+        started = time.monotonic()
+        run = run_goal_evolution("bench", _goal_spec(days, **extra), data, seed=SEED,
+                                 progress=lambda done, total, msg, label=label: say(f"goal {label} predictor: {msg}"))
+        using = [r for r in run.ranked if uses(r.genome, "prediction")]
+        sel = run.selection
+        row: dict[str, Any] = {
+            "seconds": round(time.monotonic() - started, 1), "message": sel.message, "trials": sel.trials,
+            "candidates": sel.candidates, "passed": sel.passed,
+            "best": _evidence_row(run.ranked[0].evidence) if run.ranked else None,
+            "prediction_candidates": len(using),
+            "best_prediction_genome": _evidence_row(using[0].evidence) if using else None,
+            "prediction_candidates_positive_oos": sum(1 for r in using if r.evidence.oos_return_pct > 0),
+            "other_candidates_positive_oos": sum(1 for r in run.ranked if r not in using
+                                                 and r.evidence.oos_return_pct > 0),
+            "mean_oos_return": {
+                "prediction": _mean([r.evidence.oos_return_pct for r in using]),
+                "other": _mean([r.evidence.oos_return_pct for r in run.ranked if r not in using])}}
+        if sel.predictor is not None and run.predictor is not None:
+            row["predictor"] = sel.predictor.to_k8s() | {
+                "validation": run.predictor.metrics["validation"],
+                "training": {k: run.predictor.metrics["training"][k] for k in ("best_epoch", "epochs_run",
+                                                                                "seconds")}}
+        out[label] = row
+    return out
+
+
+def goal_side() -> dict[str, Any]:
+    """The Goal's own run, genomes and PPO policies in one selection (see the module docstring)."""
+    from kubetrade.goalevolution.goalrun import run_goal_evolution
+
+    data, days = _goal_data()
+    spec = _goal_spec(days, sources=["genomes", "rl"], rl=GOAL_RL)
     started = time.monotonic()
     run = run_goal_evolution("bench", spec, data, seed=SEED,
                              progress=lambda done, total, msg: say(f"goal: {msg}"))
-
-    def row(e: Any) -> dict[str, Any]:
-        return {"window": e.chosen_in_window, "passed": e.passed, "dsr": round(e.deflated_sharpe, 4),
-                "pbo": None if e.pbo is None else round(e.pbo, 3), "oos_return": round(e.oos_return_pct, 4),
-                "benchmark": round(e.benchmark_return_pct, 4), "trades": e.trades, "failures": e.failures}
+    row = _evidence_row
 
     genomes = [r.evidence for r in run.ranked if r.evidence.source == "genomes"]
     return {"days": days, "seconds": round(time.monotonic() - started, 1), "message": run.selection.message,
@@ -292,9 +350,12 @@ def run() -> dict[str, Any]:
     out["peak_mb"] = round(mb)
     goal, goal_mb = run_child(Path(__file__), "goal")
     out["goal"] = goal | {"peak_mb": round(goal_mb)}
+    predicted, predicted_mb = run_child(Path(__file__), "goal-predictor")
+    out["goal_predictor"] = predicted | {"peak_mb": round(predicted_mb)}
     out["load_after"] = round(os.getloadavg()[0], 2)
     return out
 
 
 if __name__ == "__main__":
-    print(json.dumps(goal_side() if sys.argv[1] == "goal" else side(sys.argv[1])))
+    sides = {"goal": goal_side, "goal-predictor": goal_predictor_side}
+    print(json.dumps(sides[sys.argv[1]]() if sys.argv[1] in sides else side(sys.argv[1])))

@@ -280,19 +280,29 @@ def collector_children(
 
 
 def trains(spec: GoalSpec) -> bool:
-    """Whether the Goal's evolution trains PPO policies (``rl`` among its sources): then it needs the training image."""
-    return "rl" in spec.evolution.sources
+    """Whether the Goal's evolution trains a model - PPO policies (``rl`` among its sources) or the LSTM-Transformer
+    predictor (``spec.evolution.predictor``): then it needs the training image."""
+    return "rl" in spec.evolution.sources or spec.evolution.predictor is not None
+
+
+def training_needs(spec: GoalSpec) -> str:
+    """What a Goal's evolution trains, in words ("" when it trains nothing): for its conditions and refusals."""
+    evo = spec.evolution
+    parts = [*(["PPO policies (sources: rl)"] if "rl" in evo.sources else []),
+             *(["the LSTM-Transformer predictor (predictor)"] if evo.predictor is not None else [])]
+    return " and ".join(parts)
 
 
 def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: OperatorConfig) -> dict[str, Any]:
     """The daily evolution: a CronJob that never overlaps itself and gives up after three hours.
 
-    A Goal that asks for RL policies (``spec.evolution.sources`` includes ``rl``) trains them in the same
-    run, beside the genome searches, so that both kinds meet in one selection: its job is the training
-    job, run from the training image (``cfg.train_image``: kubetrade with JAX, which the runtime image
-    leaves out), with more memory and six hours.  Its pods carry the component label ``training``.  It requests
-    one CPU, as the evolution job does, not more: a request of two could never be scheduled on a two-CPU
-    node that runs anything else (the test node is one), and JAX uses whatever cores are free anyway.
+    A Goal that asks for RL policies (``spec.evolution.sources`` includes ``rl``) or a predictor
+    (``spec.evolution.predictor``) trains them in the same run, beside the genome searches, so that
+    everything meets in one selection: its job is the training job, run from the training image
+    (``cfg.train_image``: kubetrade with JAX, which the runtime image leaves out), with more memory and
+    six hours.  Its pods carry the component label ``training``.  It requests one CPU, as the evolution
+    job does, not more: a request of two could never be scheduled on a two-CPU node that runs anything
+    else (the test node is one), and JAX uses whatever cores are free anyway.
     """
     evo = spec.evolution
     cj_name = child_name("evolve", name)

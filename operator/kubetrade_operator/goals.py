@@ -148,9 +148,10 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
         if spec is None or problems:
             return _refused(body, conds, problems, gen, "InvalidSpec", cluster)
         if builders.trains(spec) and not RUNTIME.config.train_image:
-            return _refused(body, conds, ["spec.evolution.sources asks for rl, but the operator has no training image "
-                                          "(chart value image.train.repository, operator variable "
-                                          "KUBETRADE_TRAIN_IMAGE): PPO needs JAX, which the runtime image leaves out"],
+            return _refused(body, conds, [f"spec.evolution trains {builders.training_needs(spec)}, but the operator "
+                                          "has no training image (chart value image.train.repository, operator "
+                                          "variable KUBETRADE_TRAIN_IMAGE): training needs JAX, which the runtime "
+                                          "image leaves out"],
                             gen, "NoTrainingImage", cluster)
         cronjob = builders.goal_cronjob(name, namespace, uid, spec, RUNTIME.config)
         try:
@@ -162,7 +163,7 @@ def reconcile(body: dict[str, Any], review_due: bool, cluster: Cluster = KUBE) -
             return _refused(body, conds, [f"the API server refused the evolution CronJob: {why}"], gen, "ChildRefused",
                             cluster)
         out: dict[str, Any] = {"observedGeneration": gen, "cronJob": cronjob["metadata"]["name"]}
-        what = "evolution with PPO training" if builders.trains(spec) else "evolution"
+        what = f"evolution training {builders.training_needs(spec)}" if builders.trains(spec) else "evolution"
         conds = set_condition(
             conds, "Ready", True, "Scheduled", f"{what} scheduled '{spec.evolution.schedule}'", gen
         )

@@ -580,7 +580,8 @@ def test_a_goal_asking_for_rl_policies_trains_them_in_the_training_image(kube, n
     apply(kube, namespace, example("riskpolicy.yaml"), goal)
     body = wait_status(kube, "goal", "learns", namespace, lambda s, _: s.get("cronJob") == "evolve-learns")
     ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "True" and ready["message"].startswith("evolution with PPO training scheduled")
+    assert ready["status"] == "True" and ready["message"].startswith(
+        "evolution training PPO policies (sources: rl) scheduled")
     cj = kube.get_json("cronjob", "evolve-learns", "-n", namespace)
     assert cj["metadata"]["ownerReferences"][0]["uid"] == body["metadata"]["uid"]
     assert cj["metadata"]["labels"]["app.kubernetes.io/component"] == "training"
@@ -611,3 +612,41 @@ def test_a_goal_asking_for_rl_policies_trains_them_in_the_training_image(kube, n
         out = kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
         assert out.returncode != 0 and message in out.stderr, (evolution, out.stderr)
 
+
+def test_a_goal_with_a_predictor_trains_it_in_the_training_image(kube, namespace, operator) -> None:
+    """spec.evolution.predictor (genomes only otherwise): the evolution job trains the LSTM-Transformer, so it is
+    the training job from the training image; without the predictor, the runtime image again.  Nonsense
+    combinations are refused by the API server, naming the field."""
+    goal = example("goal.yaml")
+    goal["metadata"]["name"] = "predicts"
+    goal["spec"]["evolution"]["predictor"] = {"window": 8, "hidden": 8, "epochs": 4}
+    apply(kube, namespace, example("riskpolicy.yaml"), goal)
+    body = wait_status(kube, "goal", "predicts", namespace, lambda s, _: s.get("cronJob") == "evolve-predicts")
+    ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["message"].startswith(
+        "evolution training the LSTM-Transformer predictor (predictor) scheduled"), ready
+    cj = kube.get_json("cronjob", "evolve-predicts", "-n", namespace)
+    assert cj["metadata"]["labels"]["app.kubernetes.io/component"] == "training"
+    job = cj["spec"]["jobTemplate"]["spec"]
+    (container,) = job["template"]["spec"]["containers"]
+    assert container["image"] == "kubetrade-train:test"
+    assert container["args"] == ["goal-evolution", "--goal", f"{namespace}/predicts"]
+    assert job["activeDeadlineSeconds"] == 6 * 3600
+    stored = kube.get_json("goal", "predicts", "-n", namespace)["spec"]["evolution"]["predictor"]
+    assert stored == {"window": 8, "hidden": 8, "heads": 2, "layers": 1, "horizon": 1, "epochs": 4}  # defaults filled
+    kube.kubectl("patch", "goal", "predicts", "-n", namespace, "--type=json", "-p",
+                 '[{"op": "remove", "path": "/spec/evolution/predictor"}]')
+    kube.wait_for(lambda: kube.get_json("cronjob", "evolve-predicts", "-n", namespace)["spec"]["jobTemplate"][
+        "spec"]["template"]["spec"]["containers"][0]["image"] == "kubetrade:test", 30, "back to the runtime image")
+    for evolution, message in (({"sources": ["rl"], "predictor": {}}, "a predictor needs genomes in sources"),
+                               ({"predictor": {"hidden": 6, "heads": 4}}, "must be a multiple of heads"),
+                               ({"predictor": {"window": 1000}}, "spec.evolution.predictor.window"),
+                               ({"predictor": {"epochs": 0}}, "spec.evolution.predictor.epochs"),
+                               ({"predictor": {"lstm": 3}}, "lstm"),
+                               ({"sources": ["genomes", "rl"], "rl": {"observePrediction": True}},
+                                "observePrediction")):
+        bad = example("goal.yaml")
+        bad["metadata"]["name"] = "refused-predictor"
+        bad["spec"]["evolution"].update(evolution)
+        out = kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
+        assert out.returncode != 0 and message in out.stderr, (evolution, out.stderr)

@@ -1,5 +1,5 @@
 """An operator with no training image (chart value image.train.repository set empty, so KUBETRADE_TRAIN_IMAGE="")
-and a Goal that asks for RL."""
+and Goals that train a model (RL policies, or the LSTM-Transformer predictor)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,25 @@ def test_without_a_training_image_a_goal_asking_for_rl_is_refused(kube, namespac
                            lambda s, _: any(c["type"] == "Ready" for c in s.get("conditions") or []))
         ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
         assert (ready["status"], ready["reason"]) == ("False", "NoTrainingImage")
-        assert ready["message"].startswith("spec.evolution.sources asks for rl, but the operator has no training "
-                                           "image (chart value image.train.repository")
+        assert ready["message"].startswith("spec.evolution trains PPO policies (sources: rl), but the operator has "
+                                           "no training image (chart value image.train.repository"), ready
         assert "cronJob" not in body["status"]
         assert kube.kubectl("get", "cronjob", "evolve-no-trainer", "-n", namespace, check=False).returncode != 0
         events = json.loads(kube.kubectl("get", "events", "-n", namespace, "--field-selector",
                                          "involvedObject.name=no-trainer", "-o", "json").stdout)["items"]
         assert [(e["type"], e["reason"]) for e in events] == [("Warning", "NoTrainingImage")]
+        # a predictor is trained in the evolution job too: refused the same way, saying so
+        predicts = example("goal.yaml")
+        predicts["metadata"]["name"] = "no-trainer-predictor"
+        predicts["spec"]["evolution"]["predictor"] = {"epochs": 4}
+        apply(kube, namespace, predicts)
+        body = wait_status(kube, "goal", "no-trainer-predictor", namespace,
+                           lambda s, _: any(c["type"] == "Ready" for c in s.get("conditions") or []))
+        ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "NoTrainingImage")
+        assert ready["message"].startswith("spec.evolution trains the LSTM-Transformer predictor (predictor), but "
+                                           "the operator has no training image"), ready
+        assert "cronJob" not in body["status"]
         # the same operator schedules a genomes-only Goal as before
         plain = example("goal.yaml")
         plain["metadata"]["name"] = "genomes-only"

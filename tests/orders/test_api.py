@@ -109,3 +109,62 @@ async def _status(http, coid, status):
     r = await http.get(f"/api/v1/orders/{coid}")
     await asyncio.sleep(0)
     return r.status_code == 200 and r.json()["status"] == status
+
+
+async def test_a_manual_reduce_only_order_closes_a_fill_the_risk_book_has_not_read(orders_dsn, own_nats, nc,
+                                                                                   monkeypatch) -> None:
+    """A person closes a position through ``POST /orders`` with ``reduceOnly``.  Its entry was approved by a
+    risk manager that has since restarted, and filled after the new one read the ledger (a replica's approval
+    is the same case): the risk book holds nothing.  The API sends the position the order record holds as
+    the order's basis, so the risk manager re-reads the ledger and approves the close whole (without it:
+    "reduce-only sell but position is 0", and the position stays open).  A second reduce-only close, once
+    flat, is refused and says what the ledger holds."""
+    from kubetrade.risk.manager import RiskManager
+    from tests.orders.test_risk_service import ask, publish_policy, signal
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    conn = await connection.connect(orders_dsn)
+    await allocation.allocate(conn, "paper", "alpha", 10_000.0, risk_policy="default")
+    await publish_policy(nc, {"stopLoss": {"defaultStopPct": 0.02}})
+    first = RiskManager(orders_dsn, own_nats.url, refresh_seconds=3600)
+    run = asyncio.create_task(first.run())
+    await wait_for(lambda: _started(first, run))
+    await tick(nc, 50_000.0)
+    await wait_for(lambda: _has(first))
+    entry = await ask(nc, signal("m-1", 0.03))  # in the ORDERS stream; no executor runs yet
+    assert entry.approved and entry.quantity == 0.03
+    first.stopping.set()
+    await asyncio.wait_for(run, 30)
+
+    app = create_app(settings_for(orders_dsn, own_nats.url))
+    _, key = await asyncio.to_thread(make_key, orders_dsn, ["read", "trade"], "reduce-only-test")
+    close = {"strategy": "alpha", "symbol": "BTC/USDT", "side": "sell", "quantity": 0.03, "price": 50_100,
+             "reduceOnly": True}
+    with serving(app) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=15, headers={"X-API-Key": key}) as http, \
+                stack(orders_dsn, own_nats.url, refresh_seconds=3600) as (rm, _ex):
+            await tick(nc, 50_100.0)
+            await wait_for(lambda: _status(http, "m-1", "filled"))
+            await wait_for(lambda: _has(rm))
+            book = rm.book.portfolio_of("paper", "default", "alpha")
+            assert book is not None and book.state.position("alpha", "BTC/USDT") == 0.0 and not book.reservations
+            r = await http.post("/api/v1/orders", json=close | {"clientOrderId": "m-2"})
+            assert r.status_code == 202, r.text
+            d = r.json()["decision"]
+            assert d["approved"] and d["quantity"] == 0.03 and "rule" not in d, d
+            await wait_for(lambda: _status(http, "m-2", "filled"))
+            pos = (await http.get("/api/v1/positions", params={"environment": "paper", "include_flat": "true"})).json()
+            assert [(p["strategy"], p["quantity"]) for p in pos] == [("alpha", 0.0)], pos
+            rm.poke.set()
+            r = await http.post("/api/v1/orders", json=close | {"clientOrderId": "m-3"})
+            d = r.json()["decision"]
+            assert r.status_code == 202 and not d["approved"] and d["rule"] == "reduceOnly", d
+            assert (await http.get("/api/v1/orders/m-3")).status_code == 404
+    await conn.close()
+
+
+async def _started(rm, task):
+    if task.done():
+        task.result()
+    return rm.ready.is_set()

@@ -264,3 +264,52 @@ async def test_an_rl_goal_trains_policies_and_sends_the_passing_ones_to_paper_wi
             "SELECT evidence->>'source', count(*) FROM evolution_results GROUP BY 1 ORDER BY 1")).fetchall()
     assert runs == [(sel["trials"],)]
     assert sources == [("genomes", by["genomes"]["candidates"]), ("rl", 3)]
+
+
+async def test_a_predictor_goal_stores_its_model_and_its_prediction_genomes_name_it(
+        kube, namespace, runtime_dsn, tmp_path, market_data) -> None:
+    """The training job's command as its own process: the LSTM-Transformer trained before the first window's
+    search validation part, in the model store under registry://grow-predictor; the Goal's lastSelection says
+    where, on which bars and how many candidates use it (the CRD keeps the field); the paper Strategies whose
+    genome reads the prediction name that model by digest, and the runner loads it."""
+    import subprocess
+
+    from kubetrade.localstack.services import kubetrade_argv
+    from kubetrade.prediction import model, registry
+    from kubetrade.runner.config import parse
+    from tests.learning.test_predictor_goal import PREDICTOR, volume_led
+
+    lead = volume_led(load_csv(market_data / "binance-spot" / "ETH_USDT-1h.csv.gz"))
+    await store(runtime_dsn, "LEAD/USDT", lead)
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=manifests(
+        {**hourly_goal("LEAD/USDT"), "backtestDays": 200, "predictor": PREDICTOR}))
+    env = dict(os.environ, KUBECONFIG=str(evolution_kubeconfig(kube, namespace, tmp_path)),
+               KUBETRADE_DATABASE_URL=runtime_dsn)
+    job = await asyncio.to_thread(subprocess.run, kubetrade_argv("goal-evolution", "--goal", f"{namespace}/grow"),
+                                  env=env, capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0, job.stdout + job.stderr
+    status = json.loads(kube.kubectl("get", "goal", "grow", "-n", namespace, "-o", "json").stdout)["status"]
+    sel = status["lastSelection"]
+    pred = sel["predictor"]
+    [stored] = registry.describe(runtime_dsn, "grow-predictor")
+    assert pred["model"] == "registry://grow-predictor" and pred["sha256"] == stored.sha256
+    assert stored.train_to.strftime("%Y-%m-%dT%H:%M:%SZ") == pred["trainTo"] <= pred["validationTo"]
+    assert pred["validationFrom"] == pred["trainTo"] and pred["candidates"] >= pred["passed"] >= 1, sel
+    async with await psycopg.AsyncConnection.connect(runtime_dsn) as conn:
+        windows = await (await conn.execute(
+            "SELECT evidence->'windows' FROM evolution_results WHERE (evidence->>'chosenInWindow')::int = 0 "
+            "LIMIT 1")).fetchone()
+    first_oos = windows[0][0]["start"]
+    assert pred["validationTo"] == first_oos and pred["trainTo"] < first_oos  # before any out-of-sample bar
+    (event,) = goal_events(kube, namespace)
+    assert f"predictor {stored.sha256[:12]}" in event["message"] == sel["message"]
+    items = strategies(kube, namespace)
+    reading = [s for s in items if "'indicator': 'prediction'" in str(s["spec"]["genome"])]
+    assert len(reading) >= 1 and all(s["spec"]["model"]["sha256"] == stored.sha256 for s in reading), items
+    assert all("model" not in s["spec"] for s in items if s not in reading)
+    model.unbind()
+    try:
+        config = parse(reading[0], "test", dsn=runtime_dsn)
+        assert config.model_error is None, config.model_error
+    finally:
+        model.unbind()

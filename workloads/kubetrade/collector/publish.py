@@ -29,11 +29,17 @@ MARKET_STREAMS = ("MARKET_DATA", "MARKET_TICKS", "ALT_DATA")
 """The streams a collector writes, and the only ones its NATS identity may manage."""
 
 
+DEAD_LETTERS = "DLQ"
+"""Where the collector's candle sink puts a message it cannot parse (``dlq.<subject>``)."""
+
+
 async def ensure_streams(js: Any) -> None:
     """The market data streams (one definition: :mod:`kubetrade.messaging.streams`), with their
     two-hour duplicate window - long enough to cover a collector restart with backfill; older
-    repeats are absorbed by the idempotent database upsert."""
-    await streams.ensure_streams(js, MARKET_STREAMS)
+    repeats are absorbed by the idempotent database upsert - and the dead-letter stream its sink
+    writes to: without it a bad message had nowhere to go on a NATS no order-path process had
+    used yet, and the sink stopped on it."""
+    await streams.ensure_streams(js, (*MARKET_STREAMS, DEAD_LETTERS))
 
 
 def subject_of(message: Candle | Ticker | PublicTrade | AltPoint) -> str:

@@ -79,6 +79,20 @@ class Sink:
                                 max_ack_pending=self.batch * 4)
         return await js.pull_subscribe(self.filter_subject, durable=self.durable, stream=self.stream, config=config)
 
+    async def _dead_letter(self, msg: Any, reason: str) -> None:
+        """Put an unparseable message in the dead-letter stream before its batch is acknowledged; while NATS
+        cannot take it (reconnecting, the stream missing), retry: the batch waits, nothing is dropped."""
+        from nats.errors import Error as NatsError
+
+        def failed(exc: BaseException, wait: float) -> None:
+            log.warning("dead letter not accepted, retrying", extra={"error": type(exc).__name__, "delay": wait})
+
+        async for attempt in retrying.backoff(first=0.1, maximum=self.max_backoff, on_retry=failed,
+                                              retry_on=(NatsError, TimeoutError)):
+            with attempt:
+                await codec.dead_letter(self.nc, msg.subject, msg.data, reason)
+        self.dead_lettered += 1
+
     async def _write(self, messages: list[Any]) -> None:
         candles: list[Candle] = []
         points: list[AltPoint] = []
@@ -89,8 +103,7 @@ class Sink:
                 else:
                     points.append(codec.decode(AltPoint, msg.data))
             except codec.BadMessage as exc:
-                await codec.dead_letter(self.nc, msg.subject, msg.data, str(exc))
-                self.dead_lettered += 1
+                await self._dead_letter(msg, str(exc))
         async def store() -> None:
             conn = await self._connection()
             if candles:

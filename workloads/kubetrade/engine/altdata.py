@@ -139,12 +139,12 @@ def operands(refs: Iterable[AltSeriesRef], alt: AltData, before: int, quantiles:
             raise AltDataError(f"alternative data {ref.key}: {past.size} points known before the search's last bar, "
                                f"too few to draw {quantiles} levels from")
         qs = np.quantile(past, np.linspace(0.1, 0.9, quantiles))
-        levels = tuple(sorted({float(_round(q)) for q in qs}))
+        levels = tuple(sorted({float(round_level(q)) for q in qs}))
         out.append(AltOperand(ref, levels))
     return out
 
 
-def _round(x: float) -> float:
+def round_level(x: float) -> float:
     """Four significant digits: levels readable in a manifest, and few distinct ones."""
     if x == 0 or not math.isfinite(x):
         return x

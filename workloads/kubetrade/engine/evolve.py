@@ -24,7 +24,7 @@ import numpy as np
 from deap import base, tools
 
 from kubetrade.candles import Candles, FloatArray
-from kubetrade.engine import altdata, genes
+from kubetrade.engine import altdata, genes, indicators
 from kubetrade.engine.altdata import AltData, AltOperand
 from kubetrade.engine.compile import FeaturePlan, SeriesKey, build_features, compile_genomes
 from kubetrade.engine.performance import Metrics
@@ -190,6 +190,31 @@ class _Evaluator:
         return out
 
 
+def prediction_key() -> SeriesKey:
+    """The feature row of the ``prediction`` indicator (a model must be bound to it in this process)."""
+    try:
+        values, output = indicators.resolve(genes.PREDICTION, {})
+    except indicators.IndicatorError:
+        raise ValueError("the search was asked for the prediction operand, but no predictor is bound to the "
+                         "prediction indicator in this process") from None
+    return ("indicator", genes.PREDICTION, values, output)
+
+
+def prediction_operand(features: Features, bounds: Sequence[tuple[int, int]], costs: Costs,
+                       quantiles: int = 9) -> genes.PredictionOperand:
+    """Rule levels for ``prediction``: its deciles over the bars [start, end) of each set (a search's training
+    part: no later bar shapes them), zero, and plus and minus the round-trip cost."""
+    row = features.plan.add(prediction_key())
+    values = np.concatenate([features.matrix(d)[row, s:e] for d, (s, e) in enumerate(bounds)])
+    values = values[np.isfinite(values)]
+    if values.size < quantiles:
+        raise ValueError(f"the prediction has {values.size} values on the search's training bars, too few to draw "
+                         f"{quantiles} levels from")
+    cost = 2 * (costs.fee + costs.slippage)
+    qs = np.quantile(values, np.linspace(0.1, 0.9, quantiles))
+    return genes.PredictionOperand(tuple(sorted({*(float(altdata.round_level(q)) for q in qs), 0.0, cost, -cost})))
+
+
 def _fitness(metrics: dict[str, Metrics], min_trades: int) -> tuple[float, float]:
     if sum(m.trades for m in metrics.values()) < min_trades:
         return -1.0, 1.0  # dominated by anything that trades
@@ -199,14 +224,17 @@ def _fitness(metrics: dict[str, Metrics], min_trades: int) -> tuple[float, float
 
 def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None = None, *,
            bounds: Sequence[tuple[int, int]] | None = None, blocks: int = 0,
-           features: Features | None = None, alt: AltData | None = None) -> EvolveResult:
+           features: Features | None = None, alt: AltData | None = None, prediction: bool = False,
+           ) -> EvolveResult:
     """Run the search and return the ranked survivors (best first, at most ``cfg.top``).
 
     ``bounds`` limits the search to bars [start, end) of each candle set (the bars before
     still warm the indicators up); ``blocks`` > 0 keeps each tried genome's training return
     sums in that many blocks (for CSCV); ``features`` shares computed series between searches.
     ``alt``: alternative-data series the genomes may use, each compared with its deciles among
-    the values known before the training part's last bar.
+    the values known before the training part's last bar.  ``prediction``: the genomes may use the
+    ``prediction`` indicator (the model bound to it in this process), compared with the levels of
+    :func:`prediction_operand` on the training part.
     """
     if not data:
         raise ValueError("evolve needs at least one candle set")
@@ -219,6 +247,8 @@ def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None
     if alt:
         train_end = int(data[0].time[ev.splits[0] - 1]) + data[0].bar_ms
         alt_ops = altdata.operands([alt[k].ref for k in sorted(alt)], alt, train_end)
+    pred_op = (prediction_operand(features, [(s, split) for (s, _), split in zip(ev.bounds, ev.splits, strict=True)],
+                                  cfg.costs) if prediction else None)
     seen: dict[str, tuple[float, float]] = {}
     tried: dict[str, genes.Spec] = {}
     evaluations = 0
@@ -243,7 +273,8 @@ def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None
         for ind in pop:
             ind.fitness.values = seen[ind.key]
 
-    pop = [Individual(genes.random_spec(rng, both_sides=both, alt=alt_ops)) for _ in range(cfg.population)]
+    pop = [Individual(genes.random_spec(rng, both_sides=both, alt=alt_ops, pred=pred_op))
+           for _ in range(cfg.population)]
     evaluate(pop)
     pop = tools.selNSGA2(pop, cfg.population)
     report(0, cfg.generations, f"generation 0: {len(seen)} genomes tried")
@@ -255,7 +286,7 @@ def evolve(data: Sequence[Candles], cfg: EvolveConfig, progress: Progress | None
                 a.spec, b.spec = genes.crossover(a.spec, b.spec, rng)
         for ind in offspring:
             if rng.random() < cfg.mutation_prob:
-                ind.spec = genes.mutate(ind.spec, rng, alt_ops)
+                ind.spec = genes.mutate(ind.spec, rng, alt_ops, pred_op)
         evaluate(offspring)
         pop = tools.selNSGA2(pop + offspring, cfg.population)
         best = max(ind.fitness.values[0] for ind in pop)

@@ -6,13 +6,16 @@ coarse parameter grids.  Meaningless comparisons (RSI against a BTC price) would
 waste evaluations, and coarse grids keep the number of distinct indicator series small,
 so one feature matrix serves the whole population.  Alternative-data series (``alt``:
 :class:`kubetrade.engine.altdata.AltOperand`) join the operands when a run is given some:
-a series against one of its own deciles, on the series' own scale.
+a series against one of its own deciles, on the series' own scale.  So does a trained price
+predictor's output (``pred``: :class:`PredictionOperand`, the indicator ``prediction``): against
+one of its in-sample deciles, zero, or the round-trip cost, and crossing them.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kubetrade.engine import indicators
@@ -104,34 +107,64 @@ RULE_MAKERS: tuple[Callable[[random.Random], Spec], ...] = (
 )
 
 
+PREDICTION = "prediction"
+"""The indicator a Strategy's ``spec.model`` binds (:mod:`kubetrade.prediction.model`)."""
+
+
+@dataclass(frozen=True)
+class PredictionOperand:
+    """The ``prediction`` indicator (a predicted log return) and the levels its rules compare it to."""
+
+    levels: tuple[float, ...]
+
+
 def _alt(r: random.Random, alt: Sequence[AltOperand]) -> Spec:
     op = r.choice(alt)
     return {"left": {"alt": op.ref.to_k8s()}, "op": r.choice(LEVEL_OPS), "right": {"value": r.choice(op.levels)}}
 
 
-def random_rule(r: random.Random, alt: Sequence[AltOperand] = ()) -> Spec:
-    """One rule; with ``alt`` an alternative-data rule is as likely as each indicator family."""
-    if not alt:
+def _prediction(r: random.Random, pred: PredictionOperand) -> Spec:
+    return {"left": _ind(PREDICTION), "op": r.choice(LEVEL_OPS), "right": {"value": r.choice(pred.levels)}}
+
+
+def random_rule(r: random.Random, alt: Sequence[AltOperand] = (), pred: PredictionOperand | None = None) -> Spec:
+    """One rule; with ``alt`` an alternative-data rule, with ``pred`` a prediction rule, each as likely as each
+    indicator family (without either, the draws are what they always were: the same seed, the same genomes)."""
+    extra: list[Callable[[random.Random], Spec]] = []
+    if alt:
+        extra.append(lambda r: _alt(r, alt))
+    if pred is not None:
+        extra.append(lambda r: _prediction(r, pred))
+    if not extra:
         return r.choice(RULE_MAKERS)(r)
-    k = r.randrange(len(RULE_MAKERS) + 1)
-    return _alt(r, alt) if k == len(RULE_MAKERS) else RULE_MAKERS[k](r)
+    k = r.randrange(len(RULE_MAKERS) + len(extra))
+    return extra[k - len(RULE_MAKERS)](r) if k >= len(RULE_MAKERS) else RULE_MAKERS[k](r)
 
 
-def _ruleset(r: random.Random, low: int, high: int, alt: Sequence[AltOperand] = ()) -> Spec | None:
+def _ruleset(r: random.Random, low: int, high: int, alt: Sequence[AltOperand] = (),
+             pred: PredictionOperand | None = None) -> Spec | None:
     n = r.randint(low, high)
     if n == 0:
         return None
     return {"combine": r.choice(("all", "any")) if n > 1 else "all",
-            "rules": [random_rule(r, alt) for _ in range(n)]}
+            "rules": [random_rule(r, alt, pred) for _ in range(n)]}
 
 
-def random_spec(r: random.Random, *, both_sides: bool = False, alt: Sequence[AltOperand] = ()) -> Spec:
-    spec: Spec = {"entry": _ruleset(r, 1, 3, alt), "exit": _ruleset(r, 0, 2, alt),
+def random_spec(r: random.Random, *, both_sides: bool = False, alt: Sequence[AltOperand] = (),
+                pred: PredictionOperand | None = None) -> Spec:
+    spec: Spec = {"entry": _ruleset(r, 1, 3, alt, pred), "exit": _ruleset(r, 0, 2, alt, pred),
                   "stopLossPct": r.choice(STOP_LOSS), "takeProfitPct": r.choice(TAKE_PROFIT),
                   "trailingStopPct": r.choice(TRAILING), "positionPct": r.choice(POSITION)}
     if both_sides:
-        spec |= {"direction": "both", "shortEntry": _ruleset(r, 1, 3, alt), "shortExit": _ruleset(r, 0, 2, alt)}
+        spec |= {"direction": "both", "shortEntry": _ruleset(r, 1, 3, alt, pred),
+                 "shortExit": _ruleset(r, 0, 2, alt, pred)}
     return repair(spec)
+
+
+def uses_prediction(spec: Spec) -> bool:
+    """Whether any rule of the spec reads the ``prediction`` indicator."""
+    return any(side.get("indicator") == PREDICTION for key in _rule_sets(spec) for rule in spec[key]["rules"]
+               for side in (rule["left"], rule["right"]))
 
 
 def repair(spec: Spec) -> Spec:
@@ -157,7 +190,8 @@ def _rule_sets(spec: Spec) -> list[str]:
     return [k for k in ("entry", "exit", "shortEntry", "shortExit") if k in spec]
 
 
-def mutate(spec: Spec, r: random.Random, alt: Sequence[AltOperand] = ()) -> Spec:
+def mutate(spec: Spec, r: random.Random, alt: Sequence[AltOperand] = (), pred: PredictionOperand | None = None,
+           ) -> Spec:
     """One small change: a rule replaced, added or dropped, the combine flipped, or a risk value redrawn."""
     spec = {k: (v if not isinstance(v, dict) else {"combine": v["combine"], "rules": list(v["rules"])})
             for k, v in spec.items()}
@@ -168,9 +202,9 @@ def mutate(spec: Spec, r: random.Random, alt: Sequence[AltOperand] = ()) -> Spec
         rules = rs["rules"]
         what = r.random()
         if rules and what < 0.6:
-            rules[r.randrange(len(rules))] = random_rule(r, alt)
+            rules[r.randrange(len(rules))] = random_rule(r, alt, pred)
         elif len(rules) < 3 and what < 0.85:
-            rules.append(random_rule(r, alt))
+            rules.append(random_rule(r, alt, pred))
         elif len(rules) > (1 if key in ("entry", "shortEntry") else 0):
             rules.pop(r.randrange(len(rules)))
         rs["rules"] = rules

@@ -323,11 +323,13 @@ def _windows_and_benchmark(data: Sequence[Candles], wf: WalkForwardConfig, bench
 
 def walk_forward(data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConfig,
                  progress: Progress | None = None, *, benchmark_data: Candles | None = None,
-                 alt: AltData | None = None) -> WalkForwardResult:
+                 alt: AltData | None = None, prediction: bool = False) -> WalkForwardResult:
     """Search and score every window; each candidate's pooled evidence (not yet judged by the gates).
 
     ``alt``: alternative-data series the genomes may use (joined as of each bar's close; each
     window's rule levels come from the values known before its training part ends).
+    ``prediction``: the genomes may use the ``prediction`` indicator (the predictor bound to it in
+    this process; each window's levels from its values on that window's training part).
     """
     t0, offsets, windows, bench_sets, bench_ranges = _windows_and_benchmark(data, wf, benchmark_data)
     _check_lengths(windows, data, offsets, cfg)
@@ -347,7 +349,7 @@ def walk_forward(data: Sequence[Candles], cfg: EvolveConfig, wf: WalkForwardConf
 
         bounds = [(w.is_start + off, w.is_end + off) for off in offsets]
         res = evolve(data, replace(cfg, seed=cfg.seed + w.index, top=max(cfg.top, wf.per_window)), sub,
-                     bounds=bounds, blocks=wf.blocks, features=features, alt=alt)
+                     bounds=bounds, blocks=wf.blocks, features=features, alt=alt, prediction=prediction)
         tried |= res.tried.keys()
         evaluations += res.evaluations
         overfit = None

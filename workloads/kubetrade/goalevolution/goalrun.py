@@ -22,6 +22,23 @@ measured over its window's checkpoints.  A policy that goes to paper is a Strate
 model store (``registry://<strategy name>`` and its sha256; :attr:`GoalRun.policies` holds the
 bytes :func:`kubetrade.goalevolution.outcome.store` writes there).
 
+``spec.evolution.predictor`` adds the LSTM-Transformer's output to the genetic search's operands
+(:func:`train_predictor`, which needs the training image's JAX too).  The network is trained once per
+run, on every candle set's bars before the first window's search *validation* part: no out-of-sample
+window reads a bar it was fitted on, and neither does any search's ranking of its survivors (a model
+that had seen window 0's validation bars would make its own genomes look better there than they are;
+later windows' in-sample bars past that point are true predictions of the one fixed model).  One
+model for every window keeps a candidate's operand the same wherever it is scored: a candidate chosen
+in window k is scored on the later windows with the very model it was chosen with, and paper trades
+it.  The bars between the training end and the first out-of-sample window (window 0's search
+validation part) are the predictor's own validation: its skill against predicting no change there is
+what :attr:`SelectionSummary.predictor` reports.  The model is bound to the ``prediction`` indicator
+for the run (:func:`kubetrade.prediction.model.bound_prediction`), every search draws prediction rules
+with levels from its own training part (:func:`kubetrade.engine.evolve.prediction_operand`), and the
+genomes that use it are judged by the same gates; those that go to paper name the stored file in
+``spec.model`` (``registry://<goal>-predictor`` and its sha256; :attr:`GoalRun.predictor` holds the
+bytes :func:`kubetrade.goalevolution.outcome.store` writes there).
+
 ``kubetrade goal-evolution`` (the Goal's CronJob) and the evolution ``kubetrade up`` runs
 both call :func:`run_goal_evolution`: one recipe, one gate.
 """
@@ -35,6 +52,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from kubetrade.candles import Candles
 from kubetrade.engine import genes
 from kubetrade.engine.altdata import AltData, AltDataError
@@ -45,14 +64,25 @@ from kubetrade.engine.walkforward import (
     WalkForwardConfig,
     WalkForwardError,
     WalkForwardResult,
+    align,
+    plan_windows,
     scored_evidence,
     walk_forward,
     windows_only,
     with_trials,
 )
 from kubetrade.lifecycle.gates import judged, no_pass_message
+from kubetrade.prediction import model
+from kubetrade.prediction.errors import ModelError
 from kubetrade.resources.genome import Genome
-from kubetrade.resources.goal import GoalSpec, RLSettings, SelectionSummary, SourceCounts
+from kubetrade.resources.goal import (
+    GoalSpec,
+    PredictorSettings,
+    PredictorSummary,
+    RLSettings,
+    SelectionSummary,
+    SourceCounts,
+)
 from kubetrade.resources.strategy import ModelReference, SelectionEvidence, Strategy, StrategyStatus
 from kubetrade.selection.pairs import RankedPair, Rejected, rank_pairs
 
@@ -60,6 +90,8 @@ GOAL_LABEL = "kubetrade.io/goal"
 DAY_MS = 86_400_000
 POLICY_FEATURES = "bars-v1"
 """The feature set a policy observes (:data:`kubetrade.prediction.features.BAR_FEATURES`)."""
+PREDICTOR_FEATURES = "bars-v1"
+"""The feature set the Goal's predictor reads (the same :data:`~kubetrade.prediction.features.BAR_FEATURES`)."""
 
 
 @dataclass
@@ -86,6 +118,30 @@ class PublishedPolicy:
     config: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class PublishedPredictor:
+    """The run's trained predictor: its ONNX file, to be written to the model store as ``name``."""
+
+    name: str
+    onnx: bytes
+    sha256: str
+    train_from: datetime
+    train_to: datetime
+    validation_from: datetime
+    validation_to: datetime
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def reference(self) -> ModelReference:
+        return ModelReference(uri=f"registry://{self.name}", sha256=self.sha256, features=PREDICTOR_FEATURES)
+
+
+def predictor_name(goal_name: str) -> str:
+    """The model-store name of a Goal's predictor (each run's file is a new row under it, told apart by sha256)."""
+    return f"{goal_name}-predictor"
+
+
 @dataclass
 class GoalRun:
     run_id: str
@@ -104,6 +160,8 @@ class GoalRun:
     """Strategy name -> the ONNX policy it trades (every RL candidate, passed or not)."""
     rl_trials: int = 0
     """PPO checkpoints evaluated (0 without rl)."""
+    predictor: PublishedPredictor | None = None
+    """The predictor the run trained (spec.evolution.predictor), which every prediction genome's spec.model names."""
 
     def tried(self) -> str:
         """What the run tried, for its log line: genomes, PPO checkpoints, or both."""
@@ -188,14 +246,20 @@ def run_goal_evolution(
     bench = spec.gates.benchmark_symbol
     bench_data = available.get(bench) if bench and spec.gates.benchmark == "buyAndHold" else None
     sources = evo.sources
+    predictor = (train_predictor(goal_name, data, cfg, wf, evo.predictor, cfg.seed, progress)
+                 if evo.predictor is not None else None)
     try:
         if "genomes" in sources:
-            walk = walk_forward(data, cfg, wf, progress, benchmark_data=bench_data, alt=used)
+            walk = _search(data, cfg, wf, progress, bench_data, used, predictor)
         else:
             walk = windows_only(data, cfg, wf, benchmark_data=bench_data)
     except (WalkForwardError, AltDataError) as exc:
         raise GoalRunError(f"spec.evolution: {exc}") from None
-    policies = (_train_policies(data, walk, cfg, evo.rl or RLSettings(), cfg.seed, progress)
+    except ModelError as exc:
+        raise GoalRunError(f"spec.evolution.predictor: {exc}") from None
+    rl = evo.rl or RLSettings()
+    observed = predictor if rl.observe_prediction else None
+    policies = (_train_policies(data, walk, cfg, rl, cfg.seed, progress, observed)
                 if "rl" in sources else None)
     rl_trials = policies.trials if policies is not None else 0
     trials = walk.trials + rl_trials
@@ -223,7 +287,11 @@ def run_goal_evolution(
             name = st.metadata["name"]
             ref = ModelReference(uri=f"registry://{name}", sha256=pc.trained.sha256, features=POLICY_FEATURES)
             st.spec = st.spec.model_copy(update={"policy": ref})
+            if observed is not None:  # the runner feeds the policy the very predictor it was trained with
+                st.spec = st.spec.model_copy(update={"model": observed.reference})
             published[name] = _published(name, pc, e)
+        elif predictor is not None and model.uses(genome, model.INDICATOR):
+            st.spec = st.spec.model_copy(update={"model": predictor.reference})
         st.status = StrategyStatus(phase="Pending", backtest=evidence_summary(e), evidence=e)
         ranked.append(Ranked(rank, key, e, st, genome))
     passed = [r for r in ranked if r.evidence.passed]
@@ -246,20 +314,119 @@ def run_goal_evolution(
         message += "; by source: " + "; ".join(
             f"{'genomes' if c.source == 'genomes' else 'RL policies'} {c.candidates} candidates from {c.trials} "
             f"{'tried' if c.source == 'genomes' else 'checkpoints'}, {c.passed} passed" for c in counts)
+    pred_summary = None
+    if predictor is not None:
+        using = [r for r in ranked if r.evidence.source == "genomes" and r.genome is not None
+                 and model.uses(r.genome, model.INDICATOR)]
+        pred_summary = _predictor_summary(predictor, len(using), sum(1 for r in using if r.evidence.passed))
+        skill = pred_summary.validation_skill
+        message += (f"; predictor {predictor.sha256[:12]} (validation skill vs no change "
+                    f"{'unknown' if skill is None else f'{skill:+.2%}'}): {pred_summary.candidates} of "
+                    f"{len(ranked)} candidates use its prediction, {pred_summary.passed} passed")
     selection = SelectionSummary(
         time=now or datetime.now(UTC), run=run_id, trials=trials, candidates=len(ranked), passed=len(passed),
         to_paper=len(strategies),
         best_deflated_sharpe=max((e.deflated_sharpe for e in evidence), default=None),
         best_pbo=min(pbos, default=None),
         best_oos_return_pct=max((e.oos_return_pct for e in evidence), default=None),
-        benchmark_return_pct=walk.benchmark_return(), message=message, sources=counts)
+        benchmark_return_pct=walk.benchmark_return(), message=message, sources=counts, predictor=pred_summary)
     return GoalRun(run_id, symbols, cfg, walk, ranked, strategies, selection, data, pairs, left_out, published,
-                   rl_trials)
+                   rl_trials, predictor)
+
+
+def _search(data: list[Candles], cfg: EvolveConfig, wf: WalkForwardConfig, progress: Progress | None,
+            bench_data: Candles | None, alt: AltData | None, predictor: PublishedPredictor | None,
+            ) -> WalkForwardResult:
+    """The genome searches of every window, with the predictor bound to ``prediction`` while they run."""
+    if predictor is None:
+        return walk_forward(data, cfg, wf, progress, benchmark_data=bench_data, alt=alt)
+    loaded = model.from_bytes(predictor.onnx, predictor.reference.uri, predictor.reference)
+    with model.bound_prediction(loaded):
+        return walk_forward(data, cfg, wf, progress, benchmark_data=bench_data, alt=alt, prediction=True)
+
+
+def predictor_cut(data: list[Candles], cfg: EvolveConfig, wf: WalkForwardConfig) -> tuple[int, int]:
+    """(end of the predictor's training bars, start of the first out-of-sample window), as times (ms).
+
+    The training ends where window 0's search validation part starts (the same split
+    :class:`kubetrade.engine.evolve.EvolveConfig` ``train_fraction`` makes of every search's in-sample bars).
+    """
+    t0, n, _ = align(data)
+    w = plan_windows(n, wf)[0]
+    split = w.is_start + int((w.is_end - w.is_start) * cfg.train_fraction)
+    bar = data[0].bar_ms
+    return t0 + split * bar, t0 + w.oos_start * bar
+
+
+def train_predictor(goal_name: str, data: list[Candles], cfg: EvolveConfig, wf: WalkForwardConfig,
+                    p: PredictorSettings, seed: int, progress: Progress | None = None) -> PublishedPredictor:
+    """Train the LSTM-Transformer on the bars before :func:`predictor_cut` and validate it on those up to the first
+    out-of-sample window (see the module docstring)."""
+    try:
+        from kubetrade.prediction import learn
+        from kubetrade.prediction.network import NetConfig
+    except ImportError as exc:
+        raise GoalRunError(
+            f"spec.evolution.predictor asks for a trained predictor, but this image has no training libraries "
+            f"({exc.name} cannot be imported): the operator runs such a Goal's evolution in its training image "
+            f"(chart value image.train, operator variable KUBETRADE_TRAIN_IMAGE)") from None
+    try:
+        until, oos = predictor_cut(data, cfg, wf)
+    except WalkForwardError as exc:
+        raise GoalRunError(f"spec.evolution: {exc}") from None
+    net = NetConfig(window=p.window, hidden=p.hidden, heads=p.heads, layers=p.layers, ffn=2 * p.hidden,
+                    horizon=p.horizon, epochs=p.epochs, seed=p.seed if p.seed is not None else seed)
+    report = progress or (lambda done, total, msg: None)
+    report(0, net.epochs, f"training the predictor on the bars before {_iso(until)}")
+    try:
+        trained = learn.train_predictor(data, net, until_ms=until, progress=lambda e, row: report(
+            e, net.epochs, f"predictor epoch {e}: validation MSE {row['val_mse']:.4f}"))
+    except ValueError as exc:
+        raise GoalRunError(f"spec.evolution.predictor: the bars before the first window's search validation part "
+                           f"({_iso(until)}) cannot train it: {exc}") from None
+    name = predictor_name(goal_name)
+    validation: dict[str, Any] = {}
+    for c in data:
+        start = int(np.searchsorted(c.time, until))
+        end = int(np.searchsorted(c.time, oos)) - net.horizon  # no target reads an out-of-sample close
+        if end - start < 2:
+            continue
+        pred = learn.onnx_series(trained.onnx, c)
+        validation[c.symbol or c.label] = learn.report(learn.evaluate(pred, c, start, end, net.horizon,
+                                                                      cfg.costs.fee, cfg.costs.slippage))
+    metrics = {"training": trained.result.summary(), "validation": validation,
+               "validation_window": {"from": _iso(until), "to": _iso(oos)}}
+    return PublishedPredictor(name, trained.onnx, trained.sha256, _dt(trained.train_from), _dt(trained.train_to),
+                              _dt(until), _dt(oos), metrics, trained.config())
+
+
+def _predictor_summary(p: PublishedPredictor, candidates: int, passed: int) -> PredictorSummary:
+    rows = list(p.metrics["validation"].values())
+    bars = sum(r["bars"] for r in rows)
+    skill = direction = None
+    if bars:
+        mse = sum(r["mse"] * r["bars"] for r in rows) / bars
+        zero = sum(r["mse_zero"] * r["bars"] for r in rows) / bars
+        skill = 1 - mse / zero if zero > 0 else None
+        direction = sum(r["direction_accuracy"] * r["bars"] for r in rows) / bars
+    return PredictorSummary(model=p.reference.uri, sha256=p.sha256, train_from=p.train_from, train_to=p.train_to,
+                            validation_from=p.validation_from, validation_to=p.validation_to, validation_skill=skill,
+                            validation_direction=direction, best_epoch=p.metrics["training"]["best_epoch"],
+                            candidates=candidates, passed=passed)
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _iso(ms: int) -> str:
+    return _dt(ms).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _train_policies(data: list[Candles], walk: WalkForwardResult, cfg: EvolveConfig, rl: RLSettings, seed: int,
-                    progress: Progress | None) -> Any:
-    """The PPO candidates of every window (:func:`kubetrade.learning.walkforward.policy_walk_forward`)."""
+                    progress: Progress | None, predictor: PublishedPredictor | None = None) -> Any:
+    """The PPO candidates of every window (:func:`kubetrade.learning.walkforward.policy_walk_forward`), observing
+    ``predictor``'s output when given (rl.observePrediction)."""
     try:
         from kubetrade.learning.walkforward import policy_walk_forward
     except ImportError as exc:
@@ -268,8 +435,10 @@ def _train_policies(data: list[Candles], walk: WalkForwardResult, cfg: EvolveCon
             f"imported): the operator runs such a Goal's evolution in its training image (chart value image.train, "
             f"operator variable KUBETRADE_TRAIN_IMAGE)") from None
     try:
+        loaded = (model.from_bytes(predictor.onnx, predictor.reference.uri, predictor.reference)
+                  if predictor is not None else None)
         return policy_walk_forward(data, walk, cfg, rl, seed=rl.seed if rl.seed is not None else seed,
-                                   progress=progress)
+                                   progress=progress, predictor=loaded)
     except ValueError as exc:
         raise GoalRunError(f"spec.evolution.rl: {exc}") from None
 

@@ -17,14 +17,18 @@ from typing import Any
 
 from kubetrade.cluster.seam import Conflict, ResourceStore
 from kubetrade.engine.publish import Candidate, store_selection
-from kubetrade.goalevolution.goalrun import POLICY_FEATURES, GoalRun
+from kubetrade.goalevolution.goalrun import POLICY_FEATURES, PREDICTOR_FEATURES, GoalRun
 from kubetrade.prediction import registry
 
 
 def store(dsn: str, run: GoalRun, started: datetime, goal: str) -> None:
-    """Every RL candidate's policy into the model store (under its Strategy's name, the ``registry://`` its
-    ``spec.policy`` names), then the run and every candidate (passed or not) with its evidence, into
+    """The run's predictor (``registry://<goal>-predictor``, what its prediction genomes' ``spec.model`` names) and
+    every RL candidate's policy (under its Strategy's name, the ``registry://`` its ``spec.policy`` names) into the
+    model store, then the run and every candidate (passed or not) with its evidence, into
     ``evolution_runs/results``."""
+    if (net := run.predictor) is not None:
+        registry.store(dsn, net.name, net.onnx, kind="predictor", features=PREDICTOR_FEATURES,
+                       train_from=net.train_from, train_to=net.train_to, metrics=net.metrics, config=net.config)
     for p in run.policies.values():
         registry.store(dsn, p.name, p.onnx, kind="policy", features=POLICY_FEATURES,
                        train_from=p.train_from, train_to=p.train_to, metrics=p.metrics, config=p.config)

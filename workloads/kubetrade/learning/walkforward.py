@@ -136,14 +136,16 @@ def _positions(model: LoadedModel, s: training.SetRows) -> np.ndarray:
 
 
 def policy_walk_forward(data: Sequence[Candles], walk: WalkForwardResult, cfg: EvolveConfig, rl: RLSettings, *,
-                        seed: int, progress: Progress | None = None) -> PolicyRun:
-    """A PPO policy per window of ``walk`` (its windows, times and benchmark), each scored out of sample."""
+                        seed: int, progress: Progress | None = None,
+                        predictor: LoadedModel | None = None) -> PolicyRun:
+    """A PPO policy per window of ``walk`` (its windows, times and benchmark), each scored out of sample;
+    ``predictor``: every policy also observes this (fixed, already trained) predictor's output."""
     started = time.monotonic()
     report = progress or (lambda done, total, msg: None)
     market = cfg.market
     offs = offsets(data)
     bar = data[0].bar_ms
-    sets = [training.observe(c, rl.window, None) for c in data]
+    sets = [training.observe(c, rl.window, predictor) for c in data]
     plan, program = compile_genomes([policy_genome(market, indicator="obv")], market=market)
     genome = policy_genome(market)
     blocks = walk.config.blocks
@@ -155,7 +157,8 @@ def policy_walk_forward(data: Sequence[Candles], walk: WalkForwardResult, cfg: E
         report(k, n, f"window {k + 1}/{n}: training a PPO policy ({rl.checkpoints} checkpoints, {rl.timesteps} steps)")
         try:
             trained = training.train_policy(data, ppo_config(rl, seed + k, 1 - cfg.train_fraction), market=market,
-                                            window=rl.window, since_ms=since, until_ms=until, costs=cfg.costs)
+                                            window=rl.window, since_ms=since, until_ms=until, costs=cfg.costs,
+                                            predictor=predictor)
         except ValueError as exc:
             raise ValueError(f"window {k}: PPO cannot train on its in-sample bars: {exc}") from None
         pbo = checkpoint_pbo(trained.result, sets, since, until, market, cfg.costs, blocks)

@@ -160,6 +160,16 @@ async def list_positions(conn: Conn, environment: str | None, strategy: str | No
     )
 
 
+async def position_quantity(conn: Conn, environment: str, namespace: str, strategy: str, symbol: str) -> float:
+    """The signed filled position of one strategy in one symbol, by the order record (0 when it has none)."""
+    row = await _one(
+        conn,
+        "SELECT quantity FROM positions WHERE environment = %s AND namespace = %s AND strategy = %s AND symbol = %s",
+        (environment, namespace, strategy, symbol),
+    )
+    return float(row["quantity"]) if row else 0.0
+
+
 async def list_fills(conn: Conn, environment: str | None, strategy: str | None, symbol: str | None,
                      limit: int) -> list[Row]:
     return await _all(

@@ -162,10 +162,10 @@ def roles(local: bool = False) -> dict[str, Role]:
         ),
         Role(
             "collector",
-            publish=(*base, "md.>", "alt.>", "status.collector.>", "dlq.>", *_stream_admin(*_MARKET_STREAMS),
+            publish=(*base, "md.>", "alt.>", "status.collector.>", "dlq.>", *_stream_admin(*_MARKET_STREAMS, "DLQ"),
                      *_stream_read("MARKET_DATA"), *_consume("MARKET_DATA"), *_kv_write(COLLECTOR_HEALTH_BUCKET)),
             subscribe=(INBOX, "control.collector.>"),
-            why="market and alternative data only (and its candle sink's consumer), its health",
+            why="market and alternative data only (and its candle sink's consumer and dead letters), its health",
         ),
     ]
     for env in ("paper", "live"):

@@ -27,11 +27,11 @@ class Candle(Model):
     timeframe: Timeframe
     time: Millis
     """Open time of the candle."""
-    open: Annotated[float, Field(gt=0)]
-    high: Annotated[float, Field(gt=0)]
-    low: Annotated[float, Field(gt=0)]
-    close: Annotated[float, Field(gt=0)]
-    volume: Annotated[float, Field(ge=0)]
+    open: Annotated[float, Field(strict=True, gt=0)]
+    high: Annotated[float, Field(strict=True, gt=0)]
+    low: Annotated[float, Field(strict=True, gt=0)]
+    close: Annotated[float, Field(strict=True, gt=0)]
+    volume: Annotated[float, Field(strict=True, ge=0)]
 
     def msg_id(self) -> str:
         """JetStream de-duplication id: one message per candle, however often it is sent."""
@@ -57,9 +57,9 @@ class BarExit(Model):
     timeframe: Timeframe
     bar_time: Millis
     """Open time of the bar the exit was decided on."""
-    stop: Annotated[float, Field(gt=0)] | None = None
+    stop: Annotated[float, Field(strict=True, gt=0)] | None = None
     """The position's stop level (fixed or trailed) on that bar."""
-    target: Annotated[float, Field(gt=0)] | None = None
+    target: Annotated[float, Field(strict=True, gt=0)] | None = None
     """The position's take-profit level."""
 
 
@@ -73,11 +73,11 @@ class Signal(Model):
     exchange: ExchangeId
     symbol: Symbol
     side: Side
-    quantity: Annotated[float, Field(gt=0)]
+    quantity: Annotated[float, Field(strict=True, gt=0)]
     """Requested quantity in the base asset."""
-    price: Annotated[float, Field(gt=0)]
+    price: Annotated[float, Field(strict=True, gt=0)]
     """Reference price the signal was computed at."""
-    stop_price: Annotated[float, Field(gt=0)] | None = None
+    stop_price: Annotated[float, Field(strict=True, gt=0)] | None = None
     """Protective stop for the position this order opens."""
     reduce_only: bool = False
     """True when the order only reduces or closes a position."""
@@ -85,18 +85,18 @@ class Signal(Model):
     mode: Literal["paper", "live"] = "paper"
     order_type: Literal["market", "limit"] = "market"
     """From the Strategy's execution settings; a limit order rests at ``price``."""
-    fee_rate: Annotated[float, Field(ge=0, le=0.05)] | None = None
+    fee_rate: Annotated[float, Field(strict=True, ge=0, le=0.05)] | None = None
     """The Strategy's execution.feeRate (paper fills use it; default 0.001)."""
-    slippage_bps: Annotated[float, Field(ge=0, le=500)] | None = None
+    slippage_bps: Annotated[float, Field(strict=True, ge=0, le=500)] | None = None
     """The Strategy's execution.slippageBps (paper fills use it; default 2)."""
-    trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
+    trailing_pct: Annotated[float, Field(strict=True, gt=0, le=1)] | None = None
     """Trail the position's stop at this distance (else the policy's stopLoss setting)."""
     bar_exit: BarExit | None = None
     """A reduce-only exit the kernel filled inside the bar (stop-loss, trailing stop, take-profit): the bar and
     the levels, from which a paper fill takes its price.  A live exchange never sees it."""
     dry_run: bool = False
     """Only ask what the risk manager would decide: nothing is reserved or submitted."""
-    position: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    position: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None = None
     """The signed position in ``symbol`` the sender believes it holds (a runner: from the fills it has
     booked), the basis of a reduce-only order.  A risk book whose last read of the ledger holds another
     position re-reads it before refusing or cutting the order (the fill may have landed since), and
@@ -116,14 +116,14 @@ class RiskDecision(Model):
     client_order_id: ClientOrderId
     strategy: str
     approved: bool
-    quantity: Annotated[float, Field(ge=0)]
+    quantity: Annotated[float, Field(strict=True, ge=0)]
     """Approved quantity (0 when rejected); at most the requested quantity."""
-    requested_quantity: Annotated[float, Field(gt=0)]
+    requested_quantity: Annotated[float, Field(strict=True, gt=0)]
     rule: str | None = None
     """The rule that rejected the signal, or that bound the reduced size."""
     reasons: list[str] = Field(default_factory=list)
     """Human-readable explanations: what was asked and what each binding limit allowed."""
-    stop_price: Annotated[float, Field(gt=0)] | None = None
+    stop_price: Annotated[float, Field(strict=True, gt=0)] | None = None
     """The stop the position gets (the signal's, or the policy default)."""
     policy: str | None = None
     """namespace/name of the RiskPolicy applied."""
@@ -142,16 +142,16 @@ class OrderRequest(Model):
     symbol: Symbol
     side: Side
     type: Literal["market", "limit"] = "market"
-    quantity: Annotated[float, Field(gt=0)]
-    price: Annotated[float, Field(gt=0)]
+    quantity: Annotated[float, Field(strict=True, gt=0)]
+    price: Annotated[float, Field(strict=True, gt=0)]
     """Limit price, or the reference price of a market order."""
-    stop_price: Annotated[float, Field(gt=0)] | None = None
-    trailing_pct: Annotated[float, Field(gt=0, le=1)] | None = None
+    stop_price: Annotated[float, Field(strict=True, gt=0)] | None = None
+    trailing_pct: Annotated[float, Field(strict=True, gt=0, le=1)] | None = None
     reduce_only: bool = False
     bar_exit: BarExit | None = None
     """Paper only, reduce-only only: the bar and levels a paper fill takes its price from (see BarExit)."""
-    fee_rate: Annotated[float, Field(ge=0, le=0.05)] = 0.001
-    slippage_bps: Annotated[float, Field(ge=0, le=500)] = 2.0
+    fee_rate: Annotated[float, Field(strict=True, ge=0, le=0.05)] = 0.001
+    slippage_bps: Annotated[float, Field(strict=True, ge=0, le=500)] = 2.0
     time: Millis
     """When the order was decided."""
     expires_at: Millis | None = None
@@ -170,9 +170,9 @@ class Fill(Model):
     """One execution of an order."""
 
     trade_id: str
-    quantity: Annotated[float, Field(gt=0)]
-    price: Annotated[float, Field(gt=0)]
-    fee: Annotated[float, Field(ge=0)] = 0.0
+    quantity: Annotated[float, Field(strict=True, gt=0)]
+    price: Annotated[float, Field(strict=True, gt=0)]
+    fee: Annotated[float, Field(strict=True, ge=0)] = 0.0
     fee_currency: str = "USDT"
     time: Millis
 
@@ -188,10 +188,10 @@ class OrderEvent(Model):
     symbol: Symbol
     side: Side
     status: OrderStatus
-    quantity: Annotated[float, Field(gt=0)]
-    filled_quantity: Annotated[float, Field(ge=0)] = 0.0
+    quantity: Annotated[float, Field(strict=True, gt=0)]
+    filled_quantity: Annotated[float, Field(strict=True, ge=0)] = 0.0
     average_price: float | None = None
-    fee: Annotated[float, Field(ge=0)] = 0.0
+    fee: Annotated[float, Field(strict=True, ge=0)] = 0.0
     fill: Fill | None = None
     reason: str | None = None
     exchange_error: bool = False
@@ -210,9 +210,9 @@ class RiskRejection(Model):
     exchange: ExchangeId
     symbol: Symbol
     side: Side
-    quantity: Annotated[float, Field(gt=0)]
+    quantity: Annotated[float, Field(strict=True, gt=0)]
     """The quantity asked for."""
-    price: Annotated[float, Field(gt=0)]
+    price: Annotated[float, Field(strict=True, gt=0)]
     reduce_only: bool = False
     rule: str | None = None
     reasons: list[str] = Field(default_factory=list)
@@ -260,10 +260,10 @@ class Ticker(Model):
     exchange: ExchangeId
     symbol: Symbol
     time: Millis
-    last: Annotated[float, Field(gt=0)]
-    bid: Annotated[float, Field(gt=0)] | None = None
-    ask: Annotated[float, Field(gt=0)] | None = None
-    base_volume: Annotated[float, Field(ge=0)] | None = None
+    last: Annotated[float, Field(strict=True, gt=0)]
+    bid: Annotated[float, Field(strict=True, gt=0)] | None = None
+    ask: Annotated[float, Field(strict=True, gt=0)] | None = None
+    base_volume: Annotated[float, Field(strict=True, ge=0)] | None = None
     """24h volume in the base asset."""
 
     def msg_id(self) -> str:
@@ -277,8 +277,8 @@ class PublicTrade(Model):
     symbol: Symbol
     id: str
     time: Millis
-    price: Annotated[float, Field(gt=0)]
-    amount: Annotated[float, Field(gt=0)]
+    price: Annotated[float, Field(strict=True, gt=0)]
+    amount: Annotated[float, Field(strict=True, gt=0)]
     side: Side | None = None
 
     def msg_id(self) -> str:

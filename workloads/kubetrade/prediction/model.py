@@ -29,7 +29,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,24 @@ def register_prediction(ref: ModelReference, fetch: Callable[[ModelReference], b
 def register_policy(ref: ModelReference, predictor: LoadedModel | None = None,
                     fetch: Callable[[ModelReference], bytes] | None = None) -> LoadedModel:
     return bind_policy(load(ref, "policy", fetch), predictor)
+
+
+@contextmanager
+def bound_prediction(model: LoadedModel) -> Iterator[LoadedModel]:
+    """``model`` as the ``prediction`` indicator while the block runs (a Goal's evolution run), then unbound.
+
+    Refused (ModelError) when another predictor is bound in this process: a run never swaps the model
+    under something that trades with it."""
+    with _lock:
+        ours = INDICATOR not in _registered  # the same model bound before stays bound after
+    bind_prediction(model)
+    try:
+        yield model
+    finally:
+        with _lock:
+            if ours and _registered.get(INDICATOR) == model.sha256:
+                indicators.REGISTRY.pop(INDICATOR, None)
+                del _registered[INDICATOR]
 
 
 def unbind() -> None:

@@ -209,6 +209,52 @@ class RLSettings(Model):
     """Width of the policy's and value function's two hidden layers."""
     seed: int | None = None
     """Random seed of the training (window k uses seed + k); default: the evolution's seed."""
+    observe_prediction: bool = False
+    """The policies observe the Goal's predictor's output too (needs spec.evolution.predictor); a policy that goes
+    to paper then names that predictor in spec.model beside its own file in spec.policy."""
+
+
+class PredictorSettings(Model):
+    """The LSTM-Transformer price predictor the evolution trains and offers the genetic search as an operand.
+
+    Trained once per run on the bars before the first walk-forward window's search validation part
+    (no out-of-sample window and no search's survivor ranking ever reads a bar it was fitted on), its
+    ONNX file stored in the model store as ``registry://<goal>-predictor`` with its sha256, training
+    window and metrics.  The genomes may then compare ``prediction`` (the predicted log return of the
+    next ``horizon`` bars) with levels drawn from its in-sample values, with zero and with the round-trip
+    cost; a genome that goes to paper carries that model in ``spec.model``.  Training needs the training
+    image (JAX); the operator runs such a Goal's evolution in it.
+    """
+
+    model_config = Model.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                cel("!has(self.hidden) || !has(self.heads) || self.hidden % self.heads == 0",
+                    "hidden must be a multiple of heads (each attention head takes hidden / heads units)"),
+            ]
+        }
+    }
+
+    window: Annotated[int, Field(ge=2, le=64)] = 16
+    """Bars of features in each input window."""
+    hidden: Annotated[int, Field(ge=2, le=128)] = 16
+    """Width of the LSTM state and of the attention layers."""
+    heads: Annotated[int, Field(ge=1, le=8)] = 2
+    """Attention heads (hidden must be a multiple of it)."""
+    layers: Annotated[int, Field(ge=1, le=4)] = 1
+    """Self-attention blocks over the LSTM states."""
+    horizon: Annotated[int, Field(ge=1, le=48)] = 1
+    """Bars ahead whose log return is predicted."""
+    epochs: Annotated[int, Field(ge=1, le=200)] = 12
+    """Most training epochs (early stopping on the last fifth of the training rows ends it sooner)."""
+    seed: int | None = None
+    """Random seed of the training; default: the evolution's seed."""
+
+    @model_validator(mode="after")
+    def _heads(self) -> Self:
+        if self.hidden % self.heads:
+            raise ValueError(f"evolution.predictor.hidden {self.hidden} must be a multiple of heads {self.heads}")
+        return self
 
 
 class EvolutionSettings(Model):
@@ -219,6 +265,11 @@ class EvolutionSettings(Model):
             "x-kubernetes-validations": [
                 cel("self.minPaperDays <= self.maxPaperDays", "minPaperDays must not exceed maxPaperDays"),
                 cel("has(self.symbols) || has(self.pairSelection)", "set symbols or pairSelection"),
+                cel("!has(self.rl) || !has(self.rl.observePrediction) || !self.rl.observePrediction || "
+                    "has(self.predictor)", "rl.observePrediction needs a predictor (spec.evolution.predictor)"),
+                cel("!has(self.predictor) || !has(self.sources) || 'genomes' in self.sources",
+                    "the predictor's output is an operand of the genetic search: a predictor needs genomes in "
+                    "sources"),
             ]
         }
     }
@@ -272,6 +323,8 @@ class EvolutionSettings(Model):
     """Where candidates come from: genomes (the genetic search), rl (PPO policies), or both, in one selection."""
     rl: RLSettings | None = None
     """The PPO policies' training, when sources includes rl (default settings if unset)."""
+    predictor: PredictorSettings | None = None
+    """Train the LSTM-Transformer predictor and let the genomes use its output (``prediction``) as an operand."""
 
 
 class PromotionCriteria(Model):
@@ -349,6 +402,13 @@ class GoalSpec(Model):
         if e.rl is not None and "rl" not in e.sources:
             raise ValueError(f"evolution.rl is set but evolution.sources is {e.sources}: add rl to sources, or "
                              "remove the rl block")
+        if e.predictor is not None and "genomes" not in e.sources:
+            raise ValueError(f"evolution.predictor is set but evolution.sources is {e.sources}: the prediction is an "
+                             "operand of the genetic search, so a predictor needs genomes in sources (or remove the "
+                             "predictor block)")
+        if e.rl is not None and e.rl.observe_prediction and e.predictor is None:
+            raise ValueError("evolution.rl.observePrediction is true but evolution.predictor is not set: the policies "
+                             "can only observe a predictor the run trains")
         if e.rl is not None and e.rl.timesteps < e.rl.checkpoints * RL_STEPS:
             raise ValueError(f"evolution.rl.timesteps {e.rl.timesteps} is fewer than checkpoints {e.rl.checkpoints} "
                              f"x {RL_STEPS} steps (each checkpoint needs at least one rollout segment)")
@@ -389,6 +449,34 @@ class SourceCounts(Model):
     """Strategies created in paper mode."""
 
 
+class PredictorSummary(Model):
+    """The predictor an evolution run trained: where it is stored, what it was fitted on, how it did before any
+    out-of-sample window, and how many candidates use it."""
+
+    model: str
+    """``registry://NAME`` in the model store."""
+    sha256: str
+    """Digest of its ONNX file (what a paper Strategy's spec.model names)."""
+    train_from: datetime
+    """First bar it was trained on."""
+    train_to: datetime
+    """End of its last training bar: before the first window's search validation part and its out-of-sample part."""
+    validation_from: datetime | None = None
+    """Start of the bars it is validated on (never trained on, before every out-of-sample window)."""
+    validation_to: datetime | None = None
+    """End of those bars."""
+    validation_skill: float | None = None
+    """1 - its mean squared error / that of predicting no change, on those bars (> 0: better than no change)."""
+    validation_direction: float | None = None
+    """Share of those bars whose direction it called (0.5 = a coin)."""
+    best_epoch: Annotated[int, Field(ge=0)] = 0
+    """The epoch early stopping kept."""
+    candidates: Annotated[int, Field(ge=0)] = 0
+    """Candidates whose rules use the prediction."""
+    passed: Annotated[int, Field(ge=0)] = 0
+    """Of those, the ones that passed every gate."""
+
+
 class SelectionSummary(Model):
     """What the last evolution run's gates decided, with the best figures seen."""
 
@@ -416,6 +504,8 @@ class SelectionSummary(Model):
     """E.g. 'no strategy passed: best DSR 0.41' or '3 passed, 3 to paper'."""
     sources: Annotated[list[SourceCounts], Field(max_length=2)] = Field(default_factory=list)
     """The same counts per source of candidates (genomes, rl)."""
+    predictor: PredictorSummary | None = None
+    """The predictor the run trained (spec.evolution.predictor), and how many candidates use it."""
 
 
 class PhaseCounts(Model):

@@ -28,6 +28,7 @@ from kubetrade.alerts.conditions import CHANNELS, Channel, Metric, Operator, Sev
 from kubetrade.alerts.receiver import masked
 from kubetrade.api.deps import Connection, Limit, Page
 from kubetrade.api.errors import NOT_FOUND, UNPROCESSABLE, responses
+from kubetrade.api.times import ApiTime
 from kubetrade.resources.base import DNS1123Name, Model
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -258,8 +259,8 @@ async def alert_history(
     source: Annotated[str | None, Query(max_length=50)] = None,
     status: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
     rule_id: uuid.UUID | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: ApiTime | None = None,
+    until: ApiTime | None = None,
     channel: Channel | None = None,
 ) -> Page[AlertRecord]:
     filters = {

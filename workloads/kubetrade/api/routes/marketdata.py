@@ -23,6 +23,7 @@ from pydantic import Field, StringConstraints, ValidationError
 
 from kubetrade.api.candlecache import CandleCache, encode_row
 from kubetrade.api.deps import Connection
+from kubetrade.api.times import ApiTime
 from kubetrade.candles import CandleError, from_arrays, timeframe_ms
 from kubetrade.engine import indicators
 from kubetrade.resources.base import ExchangeId, Model, Timeframe
@@ -34,7 +35,8 @@ router = APIRouter(tags=["market data"])
 
 MAX_LIMIT = 5000
 Exchange = Annotated[str, Query(pattern=r"^[a-z][a-z0-9]{1,31}$", description="ccxt exchange id")]
-TimeParam = Annotated[datetime | None, Query(description="ISO 8601 time or UTC milliseconds")]
+TimeParam = Annotated[ApiTime | None, Query()]
+"""ISO 8601 with its offset, or an integer of UTC milliseconds (:mod:`kubetrade.api.times`)."""
 
 
 class CandleRow(Model):
@@ -216,7 +218,7 @@ class IndicatorsQuery(Model):
     exchange: ExchangeId = "binance"
     symbol: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     timeframe: Timeframe = "1h"
-    end: datetime | None = None
+    end: ApiTime | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 200
     indicators: Annotated[list[IndicatorRequest], Field(min_length=1, max_length=20)]
 
@@ -332,7 +334,15 @@ async def indicators_query(
     return await _get_indicators(conn, symbol, exchange, timeframe, end, limit, indicator)
 
 
-@router.get("/api/v1/bulk")
+@router.get(
+    "/api/v1/bulk",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Every candle of the range, oldest first, as a file (Content-Disposition)",
+                     "content": {
+                         "text/csv": {"schema": {"type": "string"}},
+                         "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+                     }}},
+)
 async def bulk(
     request: Request,
     symbol: Annotated[str, Query(max_length=64)],

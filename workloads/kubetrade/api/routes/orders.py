@@ -8,12 +8,15 @@ stream.  Both answer 202 with what was asked; the order's fate is read back by i
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import Field, StringConstraints
 
@@ -25,6 +28,9 @@ from kubetrade.resources.base import DNS1123Name, ExchangeId, Model, Symbol
 from kubetrade.validation.semantic import short
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
+log = logging.getLogger(__name__)
+BASIS_READ_SECONDS = 2.0
+"""Longest wait for a reduce-only order's position read (then the order goes without one)."""
 Env = Literal["paper", "live"]
 
 
@@ -38,10 +44,12 @@ class NewOrder(Model):
     symbol: Symbol
     side: Side
     type: Literal["market", "limit"] = "market"
-    quantity: float = Field(gt=0)
-    price: float = Field(gt=0)
-    stop_price: float | None = Field(default=None, gt=0)
+    quantity: float = Field(gt=0, strict=True)
+    price: float = Field(gt=0, strict=True)
+    stop_price: float | None = Field(default=None, gt=0, strict=True)
     reduce_only: bool = False
+    """Only reduce or close the strategy's position, never open or flip one (capped at the position; the
+    position the order record holds goes with it, so a risk book behind that fill re-reads the ledger)."""
     client_order_id: ClientOrderId | None = None
     """Give one to make retries of this request safe; one is generated otherwise."""
 
@@ -73,9 +81,28 @@ async def _read(request: Request, query: Callable[..., Awaitable[Any]], *args: A
     return [_jsonable(r) for r in got] if isinstance(got, list) else _jsonable(got)
 
 
+async def _basis(request: Request, body: NewOrder) -> float | None:
+    """The position a manual reduce-only order reduces, as the order record holds it: sent as the signal's
+    ``position``, so that a risk manager whose book has not read that fill yet (it was approved by another
+    replica, or before a restart) re-reads the ledger before it refuses or cuts the order, as it does for a
+    runner's exit.  None (no claim: the risk manager decides on its book) when the API has no database or the
+    read fails; the decision is always the risk manager's, never this read's."""
+    pool = request.app.state.db_pool
+    if pool is None:
+        return None
+    try:
+        async with asyncio.timeout(BASIS_READ_SECONDS), pool.connection() as conn:
+            return await queries.position_quantity(conn, body.environment, body.namespace, body.strategy, body.symbol)
+    except (TimeoutError, OSError, psycopg.Error) as exc:
+        log.warning("reduce-only order %s/%s %s: the position could not be read (%s); sent without one",
+                    body.namespace, body.strategy, body.symbol, type(exc).__name__)
+        return None
+
+
 @router.post("/orders", status_code=202)
 async def create_order(body: NewOrder, request: Request) -> dict[str, Any]:
     coid = body.client_order_id or f"api-{uuid.uuid4().hex[:28]}"
+    position = await _basis(request, body) if body.reduce_only else None
     signal = Signal(
         strategy=body.strategy,
         namespace=body.namespace,
@@ -87,6 +114,7 @@ async def create_order(body: NewOrder, request: Request) -> dict[str, Any]:
         price=body.price,
         stop_price=body.stop_price,
         reduce_only=body.reduce_only,
+        position=position,
         time=int(time.time() * 1000),
         mode=body.environment,
         order_type=body.type,

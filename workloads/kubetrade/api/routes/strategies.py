@@ -19,6 +19,7 @@ from kubetrade.api.deps import Connection, Limit, Page
 from kubetrade.api.errors import CONFLICT, NOT_FOUND, UNPROCESSABLE, Problem, responses
 from kubetrade.api.routes import crud
 from kubetrade.api.routes.crud import After, Metadata, Namespace
+from kubetrade.api.times import ApiTime
 from kubetrade.backtestjobs import store as backtests
 from kubetrade.backtestjobs.launch import launch
 from kubetrade.resources import Strategy, StrategySpec
@@ -43,9 +44,9 @@ class StrategyRequest(Model):
 class BacktestRequest(Model):
     """The period and the cash of a backtest; costs come from the strategy's execution settings."""
 
-    start: datetime | None = None
+    start: ApiTime | None = None
     """Start of the period (UTC); default: ``days`` before ``end``."""
-    end: datetime | None = None
+    end: ApiTime | None = None
     """End of the period (UTC), exclusive; default: now."""
     days: Annotated[int, Field(ge=1, le=3650)] = 90
     initial_cash: Annotated[float, Field(gt=0, le=1e12)] = 10_000.0
