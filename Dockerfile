@@ -7,6 +7,11 @@
 # the kubetrade wheel, every numba kernel compiled in, user 10001).  The config below (ENV, USER,
 # ENTRYPOINT, CMD) is scripts/image/kubetrade/config.json's; tests/image/test_dockerfile.py keeps
 # the two equal.  Needs BuildKit (RUN --mount): docker build ., or skaffold build.
+#
+# Targets: kubetrade (the default: docker build .) and train (docker build --target train .), the
+# training image of Goals that ask for RL policies: the kubetrade image plus one layer,
+# scripts/image/train/install.sh (requirements/train.lock's JAX, optax, gymnasium, onnx in the same
+# venv), with scripts/image/train/config.json's config; build.sh's `train` image.
 
 # Behind a TLS-intercepting proxy, give its CA bundle for HTTPS to PyPI (never kept in the image):
 #   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt .
@@ -25,7 +30,7 @@ RUN --mount=type=secret,id=ca,target=/tmp/kubetrade-build/host-ca.crt \
     if [ -s /tmp/kubetrade-build/host-ca.crt ]; then export SSL_CERT_FILE=/tmp/kubetrade-build/host-ca.crt; fi \
  && /tools/bin/uv build --wheel --out-dir /dist .
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS kubetrade
 ARG SOURCE_DATE_EPOCH=1767225600
 RUN --mount=type=bind,source=scripts/image/kubetrade/install.sh,target=/tmp/kubetrade-build/install.sh \
     --mount=type=bind,source=requirements/runtime.lock,target=/tmp/kubetrade-build/runtime.lock \
@@ -54,3 +59,21 @@ LABEL org.opencontainers.image.title="kubetrade" \
 USER 10001:10001
 ENTRYPOINT ["kubetrade"]
 CMD ["api"]
+
+# The training image: the kubetrade image's layers and one more (root only for its RUN).
+FROM kubetrade AS train
+ARG SOURCE_DATE_EPOCH=1767225600
+USER 0:0
+RUN --mount=type=bind,source=scripts/image/train/install.sh,target=/tmp/kubetrade-build/install.sh \
+    --mount=type=bind,source=requirements/train.lock,target=/tmp/kubetrade-build/train.lock \
+    --mount=type=bind,from=wheel,source=/tools/bin/uv,target=/tmp/kubetrade-build/uv \
+    --mount=type=cache,target=/tmp/kubetrade-build/uv-cache \
+    --mount=type=secret,id=ca,target=/tmp/kubetrade-build/host-ca.crt \
+    BUILD=/tmp/kubetrade-build UV_CACHE_DIR=/tmp/kubetrade-build/uv-cache SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH \
+    sh /tmp/kubetrade-build/install.sh
+LABEL org.opencontainers.image.title="kubetrade-train" \
+      org.opencontainers.image.description="kubetrade with its training libraries (JAX, optax, gymnasium, onnx), for the evolution jobs of Goals that ask for RL policies; every role is kubetrade ROLE"
+USER 10001:10001
+
+# The default target (docker build . without --target): the kubetrade image, as it is.
+FROM kubetrade

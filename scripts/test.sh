@@ -27,7 +27,7 @@ echo "[test] helm: $KUBETRADE_HELM_BIN; monitoring: $(bash scripts/testbed/insta
 bash scripts/testbed/install-pglite.sh
 # Debian's Chromium and chromedriver, for the console's browser tests (tests/console).
 echo "[test] browser: $(bash scripts/testbed/install-chromium.sh)"
-# The container images (kubetrade, NATS, PostgreSQL) from Debian packages and PyPI, no registry:
+# The container images (kubetrade, its training image, NATS, PostgreSQL) from Debian packages and PyPI, no registry:
 # cached by input hash under ~/.cache/kubetrade/images (cold ~5-10 min, warm instant); runc
 # runs them in tests/image.
 images_started=$SECONDS

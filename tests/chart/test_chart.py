@@ -445,16 +445,22 @@ def test_every_alert_has_a_runbook_section() -> None:
 
 
 def test_the_training_image_reaches_the_operator_and_the_main_image_stays_without_jax(helm: Helm) -> None:
-    """image.train: the image of Goals' evolution jobs that train PPO policies; empty by default (such Goals are
-    then refused: NoTrainingImage), never the main image."""
+    """image.train: the image of Goals' evolution jobs that train PPO policies; kubetrade-train at the chart's
+    version by default, like the main image; set empty, there is none (such Goals are then refused:
+    NoTrainingImage); never the main image."""
     def operator_env(*sets: str) -> dict[str, Any]:
         docs = helm.template(*sets)
         dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator"))
         return {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
 
-    default = operator_env()
-    assert default["KUBETRADE_TRAIN_IMAGE"] == "" and default["KUBETRADE_IMAGE"].startswith("kubetrade:")
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    default = operator_env()
+    assert default["KUBETRADE_TRAIN_IMAGE"] == f"kubetrade-train:{chart['appVersion']}"
+    assert default["KUBETRADE_IMAGE"] == f"kubetrade:{chart['appVersion']}"
+    assert operator_env("image.train.repository=")["KUBETRADE_TRAIN_IMAGE"] == ""
+    assert operator_env("image.train.repository=", "image.train.tag=v7")["KUBETRADE_TRAIN_IMAGE"] == ""
+    # the main image's tag does not move the training image's (each defaults to appVersion on its own)
+    assert operator_env("image.tag=v9")["KUBETRADE_TRAIN_IMAGE"] == f"kubetrade-train:{chart['appVersion']}"
     env = operator_env("image.train.repository=registry.example/kubetrade-train")
     assert env["KUBETRADE_TRAIN_IMAGE"] == f"registry.example/kubetrade-train:{chart['appVersion']}"
     assert operator_env("image.train.repository=r/t", "image.train.tag=v7")["KUBETRADE_TRAIN_IMAGE"] == "r/t:v7"

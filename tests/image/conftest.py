@@ -31,6 +31,11 @@ def kubetrade_image(images: dict[str, ImageArchive], rootfs_dir: Path) -> tuple[
 
 
 @pytest.fixture(scope="session")
+def train_image(images: dict[str, ImageArchive], rootfs_dir: Path) -> tuple[ImageArchive, OciImage, Path]:
+    return _image(images, rootfs_dir, "train")
+
+
+@pytest.fixture(scope="session")
 def nats_image(images: dict[str, ImageArchive], rootfs_dir: Path) -> tuple[ImageArchive, OciImage, Path]:
     return _image(images, rootfs_dir, "nats")
 

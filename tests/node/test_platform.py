@@ -186,26 +186,38 @@ def test_deleting_a_strategy_closes_its_position_through_the_executor_pod(platfo
     _books_add_up(platform)
 
 
+def _run_evolution_by_hand(platform: Platform, manifest: str, goal: str, job: str) -> tuple[dict[str, Any],
+                                                                                       dict[str, Any]]:
+    """Apply the Goal, run its CronJob's job by hand, wait for it to complete: (its verdict, the job's pod)."""
+    platform.kubectl("apply", "-f", str(Path(__file__).with_name(manifest)))
+    cron = _wait(lambda: [c["metadata"]["name"] for c in platform.get("cronjobs")["items"]
+                          if goal in c["metadata"]["name"]], 120, "the Goal's evolution CronJob")[0]
+    platform.kubectl("create", "job", f"--from=cronjob/{cron}", job)
+
+    def finished() -> str | None:
+        conds = platform.get("job", job).get("status", {}).get("conditions") or []
+        return next((c["type"] for c in conds if c["type"] in ("Complete", "Failed") and c["status"] == "True"), None)
+
+    outcome = _wait(finished, 900, f"the Job {job} to finish")
+    logs = platform.kubectl("logs", f"job/{job}", "--tail=30", check=False).stdout
+    assert outcome == "Complete", logs
+    verdict = _wait(lambda: platform.get("goal", goal).get("status", {}).get("lastSelection"), 120,
+                    "the verdict in the Goal's status")
+    pods = [p for p in platform.get("pods", "-l", f"job-name={job}")["items"]
+            if p["status"].get("phase") == "Succeeded"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return verdict, pods[0]
+
+
 def test_a_goal_s_evolution_cronjob_run_by_hand_gives_a_verdict(platform: Platform) -> None:
     """``kubectl create job --from=cronjob/...``: the evolution runs in a real pod (the image's
     ``kubetrade goal-evolution``, the evolution service account) on the candles the collector
     stored, and the gates' verdict reaches the Goal's status and an Event: either Strategies that
     passed, in paper mode with their evidence, or "no strategy passed" with the best figures (a day
     of real candles rarely shows an edge; the gates, not the test, decide which)."""
-    platform.kubectl("apply", "-f", str(Path(__file__).with_name("goal.yaml")))
-    cron = _wait(lambda: [c["metadata"]["name"] for c in platform.get("cronjobs")["items"]
-                          if "quick-goal" in c["metadata"]["name"]], 120, "the Goal's evolution CronJob")[0]
-    platform.kubectl("create", "job", f"--from=cronjob/{cron}", "evolve-now")
-
-    def finished() -> str | None:
-        conds = platform.get("job", "evolve-now").get("status", {}).get("conditions") or []
-        return next((c["type"] for c in conds if c["type"] in ("Complete", "Failed") and c["status"] == "True"), None)
-
-    outcome = _wait(finished, 900, "the evolution Job to finish")
-    logs = platform.kubectl("logs", "job/evolve-now", "--tail=30", check=False).stdout
-    assert outcome == "Complete", logs
-    verdict = _wait(lambda: platform.get("goal", "quick-goal").get("status", {}).get("lastSelection"), 120,
-                    "the verdict in the Goal's status")
+    verdict, pod = _run_evolution_by_hand(platform, "goal.yaml", "quick-goal", "evolve-now")
+    image = next(v.split("=", 1)[1] for v in platform.values if v.startswith("image.repository="))
+    assert pod["spec"]["containers"][0]["image"].startswith(f"{image}:")  # the runtime image: no training
     assert verdict["trials"] >= 20 and verdict["candidates"] >= 1, verdict
     assert verdict["message"], verdict
     evolved = [s for s in platform.get("strategies")["items"]
@@ -223,6 +235,46 @@ def test_a_goal_s_evolution_cronjob_run_by_hand_gives_a_verdict(platform: Platfo
     assert reason in events and verdict["message"][:40] in events, events[-2000:]
     # what a user does with a test run's output: delete it (their runners go with them)
     platform.kubectl("delete", "strategies", "-l", "kubetrade.io/goal=quick-goal", "--timeout=300s", timeout=320)
+
+
+def test_an_rl_goal_s_training_job_runs_from_the_training_image_and_its_policies_are_judged(
+        platform: Platform, images: dict[str, Any]) -> None:
+    """A Goal with ``sources: [genomes, rl]``: the operator's CronJob runs from the training image (the
+    chart's ``image.train``, imported into the node's containerd like the others; the runtime image has
+    no JAX), its pod trains a PPO policy per walk-forward window and the one selection counts them beside
+    the genomes: every checkpoint a trial, every window's policy a candidate, its ONNX file in the model
+    store in PostgreSQL; those that pass go to paper naming that file, like any Strategy."""
+    started = platform.psql("SELECT count(*) FROM models WHERE kind = 'policy'")[0][0]
+    verdict, pod = _run_evolution_by_hand(platform, "goal-rl.yaml", "rl-goal", "train-now")
+    train = images["train"]
+    assert pod["spec"]["containers"][0]["image"] == train.reference
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "training"
+    (status,) = pod["status"]["containerStatuses"]
+    # what containerd ran: this archive's image (its manifest or config digest), not the kubetrade image
+    assert status["imageID"].rsplit("sha256:", 1)[-1] in (train.digest.removeprefix("sha256:"),
+                                                           train.config_digest.removeprefix("sha256:")), status
+    assert status["state"]["terminated"]["exitCode"] == 0
+    by = {s["source"]: s for s in verdict["sources"]}
+    windows, checkpoints = 3, 2  # goal-rl.yaml
+    assert by["rl"]["trials"] == windows * checkpoints and by["rl"]["candidates"] == windows, verdict
+    assert verdict["trials"] == by["genomes"]["trials"] + windows * checkpoints, verdict
+    assert verdict["candidates"] == by["genomes"]["candidates"] + windows, verdict
+    assert f"RL policies {windows} candidates from {windows * checkpoints} checkpoints" in verdict["message"], verdict
+    # every window's policy, trained in the pod, is in the model store, its digest its bytes'
+    stored = platform.psql("SELECT name, sha256, encode(sha256(onnx), 'hex') FROM models WHERE kind = 'policy'")
+    assert int(started) == 0 and len(stored) == windows, stored
+    assert all(sha == digest for _, sha, digest in stored), stored
+    evolved = [s for s in platform.get("strategies")["items"]
+               if (s["metadata"].get("labels") or {}).get("kubetrade.io/goal") == "rl-goal"]
+    assert len(evolved) == verdict["toPaper"] == by["genomes"]["toPaper"] + by["rl"]["toPaper"], verdict
+    names = {name: sha for name, sha, _ in stored}
+    for s in evolved:
+        assert s["spec"]["mode"] == "paper"
+        if s["spec"].get("policy"):
+            ref = s["spec"]["policy"]
+            assert ref["uri"] == f"registry://{s['metadata']['name']}" and names[s["metadata"]["name"]] == ref["sha256"]
+    platform.kubectl("delete", "strategies", "-l", "kubetrade.io/goal=rl-goal", "--timeout=300s", timeout=320)
+    platform.kubectl("delete", "goal", "rl-goal", "--timeout=120s", timeout=140)
 
 
 def _runner_condition(platform: Platform, name: str, namespace: str) -> dict[str, Any]:

@@ -571,8 +571,8 @@ def _goal_review(kube, namespace, nats_url) -> None:
 
 def test_a_goal_asking_for_rl_policies_trains_them_in_the_training_image(kube, namespace, operator) -> None:
     """sources [genomes, rl]: the Goal's evolution job is its training job - the training image (JAX), more
-    CPU, memory and time, component label training - in the Goal's namespace, owned by it; back to
-    [genomes], the runtime image again."""
+    memory and time (one CPU requested, as for the evolution: schedulable on a two-CPU node), component label
+    training - in the Goal's namespace, owned by it; back to [genomes], the runtime image again."""
     goal = example("goal.yaml")
     goal["metadata"]["name"] = "learns"
     goal["spec"]["evolution"]["sources"] = ["genomes", "rl"]
@@ -590,7 +590,8 @@ def test_a_goal_asking_for_rl_policies_trains_them_in_the_training_image(kube, n
     (container,) = pod["containers"]
     assert container["image"] == "kubetrade-train:test"
     assert container["args"] == ["goal-evolution", "--goal", f"{namespace}/learns"]
-    assert container["resources"]["requests"] == {"cpu": "2", "memory": "2Gi"}
+    assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert container["resources"]["limits"] == {"memory": "6Gi"}
     assert job["activeDeadlineSeconds"] == 6 * 3600
     assert pod["serviceAccountName"] == "kubetrade-evolution" and pod["securityContext"]["runAsNonRoot"] is True
     kube.kubectl("patch", "goal", "learns", "-n", namespace, "--type=json", "-p",

@@ -1,5 +1,5 @@
-"""An operator with no training image (the chart's default, image.train empty) and Goals that train a model
-(RL policies, or the LSTM-Transformer predictor)."""
+"""An operator with no training image (chart value image.train.repository set empty, so KUBETRADE_TRAIN_IMAGE="")
+and Goals that train a model (RL policies, or the LSTM-Transformer predictor)."""
 
 from __future__ import annotations
 

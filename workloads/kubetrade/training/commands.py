@@ -59,6 +59,10 @@ def register(sub: Any) -> None:
     ls.set_defaults(func=_list)
 
 
+TRAINING_LIBRARIES = ("jax", "jaxlib", "optax", "gymnasium", "onnx")
+"""The ``train`` extra's packages: the runtime image leaves them out, the training image has them."""
+
+
 def _fail(msg: str) -> int:
     print(f"train: {msg}", file=sys.stderr)
     return 1
@@ -114,6 +118,12 @@ def _run(args: argparse.Namespace) -> int:
         result = _predictor(args, data, cut) if args.kind == "predictor" else _policy(args, data, cut)
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in TRAINING_LIBRARIES:
+            raise
+        return _fail(f"this environment has no training libraries ({exc.name} cannot be imported): run kubetrade "
+                     f"train from the training image (kubetrade-train, chart value image.train) or install "
+                     f"kubetrade[train]")
     blob, kind, features, t_from, t_to, metrics, config = result
     import hashlib
 
