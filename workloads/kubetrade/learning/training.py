@@ -133,10 +133,10 @@ def train_policy(data: Sequence[Candles], cfg: ppo.PPOConfig, *, market: str = "
     meta = {"kubetrade.kind": "policy", "kubetrade.features": feat.BAR_FEATURES, "kubetrade.window": str(window),
             "kubetrade.market": market, "kubetrade.predictor": predictor.sha256 if predictor is not None else "",
             "kubetrade.algorithm": "ppo", "kubetrade.seed": str(cfg.seed), "kubetrade.train_from": _iso(first),
-            "kubetrade.train_to": _iso(last), "kubetrade.datasets": ",".join(c.label for c in data)}
+            "kubetrade.train_to": _iso(last), "kubetrade.datasets": ",".join(feat.dataset_name(c) for c in data)}
     blob = export.mlp_policy(result.policy["layers"], result.x_mean, result.x_std, env.ACTIONS[market],
                              input_name=feat.OBSERVATION_INPUT, n_inputs=obs.shape[1], output=OUTPUT, metadata=meta)
-    return TrainedPolicy(blob, result, market, window, first, last, [c.label for c in data])
+    return TrainedPolicy(blob, result, market, window, first, last, [feat.dataset_name(c) for c in data])
 
 
 def held_out(trained: TrainedPolicy, data: Sequence[Candles], from_ms: int, predictor: LoadedModel | None,

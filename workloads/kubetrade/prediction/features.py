@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kubetrade.candles import Candles
 from kubetrade.engine import kernels
 
 WINDOW = 16
@@ -130,3 +131,12 @@ def policy_observations(open_: np.ndarray, high: np.ndarray, low: np.ndarray, cl
     if prediction is not None:
         cols.append(np.asarray(prediction, dtype=np.float64)[idx, None])
     return np.ascontiguousarray(np.hstack(cols), dtype=np.float32), idx
+
+
+def dataset_name(candles: Candles) -> str:
+    """How a model names a candle set it was trained on: the file's name (not its path, which is where this
+    machine keeps it: the same data and seed then give the same model file, and the same sha256, in the
+    training image and on a laptop), else the symbol."""
+    from pathlib import PurePath
+
+    return PurePath(candles.source).name if candles.source else (candles.symbol or "candles")

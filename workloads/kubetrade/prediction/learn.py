@@ -93,11 +93,11 @@ def train_predictor(data: Sequence[Candles], cfg: network.NetConfig, *, until_ms
             "kubetrade.window": str(cfg.window), "kubetrade.horizon": str(cfg.horizon),
             "kubetrade.architecture": f"lstm{cfg.hidden}-attention{cfg.layers}x{cfg.heads}",
             "kubetrade.seed": str(cfg.seed), "kubetrade.train_from": _iso(first), "kubetrade.train_to": _iso(last),
-            "kubetrade.datasets": ",".join(c.label for c in data)}
+            "kubetrade.datasets": ",".join(feat.dataset_name(c) for c in data)}
     sc = result.scaling
     blob = export.predictor(result.params, sc.x_mean, sc.x_std, sc.y_mean, sc.y_std, window=cfg.window,
                             heads=cfg.heads, eps=cfg.ln_eps, input_name=feat.BARS_INPUT, metadata=meta)
-    return TrainedPredictor(blob, result, first, last, [c.label for c in data], len(x))
+    return TrainedPredictor(blob, result, first, last, [feat.dataset_name(c) for c in data], len(x))
 
 
 # --- out-of-sample judgement -------------------------------------------------------------------------------
