@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from kubetrade_testbed.images import ImageArchive, OciImage, RuncContainer
+from tests.image.test_kubetrade_image import SITE, _installed, _norm
 
 REPO = Path(__file__).resolve().parents[2]
-SITE = "opt/kubetrade/venv/lib/python3.11/site-packages"
 CANDLES = REPO / "tests" / "data" / "binance-spot" / "ETH_USDT-1h.csv.gz"
 EPOCH = 1767225600  # build.sh's SOURCE_DATE_EPOCH
 # tiny settings: seconds of training, enough to write a real graph of each kind
@@ -35,24 +35,9 @@ Image = tuple[ImageArchive, OciImage, Path]
 pytestmark = pytest.mark.slow
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _pins(lock: Path) -> dict[str, str]:
     return {_norm(m.group(1)): m.group(2) for line in lock.read_text().splitlines()
             if (m := re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line))}
-
-
-def _installed(root: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for info in (root / SITE).glob("*.dist-info"):
-        meta = (info / "METADATA").read_text(errors="replace")
-        name = re.search(r"^Name: (.+)$", meta, re.M)
-        version = re.search(r"^Version: (.+)$", meta, re.M)
-        assert name and version, info
-        out[_norm(name.group(1).strip())] = version.group(1).strip()
-    return out
 
 
 def _layer(archive: Path, digest: str) -> list[tarfile.TarInfo]:

@@ -11,9 +11,6 @@ run takes seconds.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +32,7 @@ from kubetrade.prediction.model import ModelError, uses
 from kubetrade.resources.goal import GoalSpec, PredictorSettings
 from kubetrade.runner import config as runner_config
 from tests.engine.series import _rebuild, random_walk
+from tests.learning.conftest import evolve_without_jax
 
 PREDICTOR = {"window": 8, "hidden": 8, "heads": 2, "epochs": 8}
 
@@ -235,33 +233,13 @@ def test_too_few_bars_to_train_the_predictor_is_a_clear_refusal(lead: Candles) -
 
 
 def test_without_jax_a_predictor_goal_says_it_needs_the_training_image(noise: Candles, tmp_path) -> None:
-    script = tmp_path / "run.py"
-    noise_csv = tmp_path / "noise.csv"
-    rows = np.column_stack([noise.time, noise.open, noise.high, noise.low, noise.close, noise.volume])
-    np.savetxt(noise_csv, rows, delimiter=",", fmt="%.17g")
-    root = Path(__file__).resolve().parents[2]
-    spec = goal("NOISE/USDT", predictor=PREDICTOR).to_k8s()
-    script.write_text(f"""
-import sys
-sys.modules['jax'] = None
-import json
-import numpy as np
-from kubetrade.candles import from_arrays
-from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
-from kubetrade.resources.goal import GoalSpec
-spec = GoalSpec.model_validate(json.loads({json.dumps(spec)!r}))
-a = np.loadtxt({str(noise_csv)!r}, delimiter=",")
-c = from_arrays(a[:, 0].astype('int64'), *a[:, 1:].T, timeframe='1h', symbol='NOISE/USDT')
-try:
-    run_goal_evolution('grow', spec, {{'NOISE/USDT': c}}, seed=3)
-except GoalRunError as exc:
-    print('refused:', exc)
-""")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=root)
+    spec = goal(noise.symbol, predictor=PREDICTOR).to_k8s()
+    out = evolve_without_jax(spec, noise, tmp_path)
     assert out.returncode == 0, out.stderr
     assert ("refused: spec.evolution.predictor asks for a trained predictor, but this image has no training "
             "libraries (jax cannot be imported): the operator runs such a Goal's evolution in its training image"
             ) in out.stdout, out.stdout
+    assert "jax imported: False" in out.stdout
 
 
 def test_policies_can_observe_the_goal_predictor_and_carry_it_to_the_runner(

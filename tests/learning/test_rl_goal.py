@@ -6,10 +6,8 @@ Real ETH hourly bars (tests/data) reshaped into a planted trend (something to le
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +23,7 @@ from kubetrade.lifecycle.gates import judged
 from kubetrade.prediction.model import ModelReference, from_bytes, policy_genome
 from kubetrade.resources.goal import GoalSpec, RLSettings
 from tests.engine.series import random_walk
+from tests.learning.conftest import evolve_without_jax
 from tests.learning.test_rl import planted
 
 RL = {"timesteps": 2048, "checkpoints": 4, "hidden": 16}
@@ -189,30 +188,8 @@ def test_sources_genomes_is_what_the_evolution_did_before(noise: Candles) -> Non
 
 def test_without_jax_an_rl_goal_says_it_needs_the_training_image(noise: Candles, tmp_path) -> None:
     # a process in which jax cannot be imported, as in the runtime image
-    script = tmp_path / "run.py"
-    noise_csv = tmp_path / "noise.csv"
-    rows = np.column_stack([noise.time, noise.open, noise.high, noise.low, noise.close, noise.volume])
-    np.savetxt(noise_csv, rows, delimiter=",", fmt="%.17g")
-    root = Path(__file__).resolve().parents[2]
-    spec = goal("NOISE/USDT", sources=["genomes", "rl"]).to_k8s()
-    script.write_text(f"""
-import sys
-sys.modules['jax'] = None
-import numpy as np
-from kubetrade.candles import from_arrays
-from kubetrade.goalevolution.goalrun import GoalRunError, run_goal_evolution
-import json
-from kubetrade.resources.goal import GoalSpec
-spec = GoalSpec.model_validate(json.loads({json.dumps(spec)!r}))
-a = np.loadtxt({str(noise_csv)!r}, delimiter=",")
-c = from_arrays(a[:, 0].astype('int64'), *a[:, 1:].T, timeframe='1h', symbol='NOISE/USDT')
-try:
-    run_goal_evolution('grow', spec, {{'NOISE/USDT': c}}, seed=3)
-except GoalRunError as exc:
-    print('refused:', exc)
-print('jax imported:', 'jaxlib' in sys.modules)
-""")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=root)
+    spec = goal(noise.symbol, sources=["genomes", "rl"]).to_k8s()
+    out = evolve_without_jax(spec, noise, tmp_path)
     assert out.returncode == 0, out.stderr
     assert ("refused: spec.evolution.sources asks for rl, but this image has no training libraries (jax cannot be "
             "imported): the operator runs such a Goal's evolution in its training image") in out.stdout, out.stdout

@@ -50,7 +50,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -106,8 +106,8 @@ class Ranked:
 
 
 @dataclass(frozen=True)
-class PublishedPolicy:
-    """A policy candidate's ONNX file, to be written to the model store under its Strategy's name."""
+class PublishedModel:
+    """A trained model's ONNX file, to be written to the model store as ``name`` (with what it was trained on)."""
 
     name: str
     onnx: bytes
@@ -116,21 +116,27 @@ class PublishedPolicy:
     train_to: datetime
     metrics: dict[str, Any]
     config: dict[str, Any]
+    kind: ClassVar[str]
+    features: ClassVar[str]
 
 
 @dataclass(frozen=True)
-class PublishedPredictor:
-    """The run's trained predictor: its ONNX file, to be written to the model store as ``name``."""
+class PublishedPolicy(PublishedModel):
+    """A policy candidate's ONNX file, stored under its Strategy's name."""
 
-    name: str
-    onnx: bytes
-    sha256: str
-    train_from: datetime
-    train_to: datetime
+    kind: ClassVar[str] = "policy"
+    features: ClassVar[str] = POLICY_FEATURES
+
+
+@dataclass(frozen=True)
+class PublishedPredictor(PublishedModel):
+    """The run's trained predictor, stored as ``registry://<goal>-predictor``; ``validation_*``: the bars after
+    its training that no out-of-sample window sees, where its skill was measured."""
+
     validation_from: datetime
     validation_to: datetime
-    metrics: dict[str, Any]
-    config: dict[str, Any]
+    kind: ClassVar[str] = "predictor"
+    features: ClassVar[str] = PREDICTOR_FEATURES
 
     @property
     def reference(self) -> ModelReference:
@@ -397,7 +403,7 @@ def train_predictor(goal_name: str, data: list[Candles], cfg: EvolveConfig, wf: 
     metrics = {"training": trained.result.summary(), "validation": validation,
                "validation_window": {"from": _iso(until), "to": _iso(oos)}}
     return PublishedPredictor(name, trained.onnx, trained.sha256, _dt(trained.train_from), _dt(trained.train_to),
-                              _dt(until), _dt(oos), metrics, trained.config())
+                              metrics, trained.config(), validation_from=_dt(until), validation_to=_dt(oos))
 
 
 def _predictor_summary(p: PublishedPredictor, candidates: int, passed: int) -> PredictorSummary:

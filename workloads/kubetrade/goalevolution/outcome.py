@@ -17,7 +17,7 @@ from typing import Any
 
 from kubetrade.cluster.seam import Conflict, ResourceStore
 from kubetrade.engine.publish import Candidate, store_selection
-from kubetrade.goalevolution.goalrun import POLICY_FEATURES, PREDICTOR_FEATURES, GoalRun
+from kubetrade.goalevolution.goalrun import GoalRun, PublishedModel
 from kubetrade.prediction import registry
 
 
@@ -26,12 +26,10 @@ def store(dsn: str, run: GoalRun, started: datetime, goal: str) -> None:
     every RL candidate's policy (under its Strategy's name, the ``registry://`` its ``spec.policy`` names) into the
     model store, then the run and every candidate (passed or not) with its evidence, into
     ``evolution_runs/results``."""
-    if (net := run.predictor) is not None:
-        registry.store(dsn, net.name, net.onnx, kind="predictor", features=PREDICTOR_FEATURES,
-                       train_from=net.train_from, train_to=net.train_to, metrics=net.metrics, config=net.config)
-    for p in run.policies.values():
-        registry.store(dsn, p.name, p.onnx, kind="policy", features=POLICY_FEATURES,
-                       train_from=p.train_from, train_to=p.train_to, metrics=p.metrics, config=p.config)
+    models: list[PublishedModel] = [run.predictor] if run.predictor is not None else []
+    for m in [*models, *run.policies.values()]:
+        registry.store(dsn, m.name, m.onnx, kind=m.kind, features=m.features,
+                       train_from=m.train_from, train_to=m.train_to, metrics=m.metrics, config=m.config)
     walk = replace(run.walk, trials=run.selection.trials)  # the genomes tried and the PPO checkpoints evaluated
     store_selection(dsn, run.run_id, started, walk, run.config, run.data,
                     [Candidate(r.rank, r.genome if r.genome is not None else run.walk.candidates[r.key].genome,
